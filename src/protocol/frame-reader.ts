@@ -1,0 +1,252 @@
+import { ProtocolError } from './errors.js';
+import { applyMask } from './mask.js';
+import { isControl, isKnownOpcode, type Opcode } from './opcode.js';
+
+/**
+ * Incremental frame parser (RFC 6455 §5.2): an explicit state machine over
+ * header, extended length, mask key and payload. Bytes may arrive split at
+ * any boundary; a payload that lies inside one received chunk is handed on
+ * as a view of that chunk, unmasked in place, without a copy.
+ *
+ * It checks what can be checked from one frame alone. Rules that need the
+ * message context (continuations, size limits, UTF-8) belong to the sink.
+ */
+export interface FrameSink {
+  /**
+   * Called once the payload length is known and before any payload byte is
+   * buffered, so limits are enforced before memory is spent. A returned
+   * error fails the connection.
+   */
+  frameHeader(fin: boolean, rsv1: boolean, opcode: Opcode, length: number): ProtocolError | null;
+  /** The complete, unmasked payload of the frame whose header came last. */
+  framePayload(payload: Uint8Array): void;
+  /** A framing violation; the reader has stopped. */
+  frameError(error: ProtocolError): void;
+}
+
+export interface FrameReaderOptions {
+  /** Servers require masked frames, clients forbid them (§5.1). */
+  expectMasked: boolean;
+  /** RSV1 is legal only when an extension using it was negotiated (§5.2, RFC 7692 §6). */
+  allowRsv1: boolean;
+}
+
+const enum ReadState {
+  Header,
+  Length16,
+  Length64,
+  MaskKey,
+  Payload,
+  Stopped,
+}
+
+export class FrameReader {
+  private readonly chunks: Uint8Array[] = [];
+  /** Read position inside chunks[0]. */
+  private offset = 0;
+  private buffered = 0;
+  private state = ReadState.Header;
+  private paused = false;
+  private running = false;
+
+  private fin = false;
+  private rsv1 = false;
+  private opcode: Opcode = 0;
+  private masked = false;
+  private length = 0;
+  private readonly maskKey = new Uint8Array(4);
+
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly options: FrameReaderOptions,
+  ) {}
+
+  /** Bytes received and not yet parsed (the backlog while paused). */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.state === ReadState.Stopped || chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (!this.paused && !this.running) this.run();
+  }
+
+  /** Stop handing out frames (while the sink waits for asynchronous work). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused || this.state === ReadState.Stopped) return;
+    this.paused = false;
+    if (!this.running) this.run();
+  }
+
+  /** Drop everything; nothing more is parsed. */
+  stop(): void {
+    this.state = ReadState.Stopped;
+    this.paused = true;
+    this.chunks.length = 0;
+    this.buffered = 0;
+  }
+
+  private run(): void {
+    this.running = true;
+    try {
+      while (!this.paused) {
+        switch (this.state) {
+          case ReadState.Header:
+            if (this.buffered < 2 || !this.readHeader()) return;
+            break;
+          case ReadState.Length16:
+            if (this.buffered < 2 || !this.readLength16()) return;
+            break;
+          case ReadState.Length64:
+            if (this.buffered < 8 || !this.readLength64()) return;
+            break;
+          case ReadState.MaskKey:
+            if (this.buffered < 4) return;
+            for (let i = 0; i < 4; i++) this.maskKey[i] = this.readByte();
+            this.state = ReadState.Payload;
+            break;
+          case ReadState.Payload: {
+            if (this.buffered < this.length) return;
+            const payload = this.take(this.length);
+            if (this.masked && payload.length > 0) applyMask(payload, this.maskKey);
+            this.state = ReadState.Header;
+            this.sink.framePayload(payload);
+            break;
+          }
+          case ReadState.Stopped:
+            return;
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private readHeader(): boolean {
+    const b0 = this.readByte();
+    const b1 = this.readByte();
+    // §5.2: RSV2 and RSV3 belong to extensions; none we negotiate uses them.
+    if ((b0 & 0x30) !== 0 || ((b0 & 0x40) !== 0 && !this.options.allowRsv1)) {
+      return this.fail('WS_ERR_UNEXPECTED_RSV', 'reserved bits set without a negotiated extension');
+    }
+    const opcode = b0 & 0x0f;
+    if (!isKnownOpcode(opcode)) return this.fail('WS_ERR_INVALID_OPCODE', `unknown opcode 0x${opcode.toString(16)}`);
+    this.fin = (b0 & 0x80) !== 0;
+    this.rsv1 = (b0 & 0x40) !== 0;
+    this.opcode = opcode;
+    this.masked = (b1 & 0x80) !== 0;
+    // §5.1: a server MUST close on an unmasked frame, a client on a masked one.
+    if (this.masked !== this.options.expectMasked) {
+      return this.options.expectMasked
+        ? this.fail('WS_ERR_EXPECTED_MASK', 'client frames must be masked')
+        : this.fail('WS_ERR_UNEXPECTED_MASK', 'server frames must not be masked');
+    }
+    const length = b1 & 0x7f;
+    if (isControl(opcode)) {
+      // §5.5: control frames carry at most 125 bytes and are never fragmented.
+      if (!this.fin) return this.fail('WS_ERR_FRAGMENTED_CONTROL', 'control frames must not be fragmented');
+      if (length > 125) return this.fail('WS_ERR_CONTROL_TOO_LONG', 'control frame payload over 125 bytes');
+    }
+    if (length === 126) {
+      this.state = ReadState.Length16;
+      return true;
+    }
+    if (length === 127) {
+      this.state = ReadState.Length64;
+      return true;
+    }
+    return this.haveLength(length);
+  }
+
+  private readLength16(): boolean {
+    const length = (this.readByte() << 8) | this.readByte();
+    // §5.2: "the minimal number of bytes MUST be used to encode the length".
+    if (length < 126) return this.fail('WS_ERR_NON_MINIMAL_LENGTH', '16-bit length used for a length under 126');
+    return this.haveLength(length);
+  }
+
+  private readLength64(): boolean {
+    const high = this.readUint32();
+    const low = this.readUint32();
+    // §5.2: the most significant bit of the 64-bit length MUST be 0.
+    if (high >= 0x80000000) return this.fail('WS_ERR_INVALID_LENGTH', '64-bit length with the top bit set');
+    if (high === 0 && low < 0x10000) {
+      return this.fail('WS_ERR_NON_MINIMAL_LENGTH', '64-bit length used for a length under 65536');
+    }
+    // Above 2^53 the value is inexact, but any size limit rejects it anyway.
+    return this.haveLength(high * 0x100000000 + low);
+  }
+
+  private haveLength(length: number): boolean {
+    this.length = length;
+    this.state = this.masked ? ReadState.MaskKey : ReadState.Payload;
+    const error = this.sink.frameHeader(this.fin, this.rsv1, this.opcode, length);
+    if (error !== null) {
+      this.stop();
+      this.sink.frameError(error);
+      return false;
+    }
+    return (this.state as ReadState) !== ReadState.Stopped;
+  }
+
+  private fail(code: ProtocolError['code'], message: string): false {
+    this.stop();
+    this.sink.frameError(new ProtocolError(code, message));
+    return false;
+  }
+
+  private readByte(): number {
+    const chunk = this.chunks[0]!;
+    const byte = chunk[this.offset++]!;
+    this.buffered--;
+    if (this.offset === chunk.length) {
+      this.chunks.shift();
+      this.offset = 0;
+    }
+    return byte;
+  }
+
+  private readUint32(): number {
+    return ((this.readByte() << 24) | (this.readByte() << 16) | (this.readByte() << 8) | this.readByte()) >>> 0;
+  }
+
+  /** The next `n` bytes: a view when they lie in one chunk, else one copy. */
+  private take(n: number): Uint8Array {
+    this.buffered -= n;
+    const first = this.chunks[0];
+    if (first === undefined) return EMPTY;
+    const available = first.length - this.offset;
+    if (n <= available) {
+      const view = first.subarray(this.offset, this.offset + n);
+      if (n === available) {
+        this.chunks.shift();
+        this.offset = 0;
+      } else {
+        this.offset += n;
+      }
+      return view;
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0]!;
+      const count = Math.min(chunk.length - this.offset, n - filled);
+      out.set(chunk.subarray(this.offset, this.offset + count), filled);
+      filled += count;
+      this.offset += count;
+      if (this.offset === chunk.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+    }
+    return out;
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,66 @@
+/**
+ * Masking (RFC 6455 §5.3): byte i of the payload is XORed with byte i % 4 of
+ * the key. The same operation masks and unmasks.
+ */
+
+/**
+ * XOR `source` with `key` into `target` (which may be `source` itself, to
+ * unmask in place a buffer we own). Works a 32-bit word at a time over the
+ * part of `target` that is 4-byte aligned; that is what makes megabyte
+ * payloads cheap in plain JavaScript.
+ */
+export function applyMask(source: Uint8Array, key: Uint8Array, target: Uint8Array = source): void {
+  const length = source.length;
+  let i = 0;
+  if (length >= 32) {
+    // Bytes before target's first 4-byte boundary, one at a time.
+    const lead = (4 - (target.byteOffset & 3)) & 3;
+    for (; i < lead; i++) target[i] = source[i]! ^ key[i & 3]!;
+    // The aligned middle: build the key word as it falls at offset `lead`.
+    const words = (length - lead) >>> 2;
+    if (words > 0) {
+      const k0 = key[lead & 3]!;
+      const k1 = key[(lead + 1) & 3]!;
+      const k2 = key[(lead + 2) & 3]!;
+      const k3 = key[(lead + 3) & 3]!;
+      const keyWord = LITTLE_ENDIAN
+        ? (k0 | (k1 << 8) | (k2 << 16) | (k3 << 24)) >>> 0
+        : ((k0 << 24) | (k1 << 16) | (k2 << 8) | k3) >>> 0;
+      const out = new Uint32Array(target.buffer, target.byteOffset + lead, words);
+      if (source === target) {
+        for (let w = 0; w < words; w++) out[w] = out[w]! ^ keyWord;
+      } else if (((source.byteOffset + lead) & 3) === 0) {
+        const input = new Uint32Array(source.buffer, source.byteOffset + lead, words);
+        for (let w = 0; w < words; w++) out[w] = input[w]! ^ keyWord;
+      } else {
+        // Source misaligned relative to target: fall back to bytes for the middle.
+        for (let j = lead, end = lead + words * 4; j < end; j++) target[j] = source[j]! ^ key[j & 3]!;
+      }
+      i = lead + words * 4;
+    }
+  }
+  for (; i < length; i++) target[i] = source[i]! ^ key[i & 3]!;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * Mask keys must be unpredictable (§5.3 and §10.3: they defend proxies against
+ * cache poisoning), so they come from the platform's CSPRNG. Drawing 4 bytes
+ * at a time from `getRandomValues` is slow; a pool refilled 8 KiB at a time
+ * keeps the per-frame cost to a subarray.
+ */
+const POOL_SIZE = 8192;
+const pool = new Uint8Array(POOL_SIZE);
+let poolOffset = POOL_SIZE;
+
+export function randomMaskKey(): Uint8Array {
+  if (poolOffset === POOL_SIZE) {
+    globalThis.crypto.getRandomValues(pool);
+    poolOffset = 0;
+  }
+  // A copy, so that a later refill of the pool cannot change a key in use.
+  const key = pool.slice(poolOffset, poolOffset + 4);
+  poolOffset += 4;
+  return key;
+}

@@ -1,0 +1,451 @@
+import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close-code.js';
+import type { CompressionCodec } from './codec.js';
+import { ProtocolError, UsageError } from './errors.js';
+import { FrameReader, type FrameSink } from './frame-reader.js';
+import { frameHeaderSize, writeFrameHeader } from './frame-writer.js';
+import { applyMask, randomMaskKey } from './mask.js';
+import { MessageBuffer } from './message-buffer.js';
+import { isControl, Opcode } from './opcode.js';
+import { Role } from './role.js';
+import { Utf8Validator, isValidUtf8 } from './utf8.js';
+
+/**
+ * The WebSocket connection as a state machine over bytes (RFC 6455 §5-§7),
+ * shared by both roles: received bytes go in through `receive()`, events come
+ * out through `host.event()`, and every frame to send comes out through
+ * `host.writeFrame()`. No sockets, no timers: the I/O layer owns those.
+ */
+
+export enum ProtocolState {
+  /** Data may flow both ways. */
+  Open = 'open',
+  /** We sent a close frame and wait for the peer's (§7.1.2). */
+  Closing = 'closing',
+  /** Both close frames exchanged, or the connection failed: nothing more is sent or read. */
+  Closed = 'closed',
+}
+
+export type ProtocolEvent =
+  | { type: 'message'; data: Uint8Array; binary: boolean }
+  /** Only with `frameEvents`: each data frame as received (payload unmasked, still compressed if it was). */
+  | { type: 'frame'; opcode: Opcode; fin: boolean; rsv1: boolean; payload: Uint8Array }
+  | { type: 'ping'; data: Uint8Array }
+  | { type: 'pong'; data: Uint8Array }
+  /**
+   * The peer's close frame arrived: `code` is its status (1005 when it sent
+   * none). `initiator` says whose close frame came first.
+   */
+  | { type: 'close'; code: number; reason: string; initiator: 'local' | 'remote' }
+  /** The connection failed (§7.1.7); a close frame with `error.closeCode` was sent if still possible. */
+  | { type: 'error'; error: ProtocolError };
+
+export interface ProtocolHost {
+  /**
+   * Bytes to send, in order. `header` is a fresh buffer the host may keep;
+   * `payload` may be the application's own buffer (never modified by the
+   * core), so the host must write it before the application can reuse it.
+   */
+  writeFrame(header: Uint8Array, payload: Uint8Array): void;
+  event(event: ProtocolEvent): void;
+  /** Called when input that piled up during decompression has been parsed. */
+  backlogDrained?(): void;
+}
+
+export interface PerMessageDeflateSetup {
+  codec: CompressionCodec;
+  /** Messages smaller than this many bytes are sent uncompressed. */
+  threshold: number;
+}
+
+export interface ProtocolOptions {
+  role: Role;
+  /** Largest message accepted, summed over fragments and measured after decompression. */
+  maxMessageSize?: number;
+  /** Present when permessage-deflate was negotiated. */
+  deflate?: PerMessageDeflateSetup | null;
+  /** Report every data frame as a `frame` event. */
+  frameEvents?: boolean;
+}
+
+export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+
+interface OutgoingFrame {
+  opcode: Opcode;
+  fin: boolean;
+  /** Run through the compressor; RSV1 is set when this is the message's first frame. */
+  compress: boolean;
+  first: boolean;
+  data: Uint8Array;
+}
+
+/** What the reader is swapped for after a close or a failure: §7.1.1 and §7.1.7 say ignore the rest. */
+interface Input {
+  push(chunk: Uint8Array): void;
+  readonly bufferedBytes: number;
+}
+const DISCARD: Input = { push() {}, bufferedBytes: 0 };
+
+const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class Protocol implements FrameSink {
+  private stateValue = ProtocolState.Open;
+  private readonly reader: FrameReader;
+  private input: Input;
+  private readonly maxMessageSize: number;
+  private readonly masking: boolean;
+  private readonly deflate: PerMessageDeflateSetup | null;
+  private readonly frameEvents: boolean;
+
+  // Receiving: the current frame and the message it belongs to.
+  private frameOpcode: Opcode = Opcode.Continuation;
+  private frameFin = false;
+  private frameRsv1 = false;
+  /** Text or Binary while a message is in progress, Continuation when none is. */
+  private messageOpcode: Opcode = Opcode.Continuation;
+  private messageCompressed = false;
+  /** Bytes of the current message as they came off the wire (compressed, if it was). */
+  private messageWireBytes = 0;
+  private readonly message: MessageBuffer;
+  private readonly utf8 = new Utf8Validator();
+
+  // Sending.
+  private sendingOpcode: Opcode = Opcode.Continuation;
+  private sendingCompressed = false;
+  private compressing = false;
+  private readonly backlog: OutgoingFrame[] = [];
+
+  constructor(
+    private readonly host: ProtocolHost,
+    options: ProtocolOptions,
+  ) {
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.masking = options.role === Role.Client;
+    this.deflate = options.deflate ?? null;
+    this.frameEvents = options.frameEvents ?? false;
+    this.message = new MessageBuffer(this.maxMessageSize);
+    this.reader = new FrameReader(this, {
+      expectMasked: options.role === Role.Server,
+      allowRsv1: this.deflate !== null,
+    });
+    this.input = this.reader;
+  }
+
+  get state(): ProtocolState {
+    return this.stateValue;
+  }
+
+  /** Received bytes not yet parsed: they pile up while a message is being decompressed. */
+  get bufferedInput(): number {
+    return this.input.bufferedBytes;
+  }
+
+  receive(chunk: Uint8Array): void {
+    this.input.push(chunk);
+  }
+
+  // ---- Sending -----------------------------------------------------------
+
+  /** Send a whole message. Returns false, sending nothing, once a close frame was sent. */
+  send(data: Uint8Array, binary: boolean, compress = true): boolean {
+    if (this.stateValue !== ProtocolState.Open) return false;
+    if (this.sendingOpcode !== Opcode.Continuation) {
+      throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
+    }
+    const useDeflate = compress && this.deflate !== null && data.length >= this.deflate.threshold;
+    this.enqueue({ opcode: binary ? Opcode.Binary : Opcode.Text, fin: true, compress: useDeflate, first: true, data });
+    return true;
+  }
+
+  /**
+   * Send one fragment of a message (§5.4); `fin` ends the message. The first
+   * call fixes text or binary and whether the message is compressed; control
+   * frames may still be sent between fragments.
+   */
+  sendFragment(data: Uint8Array, binary: boolean, fin: boolean, compress = true): boolean {
+    if (this.stateValue !== ProtocolState.Open) return false;
+    const first = this.sendingOpcode === Opcode.Continuation;
+    if (first) this.sendingCompressed = compress && this.deflate !== null;
+    const opcode = first ? (binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation;
+    this.sendingOpcode = fin ? Opcode.Continuation : binary ? Opcode.Binary : Opcode.Text;
+    this.enqueue({ opcode, fin, compress: this.sendingCompressed, first, data });
+    return true;
+  }
+
+  ping(data: Uint8Array = EMPTY): boolean {
+    return this.control(Opcode.Ping, data);
+  }
+
+  pong(data: Uint8Array = EMPTY): boolean {
+    return this.control(Opcode.Pong, data);
+  }
+
+  /**
+   * Start the closing handshake (§7.1.2). Without a code the close frame is
+   * empty; a reason alone is sent with 1000. Returns false if a close frame
+   * was already sent.
+   */
+  close(code?: number, reason = ''): boolean {
+    const payload = encodeClosePayload(code, reason);
+    if (this.stateValue !== ProtocolState.Open) return false;
+    this.stateValue = ProtocolState.Closing;
+    this.enqueue({ opcode: Opcode.Close, fin: true, compress: false, first: true, data: payload });
+    return true;
+  }
+
+  private control(opcode: Opcode, data: Uint8Array): boolean {
+    if (data.length > 125) {
+      throw new UsageError('WS_ERR_CONTROL_PAYLOAD_TOO_LONG', 'ping and pong payloads are limited to 125 bytes');
+    }
+    if (this.stateValue !== ProtocolState.Open) return false;
+    this.enqueue({ opcode, fin: true, compress: false, first: true, data });
+    return true;
+  }
+
+  /** Frames leave in the order they were asked for, even behind a message still being compressed. */
+  private enqueue(frame: OutgoingFrame): void {
+    if (this.compressing) this.backlog.push(frame);
+    else this.emit(frame);
+  }
+
+  private emit(frame: OutgoingFrame): void {
+    if (!frame.compress) {
+      this.writeFrame(frame.opcode, frame.fin, false, frame.data);
+      return;
+    }
+    this.compressing = true;
+    this.deflate!.codec.compress(frame.data, frame.fin, (error, output) => {
+      this.compressing = false;
+      if (error !== null || output === null) {
+        this.backlog.length = 0;
+        // A local compressor fault, not the peer's doing: 1011 (§7.4.1).
+        if (this.stateValue === ProtocolState.Open) {
+          this.stateValue = ProtocolState.Closed;
+          this.writeFrame(Opcode.Close, true, false, encodeClosePayload(CloseCode.InternalError, 'compression failed'));
+        }
+        this.host.event({
+          type: 'error',
+          error: new ProtocolError('WS_ERR_DECOMPRESSION_FAILED', `compression failed: ${error?.message ?? 'no output'}`),
+        });
+        return;
+      }
+      this.writeFrame(frame.opcode, frame.fin, frame.first, output);
+      while (!this.compressing && this.backlog.length > 0) this.emit(this.backlog.shift()!);
+    });
+  }
+
+  private writeFrame(opcode: Opcode, fin: boolean, rsv1: boolean, data: Uint8Array): void {
+    const maskKey = this.masking ? randomMaskKey() : null;
+    const header = new Uint8Array(frameHeaderSize(data.length, maskKey !== null));
+    writeFrameHeader(header, 0, { fin, rsv1, opcode }, data.length, maskKey);
+    let payload = data;
+    if (maskKey !== null && data.length > 0) {
+      payload = new Uint8Array(data.length);
+      applyMask(data, maskKey, payload);
+    }
+    this.host.writeFrame(header, payload);
+  }
+
+  // ---- Receiving (FrameSink) ---------------------------------------------
+
+  frameHeader(fin: boolean, rsv1: boolean, opcode: Opcode, length: number): ProtocolError | null {
+    this.frameOpcode = opcode;
+    this.frameFin = fin;
+    this.frameRsv1 = rsv1;
+    if (isControl(opcode)) {
+      // RFC 7692 §6.1: control frames are never compressed.
+      return rsv1 ? new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a control frame') : null;
+    }
+    if (opcode === Opcode.Continuation) {
+      if (this.messageOpcode === Opcode.Continuation) {
+        return new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION', 'continuation frame outside a fragmented message');
+      }
+      // RFC 7692 §6.1: RSV1 marks only the first frame of a compressed message.
+      if (rsv1) return new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a continuation frame');
+    } else {
+      if (this.messageOpcode !== Opcode.Continuation) {
+        return new ProtocolError('WS_ERR_EXPECTED_CONTINUATION', 'new message started before the previous one ended');
+      }
+      this.messageOpcode = opcode;
+      this.messageCompressed = rsv1;
+      this.messageWireBytes = 0;
+      if (opcode === Opcode.Text) this.utf8.reset();
+    }
+    this.messageWireBytes += length;
+    if (this.messageWireBytes > this.maxMessageSize) {
+      return new ProtocolError('WS_ERR_MESSAGE_TOO_BIG', `message exceeds ${this.maxMessageSize} bytes`);
+    }
+    return null;
+  }
+
+  framePayload(payload: Uint8Array): void {
+    const opcode = this.frameOpcode;
+    if (isControl(opcode)) {
+      this.controlFrame(opcode, payload);
+      return;
+    }
+    if (this.frameEvents) {
+      this.host.event({ type: 'frame', opcode, fin: this.frameFin, rsv1: this.frameRsv1, payload });
+      if (this.input !== this.reader) return; // the application closed from inside the event
+    }
+    if (this.messageCompressed) this.inflate(payload, this.frameFin);
+    else this.messagePart(payload, this.frameFin);
+  }
+
+  frameError(error: ProtocolError): void {
+    this.fail(error);
+  }
+
+  private messagePart(data: Uint8Array, fin: boolean): void {
+    const text = this.messageOpcode === Opcode.Text;
+    // §8.1: fail as soon as invalid UTF-8 is seen, in whichever fragment it lies.
+    if (text && (!this.utf8.update(data) || (fin && !this.utf8.complete))) {
+      this.fail(new ProtocolError('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8'));
+      return;
+    }
+    if (!fin) {
+      this.message.append(data);
+      return;
+    }
+    let whole = data;
+    if (this.message.length > 0) {
+      this.message.append(data);
+      whole = this.message.take();
+    }
+    this.messageOpcode = Opcode.Continuation;
+    this.host.event({ type: 'message', data: whole, binary: !text });
+  }
+
+  private inflate(payload: Uint8Array, fin: boolean): void {
+    this.reader.pause();
+    const limit = this.maxMessageSize - this.message.length;
+    this.deflate!.codec.decompress(payload, fin, limit, (error, output, tooBig) => {
+      if (this.input !== this.reader) return; // closed or failed meanwhile
+      if (tooBig) {
+        this.fail(new ProtocolError('WS_ERR_MESSAGE_TOO_BIG', `decompressed message exceeds ${this.maxMessageSize} bytes`));
+        return;
+      }
+      if (error !== null || output === null) {
+        this.fail(new ProtocolError('WS_ERR_DECOMPRESSION_FAILED', `invalid compressed data: ${error?.message ?? 'no output'}`));
+        return;
+      }
+      const last = output.length - 1;
+      if (last < 0) {
+        this.messagePart(EMPTY, fin);
+      } else {
+        for (let i = 0; i <= last && this.input === this.reader; i++) this.messagePart(output[i]!, fin && i === last);
+      }
+      if (this.input !== this.reader) return;
+      const backlog = this.reader.bufferedBytes;
+      this.reader.resume();
+      if (backlog > 0) this.host.backlogDrained?.();
+    });
+  }
+
+  private controlFrame(opcode: Opcode, payload: Uint8Array): void {
+    switch (opcode) {
+      case Opcode.Ping:
+        // §5.5.2: answer with a pong carrying the same data, unless we already sent a close.
+        if (this.stateValue === ProtocolState.Open) {
+          this.enqueue({ opcode: Opcode.Pong, fin: true, compress: false, first: true, data: payload });
+        }
+        this.host.event({ type: 'ping', data: payload });
+        return;
+      case Opcode.Pong:
+        this.host.event({ type: 'pong', data: payload });
+        return;
+      case Opcode.Close:
+        this.closeFrame(payload);
+        return;
+    }
+  }
+
+  private closeFrame(payload: Uint8Array): void {
+    let code: number = CloseCode.NoStatus;
+    let reason = '';
+    if (payload.length === 1) {
+      this.fail(new ProtocolError('WS_ERR_INVALID_CLOSE_PAYLOAD', 'close frame with a 1-byte payload'));
+      return;
+    }
+    if (payload.length >= 2) {
+      code = (payload[0]! << 8) | payload[1]!;
+      if (!isValidWireCloseCode(code)) {
+        this.fail(new ProtocolError('WS_ERR_INVALID_CLOSE_CODE', `invalid close code ${code}`));
+        return;
+      }
+      if (!isValidUtf8(payload, 2)) {
+        this.fail(new ProtocolError('WS_ERR_INVALID_UTF8', 'close reason is not valid UTF-8'));
+        return;
+      }
+      reason = decoder.decode(payload.subarray(2));
+    }
+    // §7.1.1/§1.4: after the peer's close frame nothing more is read.
+    this.stopReading();
+    const initiator = this.stateValue === ProtocolState.Open ? 'remote' : 'local';
+    if (this.stateValue === ProtocolState.Open) {
+      // §5.5.1: answer once, echoing the status code received.
+      this.enqueue({
+        opcode: Opcode.Close,
+        fin: true,
+        compress: false,
+        first: true,
+        data: payload.length >= 2 ? payload.subarray(0, 2) : EMPTY,
+      });
+    }
+    this.stateValue = ProtocolState.Closed;
+    this.host.event({ type: 'close', code, reason, initiator });
+  }
+
+  /** Fail the WebSocket connection (§7.1.7): one place maps every error to its close frame. */
+  private fail(error: ProtocolError): void {
+    this.stopReading();
+    if (this.stateValue === ProtocolState.Open) {
+      this.enqueue({
+        opcode: Opcode.Close,
+        fin: true,
+        compress: false,
+        first: true,
+        data: encodeClosePayload(error.closeCode, error.message, true),
+      });
+    }
+    this.stateValue = ProtocolState.Closed;
+    this.host.event({ type: 'error', error });
+  }
+
+  private stopReading(): void {
+    this.reader.stop();
+    this.input = DISCARD;
+    this.message.take();
+    this.messageOpcode = Opcode.Continuation;
+  }
+}
+
+/**
+ * Build a close frame payload (§5.5.1). Codes are those an endpoint may put
+ * on the wire; reasons are cut at 123 bytes on a character boundary when they
+ * come from our own error messages, refused when they come from the caller.
+ */
+export function encodeClosePayload(code: number | undefined, reason: string, truncate = false): Uint8Array {
+  if (code === undefined) {
+    if (reason === '') return EMPTY;
+    code = CloseCode.Normal;
+  }
+  if (!Number.isInteger(code) || !isValidWireCloseCode(code)) {
+    throw new UsageError('WS_ERR_INVALID_CLOSE_CODE', `close code ${code} may not be sent`);
+  }
+  let reasonBytes = encoder.encode(reason);
+  if (reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
+    if (!truncate) {
+      throw new UsageError('WS_ERR_CLOSE_REASON_TOO_LONG', `close reason is ${reasonBytes.length} bytes; the limit is 123`);
+    }
+    let end = MAX_CLOSE_REASON_BYTES;
+    while (end > 0 && (reasonBytes[end]! & 0xc0) === 0x80) end--;
+    reasonBytes = reasonBytes.subarray(0, end);
+  }
+  const payload = new Uint8Array(2 + reasonBytes.length);
+  payload[0] = code >>> 8;
+  payload[1] = code & 0xff;
+  payload.set(reasonBytes, 2);
+  return payload;
+}
