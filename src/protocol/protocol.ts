@@ -96,7 +96,8 @@ export class Protocol implements FrameSink {
   private readonly maxMessageSize: number;
   private readonly masking: boolean;
   private readonly deflate: PerMessageDeflateSetup | null;
-  private readonly frameEvents: boolean;
+  /** Report every data frame as a `frame` event; may be switched on at any time. */
+  frameEvents: boolean;
 
   // Receiving: the current frame and the message it belongs to.
   private frameOpcode: Opcode = Opcode.Continuation;

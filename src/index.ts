@@ -1,0 +1,16 @@
+/** Sockeye: a WebSocket server and client for Node.js. */
+export { WebSocketServer, type Route, type ServerOptions, type ServerDeflateOptions, type ServerLogEntry, type ShutdownOptions } from './node/server.js';
+export { connect, type ConnectOptions, type ClientDeflateOptions } from './node/client.js';
+export {
+  Connection,
+  ConnectionState,
+  type CloseInfo,
+  type ConnectionEvents,
+  type FrameInfo,
+  type SendData,
+  type SendOptions,
+  type SendStatus,
+} from './node/connection.js';
+export { reject, UpgradeRejection, type UpgradeRequest } from './node/upgrade.js';
+export { ConnectionError, HandshakeError, type ConnectionErrorCode, type HandshakeErrorCode } from './node/errors.js';
+export { CloseCode, Opcode, ProtocolError, UsageError, type ProtocolErrorCode, type UsageErrorCode } from './protocol/index.js';

@@ -1,0 +1,262 @@
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { buildUpgradeRequest, validateUpgradeResponse } from '../protocol/handshake/client-handshake.js';
+import { generateClientKey } from '../protocol/handshake/accept-key.js';
+import { formatExtensions } from '../protocol/handshake/extensions-header.js';
+import { ResponseHeadParser, type HeadLimits, type ResponseHead } from '../protocol/handshake/http-head.js';
+import {
+  acceptServerResponse,
+  buildClientOffer,
+  checkDeflateOptions,
+  DEFAULT_DEFLATE_THRESHOLD,
+  type DeflateOptions,
+} from '../protocol/permessage-deflate.js';
+import { Role } from '../protocol/role.js';
+import { Connection, type ConnectionOptions } from './connection.js';
+import { HandshakeError } from './errors.js';
+import { createZlibCodec } from './zlib-codec.js';
+
+export interface ClientDeflateOptions extends DeflateOptions {
+  level?: number;
+  memLevel?: number;
+}
+
+export interface ConnectOptions {
+  /** Subprotocols to offer, in order of preference. */
+  protocols?: readonly string[];
+  /** Extra request headers. */
+  headers?: Record<string, string> | ReadonlyArray<readonly [string, string]>;
+  origin?: string;
+  /** Offer permessage-deflate (default true). */
+  perMessageDeflate?: boolean | ClientDeflateOptions;
+  /** Milliseconds for TCP connect + TLS + upgrade. Default 10 s. */
+  handshakeTimeout?: number;
+  maxMessageSize?: number;
+  closeTimeout?: number;
+  highWaterMark?: number;
+  maxBufferedAmount?: number;
+  backpressurePolicy?: 'close' | 'drop';
+  /** Ping at this interval (ms) and drop the connection when nothing came back since the last ping. Default off. */
+  heartbeat?: number | false;
+  /** Options for wss:// (ca, rejectUnauthorized, servername...). */
+  tls?: TlsConnectionOptions;
+  headLimits?: Partial<HeadLimits>;
+}
+
+/** A refusal's body is kept for the error message, up to this many bytes. */
+const MAX_REFUSAL_BODY = 4096;
+
+/**
+ * Open a WebSocket connection to a `ws://` or `wss://` URL (`http(s)://` are
+ * taken as their WebSocket counterparts). Resolves once the server accepted
+ * the upgrade; rejects with a `HandshakeError` saying why otherwise (the
+ * HTTP status, when the server answered with one).
+ */
+export function connect(address: string | URL, options: ConnectOptions = {}): Promise<Connection<undefined>> {
+  let target: ReturnType<typeof resolveTarget>;
+  let deflateOptions: ClientDeflateOptions | null;
+  try {
+    target = resolveTarget(address);
+    const deflate = options.perMessageDeflate ?? true;
+    deflateOptions = deflate === false ? null : deflate === true ? {} : deflate;
+    if (deflateOptions !== null) checkDeflateOptions(deflateOptions);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const key = generateClientKey();
+  const protocols = options.protocols ?? [];
+  const extraHeaders: Array<readonly [string, string]> = Array.isArray(options.headers)
+    ? [...(options.headers as ReadonlyArray<readonly [string, string]>)]
+    : Object.entries(options.headers ?? {});
+  let request: string;
+  try {
+    request = buildUpgradeRequest({
+      host: target.hostHeader,
+      path: target.path,
+      key,
+      protocols,
+      extensions: deflateOptions === null ? undefined : formatExtensions([buildClientOffer(deflateOptions)]),
+      origin: options.origin,
+      headers: extraHeaders,
+    });
+  } catch (error) {
+    return Promise.reject(error);
+  }
+
+  return new Promise((resolve, reject) => {
+    const socket: Socket = target.secure
+      ? connectTls({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ...options.tls })
+      : connectTcp({ host: target.host, port: target.port });
+    const parser = new ResponseHeadParser(options.headLimits);
+    let settled = false;
+
+    const fail = (error: HandshakeError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    const timeout = options.handshakeTimeout ?? 10_000;
+    const timer = setTimeout(() => {
+      fail(new HandshakeError('WS_ERR_HANDSHAKE_TIMEOUT', `no upgrade from ${target.display} within ${timeout} ms`));
+    }, timeout);
+
+    socket.once(target.secure ? 'secureConnect' : 'connect', () => socket.write(request, 'latin1'));
+    socket.on('error', (error) => {
+      fail(new HandshakeError('WS_ERR_CONNECT_FAILED', `cannot connect to ${target.display}: ${error.message}`, undefined, undefined, error));
+    });
+    socket.on('close', () => {
+      fail(new HandshakeError('WS_ERR_INVALID_RESPONSE', `${target.display} closed the connection during the handshake`));
+    });
+
+    const onData = (chunk: Buffer): void => {
+      const result = parser.push(chunk);
+      if (result.kind === 'incomplete') return;
+      socket.off('data', onData);
+      if (result.kind === 'error') {
+        fail(new HandshakeError('WS_ERR_INVALID_RESPONSE', `invalid HTTP response: ${result.reason}`));
+        return;
+      }
+      const head = result.head;
+      if (head.status !== 101) {
+        collectBody(socket, head, result.rest, (body) => {
+          const detail = body !== '' ? `: ${body}` : '';
+          fail(
+            new HandshakeError(
+              'WS_ERR_HANDSHAKE_REFUSED',
+              `server refused the upgrade with ${head.status} ${head.reason}${detail}`,
+              head.status,
+              body,
+            ),
+          );
+        });
+        return;
+      }
+      const validation = validateUpgradeResponse(head, { key, protocols });
+      if (!validation.ok) {
+        fail(new HandshakeError('WS_ERR_INVALID_RESPONSE', `invalid upgrade response: ${validation.reason}`, head.status));
+        return;
+      }
+      let deflate: ConnectionOptions['deflate'] = null;
+      const extensions = head.headers.get('sec-websocket-extensions') ?? '';
+      if (validation.extensions.length > 0) {
+        if (deflateOptions === null) {
+          fail(new HandshakeError('WS_ERR_EXTENSION_REJECTED', 'server accepted extensions that were not offered', 101));
+          return;
+        }
+        const agreed = acceptServerResponse(validation.extensions, deflateOptions);
+        if (!agreed.ok) {
+          fail(new HandshakeError('WS_ERR_EXTENSION_REJECTED', `unacceptable extension response: ${agreed.reason}`, 101));
+          return;
+        }
+        if (agreed.params !== null) {
+          deflate = {
+            codec: createZlibCodec(agreed.params, 'client', { level: deflateOptions.level, memLevel: deflateOptions.memLevel }),
+            threshold: deflateOptions.threshold ?? DEFAULT_DEFLATE_THRESHOLD,
+          };
+        }
+      }
+      settled = true;
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      socket.removeAllListeners('close');
+      const connection = new Connection<undefined>(
+        socket,
+        {
+          role: Role.Client,
+          maxMessageSize: options.maxMessageSize,
+          deflate,
+          highWaterMark: options.highWaterMark,
+          maxBufferedAmount: options.maxBufferedAmount,
+          backpressurePolicy: options.backpressurePolicy,
+          closeTimeout: options.closeTimeout,
+          protocol: validation.protocol,
+          extensions,
+        },
+        undefined,
+      );
+      startHeartbeat(connection, options.heartbeat);
+      resolve(connection);
+      // Frames that came with the 101 are delivered after the caller got the connection.
+      if (result.rest.length > 0) {
+        const rest = result.rest;
+        process.nextTick(() => connection.receiveInitial(rest));
+      }
+    };
+    socket.on('data', onData);
+  });
+}
+
+function startHeartbeat(connection: Connection<undefined>, interval: number | false | undefined): void {
+  if (interval === undefined || interval === false || interval <= 0) return;
+  const timer = setInterval(() => connection.heartbeat(interval), interval);
+  timer.unref();
+  connection.once('close', () => clearInterval(timer));
+}
+
+/** Read what a refusing server says (up to Content-Length or 4 KiB, half a second at most). */
+function collectBody(socket: Socket, head: ResponseHead, first: Uint8Array, done: (body: string) => void): void {
+  const declared = Number(head.headers.get('content-length') ?? NaN);
+  const wanted = Math.min(Number.isFinite(declared) ? declared : MAX_REFUSAL_BODY, MAX_REFUSAL_BODY);
+  const chunks: Buffer[] = [Buffer.from(first)];
+  let size = first.length;
+  let finished = false;
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    socket.off('data', onData);
+    done(Buffer.concat(chunks).subarray(0, wanted).toString('utf8').trim());
+  };
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= wanted) finish();
+  };
+  const timer = setTimeout(finish, 500);
+  if (size >= wanted) {
+    finish();
+    return;
+  }
+  socket.on('data', onData);
+  socket.once('end', finish);
+  socket.once('close', finish);
+}
+
+function resolveTarget(address: string | URL): {
+  secure: boolean;
+  host: string;
+  port: number;
+  hostHeader: string;
+  path: string;
+  display: string;
+} {
+  let url: URL;
+  try {
+    url = typeof address === 'string' ? new URL(address) : address;
+  } catch {
+    throw new HandshakeError('WS_ERR_INVALID_URL', `not a valid URL: ${String(address)}`);
+  }
+  const scheme = url.protocol;
+  if (scheme !== 'ws:' && scheme !== 'wss:' && scheme !== 'http:' && scheme !== 'https:') {
+    throw new HandshakeError('WS_ERR_INVALID_URL', `unsupported scheme ${scheme} (use ws: or wss:)`);
+  }
+  // RFC 6455 §3: fragment identifiers are meaningless in WebSocket URIs.
+  if (url.hash !== '') throw new HandshakeError('WS_ERR_INVALID_URL', 'WebSocket URLs cannot have a fragment');
+  const secure = scheme === 'wss:' || scheme === 'https:';
+  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return {
+    secure,
+    host,
+    port,
+    hostHeader: url.host,
+    path: (url.pathname === '' ? '/' : url.pathname) + url.search,
+    display: `${secure ? 'wss' : 'ws'}://${url.host}`,
+  };
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}

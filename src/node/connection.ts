@@ -1,0 +1,561 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { CloseCode } from '../protocol/close-code.js';
+import type { CompressionCodec } from '../protocol/codec.js';
+import { ProtocolError, UsageError } from '../protocol/errors.js';
+import { Opcode } from '../protocol/opcode.js';
+import { Protocol, ProtocolState, type ProtocolEvent, type ProtocolHost } from '../protocol/protocol.js';
+import { Role } from '../protocol/role.js';
+import { ConnectionError, type ConnectionErrorCode } from './errors.js';
+
+/**
+ * One WebSocket connection over a TCP (or TLS) socket, for both roles. It
+ * binds the sans-I/O `Protocol` to the socket: bytes read go to the core,
+ * frames the core produces are batched and written once per event-loop turn,
+ * and every timer (close timeout, pong tracking) lives here.
+ */
+
+export enum ConnectionState {
+  Open = 'open',
+  Closing = 'closing',
+  Closed = 'closed',
+}
+
+/** Why and how a connection ended. */
+export interface CloseInfo {
+  /**
+   * The status code of the peer's close frame; 1005 if it had none; 1006 if
+   * no close frame arrived (RFC 6455 §7.1.5), whatever the reason.
+   */
+  code: number;
+  reason: string;
+  /** Both close frames were exchanged before the TCP connection ended (§7.1.4). */
+  wasClean: boolean;
+  /** Who sent the first close frame, or `transport` if the connection ended without one. */
+  initiator: 'local' | 'remote' | 'transport';
+  /** What made the connection fail, if anything did. */
+  error?: Error;
+}
+
+export interface FrameInfo {
+  opcode: Opcode;
+  fin: boolean;
+  rsv1: boolean;
+  /** Payload as received: unmasked, still compressed if the message was. */
+  payload: Buffer;
+}
+
+export interface ConnectionEvents {
+  /** A whole message: text arrives as a string, binary as a Buffer. */
+  message: [data: string | Buffer, isBinary: boolean];
+  /** Every received data frame, with `fin` marking the last frame of its message. */
+  frame: [frame: FrameInfo];
+  ping: [payload: Buffer];
+  /** `rtt` is the round trip in milliseconds when the pong answers one of our pings. */
+  pong: [payload: Buffer, rtt: number | undefined];
+  /** Buffered outgoing data fell back under the high-water mark. */
+  drain: [];
+  /** Only emitted when someone listens; the same error is also in the close event's `error`. */
+  error: [error: Error];
+  close: [info: CloseInfo];
+}
+
+/**
+ * What `send()` did with the message:
+ * - `written`: handed on; buffered data stays under the high-water mark.
+ * - `queued`: accepted, but buffered data is now over the high-water mark;
+ *   wait for `drain` (or `await conn.drained()`) before sending more.
+ * - `dropped`: refused because the buffer limit would be exceeded and the
+ *   policy is `drop`; counted in `droppedMessages`.
+ * - `closed`: nothing sent, the connection is closing or closed (or was just
+ *   closed under the `close` policy).
+ */
+export type SendStatus = 'written' | 'queued' | 'dropped' | 'closed';
+
+export type SendData = string | Buffer | ArrayBuffer | ArrayBufferView;
+
+export interface SendOptions {
+  /** Send as binary. Default: true for bytes, false for strings. */
+  binary?: boolean;
+  /** Compress with permessage-deflate when negotiated (and over the threshold). Default true. */
+  compress?: boolean;
+  /** Split the message into fragments of at most this many bytes. */
+  fragmentSize?: number;
+}
+
+export interface ConnectionOptions {
+  role: Role;
+  maxMessageSize?: number;
+  deflate?: { codec: CompressionCodec; threshold: number } | null;
+  /** Bytes of buffered outgoing data above which `send()` answers `queued`. Default 64 KiB. */
+  highWaterMark?: number;
+  /** Most bytes that may wait to be sent before the backpressure policy applies. Default 64 MiB. */
+  maxBufferedAmount?: number;
+  /** `close`: drop a peer that reads too slowly; `drop`: refuse the message and count it. Default `close`. */
+  backpressurePolicy?: 'close' | 'drop';
+  /** Milliseconds to wait for the closing handshake and the TCP close before destroying the socket. Default 5000. */
+  closeTimeout?: number;
+  /** Negotiated subprotocol and extensions, for information. */
+  protocol?: string;
+  extensions?: string;
+}
+
+/** Data in these many bytes or fewer is copied into one buffer per flush; more goes out as separate chunks. */
+const COALESCE_LIMIT = 64 * 1024;
+const MAX_PENDING_PINGS = 32;
+/** Stop reading from the socket while this much input waits for decompression. */
+const INPUT_BACKLOG_LIMIT = 1024 * 1024;
+
+interface PendingPing {
+  payload: Buffer;
+  sentAt: number;
+  resolve: (rtt: number) => void;
+  reject: (error: Error) => void;
+}
+
+export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents> implements ProtocolHost {
+  /** Whatever the route's authentication returned (server side). */
+  context: Context;
+  readonly protocol: string;
+  readonly extensions: string;
+  /** Messages refused under the `drop` backpressure policy. */
+  droppedMessages = 0;
+
+  private readonly core: Protocol;
+  private readonly socket: Socket;
+  private readonly role: Role;
+  private readonly highWaterMark: number;
+  private readonly maxBufferedAmount: number;
+  private readonly dropSlow: boolean;
+  private readonly closeTimeout: number;
+
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
+  private endAfterFlush = false;
+  private needDrain = false;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private pings: PendingPing[] | null = null;
+  private pausedByApp = false;
+  private pausedForBacklog = false;
+  /** A heartbeat ping went out and nothing has been received since. */
+  private heartbeatPending = false;
+
+  private peerClose: { code: number; reason: string; initiator: 'local' | 'remote' } | null = null;
+  private failure: Error | null = null;
+  private closed = false;
+
+  /** @internal Sockets are adopted by the server and by `connect()`; applications do not construct connections. */
+  constructor(socket: Socket, options: ConnectionOptions, context: Context) {
+    super();
+    this.socket = socket;
+    this.role = options.role;
+    this.context = context;
+    this.protocol = options.protocol ?? '';
+    this.extensions = options.extensions ?? '';
+    this.highWaterMark = options.highWaterMark ?? 64 * 1024;
+    this.maxBufferedAmount = options.maxBufferedAmount ?? 64 * 1024 * 1024;
+    this.dropSlow = options.backpressurePolicy === 'drop';
+    this.closeTimeout = options.closeTimeout ?? 5000;
+    this.core = new Protocol(this, {
+      role: options.role,
+      maxMessageSize: options.maxMessageSize,
+      deflate: options.deflate ?? null,
+    });
+    // Frame events cost an object per frame: only produce them once someone listens.
+    (this as EventEmitter).on('newListener', (name: string) => {
+      if (name === 'frame') this.core.frameEvents = true;
+    });
+
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error) => this.recordFailure(new ConnectionError('WS_ERR_SOCKET', error.message, error)));
+    socket.on('close', () => this.finish());
+    socket.on('drain', () => this.onSocketDrain());
+  }
+
+  /** @internal Frames that arrived in the same packet as the handshake. */
+  receiveInitial(bytes: Uint8Array): void {
+    this.onData(bytes);
+  }
+
+  get state(): ConnectionState {
+    if (this.closed) return ConnectionState.Closed;
+    return this.core.state === ProtocolState.Open ? ConnectionState.Open : ConnectionState.Closing;
+  }
+
+  /**
+   * Bytes of framed data (headers included) accepted by `send()` and friends
+   * but not yet handed to the operating system: what sits in this
+   * connection's batch plus what the socket still holds.
+   */
+  get bufferedAmount(): number {
+    return this.pendingBytes + this.socket.writableLength;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+
+  /** Send one message. See `SendStatus` for what the answer means; it never throws for a closed connection. */
+  send(data: SendData, options?: SendOptions): SendStatus {
+    if (this.core.state !== ProtocolState.Open) return 'closed';
+    const isString = typeof data === 'string';
+    const bytes = isString ? Buffer.from(data, 'utf8') : toBytes(data);
+    const binary = options?.binary ?? !isString;
+    const compress = options?.compress ?? true;
+    const refused = this.admit(bytes.length);
+    if (refused !== null) return refused;
+    const fragmentSize = options?.fragmentSize;
+    if (fragmentSize !== undefined && fragmentSize > 0 && bytes.length > fragmentSize) {
+      for (let offset = 0; offset < bytes.length; offset += fragmentSize) {
+        const end = Math.min(offset + fragmentSize, bytes.length);
+        this.core.sendFragment(bytes.subarray(offset, end), binary, end === bytes.length, compress);
+      }
+    } else {
+      this.core.send(bytes, binary, compress);
+    }
+    return this.afterSend();
+  }
+
+  /**
+   * Send one fragment of a message (RFC 6455 §5.4); `fin` ends it. The first
+   * fragment decides text or binary.
+   */
+  sendFragment(data: SendData, fin: boolean, options?: Omit<SendOptions, 'fragmentSize'>): SendStatus {
+    if (this.core.state !== ProtocolState.Open) return 'closed';
+    const isString = typeof data === 'string';
+    const bytes = isString ? Buffer.from(data, 'utf8') : toBytes(data);
+    const refused = this.admit(bytes.length);
+    if (refused !== null) return refused;
+    this.core.sendFragment(bytes, options?.binary ?? !isString, fin, options?.compress ?? true);
+    return this.afterSend();
+  }
+
+  /**
+   * Send a ping; resolves with the round-trip time in milliseconds when the
+   * matching pong arrives, rejects if the connection closes first.
+   */
+  ping(payload: SendData = EMPTY): Promise<number> {
+    const bytes = Buffer.from(typeof payload === 'string' ? Buffer.from(payload, 'utf8') : toBytes(payload));
+    if (bytes.length > 125) {
+      return Promise.reject(new UsageError('WS_ERR_CONTROL_PAYLOAD_TOO_LONG', 'ping payloads are limited to 125 bytes'));
+    }
+    if (this.core.state !== ProtocolState.Open) {
+      return Promise.reject(new UsageError('WS_ERR_NOT_OPEN', 'the connection is not open'));
+    }
+    const pings = (this.pings ??= []);
+    if (pings.length >= MAX_PENDING_PINGS) {
+      return Promise.reject(new UsageError('WS_ERR_INVALID_ARGUMENT', `more than ${MAX_PENDING_PINGS} pings await their pong`));
+    }
+    return new Promise<number>((resolve, reject) => {
+      pings.push({ payload: bytes, sentAt: performance.now(), resolve, reject });
+      this.core.ping(bytes);
+    });
+  }
+
+  /** Send an unsolicited pong (a unidirectional heartbeat, §5.5.3). */
+  pong(payload: SendData = EMPTY): boolean {
+    const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : toBytes(payload);
+    return this.core.pong(bytes);
+  }
+
+  /**
+   * Start the closing handshake. The TCP connection is destroyed if it is
+   * not closed within `closeTimeout` ms. Throws a `UsageError` for a code
+   * that may not be sent or a reason over 123 bytes.
+   */
+  close(code?: number, reason = ''): void {
+    if (this.core.close(code, reason)) this.armCloseTimer();
+  }
+
+  /** Destroy the TCP connection at once, without a closing handshake. */
+  terminate(reason = 'terminated'): void {
+    if (this.closed) return;
+    this.recordFailure(new ConnectionError('WS_ERR_TERMINATED', reason));
+    this.socket.destroy();
+  }
+
+  /** Stop reading from the peer (TCP backpressure reaches it); `resume()` undoes it. */
+  pause(): void {
+    this.pausedByApp = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.pausedByApp = false;
+    if (!this.pausedForBacklog) this.socket.resume();
+  }
+
+  /** Resolves once buffered outgoing data is under the high-water mark (or the connection closed). */
+  drained(): Promise<void> {
+    if (this.closed || this.bufferedAmount <= this.highWaterMark) return Promise.resolve();
+    this.needDrain = true;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.off('drain', done);
+        this.off('close', done);
+        resolve();
+      };
+      this.on('drain', done);
+      this.on('close', done);
+    });
+  }
+
+  /**
+   * @internal One heartbeat tick: ping, or drop the peer if nothing at all
+   * (pong or otherwise) arrived since the previous tick's ping.
+   */
+  heartbeat(interval: number): void {
+    if (this.closed || this.core.state !== ProtocolState.Open) return;
+    if (this.heartbeatPending) {
+      this.drop('WS_ERR_HEARTBEAT_TIMEOUT', `no pong within ${interval} ms`, CloseCode.GoingAway);
+      return;
+    }
+    this.heartbeatPending = true;
+    this.core.ping(EMPTY);
+  }
+
+  /**
+   * @internal Fail the connection for a local reason: the close frame says
+   * why, the TCP connection ends after it, and is destroyed if the peer
+   * lingers.
+   */
+  drop(code: ConnectionErrorCode, message: string, closeCode: number): void {
+    if (this.closed) return;
+    this.recordFailure(new ConnectionError(code, message));
+    this.core.close(closeCode, truncateReason(message));
+    if (this.flushScheduled) this.endAfterFlush = true;
+    else this.socket.end();
+    this.armCloseTimer();
+  }
+
+  // ---- ProtocolHost ------------------------------------------------------
+
+  /** @internal */
+  writeFrame(header: Uint8Array, payload: Uint8Array): void {
+    this.pending.push(header);
+    this.pendingBytes += header.length;
+    if (payload.length > 0) {
+      this.pending.push(payload);
+      this.pendingBytes += payload.length;
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(flushConnection, this);
+    }
+  }
+
+  /** @internal */
+  event(event: ProtocolEvent): void {
+    switch (event.type) {
+      case 'message': {
+        const data = event.data;
+        if (event.binary) this.emit('message', asBuffer(data), true);
+        else this.emit('message', asBuffer(data).toString('utf8'), false);
+        return;
+      }
+      case 'frame':
+        this.emit('frame', { opcode: event.opcode, fin: event.fin, rsv1: event.rsv1, payload: asBuffer(event.payload) });
+        return;
+      case 'ping':
+        this.emit('ping', asBuffer(event.data));
+        return;
+      case 'pong':
+        this.onPong(asBuffer(event.data));
+        return;
+      case 'close':
+        this.peerClose = { code: event.code, reason: event.reason, initiator: event.initiator };
+        this.closeTransport();
+        return;
+      case 'error':
+        this.recordFailure(event.error);
+        this.closeTransport();
+        return;
+    }
+  }
+
+  /** @internal */
+  backlogDrained(): void {
+    if (this.pausedForBacklog && this.core.bufferedInput < INPUT_BACKLOG_LIMIT) {
+      this.pausedForBacklog = false;
+      if (!this.pausedByApp) this.socket.resume();
+    }
+  }
+
+  /** @internal Write everything the core produced this turn in one go. */
+  flush(): void {
+    this.flushScheduled = false;
+    const chunks = this.pending;
+    const total = this.pendingBytes;
+    if (chunks.length === 0 || this.socket.destroyed) {
+      this.pending = [];
+      this.pendingBytes = 0;
+      return;
+    }
+    this.pending = [];
+    this.pendingBytes = 0;
+    const socket = this.socket;
+    if (chunks.length === 1) {
+      socket.write(chunks[0]!);
+    } else if (total <= COALESCE_LIMIT) {
+      // One small buffer and one system call for a burst of small frames.
+      const out = Buffer.allocUnsafe(total);
+      let offset = 0;
+      for (const chunk of chunks) {
+        out.set(chunk, offset);
+        offset += chunk.length;
+      }
+      socket.write(out);
+    } else {
+      socket.cork();
+      for (const chunk of chunks) socket.write(chunk);
+      socket.uncork();
+    }
+    if (this.endAfterFlush) {
+      this.endAfterFlush = false;
+      socket.end();
+    }
+    if (this.needDrain && socket.writableLength <= this.highWaterMark && !socket.writableNeedDrain) {
+      this.needDrain = false;
+      process.nextTick(() => this.emit('drain'));
+    }
+  }
+
+  // ---- internals ---------------------------------------------------------
+
+  private admit(size: number): SendStatus | null {
+    const buffered = this.bufferedAmount;
+    if (buffered === 0 || buffered + size <= this.maxBufferedAmount) return null;
+    if (this.dropSlow) {
+      this.droppedMessages++;
+      return 'dropped';
+    }
+    this.recordFailure(
+      new ConnectionError('WS_ERR_BUFFER_LIMIT', `peer too slow: over ${this.maxBufferedAmount} bytes waiting to be sent`),
+    );
+    this.socket.destroy();
+    return 'closed';
+  }
+
+  private afterSend(): SendStatus {
+    if (this.pendingBytes + this.socket.writableLength <= this.highWaterMark) return 'written';
+    this.needDrain = true;
+    return 'queued';
+  }
+
+  private onData(chunk: Uint8Array): void {
+    this.heartbeatPending = false;
+    this.core.receive(chunk);
+    if (!this.pausedForBacklog && this.core.bufferedInput >= INPUT_BACKLOG_LIMIT) {
+      this.pausedForBacklog = true;
+      this.socket.pause();
+    }
+  }
+
+  private onSocketDrain(): void {
+    if (this.needDrain && this.bufferedAmount <= this.highWaterMark) {
+      this.needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  private onPong(payload: Buffer): void {
+    let rtt: number | undefined;
+    const pings = this.pings;
+    if (pings !== null && pings.length > 0) {
+      // §5.5.3: a pong may answer only the latest ping; match by payload, oldest first.
+      const index = pings.findIndex((p) => p.payload.equals(payload));
+      if (index >= 0) {
+        const now = performance.now();
+        const answered = pings.splice(0, index + 1);
+        for (const ping of answered) ping.resolve(now - ping.sentAt);
+        rtt = now - answered[index]!.sentAt;
+      }
+    }
+    this.emit('pong', payload, rtt);
+  }
+
+  private recordFailure(error: Error): void {
+    if (this.failure === null && !this.closed) {
+      this.failure = error;
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+    }
+  }
+
+  /**
+   * After the close handshake or a failure: the server closes TCP first
+   * (§7.1.1), once the close frame is written; the client waits for the
+   * server to do so, within the close timeout.
+   */
+  private closeTransport(): void {
+    if (this.role === Role.Server) {
+      if (this.flushScheduled) this.endAfterFlush = true;
+      else this.socket.end();
+    }
+    this.armCloseTimer();
+  }
+
+  private armCloseTimer(): void {
+    if (this.closeTimer !== null || this.closed) return;
+    this.closeTimer = setTimeout(() => {
+      this.recordFailure(new ConnectionError('WS_ERR_CLOSE_TIMEOUT', `closing took longer than ${this.closeTimeout} ms`));
+      this.socket.destroy();
+    }, this.closeTimeout);
+    this.closeTimer.unref();
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    const peer = this.peerClose;
+    const failure = this.failure;
+    const pings = this.pings;
+    this.pings = null;
+    if (pings !== null) {
+      for (const ping of pings) ping.reject(new UsageError('WS_ERR_NOT_OPEN', 'the connection closed before the pong'));
+    }
+    const info: CloseInfo =
+      peer !== null
+        ? { code: peer.code, reason: peer.reason, wasClean: failure === null, initiator: peer.initiator }
+        : {
+            code: CloseCode.Abnormal,
+            reason: failure?.message ?? '',
+            wasClean: false,
+            initiator: this.core.state === ProtocolState.Open ? 'transport' : 'local',
+          };
+    if (failure !== null) info.error = failure;
+    if (peer === null && failure === null) {
+      info.error = new ConnectionError('WS_ERR_CONNECTION_LOST', 'the connection ended without a close frame');
+    }
+    this.emit('close', info);
+  }
+}
+
+function flushConnection(connection: Connection): void {
+  connection.flush();
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function truncateReason(reason: string): string {
+  return Buffer.byteLength(reason) <= 123 ? reason : Buffer.from(reason).subarray(0, 110).toString('utf8') + '...';
+}
+
+function toBytes(data: Buffer | ArrayBuffer | ArrayBufferView): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'send() takes a string, Buffer, ArrayBuffer or typed array');
+}
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export { ProtocolError };

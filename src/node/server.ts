@@ -1,0 +1,449 @@
+import type { IncomingMessage } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
+import { CloseCode } from '../protocol/close-code.js';
+import { formatExtensions } from '../protocol/handshake/extensions-header.js';
+import { headersFromRaw, RequestHeadParser, type HeadLimits, type RequestHead } from '../protocol/handshake/http-head.js';
+import { buildAcceptResponse, buildRejection, validateUpgradeRequest } from '../protocol/handshake/server-handshake.js';
+import {
+  DEFAULT_DEFLATE_THRESHOLD,
+  negotiateServer,
+  type DeflateOptions,
+} from '../protocol/permessage-deflate.js';
+import { Role } from '../protocol/role.js';
+import { Connection, type CloseInfo, type ConnectionOptions } from './connection.js';
+import { ConnectionError } from './errors.js';
+import { UpgradeRejection, type UpgradeRequest } from './upgrade.js';
+import { createZlibCodec } from './zlib-codec.js';
+import { ZlibLimiter } from './zlib-limiter.js';
+
+/** Hooks and policy for one path. `Context` is what `authenticate` returns. */
+export interface Route<Context = undefined> {
+  /**
+   * Allowed `Origin` values (compared case-insensitively), or a predicate.
+   * Requests without an Origin header (non-browser clients) pass unless
+   * `requireOrigin` is set. A refused origin gets 403.
+   */
+  origins?: readonly string[] | ((origin: string | undefined, request: UpgradeRequest) => boolean);
+  requireOrigin?: boolean;
+  /**
+   * Decide who is connecting, from a token in the query string, a header,
+   * a cookie... Return the connection's context, or `reject(status, reason)`.
+   */
+  authenticate?(request: UpgradeRequest): Context | UpgradeRejection | Promise<Context | UpgradeRejection>;
+  /**
+   * Subprotocols this route speaks, in order of preference; or a function
+   * that picks one of the offered ones (or rejects). Without it, none is selected.
+   */
+  protocols?:
+    | readonly string[]
+    | ((offered: readonly string[], request: UpgradeRequest) => string | undefined | UpgradeRejection);
+  /** Override the server's limit for this route. */
+  maxMessageSize?: number;
+
+  open?(connection: Connection<Context>): void;
+  message?(connection: Connection<Context>, data: string | Buffer, isBinary: boolean): void;
+  close?(connection: Connection<Context>, info: CloseInfo): void;
+  error?(connection: Connection<Context>, error: Error): void;
+  drain?(connection: Connection<Context>): void;
+}
+
+export interface ServerDeflateOptions extends DeflateOptions {
+  /** Most zlib operations running at once, across all connections of the server. Default 10. */
+  concurrency?: number;
+  /** zlib compression level, default 1 (fast; messages are usually small). */
+  level?: number;
+  /** zlib memLevel (1-9), default 8; lower trades ratio for memory per connection. */
+  memLevel?: number;
+}
+
+export interface ServerOptions {
+  /** Largest message accepted, after decompression. Default 64 MiB. */
+  maxMessageSize?: number;
+  /** permessage-deflate, off by default. `true` takes the defaults. */
+  perMessageDeflate?: boolean | ServerDeflateOptions;
+  /** Milliseconds from TCP accept to a complete upgrade request. Default 10 s. */
+  handshakeTimeout?: number;
+  /** Close connections with no traffic either way for this many ms (code 1001). Default 0: off. */
+  idleTimeout?: number;
+  /**
+   * Ping every connection at this interval (ms) and drop those that did not
+   * answer the previous ping: default 30 s; `false` turns it off.
+   */
+  heartbeat?: number | false;
+  /** Closing handshake timeout, ms. Default 5000. */
+  closeTimeout?: number;
+  highWaterMark?: number;
+  maxBufferedAmount?: number;
+  backpressurePolicy?: 'close' | 'drop';
+  /** Bounds on the upgrade request (head bytes, header count, line length). */
+  headLimits?: Partial<HeadLimits>;
+  /** Serve wss:// with these TLS options when listening standalone. */
+  tls?: TlsOptions;
+  /** Called for each notable event (open, close, refused upgrade); off by default. */
+  log?: (entry: ServerLogEntry) => void;
+}
+
+export type ServerLogEntry =
+  | { event: 'open'; path: string; remoteAddress: string | undefined; protocol: string; extensions: string }
+  | { event: 'close'; path: string; remoteAddress: string | undefined; code: number; reason: string; wasClean: boolean }
+  | { event: 'refused'; path: string; remoteAddress: string | undefined; status: number; reason: string }
+  | { event: 'error'; path: string; remoteAddress: string | undefined; error: Error };
+
+export interface ShutdownOptions {
+  code?: number;
+  reason?: string;
+  /** Milliseconds to wait for peers' close frames before destroying what is left. Default: closeTimeout. */
+  timeout?: number;
+}
+
+const DEFAULT_HEARTBEAT_MS = 30_000;
+
+type AnyRoute = Route<unknown>;
+
+export class WebSocketServer {
+  private readonly routes = new Map<string, AnyRoute>();
+  private readonly connectionSet = new Set<Connection<unknown>>();
+  private readonly handshaking = new Set<Duplex>();
+  private readonly options: ServerOptions;
+  private readonly deflate: ServerDeflateOptions | null;
+  private readonly limiter: ZlibLimiter | null;
+  private netServer: NetServer | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private shuttingDown = false;
+
+  constructor(options: ServerOptions = {}) {
+    this.options = options;
+    const deflate = options.perMessageDeflate;
+    this.deflate = deflate === true ? {} : deflate === false || deflate === undefined ? null : deflate;
+    this.limiter = this.deflate === null ? null : new ZlibLimiter(this.deflate.concurrency ?? 10);
+  }
+
+  /** Mount hooks on a path (exact match on the path, query ignored); `*` catches every other path. */
+  route<Context = undefined>(path: string, route: Route<Context>): this {
+    this.routes.set(path, route as AnyRoute);
+    return this;
+  }
+
+  /** Open connections, all routes together. */
+  get connections(): ReadonlySet<Connection<unknown>> {
+    return this.connectionSet;
+  }
+
+  /** Listen on a port (0 for an ephemeral one) and resolve with the bound address. */
+  listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
+    if (this.netServer !== null) return Promise.reject(new Error('the server is already listening'));
+    const onSocket = (socket: Socket): void => this.acceptSocket(socket);
+    const server = this.options.tls !== undefined ? createTlsServer(this.options.tls, onSocket) : createNetServer(onSocket);
+    this.netServer = server;
+    // A failed TLS handshake ends that socket, not the server.
+    server.on('tlsClientError', (_error, socket) => socket.destroy());
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        this.startHeartbeat();
+        resolve(server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /**
+   * Take an upgrade from an existing node:http or node:https server:
+   * `httpServer.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head))`.
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.startHeartbeat();
+    const parsed: RequestHead = {
+      method: request.method ?? 'GET',
+      target: request.url ?? '/',
+      httpVersion: request.httpVersion,
+      headers: headersFromRaw(request.rawHeaders),
+    };
+    socket.on('error', noop);
+    void this.upgrade(parsed, socket, head);
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, send every peer a close frame (1001 by
+   * default), wait for their answers up to the timeout, then destroy the rest.
+   */
+  async close(options: ShutdownOptions = {}): Promise<void> {
+    this.shuttingDown = true;
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    const listening = this.netServer;
+    this.netServer = null;
+    const stopped = listening === null ? Promise.resolve() : new Promise<void>((resolve) => listening.close(() => resolve()));
+    for (const socket of this.handshaking) socket.destroy();
+    this.handshaking.clear();
+    const timeout = options.timeout ?? this.options.closeTimeout ?? 5000;
+    const closing = [...this.connectionSet].map(
+      (connection) =>
+        new Promise<void>((resolve) => {
+          connection.once('close', () => resolve());
+          connection.close(options.code ?? CloseCode.GoingAway, options.reason ?? 'server shutting down');
+        }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeout);
+    });
+    await Promise.race([Promise.all(closing), deadline]);
+    clearTimeout(timer);
+    for (const connection of this.connectionSet) connection.terminate('server shut down');
+    await stopped;
+  }
+
+  // ---- accepting -----------------------------------------------------------
+
+  private acceptSocket(socket: Socket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const parser = new RequestHeadParser(this.options.headLimits);
+    this.handshaking.add(socket);
+    const timer = setTimeout(() => {
+      this.refuse(socket, '', 408, 'the upgrade request did not arrive in time');
+    }, this.options.handshakeTimeout ?? 10_000);
+    const onData = (chunk: Buffer): void => {
+      const result = parser.push(chunk);
+      if (result.kind === 'incomplete') return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      if (result.kind === 'error') {
+        this.refuse(socket, '', result.status, result.reason);
+        return;
+      }
+      void this.upgrade(result.head, socket, result.rest);
+    };
+    socket.on('data', onData);
+    socket.on('error', noop);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.handshaking.delete(socket);
+    });
+  }
+
+  private async upgrade(head: RequestHead, socket: Duplex, rest: Uint8Array): Promise<void> {
+    const remoteAddress = (socket as Socket).remoteAddress;
+    const validation = validateUpgradeRequest(head);
+    const path = pathOf(head.target);
+    if (!validation.ok) {
+      this.refuse(socket, path, validation.status, validation.reason, validation.headers);
+      return;
+    }
+    let url: URL;
+    try {
+      url = new URL(head.target, `http://${head.headers.get('host') ?? 'localhost'}`);
+    } catch {
+      this.refuse(socket, path, 400, 'invalid request target');
+      return;
+    }
+    const route = this.routes.get(url.pathname) ?? this.routes.get('*');
+    if (route === undefined) {
+      this.refuse(socket, url.pathname, 404, `no WebSocket endpoint at ${url.pathname}`);
+      return;
+    }
+    const request: UpgradeRequest = {
+      method: head.method,
+      url,
+      path: url.pathname,
+      query: url.searchParams,
+      headers: head.headers,
+      origin: head.headers.get('origin'),
+      protocols: validation.protocols,
+      extensions: validation.extensions,
+      remoteAddress,
+    };
+
+    let context: unknown = undefined;
+    let protocol: string | undefined;
+    try {
+      const originRefusal = checkOrigin(route, request);
+      if (originRefusal !== null) {
+        this.refuse(socket, request.path, originRefusal.status, originRefusal.reason, originRefusal.headers);
+        return;
+      }
+      if (route.authenticate !== undefined) {
+        const outcome = await route.authenticate(request);
+        if (outcome instanceof UpgradeRejection) {
+          this.refuse(socket, request.path, outcome.status, outcome.reason, outcome.headers);
+          return;
+        }
+        context = outcome;
+      }
+      const chosen = chooseProtocol(route, request);
+      if (chosen instanceof UpgradeRejection) {
+        this.refuse(socket, request.path, chosen.status, chosen.reason, chosen.headers);
+        return;
+      }
+      protocol = chosen;
+    } catch (error) {
+      this.log({ event: 'error', path: request.path, remoteAddress, error: asError(error) });
+      this.refuse(socket, request.path, 500, 'the upgrade could not be completed');
+      return;
+    }
+    if (socket.destroyed || this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+
+    let extensions = '';
+    let deflate: ConnectionOptions['deflate'] = null;
+    if (this.deflate !== null && request.extensions.length > 0) {
+      const agreed = negotiateServer(request.extensions as ExtensionOfferList, this.deflate);
+      if (agreed !== null) {
+        extensions = formatExtensions([agreed.response]);
+        deflate = {
+          codec: createZlibCodec(agreed.params, 'server', {
+            level: this.deflate.level,
+            memLevel: this.deflate.memLevel,
+            limiter: this.limiter ?? undefined,
+          }),
+          threshold: this.deflate.threshold ?? DEFAULT_DEFLATE_THRESHOLD,
+        };
+      }
+    }
+
+    const response = buildAcceptResponse({ key: validation.key, protocol, extensions });
+    this.handshaking.delete(socket);
+    socket.write(response, 'latin1');
+    const connection = new Connection<unknown>(
+      socket as Socket,
+      {
+        role: Role.Server,
+        maxMessageSize: route.maxMessageSize ?? this.options.maxMessageSize,
+        deflate,
+        highWaterMark: this.options.highWaterMark,
+        maxBufferedAmount: this.options.maxBufferedAmount,
+        backpressurePolicy: this.options.backpressurePolicy,
+        closeTimeout: this.options.closeTimeout,
+        protocol,
+        extensions,
+      },
+      context,
+    );
+    this.adopt(connection, route, request, socket as Socket);
+    if (rest.length > 0) connection.receiveInitial(rest);
+    socket.resume();
+  }
+
+  private adopt(connection: Connection<unknown>, route: AnyRoute, request: UpgradeRequest, socket: Socket): void {
+    const path = request.path;
+    const remoteAddress = request.remoteAddress;
+    this.connectionSet.add(connection);
+    const idle = this.options.idleTimeout ?? 0;
+    if (idle > 0) {
+      socket.setTimeout(idle, () => connection.drop('WS_ERR_IDLE_TIMEOUT', `no traffic for ${idle} ms`, CloseCode.GoingAway));
+    }
+    const guard = (hook: string, run: () => void): void => {
+      try {
+        run();
+      } catch (error) {
+        // An exception in application code fails this connection (1011), never the server.
+        const failure = asError(error);
+        this.log({ event: 'error', path, remoteAddress, error: failure });
+        if (route.error !== undefined && hook !== 'error') guard('error', () => route.error!(connection, failure));
+        connection.drop('WS_ERR_TERMINATED', `${hook} handler threw: ${failure.message}`, CloseCode.InternalError);
+      }
+    };
+    if (route.message !== undefined) {
+      const onMessage = route.message;
+      connection.on('message', (data, isBinary) => guard('message', () => onMessage(connection, data, isBinary)));
+    }
+    if (route.drain !== undefined) {
+      const onDrain = route.drain;
+      connection.on('drain', () => guard('drain', () => onDrain(connection)));
+    }
+    if (route.error !== undefined) {
+      const onError = route.error;
+      connection.on('error', (error) => guard('error', () => onError(connection, error)));
+    }
+    connection.once('close', (info) => {
+      this.connectionSet.delete(connection);
+      this.log({ event: 'close', path, remoteAddress, code: info.code, reason: info.reason, wasClean: info.wasClean });
+      if (route.close !== undefined) guard('close', () => route.close!(connection, info));
+    });
+    this.log({ event: 'open', path, remoteAddress, protocol: connection.protocol, extensions: connection.extensions });
+    if (route.open !== undefined) guard('open', () => route.open!(connection));
+  }
+
+  private refuse(
+    socket: Duplex,
+    path: string,
+    status: number,
+    reason: string,
+    headers?: ReadonlyArray<readonly [string, string]>,
+  ): void {
+    this.handshaking.delete(socket);
+    this.log({ event: 'refused', path, remoteAddress: (socket as Socket).remoteAddress, status, reason });
+    if (socket.destroyed) return;
+    socket.end(buildRejection(status, reason, headers), 'utf8');
+    // Do not wait on a peer that never closes its side.
+    const timer = setTimeout(() => socket.destroy(), 1000);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  private startHeartbeat(): void {
+    const interval = this.options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
+    if (interval === false || interval <= 0 || this.heartbeatTimer !== null) return;
+    this.heartbeatTimer = setInterval(() => {
+      for (const connection of this.connectionSet) connection.heartbeat(interval);
+    }, interval);
+    this.heartbeatTimer.unref();
+  }
+
+  private log(entry: ServerLogEntry): void {
+    const log = this.options.log;
+    if (log === undefined) return;
+    try {
+      log(entry);
+    } catch {
+      // A broken logger must not break the server.
+    }
+  }
+}
+
+type ExtensionOfferList = Parameters<typeof negotiateServer>[0];
+
+function checkOrigin(route: AnyRoute, request: UpgradeRequest): UpgradeRejection | null {
+  const origin = request.origin;
+  if (origin === undefined) {
+    return route.requireOrigin === true ? new UpgradeRejection(403, 'an Origin header is required') : null;
+  }
+  const allowed = route.origins;
+  if (allowed === undefined) return null;
+  const ok =
+    typeof allowed === 'function'
+      ? allowed(origin, request)
+      : allowed.some((entry) => entry.toLowerCase() === origin.toLowerCase());
+  return ok ? null : new UpgradeRejection(403, `origin ${origin} is not allowed`);
+}
+
+function chooseProtocol(route: AnyRoute, request: UpgradeRequest): string | undefined | UpgradeRejection {
+  const supported = route.protocols;
+  if (supported === undefined || request.protocols.length === 0) {
+    return typeof supported === 'function' ? supported(request.protocols, request) : undefined;
+  }
+  if (typeof supported === 'function') return supported(request.protocols, request);
+  // The server's order of preference decides among what the client offered.
+  return supported.find((protocol) => request.protocols.includes(protocol));
+}
+
+function pathOf(target: string): string {
+  const query = target.indexOf('?');
+  return query < 0 ? target : target.slice(0, query);
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function noop(): void {}
+
+export { ConnectionError };
