@@ -21,12 +21,15 @@ export type ProtocolErrorCode =
   | 'WS_ERR_INVALID_CLOSE_PAYLOAD'
   | 'WS_ERR_MESSAGE_TOO_BIG'
   | 'WS_ERR_DECOMPRESSION_FAILED'
+  /** Local: our own compressor failed (1011), not a peer violation. */
+  | 'WS_ERR_COMPRESSION_FAILED'
   | 'WS_ERR_UNSUPPORTED_DATA';
 
 /**
  * The one place where a failure becomes a close code (RFC 6455 §7.4.1):
  * framing violations are 1002, bad text or a broken compressed stream 1007,
- * an oversized message 1009, data the endpoint cannot accept 1003.
+ * an oversized message 1009, data the endpoint cannot accept 1003, and a
+ * failure of our own compressor 1011.
  */
 const CLOSE_CODE_OF: Record<ProtocolErrorCode, CloseCode> = {
   WS_ERR_INVALID_OPCODE: CloseCode.ProtocolError,
@@ -43,11 +46,15 @@ const CLOSE_CODE_OF: Record<ProtocolErrorCode, CloseCode> = {
   WS_ERR_INVALID_CLOSE_PAYLOAD: CloseCode.ProtocolError,
   WS_ERR_INVALID_UTF8: CloseCode.InvalidPayload,
   WS_ERR_DECOMPRESSION_FAILED: CloseCode.InvalidPayload,
+  WS_ERR_COMPRESSION_FAILED: CloseCode.InternalError,
   WS_ERR_MESSAGE_TOO_BIG: CloseCode.MessageTooBig,
   WS_ERR_UNSUPPORTED_DATA: CloseCode.UnsupportedData,
 };
 
-/** A violation by the peer: the connection is failed with `closeCode` (RFC 6455 §7.1.7). */
+/**
+ * A violation by the peer (or, for WS_ERR_COMPRESSION_FAILED, a local codec
+ * fault): the connection is failed with `closeCode` (RFC 6455 §7.1.7).
+ */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
   readonly closeCode: CloseCode;

@@ -142,6 +142,11 @@ export class Protocol implements FrameSink {
     return this.input.bufferedBytes;
   }
 
+  /**
+   * Feed received bytes. The core takes the chunk over: masked payloads are
+   * unmasked in place, and a message or control payload that lies inside one
+   * chunk is delivered as a view of it, so the caller must not reuse it.
+   */
   receive(chunk: Uint8Array): void {
     this.input.push(chunk);
   }
@@ -219,21 +224,33 @@ export class Protocol implements FrameSink {
     this.deflate!.codec.compress(frame.data, frame.fin, (error, output) => {
       this.compressing = false;
       if (error !== null || output === null) {
-        this.backlog.length = 0;
-        // A local compressor fault, not the peer's doing: 1011 (§7.4.1).
-        if (this.stateValue === ProtocolState.Open) {
-          this.stateValue = ProtocolState.Closed;
-          this.writeFrame(Opcode.Close, true, false, encodeClosePayload(CloseCode.InternalError, 'compression failed'));
-        }
-        this.host.event({
-          type: 'error',
-          error: new ProtocolError('WS_ERR_DECOMPRESSION_FAILED', `compression failed: ${error?.message ?? 'no output'}`),
-        });
+        this.compressionFailed(error);
         return;
       }
       this.writeFrame(frame.opcode, frame.fin, frame.first, output);
       while (!this.compressing && this.backlog.length > 0) this.emit(this.backlog.shift()!);
     });
+  }
+
+  /**
+   * A local compressor fault, not the peer's doing: fail with 1011 (§7.4.1,
+   * §7.1.7). Every frame queued behind the failed one is dropped, and no close
+   * frame can have left yet (it would be queued behind it), so one is written
+   * here whatever the state, and reading stops like after any failure.
+   */
+  private compressionFailed(error: Error | null): void {
+    this.backlog.length = 0;
+    this.stopReading();
+    const alreadyEnded = this.stateValue === ProtocolState.Closed;
+    this.stateValue = ProtocolState.Closed;
+    this.writeFrame(Opcode.Close, true, false, encodeClosePayload(CloseCode.InternalError, 'compression failed'));
+    // After a close or error event the application has had its one ending event.
+    if (!alreadyEnded) {
+      this.host.event({
+        type: 'error',
+        error: new ProtocolError('WS_ERR_COMPRESSION_FAILED', `compression failed: ${error?.message ?? 'no output'}`),
+      });
+    }
   }
 
   private writeFrame(opcode: Opcode, fin: boolean, rsv1: boolean, data: Uint8Array): void {

@@ -1,0 +1,311 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.js';
+import { FrameReader, type FrameReaderOptions, type FrameSink } from '../../src/protocol/frame-reader.js';
+import type { Opcode } from '../../src/protocol/opcode.js';
+import { concat, frame, hex, patternBytes, splitAt, toHex } from './helpers.js';
+
+type SinkCall =
+  | { kind: 'header'; fin: boolean; rsv1: boolean; opcode: Opcode; length: number }
+  | { kind: 'payload'; payload: Uint8Array }
+  | { kind: 'error'; code: ProtocolErrorCode };
+
+class RecordingSink implements FrameSink {
+  readonly calls: SinkCall[] = [];
+  /** Answer frameHeader with this error (once) to check that the reader stops. */
+  rejectNextHeader: ProtocolError | null = null;
+  onPayload: ((payload: Uint8Array) => void) | null = null;
+
+  frameHeader(fin: boolean, rsv1: boolean, opcode: Opcode, length: number): ProtocolError | null {
+    this.calls.push({ kind: 'header', fin, rsv1, opcode, length });
+    const error = this.rejectNextHeader;
+    this.rejectNextHeader = null;
+    return error;
+  }
+  framePayload(payload: Uint8Array): void {
+    this.calls.push({ kind: 'payload', payload });
+    this.onPayload?.(payload);
+  }
+  frameError(error: ProtocolError): void {
+    this.calls.push({ kind: 'error', code: error.code });
+  }
+  get errors(): ProtocolErrorCode[] {
+    return this.calls.flatMap((c) => (c.kind === 'error' ? [c.code] : []));
+  }
+  get payloads(): string[] {
+    return this.calls.flatMap((c) => (c.kind === 'payload' ? [toHex(c.payload)] : []));
+  }
+}
+
+const SERVER: FrameReaderOptions = { expectMasked: true, allowRsv1: false };
+const CLIENT: FrameReaderOptions = { expectMasked: false, allowRsv1: false };
+const KEY = hex('37 fa 21 3d');
+
+function reader(options: FrameReaderOptions): { reader: FrameReader; sink: RecordingSink } {
+  const sink = new RecordingSink();
+  return { reader: new FrameReader(sink, options), sink };
+}
+
+describe('FrameReader: RFC 6455 §5.7 examples', () => {
+  it('parses the unmasked "Hello" text frame 81 05 48 65 6c 6c 6f', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    r.push(hex('81 05 48 65 6c 6c 6f'));
+    expect(sink.calls).toEqual([
+      { kind: 'header', fin: true, rsv1: false, opcode: 1, length: 5 },
+      { kind: 'payload', payload: hex('48 65 6c 6c 6f') },
+    ]);
+  });
+
+  it('parses and unmasks the masked "Hello" frame 81 85 37 fa 21 3d 7f 9f 4d 51 58', () => {
+    const { reader: r, sink } = reader(SERVER);
+    r.push(hex('81 85 37 fa 21 3d 7f 9f 4d 51 58'));
+    expect(sink.payloads).toEqual(['48 65 6c 6c 6f']);
+    expect(sink.errors).toEqual([]);
+  });
+
+  it('parses the fragmented "Hel" + "lo" frames', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    r.push(hex('01 03 48 65 6c 80 02 6c 6f'));
+    expect(sink.calls).toEqual([
+      { kind: 'header', fin: false, rsv1: false, opcode: 1, length: 3 },
+      { kind: 'payload', payload: hex('48 65 6c') },
+      { kind: 'header', fin: true, rsv1: false, opcode: 0, length: 2 },
+      { kind: 'payload', payload: hex('6c 6f') },
+    ]);
+  });
+
+  it('parses the ping 89 05 "Hello" and the masked pong 8a 85 37 fa 21 3d 7f 9f 4d 51 58', () => {
+    const client = reader(CLIENT);
+    client.reader.push(hex('89 05 48 65 6c 6c 6f'));
+    expect(client.sink.calls[0]).toEqual({ kind: 'header', fin: true, rsv1: false, opcode: 9, length: 5 });
+    expect(client.sink.payloads).toEqual(['48 65 6c 6c 6f']);
+    const server = reader(SERVER);
+    server.reader.push(hex('8a 85 37 fa 21 3d 7f 9f 4d 51 58'));
+    expect(server.sink.calls[0]).toEqual({ kind: 'header', fin: true, rsv1: false, opcode: 10, length: 5 });
+    expect(server.sink.payloads).toEqual(['48 65 6c 6c 6f']);
+  });
+
+  it('reads the 16-bit length of the 256-byte binary frame 82 7E 01 00', () => {
+    const payload = patternBytes(256);
+    const { reader: r, sink } = reader(CLIENT);
+    r.push(concat(hex('82 7e 01 00'), payload));
+    expect(sink.calls[0]).toEqual({ kind: 'header', fin: true, rsv1: false, opcode: 2, length: 256 });
+    expect(sink.payloads).toEqual([toHex(payload)]);
+  });
+
+  it('reads the 64-bit length of the 64 KiB binary frame 82 7F 00 00 00 00 00 01 00 00', () => {
+    const payload = patternBytes(65536);
+    const { reader: r, sink } = reader(CLIENT);
+    r.push(concat(hex('82 7f 00 00 00 00 00 01 00 00'), payload));
+    expect(sink.calls[0]).toEqual({ kind: 'header', fin: true, rsv1: false, opcode: 2, length: 65536 });
+    expect(sink.payloads).toEqual([toHex(payload)]);
+  });
+});
+
+describe('FrameReader: header rules (RFC 6455 §5.2)', () => {
+  const cases: [string, FrameReaderOptions, Uint8Array, ProtocolErrorCode][] = [
+    ['RSV1 without a negotiated extension', CLIENT, hex('c1 00'), 'WS_ERR_UNEXPECTED_RSV'],
+    ['RSV2', CLIENT, hex('a1 00'), 'WS_ERR_UNEXPECTED_RSV'],
+    ['RSV3', CLIENT, hex('91 00'), 'WS_ERR_UNEXPECTED_RSV'],
+    ['RSV2 even when RSV1 is allowed', { expectMasked: false, allowRsv1: true }, hex('a1 00'), 'WS_ERR_UNEXPECTED_RSV'],
+    ['a masked frame sent to a client', CLIENT, hex('81 80 00 00 00 00'), 'WS_ERR_UNEXPECTED_MASK'],
+    ['an unmasked frame sent to a server', SERVER, hex('81 00'), 'WS_ERR_EXPECTED_MASK'],
+    ['a 16-bit length under 126', CLIENT, hex('82 7e 00 7d'), 'WS_ERR_NON_MINIMAL_LENGTH'],
+    ['a 16-bit length of 0', CLIENT, hex('82 7e 00 00'), 'WS_ERR_NON_MINIMAL_LENGTH'],
+    ['a 64-bit length under 65536', CLIENT, hex('82 7f 00 00 00 00 00 00 ff ff'), 'WS_ERR_NON_MINIMAL_LENGTH'],
+    ['a 64-bit length of 126', CLIENT, hex('82 7f 00 00 00 00 00 00 00 7e'), 'WS_ERR_NON_MINIMAL_LENGTH'],
+    ['a 64-bit length with the top bit set', CLIENT, hex('82 7f 80 00 00 00 00 00 00 00'), 'WS_ERR_INVALID_LENGTH'],
+    ['a 64-bit length of all ones', CLIENT, hex('82 7f ff ff ff ff ff ff ff ff'), 'WS_ERR_INVALID_LENGTH'],
+    ['a ping of 126 bytes (16-bit length)', CLIENT, hex('89 7e 00 7e'), 'WS_ERR_CONTROL_TOO_LONG'],
+    ['a close with a 64-bit length', CLIENT, hex('88 7f'), 'WS_ERR_CONTROL_TOO_LONG'],
+    ['a ping without FIN', CLIENT, hex('09 00'), 'WS_ERR_FRAGMENTED_CONTROL'],
+    ['a close without FIN', CLIENT, hex('08 00'), 'WS_ERR_FRAGMENTED_CONTROL'],
+  ];
+  for (const op of [3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf]) {
+    cases.push([`reserved opcode 0x${op.toString(16)}`, CLIENT, Uint8Array.of(0x80 | op, 0), 'WS_ERR_INVALID_OPCODE']);
+  }
+
+  it.each(cases)('rejects %s, without asking the sink about the frame', (_, options, bytes, code) => {
+    const { reader: r, sink } = reader(options);
+    r.push(bytes);
+    expect(sink.calls).toEqual([{ kind: 'error', code }]);
+  });
+
+  it('accepts a 16-bit length of exactly 126 and a 64-bit length of exactly 65536', () => {
+    const a = reader(CLIENT);
+    a.reader.push(concat(hex('82 7e 00 7e'), new Uint8Array(126)));
+    expect(a.sink.errors).toEqual([]);
+    expect(a.sink.calls[0]).toMatchObject({ kind: 'header', length: 126 });
+    const b = reader(CLIENT);
+    b.reader.push(hex('82 7f 00 00 00 00 00 01 00 00'));
+    expect(b.sink.calls).toEqual([{ kind: 'header', fin: true, rsv1: false, opcode: 2, length: 65536 }]);
+  });
+
+  it('reports a 64-bit length above 2^32 as is', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    r.push(hex('82 7f 00 00 00 01 00 00 00 01'));
+    expect(sink.calls).toEqual([{ kind: 'header', fin: true, rsv1: false, opcode: 2, length: 2 ** 32 + 1 }]);
+  });
+
+  it('accepts RSV1 when allowed and passes it to the sink', () => {
+    const { reader: r, sink } = reader({ expectMasked: false, allowRsv1: true });
+    r.push(hex('c1 01 41'));
+    expect(sink.calls[0]).toEqual({ kind: 'header', fin: true, rsv1: true, opcode: 1, length: 1 });
+  });
+
+  it('accepts a 125-byte control frame', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    r.push(concat(hex('89 7d'), new Uint8Array(125)));
+    expect(sink.errors).toEqual([]);
+    expect(sink.calls).toHaveLength(2);
+  });
+
+  it('asks the sink about the frame as soon as the length is known, before the payload or mask key', () => {
+    const { reader: r, sink } = reader(SERVER);
+    r.push(hex('82 fe 01'));
+    expect(sink.calls).toEqual([]);
+    r.push(hex('00'));
+    expect(sink.calls).toEqual([{ kind: 'header', fin: true, rsv1: false, opcode: 2, length: 256 }]);
+  });
+
+  it('stops when the sink rejects a header, and reports that error', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    sink.rejectNextHeader = new ProtocolError('WS_ERR_MESSAGE_TOO_BIG', 'too big');
+    r.push(concat(hex('82 03 01 02 03'), hex('81 01 41')));
+    expect(sink.calls).toEqual([
+      { kind: 'header', fin: true, rsv1: false, opcode: 2, length: 3 },
+      { kind: 'error', code: 'WS_ERR_MESSAGE_TOO_BIG' },
+    ]);
+    r.push(hex('81 01 41'));
+    expect(sink.calls).toHaveLength(2);
+  });
+
+  it('ignores all input after a framing error', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    r.push(hex('83 00 81 01 41'));
+    r.push(hex('81 01 41'));
+    expect(sink.calls).toEqual([{ kind: 'error', code: 'WS_ERR_INVALID_OPCODE' }]);
+    expect(r.bufferedBytes).toBe(0);
+  });
+});
+
+describe('FrameReader: buffering', () => {
+  it('parses a frame fed one byte at a time', () => {
+    const { reader: r, sink } = reader(SERVER);
+    const bytes = frame({ opcode: 2, payload: patternBytes(300), mask: KEY });
+    for (let i = 0; i < bytes.length; i++) {
+      r.push(bytes.slice(i, i + 1));
+      if (i < bytes.length - 1) expect(sink.payloads).toEqual([]);
+    }
+    expect(sink.payloads).toEqual([toHex(patternBytes(300))]);
+  });
+
+  it('hands a payload that lies in one chunk on as a view of that chunk, unmasked in place', () => {
+    const { reader: r, sink } = reader(SERVER);
+    const chunk = hex('81 85 37 fa 21 3d 7f 9f 4d 51 58');
+    r.push(chunk);
+    const payload = (sink.calls[1] as { payload: Uint8Array }).payload;
+    expect(payload.buffer).toBe(chunk.buffer);
+    expect(payload.byteOffset).toBe(chunk.byteOffset + 6);
+    expect(toHex(chunk.subarray(6))).toBe('48 65 6c 6c 6f');
+  });
+
+  it('copies a payload that spans chunks', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    const a = hex('82 04 01 02');
+    const b = hex('03 04');
+    r.push(a);
+    r.push(b);
+    expect(sink.payloads).toEqual(['01 02 03 04']);
+    const payload = (sink.calls[1] as { payload: Uint8Array }).payload;
+    expect(payload.buffer).not.toBe(a.buffer);
+    expect(payload.buffer).not.toBe(b.buffer);
+  });
+
+  it('delivers empty payloads, masked or not', () => {
+    const server = reader(SERVER);
+    server.reader.push(hex('82 80 01 02 03 04 89 80 01 02 03 04'));
+    expect(server.sink.payloads).toEqual(['', '']);
+    const client = reader(CLIENT);
+    client.reader.push(hex('82 00'));
+    client.reader.push(hex('8a 00'));
+    expect(client.sink.payloads).toEqual(['', '']);
+  });
+
+  it('holds frames while paused and parses the backlog on resume', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    sink.onPayload = () => r.pause();
+    r.push(hex('81 01 41 81 01 42 81 01 43'));
+    expect(sink.payloads).toEqual(['41']);
+    expect(r.bufferedBytes).toBe(6);
+    r.push(hex('81 01 44'));
+    expect(sink.payloads).toEqual(['41']);
+    expect(r.bufferedBytes).toBe(9);
+    sink.onPayload = null;
+    r.resume();
+    expect(sink.payloads).toEqual(['41', '42', '43', '44']);
+    expect(r.bufferedBytes).toBe(0);
+  });
+
+  it('continues in the same loop when resumed from inside framePayload', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    sink.onPayload = () => {
+      r.pause();
+      r.resume();
+    };
+    r.push(hex('81 01 41 81 01 42'));
+    expect(sink.payloads).toEqual(['41', '42']);
+  });
+
+  it('accepts chunks pushed from inside framePayload, in order', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    let pushed = false;
+    sink.onPayload = () => {
+      if (!pushed) {
+        pushed = true;
+        r.push(hex('81 01 43'));
+      }
+    };
+    r.push(hex('81 01 41 81 01 42'));
+    expect(sink.payloads).toEqual(['41', '42', '43']);
+  });
+
+  it('stops parsing the rest of a chunk when stopped from inside framePayload', () => {
+    const { reader: r, sink } = reader(CLIENT);
+    sink.onPayload = () => r.stop();
+    r.push(hex('81 01 41 81 01 42'));
+    expect(sink.payloads).toEqual(['41']);
+    r.resume();
+    r.push(hex('81 01 43'));
+    expect(sink.payloads).toEqual(['41']);
+    expect(r.bufferedBytes).toBe(0);
+  });
+
+  it('parses any sequence of frames the same at any split (property)', () => {
+    const frameArb = fc.record({
+      opcode: fc.constantFrom(0, 1, 2, 8, 9, 10),
+      fin: fc.boolean(),
+      payload: fc.oneof(
+        fc.uint8Array({ maxLength: 130, size: 'max' }),
+        fc.integer({ min: 126, max: 70_000 }).map((n) => patternBytes(n, n)),
+      ),
+      key: fc.uint8Array({ minLength: 4, maxLength: 4 }),
+    });
+    fc.assert(
+      fc.property(fc.array(frameArb, { maxLength: 6, size: 'max' }), fc.boolean(), fc.array(fc.nat(), { maxLength: 20, size: 'max' }), (specs, masked, cuts) => {
+        // Control frames must be FIN and short; make the generated ones legal.
+        const legal = specs.map((s) => (s.opcode >= 8 ? { ...s, fin: true, payload: s.payload.subarray(0, 125) } : s));
+        const stream = concat(...legal.map((s) => frame({ opcode: s.opcode, fin: s.fin, payload: s.payload, mask: masked ? s.key : null })));
+        const { reader: r, sink } = reader({ expectMasked: masked, allowRsv1: false });
+        for (const piece of splitAt(stream, cuts)) r.push(piece);
+        expect(sink.errors).toEqual([]);
+        expect(sink.calls.filter((c) => c.kind === 'header')).toEqual(
+          legal.map((s) => ({ kind: 'header', fin: s.fin, rsv1: false, opcode: s.opcode, length: s.payload.length })),
+        );
+        expect(sink.payloads).toEqual(legal.map((s) => toHex(s.payload)));
+        expect(r.bufferedBytes).toBe(0);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
