@@ -170,6 +170,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error) => this.recordFailure(new ConnectionError('WS_ERR_SOCKET', error.message, error)));
+    socket.on('end', () => this.onPeerEnd());
     socket.on('close', () => this.finish());
     socket.on('drain', () => this.onSocketDrain());
   }
@@ -203,7 +204,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
 
   /** Send one message. See `SendStatus` for what the answer means; it never throws for a closed connection. */
   send(data: SendData, options?: SendOptions): SendStatus {
-    if (this.core.state !== ProtocolState.Open) return 'closed';
+    if (!this.sendable) return 'closed';
     const isString = typeof data === 'string';
     const bytes = isString ? Buffer.from(data, 'utf8') : toBytes(data);
     const binary = options?.binary ?? !isString;
@@ -227,7 +228,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
    * fragment decides text or binary.
    */
   sendFragment(data: SendData, fin: boolean, options?: Omit<SendOptions, 'fragmentSize'>): SendStatus {
-    if (this.core.state !== ProtocolState.Open) return 'closed';
+    if (!this.sendable) return 'closed';
     const isString = typeof data === 'string';
     const bytes = isString ? Buffer.from(data, 'utf8') : toBytes(data);
     const refused = this.admit(bytes.length);
@@ -245,7 +246,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     if (bytes.length > 125) {
       return Promise.reject(new UsageError('WS_ERR_CONTROL_PAYLOAD_TOO_LONG', 'ping payloads are limited to 125 bytes'));
     }
-    if (this.core.state !== ProtocolState.Open) {
+    if (!this.sendable) {
       return Promise.reject(new UsageError('WS_ERR_NOT_OPEN', 'the connection is not open'));
     }
     const pings = (this.pings ??= []);
@@ -323,11 +324,11 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   /**
    * @internal Fail the connection for a local reason: the close frame says
    * why, the TCP connection ends after it, and is destroyed if the peer
-   * lingers.
+   * lingers. `cause` is the error behind it, if any (a throwing handler).
    */
-  drop(code: ConnectionErrorCode, message: string, closeCode: number): void {
+  drop(code: ConnectionErrorCode, message: string, closeCode: number, cause?: Error): void {
     if (this.closed) return;
-    this.recordFailure(new ConnectionError(code, message));
+    this.recordFailure(new ConnectionError(code, message, cause));
     this.core.close(closeCode, truncateReason(message));
     if (this.flushScheduled) this.endAfterFlush = true;
     else this.socket.end();
@@ -428,6 +429,15 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
 
   // ---- internals ---------------------------------------------------------
 
+  /**
+   * The core still says Open after the socket died without a close frame
+   * (peer gone, buffer limit, terminate()): nothing may be sent then, and a
+   * ping would wait for a pong forever.
+   */
+  private get sendable(): boolean {
+    return !this.closed && !this.socket.destroyed && this.core.state === ProtocolState.Open;
+  }
+
   private admit(size: number): SendStatus | null {
     const buffered = this.bufferedAmount;
     if (buffered === 0 || buffered + size <= this.maxBufferedAmount) return null;
@@ -455,6 +465,18 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       this.pausedForBacklog = true;
       this.socket.pause();
     }
+  }
+
+  /**
+   * The peer sent its TCP FIN: nothing more will arrive. Sockets handed over
+   * by node:http allow half-open connections, where this socket would then
+   * never close: end our side too, and destroy it if that does not finish
+   * within the close timeout.
+   */
+  private onPeerEnd(): void {
+    if (this.flushScheduled) this.endAfterFlush = true;
+    else this.socket.end();
+    this.armCloseTimer();
   }
 
   private onSocketDrain(): void {

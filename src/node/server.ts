@@ -12,7 +12,7 @@ import {
   type DeflateOptions,
 } from '../protocol/permessage-deflate.js';
 import { Role } from '../protocol/role.js';
-import { Connection, type CloseInfo, type ConnectionOptions } from './connection.js';
+import { Connection, ConnectionState, type CloseInfo, type ConnectionOptions } from './connection.js';
 import { ConnectionError } from './errors.js';
 import { UpgradeRejection, type UpgradeRequest } from './upgrade.js';
 import { createZlibCodec } from './zlib-codec.js';
@@ -347,8 +347,14 @@ export class WebSocketServer {
         // An exception in application code fails this connection (1011), never the server.
         const failure = asError(error);
         this.log({ event: 'error', path, remoteAddress, error: failure });
-        if (route.error !== undefined && hook !== 'error') guard('error', () => route.error!(connection, failure));
-        connection.drop('WS_ERR_TERMINATED', `${hook} handler threw: ${failure.message}`, CloseCode.InternalError);
+        // The error hook hears of it once: while the connection lives, through
+        // its error event (a ConnectionError whose cause is what was thrown);
+        // after it closed (a throwing close hook), directly.
+        if (connection.state !== ConnectionState.Closed) {
+          connection.drop('WS_ERR_TERMINATED', `${hook} handler threw: ${failure.message}`, CloseCode.InternalError, failure);
+        } else if (route.error !== undefined && hook !== 'error') {
+          guard('error', () => route.error!(connection, failure));
+        }
       }
     };
     if (route.message !== undefined) {
