@@ -11,6 +11,7 @@ export {
   type SendOptions,
   type SendStatus,
 } from './node/connection.js';
+export { WebSocket, CloseEvent, type BinaryType, type WebSocketOptions, type WebSocketEventMap } from './node/websocket.js';
 export { reject, UpgradeRejection, type UpgradeRequest } from './node/upgrade.js';
 export { ConnectionError, HandshakeError, type ConnectionErrorCode, type HandshakeErrorCode } from './node/errors.js';
 export { CloseCode, Opcode, ProtocolError, UsageError, type ProtocolErrorCode, type UsageErrorCode } from './protocol/index.js';
