@@ -178,10 +178,14 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
       );
       startHeartbeat(connection, options.heartbeat);
       resolve(connection);
-      // Frames that came with the 101 are delivered after the caller got the connection.
+      // Frames that came with the 101 are delivered after the caller got the
+      // connection. A microtask queued after resolve() runs after the
+      // reactions to it (`.then`, `await connect()`), so listeners attached
+      // there hear them; process.nextTick would run before any of those.
+      // Microtasks also run before the socket can deliver later bytes.
       if (result.rest.length > 0) {
         const rest = result.rest;
-        process.nextTick(() => connection.receiveInitial(rest));
+        queueMicrotask(() => connection.receiveInitial(rest));
       }
     };
     socket.on('data', onData);

@@ -7,6 +7,7 @@ import { Opcode } from '../protocol/opcode.js';
 import { Protocol, ProtocolState, type ProtocolEvent, type ProtocolHost } from '../protocol/protocol.js';
 import { Role } from '../protocol/role.js';
 import { ConnectionError, type ConnectionErrorCode } from './errors.js';
+import { iterateMessages, type ReceivedMessage, type MessageIteratorOptions } from './message-iterator.js';
 
 /**
  * One WebSocket connection over a TCP (or TLS) socket, for both roles. It
@@ -55,6 +56,11 @@ export interface ConnectionEvents {
   pong: [payload: Buffer, rtt: number | undefined];
   /** Buffered outgoing data fell back under the high-water mark. */
   drain: [];
+  /**
+   * Bytes (frame headers included) the operating system accepted, once per
+   * batched write. Only measured while someone listens.
+   */
+  written: [bytes: number];
   /** Only emitted when someone listens; the same error is also in the close event's `error`. */
   error: [error: Error];
   close: [info: CloseInfo];
@@ -140,6 +146,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private pausedForBacklog = false;
   /** A heartbeat ping went out and nothing has been received since. */
   private heartbeatPending = false;
+  /** Someone listens to `written`: have the socket report when each write left. */
+  private writtenEvents = false;
 
   private peerClose: { code: number; reason: string; initiator: 'local' | 'remote' } | null = null;
   private failure: Error | null = null;
@@ -165,6 +173,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     // Frame events cost an object per frame: only produce them once someone listens.
     (this as EventEmitter).on('newListener', (name: string) => {
       if (name === 'frame') this.core.frameEvents = true;
+      if (name === 'written') this.writtenEvents = true;
     });
 
     socket.setNoDelay(true);
@@ -308,6 +317,21 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   }
 
   /**
+   * Incoming messages as an async iterator that ends when the connection
+   * closes (after handing out what was queued). Reading from the socket
+   * pauses while `highWaterMark` messages wait for the consumer, so a slow
+   * consumer slows the peer down instead of filling memory. One iterator at
+   * a time; `break` stops it and leaves the connection open.
+   */
+  messages(options?: MessageIteratorOptions): AsyncIterableIterator<ReceivedMessage> {
+    return iterateMessages(this, options);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<ReceivedMessage> {
+    return iterateMessages(this);
+  }
+
+  /**
    * @internal One heartbeat tick: ping, or drop the peer if nothing at all
    * (pong or otherwise) arrived since the previous tick's ping.
    */
@@ -401,8 +425,14 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.pending = [];
     this.pendingBytes = 0;
     const socket = this.socket;
+    // Writes complete in order: the last chunk's callback means the whole batch left.
+    const written = this.writtenEvents
+      ? (error?: Error | null): void => {
+          if (error == null) this.emit('written', total);
+        }
+      : undefined;
     if (chunks.length === 1) {
-      socket.write(chunks[0]!);
+      socket.write(chunks[0]!, written);
     } else if (total <= COALESCE_LIMIT) {
       // One small buffer and one system call for a burst of small frames.
       const out = Buffer.allocUnsafe(total);
@@ -411,10 +441,12 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
         out.set(chunk, offset);
         offset += chunk.length;
       }
-      socket.write(out);
+      socket.write(out, written);
     } else {
       socket.cork();
-      for (const chunk of chunks) socket.write(chunk);
+      const last = chunks.length - 1;
+      for (let i = 0; i < last; i++) socket.write(chunks[i]!);
+      socket.write(chunks[last]!, written);
       socket.uncork();
     }
     if (this.endAfterFlush) {
