@@ -23,3 +23,13 @@ export function parseSize(value: string | undefined, fallback: number, what: str
   if (!Number.isSafeInteger(size) || size <= 0) throw new UsageFailure(`invalid ${what}: ${value}`);
   return size;
 }
+
+/** "2", "0.5": a non-negative number of seconds, returned in milliseconds. */
+export function parseSeconds(value: string | undefined, fallbackMs: number, what: string): number {
+  if (value === undefined) return fallbackMs;
+  const seconds = Number(value);
+  if (!/^\d+(\.\d+)?$|^\.\d+$/.test(value.trim()) || !Number.isFinite(seconds)) {
+    throw new UsageFailure(`invalid ${what}: ${value} (use seconds, e.g. 2 or 0.5)`);
+  }
+  return Math.round(seconds * 1000);
+}

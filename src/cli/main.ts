@@ -1,13 +1,23 @@
 #!/usr/bin/env node
 import { serve, SERVE_HELP } from './serve.js';
 import { UsageFailure } from './args.js';
+import { connectCommand } from './connect.js';
+import { listenCommand } from './listen.js';
 
 const HELP = `Usage: sockeye <command> [options]
 
 Commands:
+  connect URL   talk to a WebSocket server: send typed or piped lines, print what comes back
+  listen PORT   run a small server that prints what clients send and sends them what you type
   serve echo    run a WebSocket echo server
 
-Run "sockeye <command> --help" for a command's options.
+Run "sockeye <command> --help" for a command's options and examples.
+
+Examples:
+  sockeye connect ws://127.0.0.1:8080/chat
+  printf 'hello\n/ping\n' | sockeye connect ws://127.0.0.1:8080 -w 1
+  sockeye listen 9000
+  sockeye serve echo --port 8080
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -26,7 +36,24 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
     return -1; // keep running
   }
+  const streams = { input: process.stdin, output: process.stdout, errors: process.stderr };
+  // `sockeye connect ... | head -3`: a reader that went away ends the session quietly.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(0);
+  });
+  if (command === 'connect') return settle(await connectCommand(rest, streams));
+  if (command === 'listen') return settle(await listenCommand(rest, streams));
   throw new UsageFailure(`unknown command: ${command}\n\n${HELP}`);
+}
+
+/**
+ * An interactive command is over: everything it opened is closed, so the
+ * process ends by itself. Should a handle linger anyway, do not hang.
+ */
+function settle(code: number): number {
+  setTimeout(() => process.exit(code), 2000).unref();
+  return code;
 }
 
 main(process.argv.slice(2)).then(

@@ -46,11 +46,29 @@ export interface FrameInfo {
   payload: Buffer;
 }
 
+/** One frame header as it crossed the wire, for traces (the `wire` event). */
+export interface WireFrame {
+  direction: 'in' | 'out';
+  opcode: Opcode;
+  fin: boolean;
+  rsv1: boolean;
+  rsv2: boolean;
+  rsv3: boolean;
+  masked: boolean;
+  /** Payload length on the wire: after compression, as framed. */
+  length: number;
+}
+
 export interface ConnectionEvents {
   /** A whole message: text arrives as a string, binary as a Buffer. */
   message: [data: string | Buffer, isBinary: boolean];
   /** Every received data frame, with `fin` marking the last frame of its message. */
   frame: [frame: FrameInfo];
+  /**
+   * Every frame header in both directions, control frames included: received
+   * ones as parsed (before their payload), sent ones as the core produces them.
+   */
+  wire: [frame: WireFrame];
   ping: [payload: Buffer];
   /** `rtt` is the round trip in milliseconds when the pong answers one of our pings. */
   pong: [payload: Buffer, rtt: number | undefined];
@@ -146,6 +164,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private pausedForBacklog = false;
   /** A heartbeat ping went out and nothing has been received since. */
   private heartbeatPending = false;
+  /** Someone listens to `wire`: report frames written. */
+  private wireEvents = false;
   /** Someone listens to `written`: have the socket report when each write left. */
   private writtenEvents = false;
 
@@ -173,6 +193,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     // Frame events cost an object per frame: only produce them once someone listens.
     (this as EventEmitter).on('newListener', (name: string) => {
       if (name === 'frame') this.core.frameEvents = true;
+      if (name === 'wire') this.core.headerEvents = this.wireEvents = true;
       if (name === 'written') this.writtenEvents = true;
     });
 
@@ -363,6 +384,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
 
   /** @internal */
   writeFrame(header: Uint8Array, payload: Uint8Array): void {
+    if (this.wireEvents) this.emit('wire', describeHeader(header, payload.length));
     this.pending.push(header);
     this.pendingBytes += header.length;
     if (payload.length > 0) {
@@ -384,6 +406,19 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
         else this.emit('message', asBuffer(data).toString('utf8'), false);
         return;
       }
+      case 'frameHeader':
+        this.emit('wire', {
+          direction: 'in',
+          opcode: event.opcode,
+          fin: event.fin,
+          rsv1: event.rsv1,
+          // The reader fails frames with RSV2/RSV3 set or the wrong masking (§5.1, §5.2) before reporting them.
+          rsv2: false,
+          rsv3: false,
+          masked: this.role === Role.Server,
+          length: event.length,
+        });
+        return;
       case 'frame':
         this.emit('frame', { opcode: event.opcode, fin: event.fin, rsv1: event.rsv1, payload: asBuffer(event.payload) });
         return;
@@ -589,6 +624,21 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     }
     this.emit('close', info);
   }
+}
+
+/** The bits of a frame header the core wrote (RFC 6455 §5.2 layout). */
+function describeHeader(header: Uint8Array, length: number): WireFrame {
+  const b0 = header[0]!;
+  return {
+    direction: 'out',
+    opcode: (b0 & 0x0f) as Opcode,
+    fin: (b0 & 0x80) !== 0,
+    rsv1: (b0 & 0x40) !== 0,
+    rsv2: (b0 & 0x20) !== 0,
+    rsv3: (b0 & 0x10) !== 0,
+    masked: (header[1]! & 0x80) !== 0,
+    length,
+  };
 }
 
 function flushConnection(connection: Connection): void {

@@ -29,6 +29,12 @@ export type ProtocolEvent =
   | { type: 'message'; data: Uint8Array; binary: boolean }
   /** Only with `frameEvents`: each data frame as received (payload unmasked, still compressed if it was). */
   | { type: 'frame'; opcode: Opcode; fin: boolean; rsv1: boolean; payload: Uint8Array }
+  /**
+   * Only with `headerEvents`: every frame header as parsed, control frames
+   * included, before its payload is read (for wire traces). `length` is the
+   * payload length on the wire. Headers the reader rejects are not reported.
+   */
+  | { type: 'frameHeader'; opcode: Opcode; fin: boolean; rsv1: boolean; length: number }
   | { type: 'ping'; data: Uint8Array }
   | { type: 'pong'; data: Uint8Array }
   /**
@@ -65,6 +71,8 @@ export interface ProtocolOptions {
   deflate?: PerMessageDeflateSetup | null;
   /** Report every data frame as a `frame` event. */
   frameEvents?: boolean;
+  /** Report every frame header as a `frameHeader` event. */
+  headerEvents?: boolean;
 }
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
@@ -98,6 +106,8 @@ export class Protocol implements FrameSink {
   private readonly deflate: PerMessageDeflateSetup | null;
   /** Report every data frame as a `frame` event; may be switched on at any time. */
   frameEvents: boolean;
+  /** Report every frame header as a `frameHeader` event; may be switched on at any time. */
+  headerEvents: boolean;
 
   // Receiving: the current frame and the message it belongs to.
   private frameOpcode: Opcode = Opcode.Continuation;
@@ -125,6 +135,7 @@ export class Protocol implements FrameSink {
     this.masking = options.role === Role.Client;
     this.deflate = options.deflate ?? null;
     this.frameEvents = options.frameEvents ?? false;
+    this.headerEvents = options.headerEvents ?? false;
     this.message = new MessageBuffer(this.maxMessageSize);
     this.reader = new FrameReader(this, {
       expectMasked: options.role === Role.Server,
@@ -268,6 +279,7 @@ export class Protocol implements FrameSink {
   // ---- Receiving (FrameSink) ---------------------------------------------
 
   frameHeader(fin: boolean, rsv1: boolean, opcode: Opcode, length: number): ProtocolError | null {
+    if (this.headerEvents) this.host.event({ type: 'frameHeader', opcode, fin, rsv1, length });
     this.frameOpcode = opcode;
     this.frameFin = fin;
     this.frameRsv1 = rsv1;

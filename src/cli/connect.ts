@@ -1,0 +1,491 @@
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { parseArgs } from 'node:util';
+import { connect, type ConnectOptions } from '../node/client.js';
+import type { CloseInfo, Connection, SendStatus } from '../node/connection.js';
+import { HandshakeError } from '../node/errors.js';
+import { CloseCode } from '../protocol/close-code.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { parseSeconds, parseSize, UsageFailure } from './args.js';
+import { LineConsole, type ConsoleStreams } from './console.js';
+import {
+  describeBinary,
+  describeClose,
+  describeControlPayload,
+  formatMessage,
+  formatRtt,
+  formatWireFrame,
+  oneLine,
+} from './format.js';
+import { parseCloseArgs, parseInputLine } from './slash.js';
+
+export const CONNECT_HELP = `Usage: sockeye connect URL [options]
+
+Open a WebSocket connection and talk to it: every line you type is sent as a
+text message, and everything the server sends is printed.
+
+  < text         a message received       > text         a message sent
+  << / >>        a frame (with --trace)   * ...          a note on the connection
+  binary messages are shown as "binary N bytes: <hex> |ascii|"
+
+When standard input is not a terminal, its lines are sent in order; at its
+end the client waits --wait seconds for answers, then closes normally.
+
+Options:
+  -H, --header 'Name: value'  add a request header (repeatable)
+  -s, --subprotocol NAME      offer a subprotocol (repeatable, in order of preference)
+  -o, --origin ORIGIN         send an Origin header
+      --no-deflate            do not offer permessage-deflate (offered by default)
+  -x, --execute MSG           send MSG (repeatable, in order; /commands work too) instead
+                              of reading standard input, wait --wait seconds, close, exit
+  -w, --wait SECONDS          how long to wait for answers after the last message of
+                              --execute or piped input (default 2)
+      --json                  pretty-print messages that are JSON
+      --show-ping-pong        show pings and pongs (pings are always answered)
+      --trace                 print every frame in both directions: opcode, FIN, RSV
+                              bits, masked, payload length on the wire
+      --reconnect             reconnect after the connection drops, waiting 1 s, then
+                              doubling up to 30 s; typed lines wait for the connection
+      --max-message BYTES     largest message accepted, e.g. 1MiB (default 64MiB)
+  -t, --timeout SECONDS       time allowed to connect and upgrade (default 10)
+  -k, --insecure              wss://: accept any server certificate
+  -h, --help                  show this help
+
+Commands (type them, pipe them, or pass them to --execute):
+  /ping [payload]             send a ping and print the round-trip time
+  /close [code [reason]]      close with a code (default 1000) and reason, then exit
+  /binary FILE                send the bytes of FILE as one binary message
+  /quit                       close normally and exit (also Ctrl-D)
+  /help                       list the commands
+  //text                      send "/text" (a message that starts with a slash)
+
+Exit status: 0 after a clean close that you started or that the server made
+with 1000 (or no code); 1 when the connection could not be opened, failed,
+or the server closed it with another code (the reason is printed on standard
+error); 2 for invalid arguments.
+
+Examples:
+  sockeye connect ws://127.0.0.1:8080/chat
+  sockeye connect wss://example.com/socket -H 'Authorization: Bearer abc' -s chat.v2
+  sockeye connect ws://127.0.0.1:8080 -x '{"type":"hello"}' -x /ping -w 1 --json
+  printf 'first\\nsecond\\n/close 4000 done\\n' | sockeye connect ws://127.0.0.1:8080
+  sockeye connect ws://127.0.0.1:8080 --trace --show-ping-pong --reconnect
+`;
+
+const SLASH_HELP = `* /ping [payload]          send a ping and print the round-trip time
+* /close [code [reason]]   close with a code (default 1000) and reason
+* /binary FILE             send the bytes of FILE as one binary message
+* /quit                    close normally and exit
+* /help                    this list
+* //text                   send a message that starts with "/"`;
+
+export interface ConnectSettings {
+  url: string;
+  options: ConnectOptions;
+  execute: string[];
+  waitMs: number;
+  json: boolean;
+  showPingPong: boolean;
+  trace: boolean;
+  reconnect: boolean;
+}
+
+/** Parse `connect`'s arguments; `null` when help was asked for. */
+export function parseConnectArgs(argv: string[]): ConnectSettings | null {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      header: { type: 'string', short: 'H', multiple: true },
+      subprotocol: { type: 'string', short: 's', multiple: true },
+      origin: { type: 'string', short: 'o' },
+      'no-deflate': { type: 'boolean' },
+      execute: { type: 'string', short: 'x', multiple: true },
+      wait: { type: 'string', short: 'w' },
+      json: { type: 'boolean' },
+      'show-ping-pong': { type: 'boolean' },
+      trace: { type: 'boolean' },
+      reconnect: { type: 'boolean' },
+      'max-message': { type: 'string' },
+      timeout: { type: 'string', short: 't' },
+      insecure: { type: 'boolean', short: 'k' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return null;
+  if (positionals.length === 0) throw new UsageFailure('connect needs a URL, e.g. sockeye connect ws://127.0.0.1:8080');
+  if (positionals.length > 1) throw new UsageFailure(`unexpected argument: ${positionals[1]}`);
+  const headers = (values.header ?? []).map(parseHeader);
+  const options: ConnectOptions = {
+    protocols: values.subprotocol ?? [],
+    headers,
+    origin: values.origin,
+    perMessageDeflate: values['no-deflate'] !== true,
+    maxMessageSize: parseSize(values['max-message'], 64 * 1024 * 1024, 'message size'),
+    handshakeTimeout: parseSeconds(values.timeout, 10_000, 'timeout'),
+  };
+  if (options.handshakeTimeout === 0) throw new UsageFailure('invalid timeout: 0');
+  if (values.insecure === true) options.tls = { rejectUnauthorized: false };
+  return {
+    url: withScheme(positionals[0]!),
+    options,
+    execute: values.execute ?? [],
+    waitMs: parseSeconds(values.wait, 2000, 'wait'),
+    json: values.json === true,
+    showPingPong: values['show-ping-pong'] === true,
+    trace: values.trace === true,
+    reconnect: values.reconnect === true,
+  };
+}
+
+/** `Name: value`, split at the first colon (RFC 9110 §5: field names cannot contain one). */
+function parseHeader(text: string): [string, string] {
+  const colon = text.indexOf(':');
+  const name = colon < 0 ? '' : text.slice(0, colon).trim();
+  if (name === '') throw new UsageFailure(`invalid header ${JSON.stringify(text)}: use 'Name: value'`);
+  return [name, text.slice(colon + 1).trim()];
+}
+
+/** `localhost:8080/x` is taken to mean `ws://localhost:8080/x`. */
+function withScheme(url: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `ws://${url}`;
+}
+
+/** Run `sockeye connect`; resolves with the exit status. */
+export async function connectCommand(argv: string[], streams: ConsoleStreams): Promise<number> {
+  const settings = parseConnectArgs(argv);
+  if (settings === null) {
+    streams.output.write(CONNECT_HELP);
+    return 0;
+  }
+  const terminal = new LineConsole(streams, '> ');
+  const session = new ClientSession(settings, terminal);
+  const interrupt = (): void => session.interrupt();
+  terminal.onInterrupt(interrupt);
+  process.on('SIGINT', interrupt);
+  process.on('SIGTERM', interrupt);
+  session.start();
+  pumpInput(settings, terminal, session).catch((error: unknown) => {
+    terminal.error(`sockeye: reading input failed: ${error instanceof Error ? error.message : String(error)}`);
+    void session.endOfInput(0);
+  });
+  const status = await session.exit;
+  process.off('SIGINT', interrupt);
+  process.off('SIGTERM', interrupt);
+  terminal.close();
+  return status;
+}
+
+/** Feed typed, piped or --execute lines to the session, one at a time, then signal their end. */
+async function pumpInput(settings: ConnectSettings, terminal: LineConsole, session: ClientSession): Promise<void> {
+  // The prompt appears after the "connected" line, and nothing is read if the connection never opens.
+  if ((await session.whenOpen()) === null) return;
+  const source = settings.execute.length > 0 ? settings.execute : terminal.lines();
+  for await (const line of source) {
+    if (session.finished) break;
+    await session.handleLine(line);
+    terminal.ready();
+  }
+  await session.endOfInput(terminal.interactive && settings.execute.length === 0 ? 0 : settings.waitMs);
+}
+
+/** Back-off before reconnect attempt n (0-based): 1 s, doubling, at most 30 s. */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(1000 * 2 ** Math.min(attempt, 15), 30_000);
+}
+
+/**
+ * One `connect` session: the current connection (several, with
+ * --reconnect), what is printed about it, and the exit status.
+ */
+class ClientSession {
+  readonly exit: Promise<number>;
+  finished = false;
+
+  private readonly settings: ConnectSettings;
+  private readonly terminal: LineConsole;
+  private connection: Connection<undefined> | null = null;
+  /** We started closing (or quitting): no reconnect, and a clean close exits 0. */
+  private leaving = false;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private openWaiters: Array<(connection: Connection<undefined> | null) => void> = [];
+  private lastFailure = '';
+  private interrupts = 0;
+  private resolveExit!: (status: number) => void;
+
+  constructor(settings: ConnectSettings, terminal: LineConsole) {
+    this.settings = settings;
+    this.terminal = terminal;
+    this.exit = new Promise((resolve) => (this.resolveExit = resolve));
+  }
+
+  start(): void {
+    void this.open();
+  }
+
+  /** The open connection, waiting for it while connecting; `null` once there will be none. */
+  whenOpen(): Promise<Connection<undefined> | null> {
+    if (this.finished || this.leaving) return Promise.resolve(null);
+    if (this.connection !== null) return Promise.resolve(this.connection);
+    return new Promise((resolve) => this.openWaiters.push(resolve));
+  }
+
+  async handleLine(line: string): Promise<void> {
+    try {
+      const input = parseInputLine(line);
+      if (input.kind === 'message') await this.sendText(input.text);
+      else await this.command(input.name, input.args);
+    } catch (error) {
+      this.complain(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /** Input ended: give answers `waitMs` to arrive (cut short if the connection ends), then close normally. */
+  async endOfInput(waitMs: number): Promise<void> {
+    if (this.finished) return;
+    if (waitMs > 0 && this.connection !== null && !this.leaving) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.exit, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+      clearTimeout(timer);
+    }
+    this.leave(CloseCode.Normal, '');
+  }
+
+  /** Ctrl-C or SIGTERM: close normally the first time, give up at once the second. */
+  interrupt(): void {
+    this.interrupts++;
+    if (this.interrupts === 1 && this.connection !== null && !this.leaving) {
+      this.note('closing (press Ctrl-C again to quit at once)');
+      this.leave(CloseCode.Normal, '');
+      return;
+    }
+    this.connection?.terminate('interrupted');
+    this.finish(130);
+  }
+
+  // ---- connecting --------------------------------------------------------
+
+  private async open(): Promise<void> {
+    this.retryTimer = null;
+    let connection: Connection<undefined>;
+    try {
+      connection = await connect(this.settings.url, this.settings.options);
+    } catch (error) {
+      const message = oneLine(error instanceof Error ? error.message : String(error));
+      if (this.finished) return;
+      if (this.settings.reconnect && !this.leaving && isRetryable(error)) {
+        this.retry(message);
+        return;
+      }
+      this.fail(message);
+      return;
+    }
+    if (this.finished || this.leaving) {
+      connection.close(CloseCode.Normal);
+      return;
+    }
+    this.attach(connection);
+  }
+
+  private attach(connection: Connection<undefined>): void {
+    const { json, trace, showPingPong } = this.settings;
+    this.connection = connection;
+    this.attempt = 0;
+    connection.on('message', (data, isBinary) => this.print(formatMessage('<', data, isBinary, { json })));
+    if (trace) connection.on('wire', (frame) => this.print(formatWireFrame(frame)));
+    if (showPingPong) {
+      connection.on('ping', (payload) => {
+        const shown = describeControlPayload(payload);
+        this.print(`< ping${shown}`);
+        this.print(`> pong${shown} (automatic answer)`);
+      });
+    }
+    // A pong with a round-trip time answers a /ping (the only pings sent here): printed
+    // from the event rather than the ping's promise, so it appears in arrival order.
+    connection.on('pong', (payload, rtt) => {
+      const shown = describeControlPayload(payload);
+      if (rtt !== undefined) this.print(`< pong${shown} in ${formatRtt(rtt)}`);
+      else if (showPingPong) this.print(`< pong${shown}`);
+    });
+    connection.on('close', (info) => this.closed(connection, info));
+
+    const details = [
+      connection.protocol === '' ? null : `subprotocol ${connection.protocol}`,
+      connection.extensions === '' ? null : `extensions ${connection.extensions}`,
+    ].filter((d) => d !== null);
+    this.note(`connected to ${new URL(this.settings.url).href}${details.length > 0 ? ` (${details.join('; ')})` : ''}`);
+    if (this.terminal.interactive && this.settings.execute.length === 0) {
+      this.note('type a message and press Enter; /help lists the commands; Ctrl-D closes');
+    }
+    const waiters = this.openWaiters;
+    this.openWaiters = [];
+    for (const resolve of waiters) resolve(connection);
+  }
+
+  private closed(connection: Connection<undefined>, info: CloseInfo): void {
+    if (this.connection === connection) this.connection = null;
+    if (this.finished) return;
+    const by = info.initiator === 'local' ? 'closed' : info.initiator === 'remote' ? 'closed by the server' : 'connection lost';
+    this.note(`${by}: ${describeClose(info.code, info.reason)}`);
+    const outcome = closeOutcome(info, this.leaving);
+    if (outcome === null) {
+      this.finish(0);
+      return;
+    }
+    // RFC 6455 §7.4.1: 1008 says the server will not take us as we are; trying again would not help.
+    if (this.settings.reconnect && !this.leaving && info.code !== CloseCode.PolicyViolation) {
+      this.retry(outcome);
+      return;
+    }
+    this.fail(outcome);
+  }
+
+  private retry(reason: string): void {
+    this.lastFailure = reason;
+    const delay = reconnectDelay(this.attempt++);
+    this.note(`${reason}; reconnecting in ${delay / 1000} s (attempt ${this.attempt})`);
+    this.retryTimer = setTimeout(() => void this.open(), delay);
+  }
+
+  // ---- input ---------------------------------------------------------------
+
+  private async sendText(text: string): Promise<void> {
+    if (this.connection === null && !this.leaving && !this.finished) this.note('not connected; the message waits for the connection');
+    const connection = await this.whenOpen();
+    if (connection === null) {
+      this.complain(`not sent, the connection is ${this.finished ? 'closed' : 'closing'}: ${oneLine(text, 60)}`);
+      return;
+    }
+    if (!this.terminal.interactive || this.settings.execute.length > 0) {
+      this.print(formatMessage('>', text, false, { json: this.settings.json }));
+    }
+    await this.sent(connection, connection.send(text), text.length);
+  }
+
+  private async command(name: string, args: string): Promise<void> {
+    switch (name) {
+      case 'help':
+        this.print(SLASH_HELP);
+        return;
+      case 'ping':
+        await this.ping(args);
+        return;
+      case 'close': {
+        const { code, reason } = parseCloseArgs(args, CloseCode.Normal);
+        if (this.connection === null) throw new Error('not connected');
+        this.note(`closing: ${describeClose(code, reason)}`);
+        this.leave(code, reason);
+        return;
+      }
+      case 'binary':
+        await this.sendFile(args.trim());
+        return;
+      case 'quit':
+      case 'exit':
+        this.leave(CloseCode.Normal, '');
+        return;
+      default:
+        throw new Error(`unknown command /${name}: /help lists the commands; start a message with // to send "/${name}..."`);
+    }
+  }
+
+  private async ping(payload: string): Promise<void> {
+    const connection = await this.whenOpen();
+    if (connection === null) throw new Error('not connected');
+    connection.ping(payload).catch((error: unknown) => {
+      this.complain(`ping: ${error instanceof Error ? error.message : String(error)}`);
+    });
+  }
+
+  private async sendFile(path: string): Promise<void> {
+    if (path === '') throw new Error('usage: /binary FILE');
+    const resolved = path === '~' || path.startsWith('~/') ? homedir() + path.slice(1) : path;
+    const bytes = await readFile(resolved);
+    const connection = await this.whenOpen();
+    if (connection === null) throw new Error(`not sent, not connected: ${path}`);
+    this.print(`> ${describeBinary(bytes)}`);
+    await this.sent(connection, connection.send(bytes, { binary: true }), bytes.length);
+  }
+
+  /** What `send()` answered: wait out backpressure, say when nothing was sent. */
+  private async sent(connection: Connection<undefined>, status: SendStatus, size: number): Promise<void> {
+    if (status === 'queued') await connection.drained();
+    else if (status === 'closed' || status === 'dropped') this.complain(`not sent (${size} bytes): the connection is closing`);
+  }
+
+  // ---- ending ----------------------------------------------------------------
+
+  /** Close with this code and reason and exit once the closing handshake is over. */
+  private leave(code: number, reason: string): void {
+    if (this.finished) return;
+    this.leaving = true;
+    const connection = this.connection;
+    if (connection === null) {
+      // Between reconnect attempts there is nothing to close.
+      this.fail(this.lastFailure === '' ? 'not connected' : `not connected: ${this.lastFailure}`);
+      return;
+    }
+    connection.close(code, reason);
+  }
+
+  private fail(line: string): void {
+    this.terminal.error(`sockeye: ${line}`);
+    this.finish(1);
+  }
+
+  private finish(status: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const waiters = this.openWaiters;
+    this.openWaiters = [];
+    for (const resolve of waiters) resolve(null);
+    this.resolveExit(status);
+  }
+
+  private print(text: string): void {
+    this.terminal.print(text);
+  }
+
+  private note(text: string): void {
+    this.terminal.print(`* ${text}`);
+  }
+
+  private complain(text: string): void {
+    this.terminal.error(`sockeye: ${text}`);
+  }
+}
+
+/**
+ * `null` when the close counts as normal, otherwise the one-line reason:
+ * a close that did not complete both handshakes (RFC 6455 §7.1.4), or a
+ * server that closed with something other than 1000 or no code at all.
+ */
+function closeOutcome(info: CloseInfo, leaving: boolean): string | null {
+  const cause = info.error?.message ?? info.reason;
+  if (!info.wasClean) {
+    // We failed the connection (§7.1.7): say why, and with which code.
+    if (info.error instanceof ProtocolError) return `connection failed: ${oneLine(cause)} (sent close ${describeClose(info.error.closeCode, '')})`;
+    if (info.code === CloseCode.Abnormal) return `connection closed abnormally (1006)${cause === '' ? '' : `: ${oneLine(cause)}`}`;
+    return `connection failed (${describeClose(info.code, '')})${cause === '' ? '' : `: ${oneLine(cause)}`}`;
+  }
+  if (info.initiator === 'local' && leaving) return null;
+  if (info.code === CloseCode.Normal || info.code === CloseCode.NoStatus) return null;
+  return `server closed the connection: ${oneLine(describeClose(info.code, info.reason))}`;
+}
+
+/**
+ * Whether another attempt could succeed: not for a malformed URL or request,
+ * nor for a 4xx refusal other than 408 (timeout) and 429 (too many requests).
+ */
+function isRetryable(error: unknown): boolean {
+  if (!(error instanceof HandshakeError)) return false;
+  if (error.code === 'WS_ERR_INVALID_URL') return false;
+  const status = error.status;
+  if (error.code === 'WS_ERR_HANDSHAKE_REFUSED' && status !== undefined && status >= 400 && status < 500) {
+    return status === 408 || status === 429;
+  }
+  return true;
+}
