@@ -9,7 +9,8 @@ const HELP = `Usage: sockeye <command> [options]
 Commands:
   connect URL   talk to a WebSocket server: send typed or piped lines, print what comes back
   listen PORT   run a small server that prints what clients send and sends them what you type
-  serve echo    run a WebSocket echo server
+  serve         run the web server with every application: pages at /, WebSockets at /<app>/ws
+  serve echo    run a bare WebSocket echo server (any path)
 
 Run "sockeye <command> --help" for a command's options and examples.
 
@@ -17,6 +18,7 @@ Examples:
   sockeye connect ws://127.0.0.1:8080/chat
   printf 'hello\n/ping\n' | sockeye connect ws://127.0.0.1:8080 -w 1
   sockeye listen 9000
+  sockeye serve --port 8080
   sockeye serve echo --port 8080
 `;
 
@@ -27,13 +29,21 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'serve') {
-    const server = await serve(rest, process.stdout);
-    if (server === null) return 0;
+    // Signal handlers go in before the "listening" line is printed, so a
+    // signal sent as soon as it appears still shuts down gracefully.
+    let running: Awaited<ReturnType<typeof serve>> | undefined;
     const stop = (): void => {
-      void server.close().then(() => process.exit(0));
+      if (running === undefined || running === null) process.exit(0);
+      void running.close().then(() => process.exit(0));
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    running = await serve(rest, process.stdout);
+    if (running === null) {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      return 0;
+    }
     return -1; // keep running
   }
   const streams = { input: process.stdin, output: process.stdout, errors: process.stderr };

@@ -1,25 +1,37 @@
 import { parseArgs } from 'node:util';
+import { allApps, AppServer } from '../apps/index.js';
+import type { LogLevel } from '../apps/log.js';
 import { WebSocketServer } from '../node/server.js';
 import { parsePort, parseSize, UsageFailure } from './args.js';
 
-export const SERVE_HELP = `Usage: sockeye serve echo [options]
+export const SERVE_HELP = `Usage: sockeye serve [echo] [options]
 
-Run an echo server: every text message comes back as text and every binary
-message as binary, in order, on any path.
+Without an application name: the web server with every application, its
+pages at http://HOST:PORT/ and each WebSocket endpoint at /<app>/ws.
+
+With "echo": a bare echo server: every text message comes back as text and
+every binary message as binary, in order, on any path.
 
 Options:
   --port N              port to listen on (default 8080, or $PORT)
   --host H              address to bind (default 127.0.0.1)
   --no-deflate          do not accept permessage-deflate (accepted by default)
   --max-message BYTES   largest message accepted, e.g. 1048576 or 16MiB (default 64MiB)
+  --log-level LEVEL     info (default), debug (also every frame) or silent
   -h, --help            show this help
 
 Examples:
+  sockeye serve
   sockeye serve echo
   sockeye serve echo --port 9000 --host 0.0.0.0 --max-message 1MiB
 `;
 
-export async function serve(argv: string[], out: NodeJS.WritableStream): Promise<WebSocketServer | null> {
+/** What serve started: either server type stops the same way. */
+export interface Running {
+  close(): Promise<void>;
+}
+
+export async function serve(argv: string[], out: NodeJS.WritableStream): Promise<Running | null> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -28,6 +40,7 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
       host: { type: 'string' },
       'no-deflate': { type: 'boolean' },
       'max-message': { type: 'string' },
+      'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -36,15 +49,25 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
     return null;
   }
   const app = positionals[0];
-  if (app !== 'echo') throw new UsageFailure(app === undefined ? 'serve needs an application name: echo' : `unknown application: ${app} (available: echo)`);
+  if (app !== undefined && app !== 'echo') throw new UsageFailure(`unknown application: ${app} (available: echo, or none for every app)`);
   if (positionals.length > 1) throw new UsageFailure(`unexpected argument: ${positionals[1]}`);
 
   const port = parsePort(values.port ?? process.env['PORT'], 8080);
   const host = values.host ?? '127.0.0.1';
-  const server = new WebSocketServer({
-    perMessageDeflate: values['no-deflate'] !== true,
-    maxMessageSize: parseSize(values['max-message'], 64 * 1024 * 1024, 'message size'),
-  });
+  const perMessageDeflate = values['no-deflate'] !== true;
+  const maxMessageSize = parseSize(values['max-message'], 64 * 1024 * 1024, 'message size');
+  const logLevel = values['log-level'] ?? 'info';
+  if (logLevel !== 'info' && logLevel !== 'debug' && logLevel !== 'silent') {
+    throw new UsageFailure(`invalid log level: ${logLevel} (info, debug or silent)`);
+  }
+  if (app === undefined) {
+    const apps = new AppServer({ apps: allApps, logLevel: logLevel as LogLevel, websocket: { perMessageDeflate, maxMessageSize } });
+    const address = await apps.listen(port, host);
+    const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    out.write(`sockeye listening on http://${shown}:${address.port}/ (apps: ${allApps.map((a) => a.name).join(', ')})\n`);
+    return apps;
+  }
+  const server = new WebSocketServer({ perMessageDeflate, maxMessageSize });
   server.route('*', {
     message(connection, data, isBinary) {
       connection.send(data, { binary: isBinary });

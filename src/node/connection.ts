@@ -4,7 +4,7 @@ import { CloseCode } from '../protocol/close-code.js';
 import type { CompressionCodec } from '../protocol/codec.js';
 import { ProtocolError, UsageError } from '../protocol/errors.js';
 import { Opcode } from '../protocol/opcode.js';
-import { Protocol, ProtocolState, type ProtocolEvent, type ProtocolHost } from '../protocol/protocol.js';
+import { Protocol, ProtocolState, type PreparedFrame, type ProtocolEvent, type ProtocolHost } from '../protocol/protocol.js';
 import { Role } from '../protocol/role.js';
 import { ConnectionError, type ConnectionErrorCode } from './errors.js';
 import { iterateMessages, type ReceivedMessage, type MessageIteratorOptions } from './message-iterator.js';
@@ -146,6 +146,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   droppedMessages = 0;
 
   private readonly core: Protocol;
+  private readonly codec: CompressionCodec | null;
   private readonly socket: Socket;
   private readonly role: Role;
   private readonly highWaterMark: number;
@@ -162,6 +163,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private pings: PendingPing[] | null = null;
   private pausedByApp = false;
   private pausedForBacklog = false;
+  /** The core waits for an inflate: input received meanwhile piles up unparsed. */
+  private inflating = false;
   /** A heartbeat ping went out and nothing has been received since. */
   private heartbeatPending = false;
   /** Someone listens to `wire`: report frames written. */
@@ -185,10 +188,11 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.maxBufferedAmount = options.maxBufferedAmount ?? 64 * 1024 * 1024;
     this.dropSlow = options.backpressurePolicy === 'drop';
     this.closeTimeout = options.closeTimeout ?? 5000;
+    this.codec = options.deflate?.codec ?? null;
     this.core = new Protocol(this, {
       role: options.role,
       maxMessageSize: options.maxMessageSize,
-      deflate: options.deflate ?? null,
+      deflate: options.deflate ? { ...options.deflate, codec: this.trackInflation(options.deflate.codec) } : null,
     });
     // Frame events cost an object per frame: only produce them once someone listens.
     (this as EventEmitter).on('newListener', (name: string) => {
@@ -250,6 +254,18 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     } else {
       this.core.send(bytes, binary, compress);
     }
+    return this.afterSend();
+  }
+
+  /**
+   * Send a message framed once for many connections (`prepareFrame`, used by
+   * publish/subscribe): the same header and payload bytes go to every peer.
+   */
+  sendPrepared(frame: PreparedFrame): SendStatus {
+    if (!this.sendable) return 'closed';
+    const refused = this.admit(frame.size);
+    if (refused !== null) return refused;
+    this.core.sendPrepared(frame);
     return this.afterSend();
   }
 
@@ -441,7 +457,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
 
   /** @internal */
   backlogDrained(): void {
-    if (this.pausedForBacklog && this.core.bufferedInput < INPUT_BACKLOG_LIMIT) {
+    if (this.pausedForBacklog && this.inputBacklog < INPUT_BACKLOG_LIMIT) {
       this.pausedForBacklog = false;
       if (!this.pausedByApp) this.socket.resume();
     }
@@ -505,6 +521,30 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     return !this.closed && !this.socket.destroyed && this.core.state === ProtocolState.Open;
   }
 
+  /**
+   * Input parked behind a decompression. Bytes of a frame still arriving also
+   * sit in the core, but only reading more can complete that frame: pausing
+   * for them would stall any frame larger than the limit for good.
+   */
+  private get inputBacklog(): number {
+    return this.inflating ? this.core.bufferedInput : 0;
+  }
+
+  /** Hand the core a codec that records whether an inflate is under way. */
+  private trackInflation(codec: CompressionCodec): CompressionCodec {
+    return {
+      compress: (data, fin, done) => codec.compress(data, fin, done),
+      decompress: (data, fin, limit, done) => {
+        this.inflating = true;
+        codec.decompress(data, fin, limit, (error, output, tooBig) => {
+          this.inflating = false;
+          done(error, output, tooBig);
+        });
+      },
+      close: () => codec.close(),
+    };
+  }
+
   private admit(size: number): SendStatus | null {
     const buffered = this.bufferedAmount;
     if (buffered === 0 || buffered + size <= this.maxBufferedAmount) return null;
@@ -528,7 +568,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private onData(chunk: Uint8Array): void {
     this.heartbeatPending = false;
     this.core.receive(chunk);
-    if (!this.pausedForBacklog && this.core.bufferedInput >= INPUT_BACKLOG_LIMIT) {
+    if (!this.pausedForBacklog && this.inputBacklog >= INPUT_BACKLOG_LIMIT) {
       this.pausedForBacklog = true;
       this.socket.pause();
     }
@@ -602,6 +642,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     if (this.closed) return;
     this.closed = true;
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    // Release zlib memory now rather than when the collector gets to it.
+    this.codec?.close();
     const peer = this.peerClose;
     const failure = this.failure;
     const pings = this.pings;

@@ -9,6 +9,8 @@ export {
   ProtocolState,
   DEFAULT_MAX_MESSAGE_SIZE,
   encodeClosePayload,
+  prepareFrame,
+  type PreparedFrame,
   type ProtocolEvent,
   type ProtocolHost,
   type ProtocolOptions,

@@ -77,6 +77,26 @@ export interface ProtocolOptions {
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
+/**
+ * An unmasked, uncompressed single-frame message whose bytes can be written
+ * to any number of server-side connections: framed once, shared by all.
+ * (Uncompressed is always legal, with or without permessage-deflate, since
+ * RSV1 marks compression per message: RFC 7692 §6.)
+ */
+export interface PreparedFrame {
+  readonly header: Uint8Array;
+  readonly payload: Uint8Array;
+  readonly binary: boolean;
+  /** Header plus payload bytes. */
+  readonly size: number;
+}
+
+export function prepareFrame(payload: Uint8Array, binary: boolean): PreparedFrame {
+  const header = new Uint8Array(frameHeaderSize(payload.length, false));
+  writeFrameHeader(header, 0, { fin: true, rsv1: false, opcode: binary ? Opcode.Binary : Opcode.Text }, payload.length, null);
+  return { header, payload, binary, size: header.length + payload.length };
+}
+
 interface OutgoingFrame {
   opcode: Opcode;
   fin: boolean;
@@ -84,6 +104,8 @@ interface OutgoingFrame {
   compress: boolean;
   first: boolean;
   data: Uint8Array;
+  /** A header built once for many connections (see `PreparedFrame`). */
+  header?: Uint8Array;
 }
 
 /** What the reader is swapped for after a close or a failure: §7.1.1 and §7.1.7 say ignore the rest. */
@@ -95,7 +117,8 @@ const DISCARD: Input = { push() {}, bufferedBytes: 0 };
 
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// Close reasons are decoded as UTF-8 without stripping a leading BOM (WHATWG "UTF-8 decode without BOM").
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export class Protocol implements FrameSink {
   private stateValue = ProtocolState.Open;
@@ -176,6 +199,22 @@ export class Protocol implements FrameSink {
   }
 
   /**
+   * Send a message framed once for many connections (a broadcast). Servers
+   * write the shared header and payload as they are; a client must mask
+   * every frame with its own key (§5.3), so it frames the payload afresh.
+   */
+  sendPrepared(frame: PreparedFrame): boolean {
+    if (this.masking) return this.send(frame.payload, frame.binary, false);
+    if (this.stateValue !== ProtocolState.Open) return false;
+    if (this.sendingOpcode !== Opcode.Continuation) {
+      throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
+    }
+    const opcode = frame.binary ? Opcode.Binary : Opcode.Text;
+    this.enqueue({ opcode, fin: true, compress: false, first: true, data: frame.payload, header: frame.header });
+    return true;
+  }
+
+  /**
    * Send one fragment of a message (§5.4); `fin` ends the message. The first
    * call fixes text or binary and whether the message is compressed; control
    * frames may still be sent between fragments.
@@ -227,6 +266,10 @@ export class Protocol implements FrameSink {
   }
 
   private emit(frame: OutgoingFrame): void {
+    if (frame.header !== undefined) {
+      this.host.writeFrame(frame.header, frame.data);
+      return;
+    }
     if (!frame.compress) {
       this.writeFrame(frame.opcode, frame.fin, false, frame.data);
       return;

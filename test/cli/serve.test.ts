@@ -156,13 +156,13 @@ describe('sockeye serve echo', () => {
   it('prints its help and exits 0 for --help', async () => {
     const help = run(['serve', '--help']);
     expect(await withTimeout(help.exited, 10_000, 'the command to exit')).toBe(0);
-    expect(help.stdout()).toContain('Usage: sockeye serve echo [options]');
+    expect(help.stdout()).toContain('Usage: sockeye serve [echo] [options]');
   });
 
   it('exits 2 with a message for an unknown application', async () => {
     const unknown = run(['serve', 'chatroom']);
     expect(await withTimeout(unknown.exited, 10_000, 'the command to exit')).toBe(2);
-    expect(unknown.stderr()).toBe('sockeye: unknown application: chatroom (available: echo)\n');
+    expect(unknown.stderr()).toBe('sockeye: unknown application: chatroom (available: echo, or none for every app)\n');
   });
 
   it('exits 2 for an invalid port', async () => {
