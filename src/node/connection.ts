@@ -163,8 +163,6 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private pings: PendingPing[] | null = null;
   private pausedByApp = false;
   private pausedForBacklog = false;
-  /** The core waits for an inflate: input received meanwhile piles up unparsed. */
-  private inflating = false;
   /** A heartbeat ping went out and nothing has been received since. */
   private heartbeatPending = false;
   /** Someone listens to `wire`: report frames written. */
@@ -192,7 +190,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.core = new Protocol(this, {
       role: options.role,
       maxMessageSize: options.maxMessageSize,
-      deflate: options.deflate ? { ...options.deflate, codec: this.trackInflation(options.deflate.codec) } : null,
+      deflate: options.deflate ?? null,
     });
     // Frame events cost an object per frame: only produce them once someone listens.
     (this as EventEmitter).on('newListener', (name: string) => {
@@ -457,7 +455,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
 
   /** @internal */
   backlogDrained(): void {
-    if (this.pausedForBacklog && this.inputBacklog < INPUT_BACKLOG_LIMIT) {
+    if (this.pausedForBacklog && this.core.bufferedInput < INPUT_BACKLOG_LIMIT) {
       this.pausedForBacklog = false;
       if (!this.pausedByApp) this.socket.resume();
     }
@@ -521,30 +519,6 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     return !this.closed && !this.socket.destroyed && this.core.state === ProtocolState.Open;
   }
 
-  /**
-   * Input parked behind a decompression. Bytes of a frame still arriving also
-   * sit in the core, but only reading more can complete that frame: pausing
-   * for them would stall any frame larger than the limit for good.
-   */
-  private get inputBacklog(): number {
-    return this.inflating ? this.core.bufferedInput : 0;
-  }
-
-  /** Hand the core a codec that records whether an inflate is under way. */
-  private trackInflation(codec: CompressionCodec): CompressionCodec {
-    return {
-      compress: (data, fin, done) => codec.compress(data, fin, done),
-      decompress: (data, fin, limit, done) => {
-        this.inflating = true;
-        codec.decompress(data, fin, limit, (error, output, tooBig) => {
-          this.inflating = false;
-          done(error, output, tooBig);
-        });
-      },
-      close: () => codec.close(),
-    };
-  }
-
   private admit(size: number): SendStatus | null {
     const buffered = this.bufferedAmount;
     if (buffered === 0 || buffered + size <= this.maxBufferedAmount) return null;
@@ -568,7 +542,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private onData(chunk: Uint8Array): void {
     this.heartbeatPending = false;
     this.core.receive(chunk);
-    if (!this.pausedForBacklog && this.inputBacklog >= INPUT_BACKLOG_LIMIT) {
+    if (!this.pausedForBacklog && this.core.bufferedInput >= INPUT_BACKLOG_LIMIT) {
       this.pausedForBacklog = true;
       this.socket.pause();
     }

@@ -143,6 +143,8 @@ export class Protocol implements FrameSink {
   private messageWireBytes = 0;
   private readonly message: MessageBuffer;
   private readonly utf8 = new Utf8Validator();
+  /** A decompression is under way; the reader is paused until it ends. */
+  private inflating = false;
 
   // Sending.
   private sendingOpcode: Opcode = Opcode.Continuation;
@@ -171,9 +173,13 @@ export class Protocol implements FrameSink {
     return this.stateValue;
   }
 
-  /** Received bytes not yet parsed: they pile up while a message is being decompressed. */
+  /**
+   * Received bytes parked behind a decompression in progress. (Bytes of a
+   * frame still arriving are not counted: only more input completes them,
+   * so an I/O layer must not stop reading for those.)
+   */
   get bufferedInput(): number {
-    return this.input.bufferedBytes;
+    return this.inflating ? this.input.bufferedBytes : 0;
   }
 
   /**
@@ -392,8 +398,10 @@ export class Protocol implements FrameSink {
 
   private inflate(payload: Uint8Array, fin: boolean): void {
     this.reader.pause();
+    this.inflating = true;
     const limit = this.maxMessageSize - this.message.length;
     this.deflate!.codec.decompress(payload, fin, limit, (error, output, tooBig) => {
+      this.inflating = false;
       if (this.input !== this.reader) return; // closed or failed meanwhile
       if (tooBig) {
         this.fail(new ProtocolError('WS_ERR_MESSAGE_TOO_BIG', `decompressed message exceeds ${this.maxMessageSize} bytes`));
