@@ -81,6 +81,12 @@ export interface ConnectionEvents {
   written: [bytes: number];
   /** Only emitted when someone listens; the same error is also in the close event's `error`. */
   error: [error: Error];
+  /**
+   * The peer's close frame arrived (after every message before it): the
+   * closing handshake is under way or, if we started it, complete. `close`
+   * follows once the TCP connection is gone.
+   */
+  closing: [code: number, reason: string];
   close: [info: CloseInfo];
 }
 
@@ -444,11 +450,12 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
         return;
       case 'close':
         this.peerClose = { code: event.code, reason: event.reason, initiator: event.initiator };
-        this.closeTransport();
+        this.closeTransport(false);
+        this.emit('closing', event.code, event.reason);
         return;
       case 'error':
         this.recordFailure(event.error);
-        this.closeTransport();
+        this.closeTransport(true);
         return;
     }
   }
@@ -595,8 +602,10 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
    * (§7.1.1), once the close frame is written; the client waits for the
    * server to do so, within the close timeout.
    */
-  private closeTransport(): void {
-    if (this.role === Role.Server) {
+  private closeTransport(failed: boolean): void {
+    // After a failure nothing more is expected from the peer (§7.1.7), so
+    // either end closes its side as soon as the close frame is out.
+    if (this.role === Role.Server || failed) {
       if (this.flushScheduled) this.endAfterFlush = true;
       else this.socket.end();
     }

@@ -1,7 +1,6 @@
 import { toUSVString } from 'node:util';
 import { isArrayBuffer, isSharedArrayBuffer } from 'node:util/types';
 import { MAX_CLOSE_REASON_BYTES } from '../protocol/close-code.js';
-import { ProtocolError } from '../protocol/errors.js';
 import { isToken } from '../protocol/handshake/http-syntax.js';
 import { connect, type ConnectOptions } from './client.js';
 import type { CloseInfo, Connection, SendStatus } from './connection.js';
@@ -351,14 +350,15 @@ export class WebSocket extends EventTarget {
     }
     this.#connection = connection;
     connection.on('message', (data, isBinary) => this.#queueTask(() => this.#onMessage(data, isBinary)));
+    // "When the WebSocket closing handshake is started": the server's close
+    // frame arrived, after every message that came before it.
+    connection.on('closing', () =>
+      this.#queueTask(() => {
+        if (this.#readyState === OPEN) this.#readyState = CLOSING;
+      }),
+    );
     connection.on('close', (info) => this.#queueClose(info));
     connection.on('drain', () => this.#settleFlushed());
-    connection.on('error', (error) => {
-      // Failing the connection (RFC 6455 §7.1.7) as a client: the close frame
-      // is written on this turn; then drop TCP rather than wait up to the
-      // close timeout for a server that just sent us garbage.
-      if (error instanceof ProtocolError) setImmediate(() => connection.terminate(error.message));
-    });
     this.#queueTask(() => {
       // close() during CONNECTING took the other branch and failed it.
       if (this.#readyState !== CONNECTING) return;
