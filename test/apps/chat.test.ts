@@ -1,0 +1,418 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
+import { createChatApp, roomTopic, type ChatAppOptions } from '../../src/apps/chat/index.js';
+import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, type ChatMessage, type ServerMessage } from '../../src/apps/chat/protocol.js';
+import { AppServer } from '../../src/apps/server.js';
+import { Connection } from '../../src/node/connection.js';
+
+/** Server-side rules of the chat protocol, checked over real sockets on 127.0.0.1 with `ws` clients. */
+
+const WAIT_MS = 3000;
+
+let server: AppServer | null = null;
+const clients: ChatClient[] = [];
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.ws.terminate();
+  await server?.close();
+  server = null;
+  vi.restoreAllMocks();
+});
+
+async function start(options: ChatAppOptions = {}): Promise<number> {
+  server = new AppServer({ apps: [createChatApp(options)], logLevel: 'silent', websocket: { heartbeat: false } });
+  return (await server.listen(0)).port;
+}
+
+/** For tests that send more than 5 messages a second about something else than the rate limit. */
+const UNLIMITED: ChatAppOptions = { rateLimit: { limit: 1000 } };
+
+type Message = ServerMessage & Record<string, unknown>;
+
+/** A `ws` client that keeps every message it receives, read in order through a cursor. */
+class ChatClient {
+  readonly received: Message[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  private cursor = 0;
+  private wake: (() => void) | null = null;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data, isBinary) => {
+      expect(isBinary).toBe(false);
+      this.received.push(JSON.parse(String(data)) as Message);
+      this.wake?.();
+    });
+    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  }
+
+  static async open(port: number): Promise<ChatClient> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/chat/ws`);
+    const client = new ChatClient(ws);
+    clients.push(client);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return client;
+  }
+
+  send(message: unknown): void {
+    this.ws.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  /** The next unread message, whatever it is. */
+  async next(): Promise<Message> {
+    return this.nextWhere(() => true, 'any message', true);
+  }
+
+  /** Skip ahead to the next unread message matching `predicate`. */
+  async nextWhere(predicate: (message: Message) => boolean, what: string, strict = false): Promise<Message> {
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+      while (this.cursor < this.received.length) {
+        const message = this.received[this.cursor++]!;
+        if (predicate(message)) return message;
+        if (strict) throw new Error(`expected ${what}, got ${JSON.stringify(message)}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; received ${JSON.stringify(this.received)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  nextOfType(type: string): Promise<Message> {
+    return this.nextWhere((message) => message.type === type, `a "${type}" message`);
+  }
+
+  /** Join and read the four answers every join produces; returns the history. */
+  async join(nick: string, room?: string): Promise<ChatMessage[]> {
+    this.send(room === undefined ? { type: 'join', nick } : { type: 'join', nick, room });
+    const joined = await this.next();
+    expect(joined).toMatchObject({ type: 'joined', nick });
+    const history = await this.next();
+    expect(history.type).toBe('history');
+    expect(await this.next()).toMatchObject({ type: 'notice', event: 'join', nick });
+    expect((await this.next()).type).toBe('presence');
+    return (history as Extract<ServerMessage, { type: 'history' }>).messages as ChatMessage[];
+  }
+
+  /** Nothing more arrives within `ms`. */
+  async quietFor(ms: number): Promise<void> {
+    const before = this.received.length;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    expect(this.received.slice(before)).toEqual([]);
+    this.cursor = this.received.length;
+  }
+
+  async closeCode(): Promise<{ code: number; reason: string }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('the connection did not close in time')), WAIT_MS);
+    });
+    try {
+      return await Promise.race([this.closed, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+describe('chat: joining', () => {
+  it('answers a join with joined, history, the join notice and presence, in that order, in room general by default', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    ann.send({ type: 'join', nick: 'ann' });
+    expect(await ann.next()).toEqual({ type: 'joined', room: 'general', nick: 'ann' });
+    expect(await ann.next()).toEqual({ type: 'history', room: 'general', messages: [] });
+    const notice = await ann.next();
+    expect(notice).toMatchObject({ type: 'notice', event: 'join', room: 'general', nick: 'ann' });
+    expect(Math.abs((notice['time'] as number) - Date.now())).toBeLessThan(5000);
+    expect(await ann.next()).toEqual({ type: 'presence', room: 'general', nicks: ['ann'] });
+  });
+
+  it('lower-cases room names and keeps rooms apart', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    ann.send({ type: 'join', nick: 'ann', room: 'Kitchen' });
+    expect(await ann.next()).toEqual({ type: 'joined', room: 'kitchen', nick: 'ann' });
+    await bob.join('bob', 'garden');
+    ann.send({ type: 'message', text: 'kitchen only' });
+    await ann.nextWhere((message) => message.type === 'message' && message['text'] === 'kitchen only', 'own message');
+    await bob.quietFor(150);
+  });
+
+  it('refuses a nickname taken in the room, whatever its case, and lets the user pick another', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('Ann');
+    const other = await ChatClient.open(port);
+    other.send({ type: 'join', nick: 'ann' });
+    const error = await other.next();
+    expect(error).toMatchObject({ type: 'error', code: 'nick_taken', request: 'join' });
+    expect(error['message']).toMatch(/taken/);
+    // The connection stays, nothing was announced, and another nickname works.
+    await ann.quietFor(100);
+    await other.join('ann2');
+    // The same nickname is free in another room.
+    const third = await ChatClient.open(port);
+    await third.join('ann', 'elsewhere');
+  });
+
+  it('refuses invalid nicknames and room names with their own codes', async () => {
+    const port = await start(UNLIMITED);
+    const client = await ChatClient.open(port);
+    for (const nick of ['', 'a'.repeat(25), 'ann lee', '<b>', '_ann', 'ann\n']) {
+      client.send({ type: 'join', nick });
+      expect(await client.next()).toMatchObject({ type: 'error', code: 'invalid_nick', request: 'join' });
+    }
+    for (const room of ['', 'r'.repeat(33), 'two words', '-dash', 'caf\u00e9']) {
+      client.send({ type: 'join', nick: 'ann', room });
+      expect(await client.next()).toMatchObject({ type: 'error', code: 'invalid_room', request: 'join' });
+    }
+    // 24 characters of any script are fine.
+    await client.join('\u00e9'.repeat(24));
+  });
+
+  it('moves a member who joins another room: the old room sees it leave', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    await ann.join('ann');
+    await bob.join('bob');
+    await ann.nextOfType('presence');
+    bob.send({ type: 'join', nick: 'bob', room: 'other' });
+    expect(await ann.next()).toMatchObject({ type: 'notice', event: 'leave', nick: 'bob', room: 'general' });
+    expect(await ann.next()).toEqual({ type: 'presence', room: 'general', nicks: ['ann'] });
+    expect(await bob.nextOfType('joined')).toEqual({ type: 'joined', room: 'other', nick: 'bob' });
+  });
+
+  it('answers a repeated identical join with already_joined', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    ann.send({ type: 'join', nick: 'ann', room: 'general' });
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'already_joined' });
+  });
+});
+
+describe('chat: messages, notices and presence', () => {
+  it('delivers a message to everyone in the room, stamped by the server with sender, time and id', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    await ann.join('ann');
+    await bob.join('bob');
+    const before = Date.now();
+    // A client cannot choose its sender, time or id.
+    bob.send({ type: 'message', text: 'hi <b>ann</b>', nick: 'ann', time: 1, id: 'forged' });
+    const atAnn = await ann.nextOfType('message');
+    const atBob = await bob.nextOfType('message');
+    expect(atAnn).toEqual(atBob);
+    expect(atAnn).toMatchObject({ type: 'message', room: 'general', nick: 'bob', text: 'hi <b>ann</b>' });
+    expect(atAnn['id']).toMatch(/^[0-9a-z]+-[0-9a-z]+$/);
+    expect(atAnn['time']).toBeGreaterThanOrEqual(before - 1000);
+    expect(atAnn['time']).toBeLessThanOrEqual(Date.now() + 1000);
+    bob.send({ type: 'message', text: 'again' });
+    expect((await ann.nextOfType('message'))['id']).not.toBe(atAnn['id']);
+  });
+
+  it('frames each room broadcast once for all the members (it goes through the pub/sub hub)', async () => {
+    const port = await start();
+    const members = [await ChatClient.open(port), await ChatClient.open(port), await ChatClient.open(port)];
+    for (const [index, member] of members.entries()) await member.join(`m${index}`);
+    expect(server!.pubsub.subscriberCount(roomTopic('general'))).toBe(3);
+    const spy = vi.spyOn(Connection.prototype, 'sendPrepared');
+    members[0]!.send({ type: 'message', text: 'once' });
+    for (const member of members) await member.nextOfType('message');
+    expect(spy).toHaveBeenCalledTimes(3);
+    const frames = spy.mock.calls.map(([frame]) => frame);
+    expect(frames[1]).toBe(frames[0]);
+    expect(frames[2]).toBe(frames[0]);
+  });
+
+  it('shows everyone in the room join and leave notices and the new presence list', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    await ann.join('ann');
+    await bob.join('Bob');
+    expect(await ann.next()).toMatchObject({ type: 'notice', event: 'join', nick: 'Bob' });
+    expect(await ann.next()).toEqual({ type: 'presence', room: 'general', nicks: ['ann', 'Bob'] });
+    bob.send({ type: 'leave' });
+    expect(await ann.next()).toMatchObject({ type: 'notice', event: 'leave', nick: 'Bob', room: 'general' });
+    expect(await ann.next()).toEqual({ type: 'presence', room: 'general', nicks: ['ann'] });
+    expect(await bob.next()).toEqual({ type: 'left', room: 'general' });
+    // Gone from the room: its messages no longer reach bob, and bob cannot post.
+    ann.send({ type: 'message', text: 'after' });
+    await ann.nextOfType('message');
+    await bob.quietFor(100);
+    bob.send({ type: 'message', text: 'hello?' });
+    expect(await bob.next()).toMatchObject({ type: 'error', code: 'not_joined', request: 'message' });
+    bob.send({ type: 'leave' });
+    expect(await bob.next()).toMatchObject({ type: 'error', code: 'not_joined', request: 'leave' });
+  });
+
+  it('removes a member whose connection drops: notice, presence, and its nickname free again', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    await ann.join('ann');
+    await bob.join('bob');
+    await ann.nextOfType('presence');
+    bob.ws.terminate();
+    expect(await ann.next()).toMatchObject({ type: 'notice', event: 'leave', nick: 'bob' });
+    expect(await ann.next()).toEqual({ type: 'presence', room: 'general', nicks: ['ann'] });
+    expect(server!.pubsub.subscriberCount(roomTopic('general'))).toBe(1);
+    const again = await ChatClient.open(port);
+    await again.join('bob');
+  });
+
+  it('gives a newcomer the last 50 messages of the room, oldest first', async () => {
+    const port = await start(UNLIMITED);
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    for (let i = 1; i <= 55; i++) ann.send({ type: 'message', text: `m${i}` });
+    await ann.nextWhere((message) => message['text'] === 'm55', 'the last message');
+    const sent = ann.received.filter((message) => message.type === 'message');
+    const bob = await ChatClient.open(port);
+    const history = await bob.join('bob');
+    expect(history.map((message) => message.text)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i + 6}`));
+    // History entries are the very messages the room saw.
+    expect(history).toEqual(sent.slice(5).map(({ type: _type, ...rest }) => rest));
+  });
+
+  it('answers a blank message with empty_message', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    ann.send({ type: 'message', text: ' \n\t ' });
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'empty_message', request: 'message' });
+  });
+
+  it('answers ping with pong', async () => {
+    const port = await start();
+    const client = await ChatClient.open(port);
+    client.send({ type: 'ping' });
+    expect(await client.next()).toEqual({ type: 'pong' });
+  });
+});
+
+describe('chat: bad input', () => {
+  it('answers malformed JSON, a non-object, a missing type, wrong field types and binary with errors, and stays connected', async () => {
+    const port = await start(UNLIMITED);
+    const client = await ChatClient.open(port);
+    client.send('{"type": "join", ');
+    expect(await client.next()).toMatchObject({ type: 'error', code: 'invalid_json' });
+    client.send('[1, 2]');
+    expect(await client.next()).toMatchObject({ type: 'error', code: 'invalid_message' });
+    client.send('{"nick": "ann"}');
+    expect(await client.next()).toMatchObject({ type: 'error', code: 'invalid_message' });
+    client.send({ type: 'join', nick: 42 });
+    expect(await client.next()).toMatchObject({ type: 'error', code: 'invalid_message', request: 'join' });
+    client.ws.send(Buffer.from('{"type":"ping"}'), { binary: true });
+    expect(await client.next()).toMatchObject({ type: 'error', code: 'invalid_message' });
+    expect(client.ws.readyState).toBe(WebSocket.OPEN);
+    await client.join('ann');
+  });
+
+  it('answers an unknown type with unknown_type, naming it, and stays connected', async () => {
+    const port = await start();
+    const client = await ChatClient.open(port);
+    client.send({ type: 'shout', text: 'hey' });
+    const error = await client.next();
+    expect(error).toMatchObject({ type: 'error', code: 'unknown_type', request: 'shout' });
+    expect(error['message']).toMatch(/shout/);
+    client.send({ type: 'ping' });
+    expect(await client.next()).toEqual({ type: 'pong' });
+  });
+});
+
+describe('chat: limits', () => {
+  it('drops the sixth message within a second with a rate_limited error, and accepts again a second later', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    // The join was the first message of this second: 4 more pass, the next 2 do not.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    for (let i = 1; i <= 6; i++) ann.send({ type: 'message', text: `burst ${i}` });
+    for (let i = 1; i <= 5; i++) expect(await ann.next()).toMatchObject({ type: 'message', text: `burst ${i}` });
+    const error = await ann.next();
+    expect(error).toMatchObject({ type: 'error', code: 'rate_limited' });
+    expect(error['message']).toMatch(/5 messages per second/);
+    await ann.quietFor(1000);
+    ann.send({ type: 'message', text: 'later' });
+    expect(await ann.next()).toMatchObject({ type: 'message', text: 'later' });
+    expect(ann.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('closes with 1008 on the tenth refused message within ten seconds, and reads nothing after', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    await ann.join('ann');
+    await bob.join('bob');
+    await ann.nextOfType('presence');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    for (let i = 1; i <= 30; i++) bob.send({ type: 'message', text: `spam ${i}` });
+    const closed = await bob.closeCode();
+    expect(closed).toEqual({ code: 1008, reason: 'too many messages, too often' });
+    const errors = bob.received.filter((message) => message.type === 'error');
+    expect(errors).toHaveLength(10);
+    expect(errors.every((error) => error['code'] === 'rate_limited')).toBe(true);
+    expect(bob.received.filter((message) => message.type === 'message')).toHaveLength(5);
+    // The room saw 5 messages and bob leaving, nothing more.
+    expect(await ann.nextWhere((message) => message.type === 'notice', 'leave notice')).toMatchObject({ event: 'leave', nick: 'bob' });
+    expect(ann.received.filter((message) => message.type === 'message')).toHaveLength(5);
+  });
+
+  it('drops a message over 10 KB with too_large and stays connected; exactly 10 KB passes', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    const envelope = JSON.stringify({ type: 'message', text: '' }).length;
+    // Multi-byte text: the limit counts UTF-8 bytes, not characters.
+    const exact = 'x'.repeat(MAX_MESSAGE_BYTES - envelope - 3) + '\u20ac';
+    expect(Buffer.byteLength(JSON.stringify({ type: 'message', text: exact }))).toBe(MAX_MESSAGE_BYTES);
+    ann.send({ type: 'message', text: exact + 'y' });
+    const error = await ann.next();
+    expect(error).toMatchObject({ type: 'error', code: 'too_large' });
+    expect(error['message']).toMatch(/10 KB/);
+    ann.send({ type: 'message', text: exact });
+    expect(await ann.next()).toMatchObject({ type: 'message', text: exact });
+  });
+
+  it('refuses a WebSocket message over 16 KiB at the protocol level with 1009', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    ann.send({ type: 'message', text: 'z'.repeat(MAX_FRAME_BYTES) });
+    expect((await ann.closeCode()).code).toBe(1009);
+  });
+});
+
+describe('chat: the page', () => {
+  it('is listed by /api/apps and served at /chat/ as HTML, with its script and style', async () => {
+    const port = await start();
+    const apps = (await (await fetch(`http://127.0.0.1:${port}/api/apps`)).json()) as Array<Record<string, unknown>>;
+    expect(apps).toContainEqual(expect.objectContaining({ name: 'chat', page: '/chat/', socket: '/chat/ws' }));
+    const page = await fetch(`http://127.0.0.1:${port}/chat/`);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    expect(html).toContain('chat.js');
+    for (const asset of ['chat.js', 'chat.css']) {
+      const response = await fetch(`http://127.0.0.1:${port}/chat/${asset}`);
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+    }
+    // Nothing from outside the machine.
+    expect(html).not.toMatch(/https?:\/\//);
+  });
+});
