@@ -1,9 +1,10 @@
 import type { App } from './app.js';
 import { chatApp } from './chat/index.js';
+import { clockApp } from './clock/index.js';
 import { echoApp } from './echo/index.js';
 
 /** Every application `sockeye serve` hosts, in home-page order. */
-export const allApps: readonly App[] = [chatApp, echoApp];
+export const allApps: readonly App[] = [chatApp, clockApp, echoApp];
 
 export { AppServer, type AppServerOptions } from './server.js';
 export type { App, AppContext } from './app.js';

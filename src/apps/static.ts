@@ -21,6 +21,17 @@ const CONTENT_TYPES: Record<string, string> = {
   '.woff2': 'font/woff2',
 };
 
+/**
+ * Pages may load scripts, styles, images and fonts from this server only, and
+ * open connections (fetch, WebSocket) to it only: nothing is fetched from
+ * outside the machine, and injected markup cannot bring in a script. In CSP
+ * Level 3, 'self' in connect-src also covers ws:/wss: to the same host.
+ * Inline style attributes stay allowed (harmless, and handy for layouts).
+ */
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; " +
+  "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 export interface StaticOptions {
   /**
    * Cache-Control for everything but HTML. Pages and app scripts change with
@@ -34,7 +45,8 @@ export interface StaticOptions {
  * Serve `relativePath` from `root`: GET and HEAD, a content type from the
  * extension, ETag/Last-Modified with 304 answers, `index.html` for a
  * directory. Returns false when there is no such file (the caller answers
- * 404); paths that try to leave `root` are refused the same way.
+ * 404); paths that try to leave `root`, and hidden files (a segment starting
+ * with a dot), are refused the same way.
  */
 export async function serveStatic(
   request: IncomingMessage,
@@ -49,7 +61,7 @@ export async function serveStatic(
   } catch {
     return false;
   }
-  if (decoded.includes('\0')) return false;
+  if (decoded.includes('\0') || decoded.split(/[\\/]/).some((segment) => segment.startsWith('.'))) return false;
   const base = resolve(root);
   let file = resolve(base, '.' + (decoded.startsWith('/') ? decoded : `/${decoded}`));
   if (file !== base && !file.startsWith(base + sep)) return false;
@@ -72,7 +84,8 @@ export async function serveStatic(
   response.setHeader('Last-Modified', info.mtime.toUTCString());
   response.setHeader('Cache-Control', type.startsWith('text/html') ? 'no-cache' : (options.cacheControl ?? 'no-cache'));
   response.setHeader('X-Content-Type-Options', 'nosniff');
-  if (request.headers['if-none-match'] === etag) {
+  if (type.startsWith('text/html')) response.setHeader('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+  if (notModified(request, etag, info.mtimeMs)) {
     response.statusCode = 304;
     response.end();
     return true;
@@ -95,4 +108,24 @@ export async function serveStatic(
     stream.pipe(response);
   });
   return true;
+}
+
+/**
+ * RFC 9110 §13.1.2: If-None-Match, a list of entity tags or `*`, compared
+ * weakly (W/ ignored); when present, If-Modified-Since is not looked at
+ * (§13.1.3), which otherwise matches a file not changed since that second.
+ */
+function notModified(request: IncomingMessage, etag: string, mtimeMs: number): boolean {
+  const ifNoneMatch = request.headers['if-none-match'];
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch.trim() === '*') return true;
+    const opaque = (tag: string): string => tag.trim().replace(/^W\//, '');
+    const ours = opaque(etag);
+    return ifNoneMatch.split(',').some((tag) => opaque(tag) === ours);
+  }
+  const ifModifiedSince = request.headers['if-modified-since'];
+  if (ifModifiedSince === undefined) return false;
+  const since = Date.parse(ifModifiedSince);
+  // HTTP dates carry whole seconds: compare the file's time truncated to its second.
+  return !Number.isNaN(since) && Math.floor(mtimeMs / 1000) * 1000 <= since;
 }
