@@ -1,10 +1,11 @@
 import type { App } from './app.js';
 import { chatApp } from './chat/index.js';
 import { clockApp } from './clock/index.js';
+import { dashboardApp } from './dashboard/index.js';
 import { echoApp } from './echo/index.js';
 
 /** Every application `sockeye serve` hosts, in home-page order. */
-export const allApps: readonly App[] = [chatApp, clockApp, echoApp];
+export const allApps: readonly App[] = [chatApp, clockApp, dashboardApp, echoApp];
 
 export { AppServer, type AppServerOptions } from './server.js';
 export type { App, AppContext } from './app.js';

@@ -1,11 +1,21 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { basename, dirname } from 'node:path';
 import { WebSocketServer, type Route, type ServerOptions } from '../node/server.js';
 import { PubSub } from '../pubsub/pubsub.js';
 import { socketPath, type App } from './app.js';
 import { createLogger, logFrames, logServerEntry, type Logger, type LogLevel } from './log.js';
+import {
+  EventLoopDelayWindow,
+  formatPrometheus,
+  metricFamilies,
+  processStartTimeSeconds,
+  PROMETHEUS_CONTENT_TYPE,
+  takeReading,
+} from './metrics.js';
 import { pageDirOf, WEB_MODULES_DIR } from './paths.js';
 import { serveStatic } from './static.js';
+import { VENDOR_CACHE_CONTROL, VENDOR_PREFIX, vendorFile } from './vendor.js';
 
 export interface AppServerOptions {
   apps: readonly App[];
@@ -27,8 +37,10 @@ export const SHELL_SOCKET_PATH = '/ws';
 /**
  * One HTTP server for the pages and the WebSocket endpoints of several
  * applications: `/` lists them, `/<app>/` serves an app's page, `/<app>/ws`
- * is its WebSocket, `/web/` the shared browser modules, `/api/apps` the list
- * as JSON, `/ws` the shell's reachability endpoint.
+ * is its WebSocket, `/web/` the shared browser modules, `/vendor/` the
+ * front-end libraries (whitelisted files from node_modules), `/api/apps` the
+ * list as JSON, `/metrics` the server's figures as Prometheus text, `/ws` the
+ * shell's reachability endpoint.
  *
  * Logs: one line per WebSocket open, close and refused handshake at `info`;
  * at `debug` also one per HTTP request and one per frame either way.
@@ -40,6 +52,8 @@ export class AppServer {
   private readonly http: Server;
   private readonly apps: readonly App[];
   private readonly stops: Array<() => void> = [];
+  /** Event-loop delay between two scrapes of `/metrics`. */
+  private readonly scrapeLoopDelay = new EventLoopDelayWindow();
 
   constructor(options: AppServerOptions) {
     this.apps = options.apps;
@@ -87,6 +101,7 @@ export class AppServer {
   /** Stop the apps' timers, close every WebSocket with 1001, then stop listening. */
   async close(): Promise<void> {
     for (const stop of this.stops) stop();
+    this.scrapeLoopDelay.close();
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     await this.websockets.close();
     this.http.closeAllConnections();
@@ -105,7 +120,18 @@ export class AppServer {
       this.sendJson(response, this.apps.map((app) => ({ name: app.name, title: app.title, summary: app.summary, page: app.pageDir !== undefined ? `/${app.name}/` : null, socket: socketPath(app) })));
       return;
     }
+    if (path === '/metrics') {
+      this.sendMetrics(response);
+      return;
+    }
     if (path.startsWith('/web/') && (await serveStatic(request, response, WEB_MODULES_DIR, path.slice('/web'.length)))) return;
+    if (path.startsWith(VENDOR_PREFIX)) {
+      const file = vendorFile(path.slice(VENDOR_PREFIX.length));
+      if (file !== null && (await serveStatic(request, response, dirname(file), `/${basename(file)}`, { cacheControl: VENDOR_CACHE_CONTROL }))) return;
+      response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+      response.end(`not found: ${path}\n`);
+      return;
+    }
     const segment = path.split('/')[1] ?? '';
     const app = this.apps.find((candidate) => candidate.name === segment && candidate.pageDir !== undefined);
     if (app !== undefined) {
@@ -120,6 +146,24 @@ export class AppServer {
     }
     response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
     response.end(`not found: ${path}\n`);
+  }
+
+  /** The Prometheus text exposition of the server's figures, read at the time of the request. */
+  private sendMetrics(response: ServerResponse): void {
+    const body = formatPrometheus(
+      metricFamilies({
+        reading: takeReading(this.websockets),
+        loop: this.scrapeLoopDelay.take(),
+        pubsub: this.pubsub.stats,
+        startTimeSeconds: processStartTimeSeconds(),
+      }),
+    );
+    response.writeHead(200, {
+      'Content-Type': PROMETHEUS_CONTENT_TYPE,
+      'Content-Length': Buffer.byteLength(body),
+      'Cache-Control': 'no-store',
+    });
+    response.end(body);
   }
 
   private sendJson(response: ServerResponse, value: unknown): void {

@@ -150,6 +150,16 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   readonly extensions: string;
   /** Messages refused under the `drop` backpressure policy. */
   droppedMessages = 0;
+  /**
+   * Traffic counters for metrics: data messages and their payload bytes
+   * (received: after decompression; sent: before compression; frame headers
+   * and control frames not counted). Sent counts what `send()` and friends
+   * accepted. Plain increments, nothing else, on the hot path.
+   */
+  messagesReceived = 0;
+  bytesReceived = 0;
+  messagesSent = 0;
+  bytesSent = 0;
 
   private readonly core: Protocol;
   private readonly codec: CompressionCodec | null;
@@ -258,6 +268,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     } else {
       this.core.send(bytes, binary, compress);
     }
+    this.messagesSent++;
+    this.bytesSent += bytes.length;
     return this.afterSend();
   }
 
@@ -270,6 +282,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     const refused = this.admit(frame.size);
     if (refused !== null) return refused;
     this.core.sendPrepared(frame);
+    this.messagesSent++;
+    this.bytesSent += frame.payload.length;
     return this.afterSend();
   }
 
@@ -284,6 +298,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     const refused = this.admit(bytes.length);
     if (refused !== null) return refused;
     this.core.sendFragment(bytes, options?.binary ?? !isString, fin, options?.compress ?? true);
+    if (fin) this.messagesSent++;
+    this.bytesSent += bytes.length;
     return this.afterSend();
   }
 
@@ -422,6 +438,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     switch (event.type) {
       case 'message': {
         const data = event.data;
+        this.messagesReceived++;
+        this.bytesReceived += data.length;
         if (event.binary) this.emit('message', asBuffer(data), true);
         else this.emit('message', asBuffer(data).toString('utf8'), false);
         return;

@@ -98,6 +98,31 @@ export interface ShutdownOptions {
   timeout?: number;
 }
 
+/** Data messages and their payload bytes, as counted by each `Connection`. */
+export interface TrafficCounts {
+  messagesReceived: number;
+  bytesReceived: number;
+  messagesSent: number;
+  bytesSent: number;
+}
+
+/** One route's traffic since the server started: open connections plus those already closed. */
+export interface RouteTraffic extends TrafficCounts {
+  /** The path the route was mounted on (`*` for the catch-all). */
+  path: string;
+  /** Connections open now. */
+  connections: number;
+  /** Connections accepted since the server started. */
+  opened: number;
+}
+
+/** Per route: its open connections, and the counts of the closed ones carried over. */
+interface RouteTally {
+  readonly open: Set<Connection<unknown>>;
+  opened: number;
+  readonly closed: TrafficCounts;
+}
+
 const DEFAULT_HEARTBEAT_MS = 30_000;
 
 type AnyRoute = Route<unknown>;
@@ -105,6 +130,7 @@ type AnyRoute = Route<unknown>;
 export class WebSocketServer {
   private readonly routes = new Map<string, AnyRoute>();
   private readonly connectionSet = new Set<Connection<unknown>>();
+  private readonly tallies = new Map<string, RouteTally>();
   private readonly handshaking = new Set<Duplex>();
   private readonly options: ServerOptions;
   private readonly deflate: ServerDeflateOptions | null;
@@ -123,7 +149,34 @@ export class WebSocketServer {
   /** Mount hooks on a path (exact match on the path, query ignored); `*` catches every other path. */
   route<Context = undefined>(path: string, route: Route<Context>): this {
     this.routes.set(path, route as AnyRoute);
+    if (!this.tallies.has(path)) {
+      this.tallies.set(path, { open: new Set(), opened: 0, closed: { messagesReceived: 0, bytesReceived: 0, messagesSent: 0, bytesSent: 0 } });
+    }
     return this;
+  }
+
+  /**
+   * Traffic per route, in the order the routes were mounted: the counters of
+   * its open connections summed, plus those of its closed ones. Costs one
+   * pass over the open connections; nothing is counted per message here.
+   */
+  traffic(): RouteTraffic[] {
+    const result: RouteTraffic[] = [];
+    for (const [path, tally] of this.tallies) {
+      const { closed } = tally;
+      const entry: RouteTraffic = {
+        path,
+        connections: tally.open.size,
+        opened: tally.opened,
+        messagesReceived: closed.messagesReceived,
+        bytesReceived: closed.bytesReceived,
+        messagesSent: closed.messagesSent,
+        bytesSent: closed.bytesSent,
+      };
+      for (const connection of tally.open) addTraffic(entry, connection);
+      result.push(entry);
+    }
+    return result;
   }
 
   /** Open connections, all routes together. */
@@ -336,6 +389,12 @@ export class WebSocketServer {
     const path = request.path;
     const remoteAddress = request.remoteAddress;
     this.connectionSet.add(connection);
+    // The route's own key: its path, or `*` when the catch-all took it.
+    const tally = this.tallies.get(this.routes.has(path) ? path : '*');
+    if (tally !== undefined) {
+      tally.open.add(connection);
+      tally.opened++;
+    }
     const idle = this.options.idleTimeout ?? 0;
     if (idle > 0) {
       socket.setTimeout(idle, () => connection.drop('WS_ERR_IDLE_TIMEOUT', `no traffic for ${idle} ms`, CloseCode.GoingAway));
@@ -371,6 +430,7 @@ export class WebSocketServer {
     }
     connection.once('close', (info) => {
       this.connectionSet.delete(connection);
+      if (tally !== undefined && tally.open.delete(connection)) addTraffic(tally.closed, connection);
       this.log({ event: 'close', path, remoteAddress, code: info.code, reason: info.reason, wasClean: info.wasClean });
       if (route.close !== undefined) guard('close', () => route.close!(connection, info));
     });
@@ -448,6 +508,13 @@ function pathOf(target: string): string {
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+function addTraffic(into: TrafficCounts, from: TrafficCounts): void {
+  into.messagesReceived += from.messagesReceived;
+  into.bytesReceived += from.bytesReceived;
+  into.messagesSent += from.messagesSent;
+  into.bytesSent += from.bytesSent;
 }
 
 function noop(): void {}

@@ -1,0 +1,328 @@
+// The dashboard page: the server's samples (see ../protocol.ts and
+// ../../metrics.ts) as live uPlot charts, counters and a per-application
+// table. The server sends its history on every connection and a sample every
+// second after that; the page keeps the last MAX_SAMPLES of them.
+import uPlot from '/vendor/uplot/uPlot.esm.js';
+import { ReconnectingWebSocket } from '/web/reconnecting-websocket.js';
+
+/** Samples kept on the page: five minutes at one a second, as the server keeps. */
+const MAX_SAMPLES = 300;
+/** Samples further apart than this many intervals leave a gap in the lines (the server was away). */
+const GAP_INTERVALS = 3;
+const PLOT_HEIGHT = 200;
+const PALETTE = ['#1f6feb', '#cf222e', '#1a7f37', '#9a6700', '#8250df', '#bf3989', '#0a7e8c', '#6b7075'];
+
+/** Samples on screen, oldest first, each with a `time` later than the one before. */
+let samples = [];
+let intervalMs = 1000;
+/** Application names as the charts have them; the charts are rebuilt when the server's list changes. */
+let apps = [];
+/** Chart id -> { plot: uPlot, definition }. */
+const charts = new Map();
+
+// ---- formatting ------------------------------------------------------------------
+
+const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+function formatCount(value) {
+  return value == null ? '–' : integer.format(value);
+}
+
+function formatRate(value) {
+  return value == null ? '–' : value >= 100 ? integer.format(value) : decimal.format(value);
+}
+
+function formatBytes(value) {
+  if (value == null) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let scaled = value;
+  let unit = 0;
+  while (Math.abs(scaled) >= 1024 && unit < units.length - 1) {
+    scaled /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? integer.format(scaled) : decimal.format(scaled)} ${units[unit]}`;
+}
+
+function formatMs(value) {
+  return value == null ? '–' : `${value >= 10 ? integer.format(value) : decimal.format(value)} ms`;
+}
+
+function formatPercent(value) {
+  return value == null ? '–' : `${decimal.format(value)} %`;
+}
+
+const MIB = 1024 * 1024;
+
+/** Axis steps for whole numbers (1, 2, 5, 10, 20, 50...): no tick between two integers. */
+const WHOLE_STEPS = Array.from({ length: 30 }, (_, i) => [1, 2, 5][i % 3] * 10 ** Math.floor(i / 3));
+/** Axis steps for bytes: powers of two, so that ticks fall on round KiB and MiB. */
+const BYTE_STEPS = Array.from({ length: 50 }, (_, i) => 2 ** i);
+
+// ---- charts --------------------------------------------------------------------------
+
+/**
+ * What each chart plots. A series' `value` reads one sample; `show: false`
+ * series start hidden (a click on their legend entry shows them).
+ */
+function chartDefinitions(appNames) {
+  const perApp = (key, suffix, dash) =>
+    appNames.map((app) => ({ label: `${app}${suffix}`, value: (s) => s.apps[app]?.[key], show: false, dash }));
+  return [
+    {
+      id: 'connections',
+      format: formatCount,
+      steps: WHOLE_STEPS,
+      series: [
+        { label: 'all', value: (s) => s.total.connections },
+        ...appNames.map((app) => ({ label: app, value: (s) => s.apps[app]?.connections })),
+      ],
+    },
+    {
+      id: 'messages',
+      format: formatRate,
+      series: [
+        { label: 'in', value: (s) => s.total.messagesIn },
+        { label: 'out', value: (s) => s.total.messagesOut, dash: [6, 3] },
+        ...interleave(perApp('messagesIn', ' in'), perApp('messagesOut', ' out', [6, 3])),
+      ],
+    },
+    {
+      id: 'bytes',
+      format: formatBytes,
+      steps: BYTE_STEPS,
+      series: [
+        { label: 'in', value: (s) => s.total.bytesIn },
+        { label: 'out', value: (s) => s.total.bytesOut, dash: [6, 3] },
+        ...interleave(perApp('bytesIn', ' in'), perApp('bytesOut', ' out', [6, 3])),
+      ],
+    },
+    { id: 'cpu', format: formatPercent, series: [{ label: 'CPU', value: (s) => s.cpu }] },
+    {
+      id: 'memory',
+      format: (v) => (v == null ? '–' : `${decimal.format(v)} MiB`),
+      series: [
+        { label: 'RSS', value: (s) => s.rss / MIB },
+        { label: 'heap used', value: (s) => s.heapUsed / MIB },
+        { label: 'heap total', value: (s) => s.heapTotal / MIB, dash: [6, 3] },
+      ],
+    },
+    {
+      id: 'loop',
+      format: formatMs,
+      series: [
+        { label: 'mean', value: (s) => s.loop.mean },
+        { label: 'p99', value: (s) => s.loop.p99 },
+        { label: 'max', value: (s) => s.loop.max, dash: [6, 3] },
+      ],
+    },
+  ];
+}
+
+function interleave(a, b) {
+  return a.flatMap((item, i) => [item, b[i]]);
+}
+
+function plotWidth(element) {
+  return Math.max(200, element.clientWidth);
+}
+
+/** The uPlot data of a chart: seconds on x, one array per series; a null point marks a gap. */
+function chartData(definition) {
+  const xs = [];
+  const ys = definition.series.map(() => []);
+  let previous = null;
+  for (const sample of samples) {
+    if (previous !== null && sample.time - previous.time > GAP_INTERVALS * intervalMs) {
+      xs.push((previous.time + intervalMs) / 1000);
+      for (const column of ys) column.push(null);
+    }
+    xs.push(sample.time / 1000);
+    definition.series.forEach((series, i) => ys[i].push(series.value(sample) ?? null));
+    previous = sample;
+  }
+  return [xs, ...ys];
+}
+
+function buildCharts() {
+  for (const { plot } of charts.values()) plot.destroy();
+  charts.clear();
+  for (const definition of chartDefinitions(apps)) {
+    const element = document.getElementById(`chart-${definition.id}`);
+    const format = definition.format;
+    const plot = new uPlot(
+      {
+        width: plotWidth(element),
+        height: PLOT_HEIGHT,
+        scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(1, max ?? 1) * 1.1] } },
+        axes: [{}, { size: 70, values: (_u, ticks) => ticks.map(format), incrs: definition.steps }],
+        series: [
+          {},
+          ...definition.series.map((series, i) => ({
+            label: series.label,
+            stroke: PALETTE[i % PALETTE.length],
+            width: 1.5,
+            dash: series.dash,
+            show: series.show ?? true,
+            spanGaps: false,
+            points: { show: false },
+            value: (_u, v) => format(v),
+          })),
+        ],
+      },
+      chartData(definition),
+      element,
+    );
+    charts.set(definition.id, { plot, definition });
+  }
+}
+
+function updateCharts() {
+  for (const { plot, definition } of charts.values()) plot.setData(chartData(definition));
+}
+
+let resizePending = false;
+window.addEventListener('resize', () => {
+  if (resizePending) return;
+  resizePending = true;
+  requestAnimationFrame(() => {
+    resizePending = false;
+    for (const { plot } of charts.values()) plot.setSize({ width: plotWidth(plot.root.parentElement), height: PLOT_HEIGHT });
+  });
+});
+
+// ---- counters and table ------------------------------------------------------------
+
+function setOutput(id, value, format) {
+  const element = document.getElementById(id);
+  element.textContent = format(value);
+  element.dataset.value = value == null ? '' : String(value);
+}
+
+function renderNow() {
+  const latest = samples.at(-1);
+  const total = latest?.total;
+  setOutput('connections', total?.connections, formatCount);
+  setOutput('messages-in-rate', total?.messagesIn, formatRate);
+  setOutput('messages-out-rate', total?.messagesOut, formatRate);
+  setOutput('bytes-in-rate', total?.bytesIn, (v) => (v == null ? '–' : `${formatBytes(v)}/s`));
+  setOutput('bytes-out-rate', total?.bytesOut, (v) => (v == null ? '–' : `${formatBytes(v)}/s`));
+  setOutput('messages-in-total', total?.messagesInTotal, formatCount);
+  setOutput('messages-out-total', total?.messagesOutTotal, formatCount);
+  setOutput('cpu', latest?.cpu, formatPercent);
+  setOutput('rss', latest?.rss, formatBytes);
+  setOutput('heap-used', latest?.heapUsed, formatBytes);
+  setOutput('loop-p99', latest?.loop.p99, formatMs);
+
+  const rows = [];
+  if (latest !== undefined) {
+    for (const [app, figures] of Object.entries(latest.apps)) {
+      const row = document.createElement('tr');
+      row.dataset.app = app;
+      const cells = [
+        app,
+        formatCount(figures.connections),
+        formatRate(figures.messagesIn),
+        formatRate(figures.messagesOut),
+        formatBytes(figures.bytesIn),
+        formatBytes(figures.bytesOut),
+        formatCount(figures.messagesInTotal),
+        formatCount(figures.messagesOutTotal),
+      ];
+      for (const [i, text] of cells.entries()) {
+        const cell = document.createElement(i === 0 ? 'th' : 'td');
+        if (i === 0) cell.scope = 'row';
+        cell.textContent = text;
+        row.append(cell);
+      }
+      rows.push(row);
+    }
+  }
+  document.querySelector('#apps tbody').replaceChildren(...rows);
+}
+
+function render() {
+  const latest = samples.at(-1);
+  const names = latest === undefined ? apps : Object.keys(latest.apps);
+  if (names.join('\n') !== apps.join('\n')) {
+    apps = names;
+    buildCharts();
+  } else {
+    updateCharts();
+  }
+  renderNow();
+}
+
+// ---- the connection ----------------------------------------------------------------
+
+/**
+ * The server's history after a (re)connect: it is authoritative for the
+ * time it covers; what the page holds from before it (a server that
+ * restarted has a short history) is kept, so nothing is shown twice.
+ */
+function takeHistory(history) {
+  if (history.length === 0) return;
+  const start = history[0].time;
+  samples = samples.filter((sample) => sample.time < start).concat(history).slice(-MAX_SAMPLES);
+}
+
+function addSample(sample) {
+  const last = samples.at(-1);
+  if (last !== undefined && sample.time <= last.time) return;
+  samples.push(sample);
+  if (samples.length > MAX_SAMPLES) samples.splice(0, samples.length - MAX_SAMPLES);
+}
+
+const STATUS_TEXT = { connecting: 'connecting…', open: 'live', reconnecting: 'reconnecting…', closing: 'closing…', closed: 'disconnected' };
+const statusView = document.getElementById('status');
+
+const socket = new ReconnectingWebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/dashboard/ws`, {
+  backoff: { initialDelay: 250, factor: 2, maxDelay: 5000 },
+  // A sample arrives every second: ten silent seconds mean the connection is dead.
+  heartbeat: { timeout: 10_000 },
+});
+
+socket.on('statechange', ({ state }) => {
+  statusView.dataset.state = state;
+  statusView.textContent = STATUS_TEXT[state] ?? state;
+});
+
+socket.on('message', ({ data }) => {
+  let message;
+  try {
+    message = JSON.parse(String(data));
+  } catch {
+    console.warn('dashboard: a message that is not JSON', data);
+    return;
+  }
+  switch (message.type) {
+    case 'history':
+      intervalMs = message.intervalMs;
+      takeHistory(message.samples);
+      break;
+    case 'sample':
+      addSample(message.sample);
+      break;
+    default:
+      console.warn('dashboard: unexpected message', message);
+      return;
+  }
+  render();
+});
+
+buildCharts();
+renderNow();
+
+/** For the browser tests and the curious, from the console: the uPlot instances and the samples. */
+globalThis.sockeyeDashboard = {
+  get charts() {
+    return new Map([...charts].map(([id, { plot }]) => [id, plot]));
+  },
+  get samples() {
+    return samples;
+  },
+  get socket() {
+    return socket;
+  },
+};
