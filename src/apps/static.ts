@@ -27,9 +27,11 @@ const CONTENT_TYPES: Record<string, string> = {
  * outside the machine, and injected markup cannot bring in a script. In CSP
  * Level 3, 'self' in connect-src also covers ws:/wss: to the same host.
  * Inline style attributes stay allowed (harmless, and handy for layouts).
+ * Images may also come from blob: URLs, which a page makes from bytes it
+ * already holds (the chat's images arrive over its WebSocket).
  */
 export const CONTENT_SECURITY_POLICY =
-  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; " +
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; " +
   "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 export interface StaticOptions {

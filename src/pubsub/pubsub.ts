@@ -8,7 +8,8 @@ export interface PubSubOptions {
   broker?: Broker;
   /**
    * A subscriber with more than this many bytes waiting to be sent is too
-   * slow for the next message. Default 1 MiB.
+   * slow for the next message. Default 1 MiB. A subscription may set its
+   * own (`SubscribeOptions.maxBuffer`).
    */
   maxSubscriberBuffer?: number;
   /**
@@ -31,6 +32,16 @@ export interface PubSubStats {
 
 type Subscriber = Connection<unknown>;
 
+export interface SubscribeOptions {
+  /**
+   * This subscription's own limit in place of the hub's `maxSubscriberBuffer`:
+   * for topics whose messages are large (images in a chat), where the hub's
+   * default would count a subscriber still receiving one message as too
+   * slow for the next.
+   */
+  maxBuffer?: number;
+}
+
 /**
  * Topics, subscribe/unsubscribe and publish. A message that reaches this
  * process is framed once and the same header and payload bytes are written
@@ -40,7 +51,8 @@ type Subscriber = Connection<unknown>;
 export class PubSub {
   readonly stats: PubSubStats = { published: 0, delivered: 0, dropped: 0, closedSlow: 0 };
   private readonly broker: Broker;
-  private readonly subscribersByTopic = new Map<string, Set<Subscriber>>();
+  /** Each topic's subscribers, with the buffer limit of each subscription. */
+  private readonly subscribersByTopic = new Map<string, Map<Subscriber, number>>();
   private readonly topicsBySubscriber = new Map<Subscriber, Set<string>>();
   private readonly maxBuffer: number;
   private readonly closeSlow: boolean;
@@ -53,7 +65,7 @@ export class PubSub {
   }
 
   /** Add a connection to a topic; it leaves all its topics when it closes. Returns false if already subscribed. */
-  subscribe(connection: Connection<unknown>, topic: string): boolean {
+  subscribe(connection: Connection<unknown>, topic: string, options: SubscribeOptions = {}): boolean {
     let topics = this.topicsBySubscriber.get(connection);
     if (topics === undefined) {
       topics = new Set();
@@ -64,11 +76,11 @@ export class PubSub {
     topics.add(topic);
     let subscribers = this.subscribersByTopic.get(topic);
     if (subscribers === undefined) {
-      subscribers = new Set();
+      subscribers = new Map();
       this.subscribersByTopic.set(topic, subscribers);
       this.broker.subscribe(topic);
     }
-    subscribers.add(connection);
+    subscribers.set(connection, options.maxBuffer ?? this.maxBuffer);
     return true;
   }
 
@@ -119,8 +131,8 @@ export class PubSub {
     if (subscribers === undefined) return;
     const frame = prepareFrame(message.data, message.binary);
     const stats = this.stats;
-    for (const subscriber of subscribers) {
-      if (subscriber.bufferedAmount + frame.size > this.maxBuffer) {
+    for (const [subscriber, maxBuffer] of subscribers) {
+      if (subscriber.bufferedAmount + frame.size > maxBuffer) {
         if (this.closeSlow) {
           stats.closedSlow++;
           this.unsubscribeAll(subscriber);

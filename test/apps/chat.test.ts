@@ -4,6 +4,7 @@ import { createChatApp, roomTopic, type ChatAppOptions } from '../../src/apps/ch
 import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, type ChatMessage, type ServerMessage } from '../../src/apps/chat/protocol.js';
 import { AppServer } from '../../src/apps/server.js';
 import { Connection } from '../../src/node/connection.js';
+import { envelope, GIF, JPEG, png, readEnvelope, WEBP } from './chat/samples.js';
 
 /** Server-side rules of the chat protocol, checked over real sockets on 127.0.0.1 with `ws` clients. */
 
@@ -29,17 +30,36 @@ const UNLIMITED: ChatAppOptions = { rateLimit: { limit: 1000 } };
 
 type Message = ServerMessage & Record<string, unknown>;
 
-/** A `ws` client that keeps every message it receives, read in order through a cursor. */
+/** An image as a client receives it: the header of its binary message, and the image's bytes. */
+interface ReceivedImage {
+  header: Record<string, unknown>;
+  bytes: Buffer;
+}
+
+/**
+ * A `ws` client that keeps every message it receives: JSON text read in
+ * order through a cursor, images (binary) in their own list, and the order
+ * of both in `sequence` (`<type>` for text, `image:<id>` for images).
+ */
 class ChatClient {
   readonly received: Message[] = [];
+  readonly images: ReceivedImage[] = [];
+  readonly sequence: string[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   private cursor = 0;
   private wake: (() => void) | null = null;
 
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data, isBinary) => {
-      expect(isBinary).toBe(false);
-      this.received.push(JSON.parse(String(data)) as Message);
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (isBinary) {
+        const image = readEnvelope(data);
+        this.images.push(image);
+        this.sequence.push(`image:${String(image.header['id'])}`);
+      } else {
+        const message = JSON.parse(String(data)) as Message;
+        this.received.push(message);
+        this.sequence.push(message.type);
+      }
       this.wake?.();
     });
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
@@ -85,6 +105,28 @@ class ChatClient {
       });
       this.wake = null;
     }
+  }
+
+  /** Wait until `count` images have arrived in all. */
+  async imageCount(count: number): Promise<ReceivedImage[]> {
+    const deadline = Date.now() + WAIT_MS;
+    while (this.images.length < count) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${count} images; received ${this.images.length} and ${JSON.stringify(this.received)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+    return this.images.slice(0, count);
+  }
+
+  sendImage(header: unknown, bytes: Uint8Array): void {
+    this.ws.send(envelope(header, bytes), { binary: true });
   }
 
   nextOfType(type: string): Promise<Message> {
@@ -395,6 +437,244 @@ describe('chat: limits', () => {
     await ann.join('ann');
     ann.send({ type: 'message', text: 'z'.repeat(MAX_FRAME_BYTES) });
     expect((await ann.closeCode()).code).toBe(1009);
+  });
+});
+
+describe('chat: images', () => {
+  const samples: Array<[string, Buffer, string]> = [
+    ['PNG', png(1, 1), 'image/png'],
+    ['JPEG', JPEG, 'image/jpeg'],
+    ['GIF', GIF, 'image/gif'],
+    ['WebP', WEBP, 'image/webp'],
+  ];
+
+  it.each(samples)('delivers a %s image to every member, the sender included, as one frame with the documented envelope', async (_format, bytes, mime) => {
+    const port = await start();
+    const members = [await ChatClient.open(port), await ChatClient.open(port), await ChatClient.open(port)];
+    for (const [index, member] of members.entries()) await member.join(`m${index}`);
+    const spy = vi.spyOn(Connection.prototype, 'sendPrepared');
+    const before = Date.now();
+    // The name says nothing of the type: the server reads the bytes.
+    members[1]!.sendImage({ type: 'image', id: 'up-1', name: 'holiday.bin' }, bytes);
+    const received = await Promise.all(members.map(async (member) => (await member.imageCount(1))[0]!));
+    for (const image of received) {
+      expect(image.header).toEqual({
+        type: 'image',
+        id: expect.stringMatching(/^[0-9a-z]+-[0-9a-z]+$/),
+        room: 'general',
+        nick: 'm1',
+        time: expect.any(Number),
+        mime,
+        size: bytes.length,
+        name: 'holiday.bin',
+        clientId: 'up-1',
+      });
+      expect(image.bytes.equals(bytes)).toBe(true);
+    }
+    expect(received[0]!.header).toEqual(received[2]!.header);
+    expect(received[0]!.header['time']).toBeGreaterThanOrEqual(before - 1000);
+    expect(received[0]!.header['time']).toBeLessThanOrEqual(Date.now() + 1000);
+    // Published through the hub: one prepared frame, binary, the same object for all three members.
+    const frames = spy.mock.calls.map(([frame]) => frame).filter((frame) => frame.binary);
+    expect(frames).toHaveLength(3);
+    expect(new Set(frames).size).toBe(1);
+    // Image ids come from the same source as message ids.
+    members[0]!.send({ type: 'message', text: 'nice' });
+    expect((await members[0]!.nextOfType('message'))['id']).not.toBe(received[0]!.header['id']);
+  });
+
+  it('names an image sent without a name after its type, and strips control and bidi characters from a name', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    ann.sendImage({ type: 'image' }, GIF);
+    ann.sendImage({ type: 'image', name: ' evil\u202egnp.exe\u0007 ' }, JPEG);
+    const [plain, cleaned] = await ann.imageCount(2);
+    expect(plain!.header['name']).toBe('image.gif');
+    expect(plain!.header).not.toHaveProperty('clientId');
+    expect(cleaned!.header['name']).toBe('evilgnp.exe');
+  });
+
+  it('refuses a non-image named like one with unsupported_image, tells nobody else, and stays connected', async () => {
+    const port = await start(UNLIMITED);
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    await ann.join('ann');
+    await bob.join('bob');
+    await ann.nextOfType('presence');
+    for (const bytes of [Buffer.from('These are my notes, not a picture.\n'), Buffer.from('BM\x36\x00\x00\x00', 'latin1'), Buffer.alloc(0), png(1, 1).subarray(0, 7)]) {
+      ann.sendImage({ type: 'image', id: 'notes', name: 'notes.png' }, bytes);
+      const error = await ann.next();
+      expect(error).toMatchObject({ type: 'error', code: 'unsupported_image', request: 'image', id: 'notes' });
+      expect(error['message']).toMatch(/not a PNG, JPEG, GIF or WebP/);
+    }
+    await bob.quietFor(100);
+    expect(bob.images).toEqual([]);
+    expect(ann.ws.readyState).toBe(WebSocket.OPEN);
+    ann.send({ type: 'message', text: 'still here' });
+    expect(await bob.nextOfType('message')).toMatchObject({ text: 'still here' });
+  });
+
+  it('refuses an image over 5 MB with too_large and stays connected; exactly 5 MB reaches the room, and text after it too', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    await ann.join('ann');
+    await bob.join('bob');
+    await ann.nextOfType('presence');
+    const limit = 5 * 1024 * 1024;
+    const big = Buffer.alloc(limit + 1, 0x41);
+    png(1, 1).copy(big);
+    ann.sendImage({ type: 'image', id: 'big' }, big);
+    const error = await ann.next();
+    expect(error).toMatchObject({ type: 'error', code: 'too_large', request: 'image', id: 'big' });
+    expect(error['message']).toMatch(/5 MB/);
+    expect(ann.ws.readyState).toBe(WebSocket.OPEN);
+
+    ann.sendImage({ type: 'image', id: 'exact' }, big.subarray(0, limit));
+    ann.send({ type: 'message', text: 'that was big' });
+    const [image] = await bob.imageCount(1);
+    expect(image!.header).toMatchObject({ clientId: 'exact', size: limit, mime: 'image/png' });
+    expect(image!.bytes.equals(big.subarray(0, limit))).toBe(true);
+    // The member still receiving the image is not counted as a slow subscriber for what follows it.
+    expect(await bob.nextOfType('message')).toMatchObject({ text: 'that was big' });
+    expect(bob.sequence.slice(-2)).toEqual([`image:${String(image!.header['id'])}`, 'message']);
+    expect(server!.pubsub.stats.dropped).toBe(0);
+  });
+
+  it('closes with 1009 for a binary message over the 6 MiB the route reads', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    ann.sendImage({ type: 'image' }, Buffer.alloc(6 * 1024 * 1024, 0x89));
+    expect((await ann.closeCode()).code).toBe(1009);
+  });
+
+  it('answers an image from a connection in no room with not_joined', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    ann.sendImage({ type: 'image', id: 'early', name: 'a.png' }, png(1, 1));
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'not_joined', request: 'image', id: 'early' });
+    await ann.join('ann');
+    ann.sendImage({ type: 'image', id: 'late' }, png(1, 1));
+    expect((await ann.imageCount(1))[0]!.header['clientId']).toBe('late');
+  });
+
+  it('answers malformed binary messages with errors and stays connected', async () => {
+    const port = await start(UNLIMITED);
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    const raw = (bytes: Buffer): void => ann.ws.send(bytes, { binary: true });
+    raw(Buffer.from([0, 0]));
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'invalid_message' });
+    // The header length runs past the end.
+    raw(Buffer.concat([Buffer.from([0, 0, 0, 50]), Buffer.from('{"type":"image"}')]));
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'invalid_message' });
+    // A header over 2 KB.
+    ann.sendImage({ type: 'image', name: 'x'.repeat(3000) }, GIF);
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'invalid_message' });
+    raw(Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.from('{no'), GIF]));
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'invalid_message' });
+    ann.sendImage({ name: 'a.gif' }, GIF);
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'invalid_message' });
+    ann.sendImage({ type: 'video' }, GIF);
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'unknown_type', request: 'video' });
+    ann.sendImage({ type: 'image', id: 'has spaces' }, GIF);
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'invalid_message', request: 'image' });
+    ann.sendImage({ type: 'image', id: 'n1', name: 7 }, GIF);
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'invalid_message', request: 'image', id: 'n1' });
+    ann.sendImage({ type: 'image', id: 'n2', name: '\u00e9'.repeat(256) }, GIF);
+    expect(await ann.next()).toMatchObject({ type: 'error', code: 'invalid_message', request: 'image', id: 'n2' });
+    expect(ann.images).toEqual([]);
+    ann.sendImage({ type: 'image', id: 'fine', name: '\u00e9'.repeat(255) }, GIF);
+    expect((await ann.imageCount(1))[0]!.header['clientId']).toBe('fine');
+  });
+
+  it('gives a newcomer the images in the history, in order, each followed by its bytes before the join notice, uncompressed', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    ann.send({ type: 'message', text: 'first' });
+    ann.sendImage({ type: 'image', id: 'a', name: 'red.png' }, png(2, 3));
+    ann.send({ type: 'message', text: 'between' });
+    ann.sendImage({ type: 'image', id: 'b', name: 'dot.gif' }, GIF);
+    const broadcast = await ann.imageCount(2);
+    await ann.nextWhere((message) => message['text'] === 'between', 'the second message');
+
+    const send = vi.spyOn(Connection.prototype, 'send');
+    const bob = await ChatClient.open(port);
+    const history = await bob.join('bob');
+    expect(history.map((entry) => ('text' in entry ? entry.text : `[${(entry as unknown as Record<string, unknown>)['name'] as string}]`))).toEqual([
+      'first',
+      '[red.png]',
+      'between',
+      '[dot.gif]',
+    ]);
+    // An image's history entry is its header without the type; its bytes follow as the room got them.
+    const imageEntries = (history as unknown as Array<Record<string, unknown>>).filter((entry) => 'mime' in entry);
+    expect(imageEntries).toEqual(broadcast.map(({ header: { type: _type, ...rest } }) => rest));
+    const images = await bob.imageCount(2);
+    expect(images.map((image) => image.header)).toEqual(broadcast.map((image) => image.header));
+    expect(images[0]!.bytes.equals(png(2, 3))).toBe(true);
+    expect(images[1]!.bytes.equals(GIF)).toBe(true);
+    const ids = broadcast.map((image) => `image:${String(image.header['id'])}`);
+    expect(bob.sequence).toEqual(['joined', 'history', ...ids, 'notice', 'presence']);
+    // Sent to the newcomer alone, binary and not deflated.
+    const imageSends = send.mock.calls.filter(([, options]) => options?.binary === true);
+    expect(imageSends).toHaveLength(2);
+    for (const [, options] of imageSends) expect(options).toEqual({ binary: true, compress: false });
+  });
+
+  it('keeps only the newest images within the room budget for newcomers, and all of the text', async () => {
+    const port = await start({ ...UNLIMITED, rooms: { roomImageBytes: 2 * (png(4, 4).length + 200) } });
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    for (const name of ['one', 'two', 'three']) {
+      ann.sendImage({ type: 'image', name }, png(4, 4));
+      ann.send({ type: 'message', text: `after ${name}` });
+    }
+    await ann.imageCount(3);
+    const bob = await ChatClient.open(port);
+    const history = (await bob.join('bob')) as unknown as Array<Record<string, unknown>>;
+    expect(history.map((entry) => entry['text'] ?? `[${entry['name'] as string}]`)).toEqual([
+      'after one',
+      '[two]',
+      'after two',
+      '[three]',
+      'after three',
+    ]);
+    expect((await bob.imageCount(2)).map((image) => image.header['name'])).toEqual(['two', 'three']);
+  });
+
+  it('counts an image as one message toward the message rate, and names the refused upload', async () => {
+    const port = await start();
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    // The join was the first message of this second: 4 images pass, the fifth does not.
+    for (let i = 1; i <= 5; i++) ann.sendImage({ type: 'image', id: `burst-${i}` }, GIF);
+    const error = await ann.nextOfType('error');
+    expect(error).toMatchObject({ type: 'error', code: 'rate_limited', request: 'image', id: 'burst-5' });
+    expect((await ann.imageCount(4)).map((image) => image.header['clientId'])).toEqual(['burst-1', 'burst-2', 'burst-3', 'burst-4']);
+  });
+
+  it('holds each connection to its image byte allowance with rate_limited, and counts refusals toward abuse', async () => {
+    const port = await start({ ...UNLIMITED, imageRate: { burstBytes: 1000, bytesPerSecond: 1 } });
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    const image = Buffer.concat([png(1, 1), Buffer.alloc(600 - png(1, 1).length)]);
+    ann.sendImage({ type: 'image', id: 'one' }, image);
+    expect((await ann.imageCount(1))[0]!.header['clientId']).toBe('one');
+    ann.sendImage({ type: 'image', id: 'two' }, image);
+    const error = await ann.next();
+    expect(error).toMatchObject({ type: 'error', code: 'rate_limited', request: 'image', id: 'two' });
+    expect(error['message']).toMatch(/1000 bytes at once/);
+    // Small enough for what is left: accepted.
+    ann.sendImage({ type: 'image', id: 'three' }, GIF);
+    expect((await ann.imageCount(2))[1]!.header['clientId']).toBe('three');
+    // Nine more refusals make ten within ten seconds: disconnected, as for the message rate.
+    for (let i = 0; i < 9; i++) ann.sendImage({ type: 'image', id: `more${i}` }, image);
+    expect(await ann.closeCode()).toEqual({ code: 1008, reason: 'too many messages, too often' });
+    expect(ann.received.filter((message) => message['code'] === 'rate_limited')).toHaveLength(10);
   });
 });
 

@@ -2,6 +2,7 @@ import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { chatApp } from '../../src/apps/chat/index.js';
+import { png } from '../apps/chat/samples.js';
 import { useBrowser } from './browser.js';
 
 /** The chat page in Chromium: two pages talking, the refusals and limits it shows, and surviving a server restart. */
@@ -63,6 +64,42 @@ async function messages(page: Page): Promise<Array<[string, string, boolean]>> {
     out.push([(await item.locator('.nick').textContent()) ?? '', (await item.locator('.text').textContent()) ?? '', (await item.getAttribute('class'))!.includes('own')]);
   }
   return out;
+}
+
+/** The first shown image of the list, once loaded: its natural size and its src. */
+async function shownImage(page: Page, nth = 0): Promise<{ width: number; height: number; src: string }> {
+  const selector = '#messages li.image:not(.pending) img';
+  await page.waitForFunction(
+    ([sel, index]) => {
+      const images = (globalThis as unknown as { document: { querySelectorAll(s: string): ArrayLike<{ complete: boolean; naturalWidth: number }> } }).document.querySelectorAll(sel as string);
+      const image = images[index as number];
+      return image !== undefined && image.complete && image.naturalWidth > 0;
+    },
+    [selector, nth],
+    { timeout: WAIT },
+  );
+  return page.evaluate(
+    ([sel, index]) => {
+      const image = (globalThis as unknown as { document: { querySelectorAll(s: string): ArrayLike<{ naturalWidth: number; naturalHeight: number; src: string }> } }).document.querySelectorAll(sel as string)[index as number]!;
+      return { width: image.naturalWidth, height: image.naturalHeight, src: image.src };
+    },
+    [selector, nth] as const,
+  );
+}
+
+/** Whether an image loads from `url` in the page (a revoked blob: URL does not). */
+async function loads(page: Page, url: string): Promise<boolean | 'no answer'> {
+  return page.evaluate(
+    ([src, wait]) =>
+      new Promise<boolean | 'no answer'>((resolve) => {
+        const image = new (globalThis as unknown as { Image: new () => { src: string; onload: () => void; onerror: () => void } }).Image();
+        image.onload = () => resolve(true);
+        image.onerror = () => resolve(false);
+        setTimeout(() => resolve('no answer'), wait);
+        image.src = src;
+      }),
+    [url, WAIT] as const,
+  );
 }
 
 function systemLine(page: Page, text: string): ReturnType<Page['locator']> {
@@ -240,5 +277,93 @@ describe('chat page', () => {
     expect(list.y + list.height).toBeLessThanOrEqual(composer.y + 1);
     expect(composer.y + composer.height).toBeLessThanOrEqual(640);
     expect(composer.x + composer.width).toBeLessThanOrEqual(360);
+  });
+
+  it('sends an image chosen in one page to the others, shown inline from a blob: URL at its natural size, also to a newcomer', async () => {
+    const ann = await openChat();
+    const bob = await openChat();
+    await join(ann, 'ann');
+    await join(bob, 'bob');
+    await ann.locator('#image-input').setInputFiles({ name: 'red.png', mimeType: 'image/png', buffer: png(3, 2) });
+
+    const atBob = await shownImage(bob);
+    expect(atBob.width).toBe(3);
+    expect(atBob.height).toBe(2);
+    expect(atBob.src).toMatch(/^blob:http:\/\/127\.0\.0\.1:\d+\//);
+    const item = bob.locator('#messages li.image').first();
+    expect(await item.locator('.nick').textContent()).toBe('ann');
+    expect(await item.locator('figcaption').textContent()).toMatch(/^red\.png · \d+ bytes$/);
+    expect(Math.abs(Date.parse((await item.locator('time').getAttribute('datetime'))!) - Date.now())).toBeLessThan(60_000);
+    expect(await item.getAttribute('class')).not.toMatch(/own/);
+
+    // The sender's preview made way for the image as the room got it, marked as its own.
+    const atAnn = await shownImage(ann);
+    expect([atAnn.width, atAnn.height]).toEqual([3, 2]);
+    await ann.locator('#messages li.pending').waitFor({ state: 'detached', timeout: WAIT });
+    expect(await ann.locator('#messages li.image.own').count()).toBe(1);
+
+    // A page that joins later gets it with the room's history.
+    const carl = await openChat();
+    await join(carl, 'carl');
+    const atCarl = await shownImage(carl);
+    expect([atCarl.width, atCarl.height]).toEqual([3, 2]);
+    expect(await carl.locator('#messages li.image .nick').textContent()).toBe('ann');
+
+    // Leaving the room's messages behind (another room) revokes the blob: URL.
+    await bob.locator('#leave').click();
+    await join(bob, 'bob', 'elsewhere');
+    expect(await bob.locator('#messages li.image').count()).toBe(0);
+    web.allowConsoleErrors(/ERR_FILE_NOT_FOUND/);
+    expect(await loads(bob, atBob.src)).toBe(false);
+    // (The same probe on a URL still in use: it loads.)
+    expect(await loads(carl, atCarl.src)).toBe(true);
+  });
+
+  it('refuses a renamed non-image with the server error, and a file over 5 MB before sending it', async () => {
+    const ann = await openChat();
+    const bob = await openChat();
+    await join(ann, 'ann');
+    await join(bob, 'bob');
+    await ann.locator('#image-input').setInputFiles({ name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('Shopping list: eggs, flour, milk.\n') });
+    const error = ann.locator('#chat-error[data-code="unsupported_image"]');
+    await error.waitFor({ timeout: WAIT });
+    expect(await error.textContent()).toMatch(/not a PNG, JPEG, GIF or WebP image/);
+    // Its preview is gone, nobody got anything, and the page is still connected.
+    await ann.locator('#messages li.pending').waitFor({ state: 'detached', timeout: WAIT });
+    expect(await ann.locator('#messages li.image').count()).toBe(0);
+    expect(await ann.locator('#status').getAttribute('data-state')).toBe('open');
+
+    const big = Buffer.alloc(5 * 1024 * 1024 + 1);
+    png(1, 1).copy(big);
+    await ann.locator('#image-input').setInputFiles({ name: 'huge.png', mimeType: 'image/png', buffer: big });
+    await ann.locator('#chat-error[data-code="too_large"]').waitFor({ timeout: WAIT });
+    expect(await ann.locator('#chat-error').textContent()).toMatch(/at most 5 MB; huge\.png has 5 MB/);
+    expect(await ann.locator('#messages li.image').count()).toBe(0);
+
+    // The text chat is unharmed, and nothing image-like reached bob.
+    await say(ann, 'sorry, wrong file');
+    await bob.locator('#messages li.message .text', { hasText: 'wrong file' }).waitFor({ timeout: WAIT });
+    expect(await bob.locator('#messages li.image').count()).toBe(0);
+  });
+
+  it('sends an image dropped on the room', async () => {
+    const ann = await openChat();
+    const bob = await openChat();
+    await join(ann, 'ann');
+    await join(bob, 'bob');
+    await ann.evaluate((bytes) => {
+      const page = globalThis as unknown as {
+        document: { getElementById(id: string): { dispatchEvent(event: unknown): boolean } };
+        DataTransfer: new () => { items: { add(file: unknown): void } };
+        File: new (parts: unknown[], name: string, options: { type: string }) => unknown;
+        DragEvent: new (type: string, init: { dataTransfer: unknown; bubbles: boolean; cancelable: boolean }) => unknown;
+      };
+      const transfer = new page.DataTransfer();
+      transfer.items.add(new page.File([Uint8Array.from(bytes)], 'dropped.png', { type: 'image/png' }));
+      page.document.getElementById('messages').dispatchEvent(new page.DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }, [...png(4, 5)]);
+    const atBob = await shownImage(bob);
+    expect([atBob.width, atBob.height]).toEqual([4, 5]);
+    expect(await bob.locator('#messages li.image figcaption').textContent()).toMatch(/^dropped\.png/);
   });
 });

@@ -116,6 +116,32 @@ describe('PubSub', () => {
     slow.destroy();
   });
 
+  it("lets a subscription's own maxBuffer admit a message larger than the hub's limit, which a default subscription skips", async () => {
+    const hub = new PubSub({ maxSubscriberBuffer: 64 * 1024 });
+    server = new WebSocketServer({ heartbeat: false });
+    server.route('/default', { open: (connection) => void hub.subscribe(connection, 'big') });
+    server.route('/roomy', { open: (connection) => void hub.subscribe(connection, 'big', { maxBuffer: 1024 * 1024 }) });
+    const port = (await server.listen(0)).port;
+    const binaries = (path: string): Promise<{ ws: WebSocket; sizes: number[] }> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+        clients.push(ws);
+        const sizes: number[] = [];
+        ws.on('message', (data: Buffer) => sizes.push(data.length));
+        ws.once('open', () => resolve({ ws, sizes }));
+        ws.once('error', reject);
+      });
+    const plain = await binaries('/default');
+    const roomy = await binaries('/roomy');
+    await until(() => hub.subscriberCount('big') === 2);
+    hub.publish('big', Buffer.alloc(256 * 1024, 0x63), { binary: true });
+    hub.publish('big', Buffer.alloc(16, 0x64), { binary: true });
+    await until(() => roomy.sizes.length === 2 && plain.sizes.length === 1);
+    expect(roomy.sizes).toEqual([256 * 1024, 16]);
+    expect(plain.sizes).toEqual([16]);
+    expect(hub.stats.dropped).toBe(1);
+  });
+
   it('closes a too-slow subscriber with 1008 under the close policy', async () => {
     const hub = new PubSub({ maxSubscriberBuffer: 128 * 1024, slowSubscriberPolicy: 'close' });
     const port = await start(hub);

@@ -1,18 +1,36 @@
 /**
- * The chat's JSON protocol (documented for people in PROTOCOL.md): the
- * shapes of the messages both ways, the limits, and the parsing of what a
- * client sends. Pure: no sockets, no clock.
+ * The chat's protocol (documented for people in PROTOCOL.md): JSON text
+ * messages, and binary messages carrying images. The shapes of the messages
+ * both ways, the limits, and the parsing of what a client sends. Pure: no
+ * sockets, no clock.
  */
+import { unwrap } from './envelope.js';
+import { IMAGE_EXTENSIONS, sniffImageType, type ImageMime } from './image-type.js';
 
-/** Largest client message handled (UTF-8 bytes of the JSON text); bigger ones get a `too_large` error. */
+export type { ImageMime } from './image-type.js';
+
+/** Largest client text message handled (UTF-8 bytes of the JSON text); bigger ones get a `too_large` error. */
 export const MAX_MESSAGE_BYTES = 10 * 1024;
 /**
- * Largest WebSocket message accepted at all: the route's `maxMessageSize`,
- * so anything bigger is refused by the protocol layer with 1009 (RFC 6455
- * §7.4.1, "message too big") before it is buffered whole. Between the two
- * limits a client gets an error and stays connected.
+ * Largest text message tolerated: a bigger one closes the connection with
+ * 1009 (RFC 6455 §7.4.1, "message too big"). Between the two limits a client
+ * gets an error and stays connected.
  */
 export const MAX_FRAME_BYTES = 16 * 1024;
+/** Largest image (its bytes, without the envelope); bigger ones get a `too_large` error. */
+export const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
+/** Largest header of a client's binary message, in bytes. */
+export const MAX_IMAGE_HEADER_BYTES = 2048;
+/** Longest file name shown with an image, in characters (code points): what file systems allow. */
+export const MAX_IMAGE_NAME_LENGTH = 255;
+/**
+ * Largest WebSocket message of either kind: the route's `maxMessageSize`,
+ * so anything bigger is refused by the protocol layer with 1009 before it
+ * is buffered whole. It leaves room above the largest image and its
+ * envelope, so an image somewhat over 5 MB gets a `too_large` error and the
+ * connection stays; a text message this big is read before it is refused.
+ */
+export const MAX_WIRE_MESSAGE_BYTES = 6 * 1024 * 1024;
 /** Messages a newcomer receives from the room's past. */
 export const HISTORY_LENGTH = 50;
 /** The room joined when `join` names none. */
@@ -30,7 +48,8 @@ export type ChatErrorCode =
   | 'nick_taken'
   | 'not_joined'
   | 'already_joined'
-  | 'empty_message';
+  | 'empty_message'
+  | 'unsupported_image';
 
 export interface ChatError {
   code: ChatErrorCode;
@@ -61,6 +80,17 @@ export interface PingRequest {
 
 export type ClientMessage = JoinRequest | MessageRequest | LeaveRequest | PingRequest;
 
+/** An image a client sends: the header of its binary message, checked, and the image's bytes. */
+export interface ImageUpload {
+  /** The client's own id for the upload, echoed in the broadcast and in errors about it. */
+  clientId?: string;
+  /** For display only; the server never trusts it for the type. */
+  name: string;
+  /** From the bytes. */
+  mime: ImageMime;
+  bytes: Uint8Array;
+}
+
 // ---- server to client -------------------------------------------------------
 
 /** A chat message as the server stamped it: in `message` events and in `history`. */
@@ -74,15 +104,37 @@ export interface ChatMessage {
   time: number;
 }
 
+/** An image as the server stamped it: the header of its binary message, and an entry in `history`. */
+export interface ChatImage {
+  /** From the same source as chat message ids. */
+  id: string;
+  room: string;
+  nick: string;
+  time: number;
+  mime: ImageMime;
+  /** Bytes of the image. */
+  size: number;
+  name: string;
+  /** The sender's id for the upload, when it gave one. */
+  clientId?: string;
+}
+
+/** What `history` lists: chat messages, and images (they have `mime`, and their bytes follow in binary messages). */
+export type HistoryEntry = ChatMessage | ChatImage;
+
+/** The header of the server's binary message carrying an image. */
+export type ImageHeader = { type: 'image' } & ChatImage;
+
 export type ServerMessage =
   | { type: 'joined'; room: string; nick: string }
-  | { type: 'history'; room: string; messages: readonly ChatMessage[] }
+  | { type: 'history'; room: string; messages: readonly HistoryEntry[] }
   | { type: 'presence'; room: string; nicks: readonly string[] }
   | ({ type: 'message' } & ChatMessage)
   | { type: 'notice'; event: 'join' | 'leave'; room: string; nick: string; time: number }
   | { type: 'left'; room: string }
   | { type: 'pong' }
-  | ({ type: 'error'; request?: string } & ChatError);
+  /** `id`: the client's id of the image the error is about. */
+  | ({ type: 'error'; request?: string; id?: string } & ChatError);
 
 export function encode(message: ServerMessage): string {
   return JSON.stringify(message);
@@ -143,4 +195,70 @@ export function parseClientMessage(text: string): Parsed {
         request: type.slice(0, 40),
       };
   }
+}
+
+/** What `parseImageUpload` found: an image to post, or the error to answer (with the upload's id when it had one). */
+export type ParsedImage =
+  | { ok: true; upload: ImageUpload }
+  | { ok: false; error: ChatError; request?: string; id?: string };
+
+/** A client's id for an upload: short, and plain enough to echo anywhere. */
+const CLIENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** Control characters and bidirectional overrides: a name must not reorder or hide the text around it. */
+const UNSHOWN_CHARACTERS = /[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * The client's id of the upload in a binary message, if it has a readable
+ * and valid one: for answering a message refused before it is parsed (the
+ * message rate), so the client can still tell which upload failed.
+ */
+export function peekImageId(message: Uint8Array): string | undefined {
+  const envelope = unwrap(message, MAX_IMAGE_HEADER_BYTES);
+  if (!envelope.ok) return undefined;
+  const id = envelope.header['id'];
+  return typeof id === 'string' && CLIENT_ID_PATTERN.test(id) ? id : undefined;
+}
+
+/**
+ * Parse one binary message from a client: the envelope (envelope.ts), its
+ * header `{"type":"image","id"?,"name"?}`, the size, and the image type from
+ * the bytes themselves (image-type.ts). A missing name becomes `image.<ext>`.
+ */
+export function parseImageUpload(message: Uint8Array): ParsedImage {
+  const envelope = unwrap(message, MAX_IMAGE_HEADER_BYTES);
+  if (!envelope.ok) return { ok: false, error: chatError('invalid_message', envelope.reason) };
+  const header = envelope.header;
+  const type = header['type'] as string;
+  if (type !== 'image') {
+    return {
+      ok: false,
+      error: chatError('unknown_type', `Unknown binary message type ${JSON.stringify(type.slice(0, 40))}; binary messages are images.`),
+      request: type.slice(0, 40),
+    };
+  }
+  const rawId = header['id'];
+  if (rawId !== undefined && (typeof rawId !== 'string' || !CLIENT_ID_PATTERN.test(rawId))) {
+    return { ok: false, error: chatError('invalid_message', '"id" must be 1 to 64 of A-Z, a-z, 0-9, "_", ".", ":" or "-".'), request: type };
+  }
+  const clientId = rawId as string | undefined;
+  const fail = (error: ChatError): ParsedImage => (clientId === undefined ? { ok: false, error, request: type } : { ok: false, error, request: type, id: clientId });
+  const rawName = header['name'];
+  if (rawName !== undefined && typeof rawName !== 'string') return fail(chatError('invalid_message', '"name" must be a string.'));
+  const name = (rawName ?? '').normalize('NFC').replace(UNSHOWN_CHARACTERS, '').trim();
+  if ([...name].length > MAX_IMAGE_NAME_LENGTH) {
+    return fail(chatError('invalid_message', `A file name may have at most ${MAX_IMAGE_NAME_LENGTH} characters.`));
+  }
+  const bytes = envelope.payload;
+  if (bytes.length > MAX_IMAGE_BYTES) {
+    return fail(chatError('too_large', `An image may have at most ${MAX_IMAGE_BYTES / (1024 * 1024)} MB; that one was not sent.`));
+  }
+  const mime = sniffImageType(bytes);
+  if (mime === null) {
+    return fail(
+      chatError('unsupported_image', 'That file is not a PNG, JPEG, GIF or WebP image (told from its contents, not its name); it was not sent.'),
+    );
+  }
+  const upload: ImageUpload = { name: name === '' ? `image.${IMAGE_EXTENSIONS[mime]}` : name, mime, bytes };
+  if (clientId !== undefined) upload.clientId = clientId;
+  return { ok: true, upload };
 }

@@ -48,8 +48,63 @@ export class RateLimiter {
   /** Account for one message arriving at `now` (ms) and say what to do with it. */
   check(now: number): RateVerdict {
     if (admit(this.accepted, this.limit, this.windowMs, now)) return 'accept';
+    return this.refuse(now);
+  }
+
+  /**
+   * Count a message refused at `now` by another limit (the image byte rate)
+   * as a violation, like one over the message rate.
+   */
+  refuse(now: number): Exclude<RateVerdict, 'accept'> {
     // The refused message fills the abuse window: that many refusals in it is too many.
     return admit(this.refused, this.abuseLimit - 1, this.abuseWindowMs, now) ? 'drop' : 'abuse';
+  }
+}
+
+export interface ByteRateOptions {
+  /** Bytes that may be sent at once, after a quiet spell. Default 10 MiB: two of the largest images. */
+  burstBytes?: number;
+  /** Bytes per second that come back into the allowance. Default 1 MiB. */
+  bytesPerSecond?: number;
+}
+
+/**
+ * A per-connection allowance of image bytes, as a token bucket: it holds at
+ * most `burstBytes`, each image takes its size out, and it refills at
+ * `bytesPerSecond`. A few photos at once pass; a steady stream of large
+ * images is held to about a megabyte a second, which every member of the
+ * room would otherwise have to download. Stricter than the message rate,
+ * which counts an image as one message whatever its size.
+ *
+ * Time is passed in, as for `RateLimiter`.
+ */
+export class ByteRateLimiter {
+  readonly burstBytes: number;
+  readonly bytesPerSecond: number;
+  private available: number;
+  private last: number | null = null;
+
+  constructor(options: ByteRateOptions = {}) {
+    this.burstBytes = positive(options.burstBytes ?? 10 * 1024 * 1024, 'burstBytes');
+    this.bytesPerSecond = positive(options.bytesPerSecond ?? 1024 * 1024, 'bytesPerSecond');
+    this.available = this.burstBytes;
+  }
+
+  /** Take `bytes` out of the allowance at `now` (ms) if it holds that many; false (and nothing taken) if not. */
+  take(bytes: number, now: number): boolean {
+    if (this.last !== null) {
+      this.available = Math.min(this.burstBytes, this.available + ((now - this.last) / 1000) * this.bytesPerSecond);
+    }
+    this.last = now;
+    if (bytes > this.available) return false;
+    this.available -= bytes;
+    return true;
+  }
+
+  /** How long (ms) from the last `take` until `bytes` would be allowed; 0 if they would be now. */
+  waitFor(bytes: number): number {
+    if (bytes <= this.available) return 0;
+    return Math.ceil(((Math.min(bytes, this.burstBytes) - this.available) / this.bytesPerSecond) * 1000);
   }
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseClientMessage } from '../../../src/apps/chat/protocol.js';
+import { MAX_IMAGE_BYTES, parseClientMessage, parseImageUpload } from '../../../src/apps/chat/protocol.js';
+import { envelope, GIF, png } from './samples.js';
 
 describe('parseClientMessage', () => {
   it('reads join (room optional), message, leave and ping, keeping only their own fields', () => {
@@ -31,5 +32,36 @@ describe('parseClientMessage', () => {
     const result = parseClientMessage(JSON.stringify({ type: 'x'.repeat(100) }));
     expect(result).toMatchObject({ ok: false, error: { code: 'unknown_type' }, request: 'x'.repeat(40) });
     if (!result.ok) expect(result.error.message.length).toBeLessThan(120);
+  });
+});
+
+describe('parseImageUpload', () => {
+  it('keeps the id and the cleaned name, takes the type from the bytes, and hands back the image as a view', () => {
+    const message = envelope({ type: 'image', id: 'c-1', name: 'Cafe\u0301.png', extra: true }, GIF);
+    const parsed = parseImageUpload(message);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    const { bytes, ...rest } = parsed.upload;
+    expect(rest).toEqual({ clientId: 'c-1', name: 'Caf\u00e9.png', mime: 'image/gif' });
+    expect(Buffer.from(bytes).equals(GIF)).toBe(true);
+    expect(bytes.buffer).toBe(message.buffer);
+  });
+
+  it('checks the size before the type, and reports both with the upload id', () => {
+    const tooBig = Buffer.alloc(MAX_IMAGE_BYTES + 1);
+    expect(parseImageUpload(envelope({ type: 'image', id: 'x' }, tooBig))).toMatchObject({ ok: false, error: { code: 'too_large' }, request: 'image', id: 'x' });
+    const exact = Buffer.alloc(MAX_IMAGE_BYTES);
+    png(1, 1).copy(exact);
+    expect(parseImageUpload(envelope({ type: 'image' }, exact))).toMatchObject({ ok: true, upload: { mime: 'image/png', name: 'image.png' } });
+    expect(parseImageUpload(envelope({ type: 'image', id: 'y', name: 'a.png' }, Buffer.from('text')))).toMatchObject({
+      ok: false,
+      error: { code: 'unsupported_image' },
+      id: 'y',
+    });
+  });
+
+  it('leaves out an id that is not a valid one rather than echoing it', () => {
+    const parsed = parseImageUpload(envelope({ type: 'image', id: '<b>'.repeat(30) }, GIF));
+    expect(parsed).toMatchObject({ ok: false, error: { code: 'invalid_message' }, request: 'image' });
+    expect(parsed).not.toHaveProperty('id');
   });
 });

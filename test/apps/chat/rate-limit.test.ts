@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RateLimiter } from '../../../src/apps/chat/rate-limit.js';
+import { ByteRateLimiter, RateLimiter } from '../../../src/apps/chat/rate-limit.js';
 
 describe('RateLimiter', () => {
   it('accepts 5 messages in a second and drops the sixth', () => {
@@ -70,5 +70,59 @@ describe('RateLimiter', () => {
         },
       ),
     );
+  });
+});
+
+describe('RateLimiter.refuse', () => {
+  it('counts refusals by another limit toward abuse, together with its own', () => {
+    const limiter = new RateLimiter();
+    for (let i = 0; i < 5; i++) expect(limiter.check(0)).toBe('accept');
+    for (let i = 0; i < 5; i++) expect(limiter.refuse(10)).toBe('drop');
+    for (let i = 0; i < 4; i++) expect(limiter.check(20)).toBe('drop');
+    expect(limiter.refuse(30)).toBe('abuse');
+  });
+});
+
+describe('ByteRateLimiter', () => {
+  it('lets 10 MiB through at once by default, then refills at 1 MiB a second', () => {
+    const limiter = new ByteRateLimiter();
+    const mib = 1024 * 1024;
+    expect(limiter.take(5 * mib, 0)).toBe(true);
+    expect(limiter.take(5 * mib, 0)).toBe(true);
+    expect(limiter.take(1, 0)).toBe(false);
+    expect(limiter.waitFor(2 * mib)).toBe(2000);
+    expect(limiter.take(2 * mib, 1999)).toBe(false);
+    expect(limiter.take(2 * mib, 2000)).toBe(true);
+    expect(limiter.waitFor(1)).toBeGreaterThan(0);
+  });
+
+  it('takes nothing for a refused request, and never holds more than the burst', () => {
+    const limiter = new ByteRateLimiter({ burstBytes: 100, bytesPerSecond: 10 });
+    expect(limiter.take(60, 0)).toBe(true);
+    expect(limiter.take(60, 0)).toBe(false);
+    expect(limiter.take(40, 0)).toBe(true);
+    // A long quiet spell refills to the burst, not beyond.
+    expect(limiter.take(101, 1_000_000)).toBe(false);
+    expect(limiter.take(100, 1_000_000)).toBe(true);
+  });
+
+  it('never lets more through in a span than the burst plus the refill over it (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 500 }), fc.integer({ min: 1, max: 80 })), { maxLength: 60 }), (steps) => {
+        const limiter = new ByteRateLimiter({ burstBytes: 100, bytesPerSecond: 50 });
+        let now = 0;
+        let passed = 0;
+        for (const [gap, bytes] of steps) {
+          now += gap;
+          if (limiter.take(bytes, now)) passed += bytes;
+        }
+        expect(passed).toBeLessThanOrEqual(100 + (now / 1000) * 50 + 1e-9);
+      }),
+    );
+  });
+
+  it('refuses nonsense settings', () => {
+    expect(() => new ByteRateLimiter({ burstBytes: 0 })).toThrow(RangeError);
+    expect(() => new ByteRateLimiter({ bytesPerSecond: 1.5 })).toThrow(RangeError);
   });
 });

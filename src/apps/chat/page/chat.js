@@ -1,10 +1,20 @@
 // The chat page: speaks the protocol of ../PROTOCOL.md over a reconnecting
 // WebSocket. Everything from the server or the user reaches the page through
-// textContent and attributes, never as HTML.
+// textContent and attributes, never as HTML. Images travel as binary
+// messages (PROTOCOL.md, "Images") and are shown from blob: URLs, revoked
+// when their message leaves the page.
 import { ReconnectingWebSocket } from '/web/reconnecting-websocket.js';
 
 /** The server's limit on one message, in UTF-8 bytes of its JSON. */
 const MAX_MESSAGE_BYTES = 10 * 1024;
+/** The server's limit on one image; checked here to spare the upload, but the server decides. */
+const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
+/** Longest file name the server accepts, in characters; longer ones are cut here. */
+const MAX_IMAGE_NAME_LENGTH = 255;
+/** The types the server accepts (it tells them from the bytes); only these are turned into images here. */
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+/** How often an upload's progress bar is updated, ms. */
+const PROGRESS_EVERY_MS = 100;
 /** How long an error stays in the room view. */
 const ERROR_SHOW_MS = 6000;
 /** Messages kept on screen; older ones are removed so a long session stays light. */
@@ -26,6 +36,8 @@ const ui = {
   count: $('count'),
   composer: $('composer'),
   text: $('text'),
+  imageButton: $('image-button'),
+  imageInput: $('image-input'),
   leave: $('leave'),
   chatError: $('chat-error'),
 };
@@ -38,11 +50,21 @@ let inRoom = false;
 let shownRoom = null;
 let shownIds = new Set();
 let errorTimer = null;
+/** Images being sent, by their client id: { item, progress, status }. */
+const uploads = new Map();
+/** Images listed by `history` whose bytes have not arrived yet, by id: their list items. */
+const awaitingBytes = new Map();
+/** Client ids: random per page, so two pages never match each other's uploads. */
+const uploadPrefix = Math.random().toString(36).slice(2, 8);
+let uploadCounter = 0;
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
 const socket = new ReconnectingWebSocket(`${scheme}://${location.host}/chat/ws`, {
   backoff: { initialDelay: 250, factor: 2, maxDelay: 5000 },
+  // Images arrive as bytes to slice, not as Blobs.
+  binaryType: 'arraybuffer',
   // A silent connection (a sleeping laptop, a dead NAT entry) is noticed and replaced.
   heartbeat: { interval: 25_000, timeout: 10_000, message: '{"type":"ping"}', reply: '{"type":"pong"}' },
 });
@@ -75,6 +97,10 @@ socket.on('open', ({ reconnected }) => {
 socket.on('close', ({ code, reason, willReconnect }) => {
   const wasInRoom = inRoom;
   inRoom = false;
+  if (uploads.size > 0) {
+    for (const id of [...uploads.keys()]) dropUpload(id);
+    showError('The connection was lost before the server confirmed an image; send it again.', { code: 'offline' });
+  }
   if (willReconnect) {
     if (wasInRoom) addSystem('Connection lost; reconnecting…');
     return;
@@ -89,6 +115,10 @@ ui.reconnect.addEventListener('click', () => {
 });
 
 socket.on('message', ({ data }) => {
+  if (data instanceof ArrayBuffer) {
+    receiveImage(data);
+    return;
+  }
   if (typeof data !== 'string') return;
   let message;
   try {
@@ -112,8 +142,7 @@ const HANDLERS = {
     inRoom = true;
     remember(membership);
     if (shownRoom !== message.room) {
-      ui.messages.replaceChildren();
-      shownIds = new Set();
+      clearMessages();
       shownRoom = message.room;
     }
     ui.roomTitle.textContent = `#${message.room}`;
@@ -123,7 +152,15 @@ const HANDLERS = {
     addSystem(`You are ${message.nick} in #${message.room}.`);
   },
   history(message) {
-    for (const entry of message.messages) addMessage(entry);
+    for (const entry of message.messages) {
+      if (typeof entry.mime !== 'string') {
+        addMessage(entry);
+        continue;
+      }
+      // An image: its bytes follow in a binary message.
+      const item = addImageEntry(entry);
+      if (item !== null) awaitingBytes.set(entry.id, item);
+    }
   },
   message(message) {
     addMessage(message);
@@ -152,6 +189,7 @@ const HANDLERS = {
     showRoomView(false);
   },
   error(message) {
+    if (message.request === 'image' && typeof message.id === 'string') dropUpload(message.id);
     if (message.request === 'join' && !inRoom) {
       // A refused join, or a refused rejoin after a reconnect (the nickname
       // was taken meanwhile): back to the form, which says why.
@@ -200,6 +238,124 @@ ui.leave.addEventListener('click', () => {
     showRoomView(false);
   }
 });
+
+ui.imageButton.addEventListener('click', () => ui.imageInput.click());
+
+ui.imageInput.addEventListener('change', () => {
+  const files = [...ui.imageInput.files];
+  // Cleared, so that choosing the same file again sends it again.
+  ui.imageInput.value = '';
+  sendImages(files);
+});
+
+// Files dropped anywhere on the room, or pasted into the message box.
+ui.roomView.addEventListener('dragover', (event) => {
+  if (!event.dataTransfer?.types.includes('Files')) return;
+  event.preventDefault();
+  ui.roomView.classList.add('dropping');
+});
+ui.roomView.addEventListener('dragleave', (event) => {
+  if (!ui.roomView.contains(event.relatedTarget)) ui.roomView.classList.remove('dropping');
+});
+ui.roomView.addEventListener('drop', (event) => {
+  ui.roomView.classList.remove('dropping');
+  const files = [...(event.dataTransfer?.files ?? [])];
+  if (files.length === 0) return;
+  event.preventDefault();
+  sendImages(files);
+});
+ui.text.addEventListener('paste', (event) => {
+  const files = [...(event.clipboardData?.files ?? [])];
+  if (files.length === 0) return;
+  event.preventDefault();
+  sendImages(files);
+});
+
+async function sendImages(files) {
+  for (const file of files) await sendImage(file);
+}
+
+/**
+ * Send one file as an image. Only the size is checked here; whether it is
+ * an image at all is the server's call, from its bytes, and its error shows.
+ */
+async function sendImage(file) {
+  if (!inRoom) {
+    showError('Join a room before sending images.', { code: 'not_joined' });
+    return;
+  }
+  if (file.size > MAX_IMAGE_BYTES) {
+    showError(`An image may have at most ${MAX_IMAGE_BYTES / (1024 * 1024)} MB; ${file.name} has ${describeSize(file.size)}.`, { code: 'too_large' });
+    return;
+  }
+  if (socket.state !== 'open') {
+    // Not queued while offline: megabytes do not belong in the reconnect queue.
+    showError('Not connected: the image was not sent.', { code: 'offline' });
+    return;
+  }
+  const id = `${uploadPrefix}-${++uploadCounter}`;
+  const name = [...file.name].slice(0, MAX_IMAGE_NAME_LENGTH).join('');
+  const upload = addUpload(id, file, name);
+  let bytes;
+  try {
+    bytes = await file.arrayBuffer();
+  } catch {
+    dropUpload(id);
+    showError(`${name} could not be read.`, { code: 'unreadable' });
+    return;
+  }
+  if (!uploads.has(id)) return;
+  const message = wrapEnvelope({ type: 'image', id, name }, bytes);
+  if (socket.state !== 'open' || !socket.send(message)) {
+    dropUpload(id);
+    showError('Not connected: the image was not sent.', { code: 'offline' });
+    return;
+  }
+  followProgress(id, upload, message.byteLength);
+}
+
+/** Header and bytes in one binary message: 4-byte big-endian header length, the JSON header, the bytes. */
+function wrapEnvelope(header, bytes) {
+  const head = encoder.encode(JSON.stringify(header));
+  const out = new Uint8Array(4 + head.length + bytes.byteLength);
+  new DataView(out.buffer).setUint32(0, head.length);
+  out.set(head, 4);
+  out.set(new Uint8Array(bytes), 4 + head.length);
+  return out.buffer;
+}
+
+/** The header (an object with a string type) and the bytes of a binary message; null if it is not one. */
+function unwrapEnvelope(buffer) {
+  if (buffer.byteLength < 4) return null;
+  const length = new DataView(buffer).getUint32(0);
+  if (4 + length > buffer.byteLength) return null;
+  let header;
+  try {
+    header = JSON.parse(decoder.decode(new Uint8Array(buffer, 4, length)));
+  } catch {
+    return null;
+  }
+  if (typeof header !== 'object' || header === null || typeof header.type !== 'string') return null;
+  return { header, bytes: new Uint8Array(buffer, 4 + length) };
+}
+
+/**
+ * The progress bar follows the socket's bufferedAmount down to zero; the
+ * server's broadcast of the image (or its error) then replaces the upload.
+ */
+function followProgress(id, upload, total) {
+  const step = () => {
+    if (uploads.get(id) !== upload) return;
+    const left = Math.min(socket.bufferedAmount, total);
+    upload.progress.value = (total - left) / total;
+    if (left > 0) {
+      setTimeout(step, PROGRESS_EVERY_MS);
+      return;
+    }
+    upload.status.textContent = 'sent, waiting for the server…';
+  };
+  step();
+}
 
 function sendText() {
   const text = ui.text.value;
@@ -251,6 +407,149 @@ function addMessage(message) {
   append(item);
 }
 
+/** A list item for an image: sender, time, and a figure whose picture comes later (`showImage`). Null if already shown. */
+function addImageEntry(entry, { replacing = null } = {}) {
+  if (entry.room !== shownRoom || shownIds.has(entry.id)) return null;
+  shownIds.add(entry.id);
+  const item = document.createElement('li');
+  item.className = 'message image';
+  item.dataset.id = entry.id;
+  if (membership !== null && entry.nick === membership.nick) item.classList.add('own');
+  const nick = document.createElement('span');
+  nick.className = 'nick';
+  nick.textContent = entry.nick;
+  const body = document.createElement('div');
+  body.className = 'text';
+  const figure = document.createElement('figure');
+  const placeholder = document.createElement('div');
+  placeholder.className = 'placeholder';
+  placeholder.textContent = 'loading image…';
+  const caption = document.createElement('figcaption');
+  caption.textContent = `${entry.name} · ${describeSize(entry.size)}`;
+  figure.append(placeholder, caption);
+  body.append(figure);
+  item.append(timeElement(entry.time), nick, body);
+  if (replacing !== null && replacing.isConnected) {
+    releaseItem(replacing);
+    replacing.replaceWith(item);
+  } else {
+    append(item);
+  }
+  return item;
+}
+
+/** A binary message from the server: an image for the room, live or from the history. */
+function receiveImage(buffer) {
+  const envelope = unwrapEnvelope(buffer);
+  if (envelope === null || envelope.header.type !== 'image') return;
+  const { header, bytes } = envelope;
+  if (!IMAGE_TYPES.has(header.mime)) return;
+  let item = awaitingBytes.get(header.id);
+  awaitingBytes.delete(header.id);
+  if (item === undefined) {
+    // Our own upload comes back: it takes the place of its preview.
+    const own = typeof header.clientId === 'string' && membership !== null && header.nick === membership.nick ? uploads.get(header.clientId) : undefined;
+    item = addImageEntry(header, { replacing: own?.item ?? null });
+    if (own !== undefined) dropUpload(header.clientId);
+    // Already on screen (a history repeated after a reconnect), or another room's.
+    if (item === null) return;
+  }
+  showImage(item, header, bytes);
+}
+
+function showImage(item, header, bytes) {
+  const placeholder = item.querySelector('.placeholder');
+  if (placeholder === null) return;
+  const list = ui.messages;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  const image = document.createElement('img');
+  image.src = URL.createObjectURL(new Blob([bytes], { type: header.mime }));
+  image.alt = header.name;
+  image.title = header.name;
+  image.decoding = 'async';
+  // Its height is known only once it has loaded: keep the newest line in view.
+  image.addEventListener('load', () => {
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  });
+  image.addEventListener('error', () => {
+    image.replaceWith(Object.assign(document.createElement('div'), { className: 'placeholder', textContent: 'this image cannot be shown' }));
+    URL.revokeObjectURL(image.src);
+  });
+  placeholder.replaceWith(image);
+}
+
+/** The preview of an image being sent: the local file itself, a progress bar, and a status line. */
+function addUpload(id, file, name) {
+  const item = document.createElement('li');
+  item.className = 'message image own pending';
+  item.dataset.upload = id;
+  const nick = document.createElement('span');
+  nick.className = 'nick';
+  nick.textContent = membership?.nick ?? '';
+  const body = document.createElement('div');
+  body.className = 'text';
+  const figure = document.createElement('figure');
+  // Previewed only if the browser takes it for an image; the server decides what it is.
+  const url = file.type.startsWith('image/') ? URL.createObjectURL(file) : null;
+  if (url !== null) {
+    const preview = document.createElement('img');
+    preview.src = url;
+    preview.alt = name;
+    preview.className = 'preview';
+    preview.addEventListener('error', () => {
+      URL.revokeObjectURL(url);
+      preview.remove();
+    });
+    figure.append(preview);
+  }
+  const caption = document.createElement('figcaption');
+  const status = document.createElement('span');
+  status.className = 'status-line';
+  status.textContent = 'sending…';
+  const progress = document.createElement('progress');
+  progress.max = 1;
+  progress.value = 0;
+  caption.append(`${name} · ${describeSize(file.size)} · `, status);
+  figure.append(progress, caption);
+  body.append(figure);
+  item.append(timeElement(Date.now()), nick, body);
+  append(item);
+  const upload = { item, progress, status };
+  uploads.set(id, upload);
+  return upload;
+}
+
+/** Forget an upload that failed (or whose connection went): its preview leaves the list. */
+function dropUpload(id) {
+  const upload = uploads.get(id);
+  if (upload === undefined) return;
+  uploads.delete(id);
+  releaseItem(upload.item);
+  upload.item.remove();
+}
+
+/** Free what a list item holds: the blob: URLs of its images, its place among the awaited and the uploads. */
+function releaseItem(item) {
+  for (const image of item.querySelectorAll('img')) {
+    if (image.src.startsWith('blob:')) URL.revokeObjectURL(image.src);
+  }
+  if (item.dataset.id) awaitingBytes.delete(item.dataset.id);
+  if (item.dataset.upload) uploads.delete(item.dataset.upload);
+}
+
+function clearMessages() {
+  for (const item of ui.messages.children) releaseItem(item);
+  ui.messages.replaceChildren();
+  shownIds = new Set();
+}
+
+/** 1536 -> "1.5 KB", as the server counts (1 KB = 1024 bytes). */
+function describeSize(bytes) {
+  if (bytes >= 1024 * 1024) return `${Number((bytes / (1024 * 1024)).toFixed(1))} MB`;
+  if (bytes >= 1024) return `${Number((bytes / 1024).toFixed(1))} KB`;
+  return `${bytes} bytes`;
+}
+
 function addSystem(text, time = Date.now()) {
   const item = document.createElement('li');
   item.className = 'system';
@@ -278,6 +577,7 @@ function append(item) {
   while (list.childElementCount > MAX_SHOWN) {
     const first = list.firstElementChild;
     if (first.dataset.id) shownIds.delete(first.dataset.id);
+    releaseItem(first);
     first.remove();
   }
   if (atBottom) list.scrollTop = list.scrollHeight;
