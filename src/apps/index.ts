@@ -1,11 +1,12 @@
 import type { App } from './app.js';
+import { canvasApp } from './canvas/index.js';
 import { chatApp } from './chat/index.js';
 import { clockApp } from './clock/index.js';
 import { dashboardApp } from './dashboard/index.js';
 import { echoApp } from './echo/index.js';
 
 /** Every application `sockeye serve` hosts, in home-page order. */
-export const allApps: readonly App[] = [chatApp, clockApp, dashboardApp, echoApp];
+export const allApps: readonly App[] = [chatApp, clockApp, dashboardApp, canvasApp, echoApp];
 
 export { AppServer, type AppServerOptions } from './server.js';
 export type { App, AppContext } from './app.js';

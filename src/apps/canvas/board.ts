@@ -1,0 +1,218 @@
+import type { CanvasError, PointerPosition, ServerMessage, StrokeInfo, VisitorInfo } from './codec.js';
+import { Drawing, type DrawingLimits, type Stroke } from './drawing.js';
+import { checkName, generatedName, visitorColour } from './names.js';
+
+/**
+ * The shared canvas's state, without sockets or clocks: who is here (id,
+ * name, colour, pointer), the drawing, and the journal of changes that the
+ * next batch will announce.
+ *
+ * Changes are not announced one by one. They pile up in the journal until
+ * `flush()` (the fan-out calls it once per tick) and are merged there:
+ * however often a pointer moved, the batch carries its latest position
+ * once; however many messages brought points to a stroke, the batch carries
+ * one `stroke-points` with all of them. So no visitor's updates reach the
+ * others more often than the tick rate, and nothing of a stroke is lost.
+ */
+export interface BoardOptions {
+  limits?: Partial<DrawingLimits>;
+  /** Visitors at once; a join past it is refused with `full`. Default 256. */
+  maxVisitors?: number;
+}
+
+interface Visitor {
+  readonly id: number;
+  name: string;
+  readonly colour: number;
+  pointer: { x: number; y: number } | null;
+  /** The visitor's latest stroke while it may still be open (it may have been trimmed meanwhile). */
+  stroke: Stroke | null;
+}
+
+export type JoinResult = { ok: true; visitor: Readonly<VisitorInfo> } | { ok: false; error: CanvasError };
+export type ChangeResult = { ok: true } | { ok: false; error: CanvasError };
+
+const OK: ChangeResult = { ok: true };
+
+export class Board {
+  readonly drawing: Drawing;
+  readonly maxVisitors: number;
+  private readonly visitors = new Map<number, Visitor>();
+  private nextVisitorId = 1;
+  private journal: ServerMessage[] = [];
+  /** Visitors whose pointer moved since the last flush. */
+  private readonly moved = new Set<Visitor>();
+  /** Open strokes with points not announced yet. */
+  private readonly growing = new Set<Stroke>();
+
+  constructor(options: BoardOptions = {}) {
+    this.drawing = new Drawing(options.limits);
+    this.maxVisitors = options.maxVisitors ?? 256;
+  }
+
+  get visitorCount(): number {
+    return this.visitors.size;
+  }
+
+  /** A newcomer: `name` as chosen, or '' for a made-up one. */
+  join(name: string): JoinResult {
+    if (this.visitors.size >= this.maxVisitors) {
+      return { ok: false, error: { code: 'full', message: `The canvas is full (${this.maxVisitors} visitors); try again later.` } };
+    }
+    let chosen: string | null = null;
+    if (name !== '') {
+      const checked = checkName(name);
+      if (!checked.ok) return checked;
+      chosen = checked.name;
+    }
+    const id = this.nextVisitorId++;
+    const visitor: Visitor = { id, name: chosen ?? generatedName(id), colour: visitorColour(id), pointer: null, stroke: null };
+    this.visitors.set(id, visitor);
+    this.journal.push({ type: 'join', id, colour: visitor.colour, name: visitor.name });
+    return { ok: true, visitor: { id, colour: visitor.colour, name: visitor.name, pointer: null } };
+  }
+
+  /** The visitor goes: its open stroke ends, its pointer disappears. */
+  leave(id: number): boolean {
+    const visitor = this.visitors.get(id);
+    if (visitor === undefined) return false;
+    this.finishStroke(visitor);
+    this.visitors.delete(id);
+    this.moved.delete(visitor);
+    this.journal.push({ type: 'leave', id });
+    return true;
+  }
+
+  rename(id: number, name: string): ChangeResult {
+    const visitor = this.visitors.get(id);
+    if (visitor === undefined) return notJoined();
+    const checked = checkName(name);
+    if (!checked.ok) return checked;
+    visitor.name = checked.name;
+    this.journal.push({ type: 'renamed', id, name: visitor.name });
+    return OK;
+  }
+
+  move(id: number, x: number, y: number): ChangeResult {
+    const visitor = this.visitors.get(id);
+    if (visitor === undefined) return notJoined();
+    visitor.pointer = { x, y };
+    this.moved.add(visitor);
+    return OK;
+  }
+
+  /** Start a stroke; the visitor's previous one ends first if it is still open. */
+  beginStroke(id: number, colour: number, width: number, x: number, y: number): ChangeResult {
+    const visitor = this.visitors.get(id);
+    if (visitor === undefined) return notJoined();
+    this.finishStroke(visitor);
+    const stroke = this.drawing.begin(id, colour, width, x, y);
+    visitor.stroke = stroke;
+    this.journal.push({ type: 'stroke-begin', id: stroke.id, visitor: id, colour, width, x, y });
+    this.noteTrim();
+    return OK;
+  }
+
+  /**
+   * Points for the visitor's open stroke. Points for a stroke that the
+   * drawing's size limit already removed are dropped without complaint: the
+   * client did nothing wrong, and its stroke is gone for everyone alike.
+   */
+  addPoints(id: number, flat: readonly number[]): ChangeResult {
+    const visitor = this.visitors.get(id);
+    if (visitor === undefined) return notJoined();
+    const stroke = visitor.stroke;
+    if (stroke === null) return noStroke();
+    if (!this.drawing.has(stroke)) return OK;
+    const added = this.drawing.append(stroke, flat);
+    if (added > 0) this.growing.add(stroke);
+    this.noteTrim();
+    if (added * 2 < flat.length) {
+      const max = this.drawing.limits.maxStrokePoints;
+      return { ok: false, error: { code: 'stroke_too_long', message: `A stroke has at most ${max} points; begin a new stroke to go on.` } };
+    }
+    return OK;
+  }
+
+  endStroke(id: number): ChangeResult {
+    const visitor = this.visitors.get(id);
+    if (visitor === undefined) return notJoined();
+    if (visitor.stroke === null) return noStroke();
+    this.finishStroke(visitor);
+    return OK;
+  }
+
+  /**
+   * The batch: everything that changed since the previous flush, in order,
+   * merged (see the class comment); the journal starts empty again.
+   */
+  flush(): ServerMessage[] {
+    for (const stroke of this.growing) this.announce(stroke);
+    this.growing.clear();
+    if (this.moved.size > 0) {
+      const pointers: PointerPosition[] = [];
+      for (const visitor of this.moved) pointers.push({ id: visitor.id, x: visitor.pointer!.x, y: visitor.pointer!.y });
+      this.moved.clear();
+      this.journal.push({ type: 'pointers', pointers });
+    }
+    const batch = this.journal;
+    this.journal = [];
+    return batch;
+  }
+
+  /**
+   * Everyone and the whole drawing as announced so far: right after a
+   * flush, exactly what a client that received every batch holds.
+   */
+  snapshot(): ServerMessage & { type: 'snapshot' } {
+    const visitors: VisitorInfo[] = [];
+    for (const visitor of this.visitors.values()) {
+      visitors.push({ id: visitor.id, colour: visitor.colour, name: visitor.name, pointer: visitor.pointer });
+    }
+    const strokes: StrokeInfo[] = [];
+    for (const stroke of this.drawing.all()) {
+      const points = stroke.announced === stroke.points.length ? stroke.points : stroke.points.slice(0, stroke.announced);
+      strokes.push({ id: stroke.id, visitor: stroke.visitor, colour: stroke.colour, width: stroke.width, open: stroke.open, points });
+    }
+    return { type: 'snapshot', visitors, strokes };
+  }
+
+  /** The position of every pointer that has one, or null if none has. */
+  pointers(): (ServerMessage & { type: 'pointers' }) | null {
+    const pointers: PointerPosition[] = [];
+    for (const visitor of this.visitors.values()) {
+      if (visitor.pointer !== null) pointers.push({ id: visitor.id, x: visitor.pointer.x, y: visitor.pointer.y });
+    }
+    return pointers.length === 0 ? null : { type: 'pointers', pointers };
+  }
+
+  /** End the visitor's open stroke, announcing its last points before the end. */
+  private finishStroke(visitor: Visitor): void {
+    const stroke = visitor.stroke;
+    visitor.stroke = null;
+    if (stroke === null || !this.drawing.has(stroke)) return;
+    this.announce(stroke);
+    this.growing.delete(stroke);
+    this.drawing.end(stroke);
+    this.journal.push({ type: 'stroke-end', id: stroke.id });
+  }
+
+  private announce(stroke: Stroke): void {
+    if (!this.drawing.has(stroke) || stroke.announced === stroke.points.length) return;
+    this.journal.push({ type: 'stroke-points', id: stroke.id, points: stroke.points.slice(stroke.announced) });
+    stroke.announced = stroke.points.length;
+  }
+
+  private noteTrim(): void {
+    const before = this.drawing.takeTrim();
+    if (before !== null) this.journal.push({ type: 'trim', before });
+  }
+}
+
+function notJoined(): ChangeResult {
+  return { ok: false, error: { code: 'not_joined', message: 'Say hello first.' } };
+}
+
+function noStroke(): ChangeResult {
+  return { ok: false, error: { code: 'no_stroke', message: 'No stroke is open: begin one first.' } };
+}

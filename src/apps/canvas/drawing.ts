@@ -1,0 +1,116 @@
+/**
+ * The drawing: its strokes, oldest first, within bounds on its size. Points
+ * are drawing content, so unlike pointer positions they are never merged
+ * away; instead the drawing as a whole is bounded, and when it grows past a
+ * bound its oldest strokes are forgotten (every client is told, with one
+ * `trim` message, to forget the same ones).
+ */
+
+export interface DrawingLimits {
+  /** Points in one stroke; points past it are refused. Default 4096. */
+  maxStrokePoints: number;
+  /** Points in the whole drawing; past it, the oldest strokes go. Default 50 000 (200 KB of coordinates). */
+  maxPoints: number;
+  /** Strokes in the drawing; past it, the oldest go. Default 2000. */
+  maxStrokes: number;
+}
+
+export const DEFAULT_DRAWING_LIMITS: Readonly<DrawingLimits> = { maxStrokePoints: 4096, maxPoints: 50_000, maxStrokes: 2000 };
+
+export interface Stroke {
+  readonly id: number;
+  readonly visitor: number;
+  readonly colour: number;
+  readonly width: number;
+  /** Flat: [x0, y0, x1, y1, ...]. */
+  readonly points: number[];
+  open: boolean;
+  /** How many coordinates of `points` the clients were sent (the rest goes out with the next batch). */
+  announced: number;
+}
+
+export class Drawing {
+  readonly limits: Readonly<DrawingLimits>;
+  /** By id; a Map keeps insertion order, which is id order, so the first entry is the oldest stroke. */
+  private readonly strokes = new Map<number, Stroke>();
+  private nextId = 1;
+  private points = 0;
+  /** Strokes below this id were trimmed since `takeTrim()` last asked; null if none were. */
+  private trimmedBefore: number | null = null;
+
+  constructor(limits: Partial<DrawingLimits> = {}) {
+    const merged = { ...DEFAULT_DRAWING_LIMITS, ...limits };
+    for (const [name, value] of Object.entries(merged)) {
+      if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+    }
+    if (merged.maxPoints < merged.maxStrokePoints) throw new RangeError('maxPoints must be at least maxStrokePoints');
+    // A stroke's point count travels as a u16 in snapshots (PROTOCOL.md).
+    if (merged.maxStrokePoints > 0xffff || merged.maxStrokes > 0xffff) throw new RangeError('maxStrokePoints and maxStrokes are at most 65535');
+    this.limits = merged;
+  }
+
+  get strokeCount(): number {
+    return this.strokes.size;
+  }
+
+  get pointCount(): number {
+    return this.points;
+  }
+
+  /** Start a stroke with its first point; the oldest strokes go if the drawing is over a bound. */
+  begin(visitor: number, colour: number, width: number, x: number, y: number): Stroke {
+    const stroke: Stroke = { id: this.nextId++, visitor, colour, width, points: [x, y], open: true, announced: 2 };
+    this.strokes.set(stroke.id, stroke);
+    this.points++;
+    this.trim();
+    return stroke;
+  }
+
+  /**
+   * Add points (flat) to an open stroke, as many as its limit allows, and
+   * say how many were added. Adding may trim the oldest strokes, this one
+   * included if it is the oldest.
+   */
+  append(stroke: Stroke, flat: readonly number[]): number {
+    const room = this.limits.maxStrokePoints - stroke.points.length / 2;
+    const count = Math.max(0, Math.min(flat.length / 2, room));
+    for (let i = 0; i < count * 2; i++) stroke.points.push(flat[i]!);
+    this.points += count;
+    this.trim();
+    return count;
+  }
+
+  end(stroke: Stroke): void {
+    stroke.open = false;
+  }
+
+  /** Whether the stroke is still part of the drawing (not trimmed). */
+  has(stroke: Stroke): boolean {
+    return this.strokes.get(stroke.id) === stroke;
+  }
+
+  /** Oldest first. */
+  all(): IterableIterator<Stroke> {
+    return this.strokes.values();
+  }
+
+  /** The id every stroke below was trimmed since the last call, or null if nothing was. */
+  takeTrim(): number | null {
+    const before = this.trimmedBefore;
+    this.trimmedBefore = null;
+    return before;
+  }
+
+  private trim(): void {
+    const { maxPoints, maxStrokes } = this.limits;
+    if (this.points <= maxPoints && this.strokes.size <= maxStrokes) return;
+    for (const [id, stroke] of this.strokes) {
+      if (this.points <= maxPoints && this.strokes.size <= maxStrokes) break;
+      this.strokes.delete(id);
+      this.points -= stroke.points.length / 2;
+      stroke.open = false;
+    }
+    const oldest = this.strokes.keys().next();
+    this.trimmedBefore = oldest.done === true ? this.nextId : oldest.value;
+  }
+}

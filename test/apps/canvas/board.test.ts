@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { Board } from '../../../src/apps/canvas/board.js';
+import { Drawing } from '../../../src/apps/canvas/drawing.js';
+import { InputGuard } from '../../../src/apps/canvas/input-guard.js';
+import { checkName, generatedName, hslToRgb, visitorColour } from '../../../src/apps/canvas/names.js';
+
+/** The canvas's state rules: visitors and names, the drawing's bounds, and the input guard. */
+
+function joined(board: Board, name = ''): number {
+  const result = board.join(name);
+  if (!result.ok) throw new Error(result.error.message);
+  return result.visitor.id;
+}
+
+describe('visitors', () => {
+  it('gives each visitor its own id and colour, and a made-up name when it chose none', () => {
+    const board = new Board();
+    const a = board.join('');
+    const b = board.join('  Zoe\u0301  ');
+    expect(a.ok && b.ok).toBe(true);
+    if (!a.ok || !b.ok) return;
+    expect(a.visitor.id).not.toBe(b.visitor.id);
+    expect(a.visitor.colour).not.toBe(b.visitor.colour);
+    expect(a.visitor.name).toBe(generatedName(a.visitor.id));
+    // Trimmed and in NFC.
+    expect(b.visitor.name).toBe('Zoé');
+    expect(board.flush()).toEqual([
+      { type: 'join', id: a.visitor.id, colour: a.visitor.colour, name: a.visitor.name },
+      { type: 'join', id: b.visitor.id, colour: b.visitor.colour, name: 'Zoé' },
+    ]);
+  });
+
+  it('refuses a name that is too long or holds invisible characters, on hello and on rename', () => {
+    const board = new Board();
+    expect(board.join('x'.repeat(25))).toMatchObject({ ok: false, error: { code: 'invalid_name' } });
+    expect(board.join('a\u202eb')).toMatchObject({ ok: false, error: { code: 'invalid_name' } });
+    const id = joined(board, 'ok');
+    expect(board.rename(id, '   ')).toMatchObject({ ok: false, error: { code: 'invalid_name' } });
+    expect(board.rename(id, 'x'.repeat(24))).toEqual({ ok: true });
+  });
+
+  it('refuses a visitor past the limit with `full`, and takes one again after someone left', () => {
+    const board = new Board({ maxVisitors: 2 });
+    const first = joined(board);
+    joined(board);
+    expect(board.join('')).toMatchObject({ ok: false, error: { code: 'full' } });
+    board.leave(first);
+    expect(board.join('').ok).toBe(true);
+  });
+
+  it('ends the open stroke of a visitor who leaves, before announcing the departure', () => {
+    const board = new Board();
+    const id = joined(board);
+    board.beginStroke(id, 0, 1, 0, 0);
+    board.addPoints(id, [1, 1]);
+    board.flush();
+    board.addPoints(id, [2, 2]);
+    board.leave(id);
+    expect(board.flush()).toEqual([
+      { type: 'stroke-points', id: 1, points: [2, 2] },
+      { type: 'stroke-end', id: 1 },
+      { type: 'leave', id },
+    ]);
+    expect(board.snapshot().strokes).toEqual([{ id: 1, visitor: id, colour: 0, width: 1, open: false, points: [0, 0, 1, 1, 2, 2] }]);
+  });
+
+  it('answers stroke messages without an open stroke with `no_stroke`, and unknown visitors with `not_joined`', () => {
+    const board = new Board();
+    const id = joined(board);
+    expect(board.addPoints(id, [1, 1])).toMatchObject({ ok: false, error: { code: 'no_stroke' } });
+    expect(board.endStroke(id)).toMatchObject({ ok: false, error: { code: 'no_stroke' } });
+    expect(board.move(999, 1, 1)).toMatchObject({ ok: false, error: { code: 'not_joined' } });
+  });
+
+  it('makes colours from hues a golden angle apart, as 0xRRGGBB', () => {
+    expect(hslToRgb(0, 1, 0.5)).toBe(0xff0000);
+    expect(hslToRgb(120, 1, 0.5)).toBe(0x00ff00);
+    expect(hslToRgb(240, 1, 0.5)).toBe(0x0000ff);
+    const colours = new Set(Array.from({ length: 50 }, (_, id) => visitorColour(id + 1)));
+    expect(colours.size).toBe(50);
+    expect(checkName(generatedName(12345)).ok).toBe(true);
+  });
+});
+
+describe('the drawing and its bounds', () => {
+  it('refuses points past a stroke’s limit with `stroke_too_long`, keeping those that fit', () => {
+    const board = new Board({ limits: { maxStrokePoints: 4, maxPoints: 100 } });
+    const id = joined(board);
+    board.beginStroke(id, 0, 1, 0, 0);
+    expect(board.addPoints(id, [1, 1, 2, 2])).toEqual({ ok: true });
+    expect(board.addPoints(id, [3, 3, 4, 4])).toMatchObject({ ok: false, error: { code: 'stroke_too_long' } });
+    expect(board.drawing.pointCount).toBe(4);
+    // A snapshot holds what was announced: nothing of the new points until the batch is out.
+    expect(board.snapshot().strokes[0]!.points).toEqual([0, 0]);
+    board.flush();
+    expect(board.snapshot().strokes[0]!.points).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
+  });
+
+  it('drops the oldest strokes when the drawing has too many points, and tells everyone with one trim', () => {
+    const board = new Board({ limits: { maxStrokePoints: 4, maxPoints: 6 } });
+    const id = joined(board);
+    for (let stroke = 0; stroke < 3; stroke++) {
+      board.beginStroke(id, 0, 1, stroke, stroke);
+      board.addPoints(id, [stroke, 1]);
+      board.endStroke(id);
+    }
+    expect(board.drawing.strokeCount).toBe(3);
+    expect(board.drawing.pointCount).toBe(6);
+    board.flush();
+    board.beginStroke(id, 0, 1, 9, 9);
+    board.addPoints(id, [9, 10]);
+    expect(board.flush()).toEqual([
+      { type: 'stroke-begin', id: 4, visitor: id, colour: 0, width: 1, x: 9, y: 9 },
+      { type: 'trim', before: 2 },
+      { type: 'stroke-points', id: 4, points: [9, 10] },
+    ]);
+    expect(board.snapshot().strokes.map((stroke) => stroke.id)).toEqual([2, 3, 4]);
+    expect(board.drawing.pointCount).toBe(6);
+  });
+
+  it('drops the oldest strokes past the stroke count limit', () => {
+    const drawing = new Drawing({ maxStrokes: 2 });
+    const first = drawing.begin(1, 0, 1, 0, 0);
+    drawing.begin(1, 0, 1, 0, 0);
+    expect(drawing.takeTrim()).toBe(null);
+    drawing.begin(1, 0, 1, 0, 0);
+    expect(drawing.has(first)).toBe(false);
+    expect(drawing.takeTrim()).toBe(2);
+    expect(drawing.takeTrim()).toBe(null);
+    expect([...drawing.all()].map((stroke) => stroke.id)).toEqual([2, 3]);
+  });
+
+  it('quietly drops points for an open stroke that the limit removed, and ends nothing twice', () => {
+    const board = new Board({ limits: { maxStrokePoints: 3, maxPoints: 3 } });
+    const a = joined(board);
+    const b = joined(board);
+    board.beginStroke(a, 0, 1, 0, 0);
+    board.beginStroke(b, 0, 1, 5, 5);
+    board.addPoints(b, [6, 6, 7, 7]);
+    expect(board.drawing.strokeCount).toBe(1);
+    board.flush();
+    expect(board.addPoints(a, [1, 1])).toEqual({ ok: true });
+    expect(board.endStroke(a)).toEqual({ ok: true });
+    expect(board.flush()).toEqual([]);
+  });
+
+  it('refuses limits that cannot work', () => {
+    expect(() => new Drawing({ maxPoints: 10, maxStrokePoints: 20 })).toThrow(RangeError);
+    expect(() => new Drawing({ maxStrokes: 0 })).toThrow(RangeError);
+    expect(() => new Drawing({ maxStrokePoints: 70_000, maxPoints: 100_000 })).toThrow(RangeError);
+  });
+});
+
+describe('input guard', () => {
+  it('accepts up to the limit in one second and refuses the next, then starts afresh a second later', () => {
+    const guard = new InputGuard({ maxMessagesPerSecond: 3 });
+    expect([guard.message(0), guard.message(10), guard.message(20), guard.message(30)]).toEqual([true, true, true, false]);
+    expect(guard.message(1000)).toBe(true);
+  });
+
+  it('calls the tenth error within ten seconds too many, but not ten errors spread wider', () => {
+    const spread = new InputGuard();
+    for (let i = 0; i < 30; i++) expect(spread.error(i * 1500)).toBe(true);
+    const burst = new InputGuard();
+    for (let i = 0; i < 9; i++) expect(burst.error(i)).toBe(true);
+    expect(burst.error(9)).toBe(false);
+  });
+});
