@@ -75,7 +75,9 @@ export class AppServer {
     }
     this.http = createServer((request, response) => {
       if (log.level === 'debug') {
-        response.once('finish', () => log.debug(`http ${request.method ?? '-'} ${request.url ?? ''} ${response.statusCode} ${request.socket.remoteAddress ?? '-'}`));
+        // Read the address now: once the socket is gone, remoteAddress is undefined.
+        const remote = request.socket.remoteAddress ?? '-';
+        response.once('finish', () => log.debug(`http ${request.method ?? '-'} ${request.url ?? ''} ${response.statusCode} ${remote}`));
       }
       this.handle(request, response).catch((error: unknown) => {
         log.info(`error ${request.url ?? ''} ${error instanceof Error ? error.message : String(error)}`);
