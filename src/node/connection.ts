@@ -411,8 +411,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     if (this.closed) return;
     this.recordFailure(new ConnectionError(code, message, cause));
     this.core.close(closeCode, truncateReason(message));
-    if (this.flushScheduled) this.endAfterFlush = true;
-    else this.socket.end();
+    this.endSocket();
     this.armCloseTimer();
   }
 
@@ -525,7 +524,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     }
     if (this.endAfterFlush) {
       this.endAfterFlush = false;
-      socket.end();
+      if (!socket.writableEnded) socket.end();
     }
     if (this.needDrain && socket.writableLength <= this.highWaterMark && !socket.writableNeedDrain) {
       this.needDrain = false;
@@ -579,9 +578,18 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
    * never close: end our side too, and destroy it if that does not finish
    * within the close timeout.
    */
-  private onPeerEnd(): void {
+  /**
+   * Close our side of TCP once what is batched has been written. Ending a
+   * socket twice makes Node build an error object, which is not free at
+   * thousands of connections a second.
+   */
+  private endSocket(): void {
     if (this.flushScheduled) this.endAfterFlush = true;
-    else this.socket.end();
+    else if (!this.socket.writableEnded) this.socket.end();
+  }
+
+  private onPeerEnd(): void {
+    this.endSocket();
     this.armCloseTimer();
   }
 
@@ -624,8 +632,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     // After a failure nothing more is expected from the peer (§7.1.7), so
     // either end closes its side as soon as the close frame is out.
     if (this.role === Role.Server || failed) {
-      if (this.flushScheduled) this.endAfterFlush = true;
-      else this.socket.end();
+      this.endSocket();
     }
     this.armCloseTimer();
   }
