@@ -77,7 +77,8 @@ export class AppServer {
       if (log.level === 'debug') {
         // Read the address now: once the socket is gone, remoteAddress is undefined.
         const remote = request.socket.remoteAddress ?? '-';
-        response.once('finish', () => log.debug(`http ${request.method ?? '-'} ${request.url ?? ''} ${response.statusCode} ${remote}`));
+        // 'close' always comes; 'finish' may not when the client hangs up first.
+        response.once('close', () => log.debug(`http ${request.method ?? '-'} ${request.url ?? ''} ${response.statusCode} ${remote}`));
       }
       this.handle(request, response).catch((error: unknown) => {
         log.info(`error ${request.url ?? ''} ${error instanceof Error ? error.message : String(error)}`);

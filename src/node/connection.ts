@@ -146,6 +146,8 @@ interface PendingPing {
 export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents> implements ProtocolHost {
   /** Whatever the route's authentication returned (server side). */
   context: Context;
+  /** @internal Whatever the server that adopted this connection keeps for it. */
+  serverData: unknown = undefined;
   readonly protocol: string;
   readonly extensions: string;
   /** Messages refused under the `drop` backpressure policy. */

@@ -127,6 +127,16 @@ const DEFAULT_HEARTBEAT_MS = 30_000;
 
 type AnyRoute = Route<unknown>;
 
+/** What the server keeps for each connection it adopted (in `connection.serverData`). */
+interface Mount {
+  readonly server: WebSocketServer;
+  readonly route: AnyRoute;
+  readonly tally: RouteTally | undefined;
+  readonly path: string;
+  /** Only kept when logging, which is the only use of it. */
+  readonly remoteAddress: string | undefined;
+}
+
 export class WebSocketServer {
   private readonly routes = new Map<string, AnyRoute>();
   private readonly connectionSet = new Set<Connection<unknown>>();
@@ -261,11 +271,18 @@ export class WebSocketServer {
     const timer = setTimeout(() => {
       this.refuse(socket, '', 408, 'the upgrade request did not arrive in time');
     }, this.options.handshakeTimeout ?? 10_000);
+    const onClose = (): void => {
+      clearTimeout(timer);
+      this.handshaking.delete(socket);
+    };
     const onData = (chunk: Buffer): void => {
       const result = parser.push(chunk);
       if (result.kind === 'incomplete') return;
       clearTimeout(timer);
+      // Drop both listeners: a closure left on the socket would keep the
+      // parser, the head and the timer alive as long as the connection.
       socket.off('data', onData);
+      socket.off('close', onClose);
       socket.pause();
       if (result.kind === 'error') {
         this.refuse(socket, '', result.status, result.reason);
@@ -275,10 +292,7 @@ export class WebSocketServer {
     };
     socket.on('data', onData);
     socket.on('error', noop);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      this.handshaking.delete(socket);
-    });
+    socket.once('close', onClose);
   }
 
   private async upgrade(head: RequestHead, socket: Duplex, rest: Uint8Array): Promise<void> {
@@ -341,6 +355,7 @@ export class WebSocketServer {
       return;
     }
     if (socket.destroyed || this.shuttingDown) {
+      this.handshaking.delete(socket);
       socket.destroy();
       return;
     }
@@ -387,7 +402,6 @@ export class WebSocketServer {
 
   private adopt(connection: Connection<unknown>, route: AnyRoute, request: UpgradeRequest, socket: Socket): void {
     const path = request.path;
-    const remoteAddress = request.remoteAddress;
     this.connectionSet.add(connection);
     // The route's own key: its path, or `*` when the catch-all took it.
     const tally = this.tallies.get(this.routes.has(path) ? path : '*');
@@ -395,48 +409,94 @@ export class WebSocketServer {
       tally.open.add(connection);
       tally.opened++;
     }
-    const idle = this.options.idleTimeout ?? 0;
-    if (idle > 0) {
-      socket.setTimeout(idle, () => connection.drop('WS_ERR_IDLE_TIMEOUT', `no traffic for ${idle} ms`, CloseCode.GoingAway));
-    }
-    const guard = (hook: string, run: () => void): void => {
-      try {
-        run();
-      } catch (error) {
-        // An exception in application code fails this connection (1011), never the server.
-        const failure = asError(error);
-        this.log({ event: 'error', path, remoteAddress, error: failure });
-        // The error hook hears of it once: while the connection lives, through
-        // its error event (a ConnectionError whose cause is what was thrown);
-        // after it closed (a throwing close hook), directly.
-        if (connection.state !== ConnectionState.Closed) {
-          connection.drop('WS_ERR_TERMINATED', `${hook} handler threw: ${failure.message}`, CloseCode.InternalError, failure);
-        } else if (route.error !== undefined && hook !== 'error') {
-          guard('error', () => route.error!(connection, failure));
-        }
-      }
+    // One small record per connection and listeners shared by all of them:
+    // closures per connection would cost more than the connection itself.
+    const mount: Mount = {
+      server: this,
+      route,
+      tally,
+      path,
+      remoteAddress: this.options.log === undefined ? undefined : request.remoteAddress,
     };
-    if (route.message !== undefined) {
-      const onMessage = route.message;
-      connection.on('message', (data, isBinary) => guard('message', () => onMessage(connection, data, isBinary)));
+    connection.serverData = mount;
+    const idle = this.options.idleTimeout ?? 0;
+    if (idle > 0) socket.setTimeout(idle, () => connection.drop('WS_ERR_IDLE_TIMEOUT', `no traffic for ${idle} ms`, CloseCode.GoingAway));
+    if (route.message !== undefined) connection.on('message', WebSocketServer.onMessage);
+    if (route.drain !== undefined) connection.on('drain', WebSocketServer.onDrain);
+    if (route.error !== undefined) connection.on('error', WebSocketServer.onError);
+    connection.once('close', WebSocketServer.onClose);
+    this.log({ event: 'open', path, remoteAddress: mount.remoteAddress, protocol: connection.protocol, extensions: connection.extensions });
+    if (route.open !== undefined) {
+      try {
+        route.open(connection);
+      } catch (error) {
+        this.hookFailed(connection, mount, 'open', error);
+      }
     }
-    if (route.drain !== undefined) {
-      const onDrain = route.drain;
-      connection.on('drain', () => guard('drain', () => onDrain(connection)));
-    }
-    if (route.error !== undefined) {
-      const onError = route.error;
-      connection.on('error', (error) => guard('error', () => onError(connection, error)));
-    }
-    connection.once('close', (info) => {
-      this.connectionSet.delete(connection);
-      if (tally !== undefined && tally.open.delete(connection)) addTraffic(tally.closed, connection);
-      this.log({ event: 'close', path, remoteAddress, code: info.code, reason: info.reason, wasClean: info.wasClean });
-      if (route.close !== undefined) guard('close', () => route.close!(connection, info));
-    });
-    this.log({ event: 'open', path, remoteAddress, protocol: connection.protocol, extensions: connection.extensions });
-    if (route.open !== undefined) guard('open', () => route.open!(connection));
   }
+
+  private static onMessage(this: Connection<unknown>, data: string | Buffer, isBinary: boolean): void {
+    const mount = this.serverData as Mount;
+    try {
+      mount.route.message!(this, data, isBinary);
+    } catch (error) {
+      mount.server.hookFailed(this, mount, 'message', error);
+    }
+  }
+
+  private static onDrain(this: Connection<unknown>): void {
+    const mount = this.serverData as Mount;
+    try {
+      mount.route.drain!(this);
+    } catch (error) {
+      mount.server.hookFailed(this, mount, 'drain', error);
+    }
+  }
+
+  private static onError(this: Connection<unknown>, failure: Error): void {
+    const mount = this.serverData as Mount;
+    try {
+      mount.route.error!(this, failure);
+    } catch (error) {
+      mount.server.hookFailed(this, mount, 'error', error);
+    }
+  }
+
+  private static onClose(this: Connection<unknown>, info: CloseInfo): void {
+    const mount = this.serverData as Mount;
+    const server = mount.server;
+    server.connectionSet.delete(this);
+    if (mount.tally !== undefined && mount.tally.open.delete(this)) addTraffic(mount.tally.closed, this);
+    server.log({ event: 'close', path: mount.path, remoteAddress: mount.remoteAddress, code: info.code, reason: info.reason, wasClean: info.wasClean });
+    if (mount.route.close !== undefined) {
+      try {
+        mount.route.close(this, info);
+      } catch (error) {
+        server.hookFailed(this, mount, 'close', error);
+      }
+    }
+  }
+
+  /**
+   * An exception in application code fails that connection (1011), never
+   * the server. The error hook hears of it once: while the connection lives,
+   * through its error event (a ConnectionError whose cause is what was
+   * thrown); after it closed (a throwing close hook), directly.
+   */
+  private hookFailed(connection: Connection<unknown>, mount: Mount, hook: string, thrown: unknown): void {
+    const failure = asError(thrown);
+    this.log({ event: 'error', path: mount.path, remoteAddress: mount.remoteAddress, error: failure });
+    if (connection.state !== ConnectionState.Closed) {
+      connection.drop('WS_ERR_TERMINATED', `${hook} handler threw: ${failure.message}`, CloseCode.InternalError, failure);
+    } else if (mount.route.error !== undefined && hook !== 'error') {
+      try {
+        mount.route.error(connection, failure);
+      } catch (error) {
+        this.log({ event: 'error', path: mount.path, remoteAddress: mount.remoteAddress, error: asError(error) });
+      }
+    }
+  }
+
 
   private refuse(
     socket: Duplex,
