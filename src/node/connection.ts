@@ -211,18 +211,44 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       deflate: options.deflate ?? null,
     });
     // Frame events cost an object per frame: only produce them once someone listens.
-    (this as EventEmitter).on('newListener', (name: string) => {
-      if (name === 'frame') this.core.frameEvents = true;
-      if (name === 'wire') this.core.headerEvents = this.wireEvents = true;
-      if (name === 'written') this.writtenEvents = true;
-    });
+    (this as EventEmitter).on('newListener', Connection.onNewListener);
 
+    // Listeners shared by every connection, finding theirs through the
+    // socket: five closures per connection would weigh more than the rest
+    // of its state (idle connections are counted in the ten thousands).
+    (socket as OwnedSocket)[kConnection] = this as Connection<unknown>;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (error) => this.recordFailure(new ConnectionError('WS_ERR_SOCKET', error.message, error)));
-    socket.on('end', () => this.onPeerEnd());
-    socket.on('close', () => this.finish());
-    socket.on('drain', () => this.onSocketDrain());
+    socket.on('data', Connection.onSocketData);
+    socket.on('error', Connection.onSocketError);
+    socket.on('end', Connection.onSocketEnd);
+    socket.on('close', Connection.onSocketClose);
+    socket.on('drain', Connection.onSocketDrain);
+  }
+
+  private static onNewListener(this: Connection<unknown>, name: string): void {
+    if (name === 'frame') this.core.frameEvents = true;
+    if (name === 'wire') this.core.headerEvents = this.wireEvents = true;
+    if (name === 'written') this.writtenEvents = true;
+  }
+
+  private static onSocketData(this: Socket, chunk: Buffer): void {
+    (this as OwnedSocket)[kConnection]!.onData(chunk);
+  }
+
+  private static onSocketError(this: Socket, error: Error): void {
+    (this as OwnedSocket)[kConnection]!.recordFailure(new ConnectionError('WS_ERR_SOCKET', error.message, error));
+  }
+
+  private static onSocketEnd(this: Socket): void {
+    (this as OwnedSocket)[kConnection]!.onPeerEnd();
+  }
+
+  private static onSocketClose(this: Socket): void {
+    (this as OwnedSocket)[kConnection]!.finish();
+  }
+
+  private static onSocketDrain(this: Socket): void {
+    (this as OwnedSocket)[kConnection]!.onSocketDrain();
   }
 
   /** @internal Frames that arrived in the same packet as the handshake. */
@@ -698,6 +724,9 @@ function flushConnection(connection: Connection): void {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+const kConnection = Symbol('sockeye.connection');
+type OwnedSocket = Socket & { [kConnection]?: Connection<unknown> };
 
 function truncateReason(reason: string): string {
   return Buffer.byteLength(reason) <= 123 ? reason : Buffer.from(reason).subarray(0, 110).toString('utf8') + '...';

@@ -141,7 +141,8 @@ export class Protocol implements FrameSink {
   private messageCompressed = false;
   /** Bytes of the current message as they came off the wire (compressed, if it was). */
   private messageWireBytes = 0;
-  private readonly message: MessageBuffer;
+  /** Fragments of the message in progress; created for the first fragmented message. */
+  private message: MessageBuffer | null = null;
   private readonly utf8 = new Utf8Validator();
   /** A decompression is under way; the reader is paused until it ends. */
   private inflating = false;
@@ -161,7 +162,6 @@ export class Protocol implements FrameSink {
     this.deflate = options.deflate ?? null;
     this.frameEvents = options.frameEvents ?? false;
     this.headerEvents = options.headerEvents ?? false;
-    this.message = new MessageBuffer(this.maxMessageSize);
     this.reader = new FrameReader(this, {
       expectMasked: options.role === Role.Server,
       allowRsv1: this.deflate !== null,
@@ -384,11 +384,11 @@ export class Protocol implements FrameSink {
       return;
     }
     if (!fin) {
-      this.message.append(data);
+      (this.message ??= new MessageBuffer(this.maxMessageSize)).append(data);
       return;
     }
     let whole = data;
-    if (this.message.length > 0) {
+    if (this.message !== null && this.message.length > 0) {
       this.message.append(data);
       whole = this.message.take();
     }
@@ -399,7 +399,7 @@ export class Protocol implements FrameSink {
   private inflate(payload: Uint8Array, fin: boolean): void {
     this.reader.pause();
     this.inflating = true;
-    const limit = this.maxMessageSize - this.message.length;
+    const limit = this.maxMessageSize - (this.message?.length ?? 0);
     this.deflate!.codec.decompress(payload, fin, limit, (error, output, tooBig) => {
       this.inflating = false;
       if (this.input !== this.reader) return; // closed or failed meanwhile
@@ -497,7 +497,7 @@ export class Protocol implements FrameSink {
   private stopReading(): void {
     this.reader.stop();
     this.input = DISCARD;
-    this.message.take();
+    this.message?.take();
     this.messageOpcode = Opcode.Continuation;
   }
 }
