@@ -172,7 +172,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private readonly dropSlow: boolean;
   private readonly closeTimeout: number;
 
-  private pending: Uint8Array[] = [];
+  /** Chunks produced this turn, written by `flush()`; null when there are none. */
+  private pending: Uint8Array[] | null = null;
   private pendingBytes = 0;
   private flushScheduled = false;
   private endAfterFlush = false;
@@ -448,10 +449,11 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   /** @internal */
   writeFrame(header: Uint8Array, payload: Uint8Array): void {
     if (this.wireEvents) this.emit('wire', describeHeader(header, payload.length));
-    this.pending.push(header);
+    const pending = (this.pending ??= []);
+    pending.push(header);
     this.pendingBytes += header.length;
     if (payload.length > 0) {
-      this.pending.push(payload);
+      pending.push(payload);
       this.pendingBytes += payload.length;
     }
     if (!this.flushScheduled) {
@@ -518,13 +520,9 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.flushScheduled = false;
     const chunks = this.pending;
     const total = this.pendingBytes;
-    if (chunks.length === 0 || this.socket.destroyed) {
-      this.pending = [];
-      this.pendingBytes = 0;
-      return;
-    }
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
+    if (chunks === null || this.socket.destroyed) return;
     const socket = this.socket;
     // Writes complete in order: the last chunk's callback means the whole batch left.
     const written = this.writtenEvents

@@ -3,7 +3,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { CloseCode } from '../protocol/close-code.js';
-import { formatExtensions } from '../protocol/handshake/extensions-header.js';
+import { formatExtensions, type ExtensionOffer } from '../protocol/handshake/extensions-header.js';
 import { headersFromRaw, RequestHeadParser, type HeadLimits, type RequestHead } from '../protocol/handshake/http-head.js';
 import { buildAcceptResponse, buildRejection, validateUpgradeRequest } from '../protocol/handshake/server-handshake.js';
 import {
@@ -126,6 +126,40 @@ interface RouteTally {
 const DEFAULT_HEARTBEAT_MS = 30_000;
 
 type AnyRoute = Route<unknown>;
+
+/**
+ * The request as the pipeline sees it. Costly parts (the query string
+ * object, the peer address: a system call) are computed only if asked for.
+ */
+class IncomingUpgrade implements UpgradeRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: ReadonlyMap<string, string>;
+
+  constructor(
+    head: RequestHead,
+    readonly url: URL,
+    readonly protocols: readonly string[],
+    readonly extensions: readonly ExtensionOffer[],
+    private readonly socket: Duplex,
+  ) {
+    this.method = head.method;
+    this.path = url.pathname;
+    this.headers = head.headers;
+  }
+
+  get query(): URLSearchParams {
+    return this.url.searchParams;
+  }
+
+  get origin(): string | undefined {
+    return this.headers.get('origin');
+  }
+
+  get remoteAddress(): string | undefined {
+    return (this.socket as Socket).remoteAddress;
+  }
+}
 
 /** What the server keeps for each connection it adopted (in `connection.serverData`). */
 interface Mount {
@@ -296,7 +330,6 @@ export class WebSocketServer {
   }
 
   private async upgrade(head: RequestHead, socket: Duplex, rest: Uint8Array): Promise<void> {
-    const remoteAddress = (socket as Socket).remoteAddress;
     const validation = validateUpgradeRequest(head);
     const path = pathOf(head.target);
     if (!validation.ok) {
@@ -315,17 +348,7 @@ export class WebSocketServer {
       this.refuse(socket, url.pathname, 404, `no WebSocket endpoint at ${url.pathname}`);
       return;
     }
-    const request: UpgradeRequest = {
-      method: head.method,
-      url,
-      path: url.pathname,
-      query: url.searchParams,
-      headers: head.headers,
-      origin: head.headers.get('origin'),
-      protocols: validation.protocols,
-      extensions: validation.extensions,
-      remoteAddress,
-    };
+    const request = new IncomingUpgrade(head, url, validation.protocols, validation.extensions, socket);
 
     let context: unknown = undefined;
     let protocol: string | undefined;
@@ -350,7 +373,7 @@ export class WebSocketServer {
       }
       protocol = chosen;
     } catch (error) {
-      this.log({ event: 'error', path: request.path, remoteAddress, error: asError(error) });
+      this.log({ event: 'error', path: request.path, remoteAddress: request.remoteAddress, error: asError(error) });
       this.refuse(socket, request.path, 500, 'the upgrade could not be completed');
       return;
     }
@@ -395,6 +418,8 @@ export class WebSocketServer {
       },
       context,
     );
+    // The connection handles socket errors from here on.
+    socket.off('error', noop);
     this.adopt(connection, route, request, socket as Socket);
     if (rest.length > 0) connection.receiveInitial(rest);
     socket.resume();
@@ -424,7 +449,8 @@ export class WebSocketServer {
     if (route.message !== undefined) connection.on('message', WebSocketServer.onMessage);
     if (route.drain !== undefined) connection.on('drain', WebSocketServer.onDrain);
     if (route.error !== undefined) connection.on('error', WebSocketServer.onError);
-    connection.once('close', WebSocketServer.onClose);
+    // `on`, not `once`: close comes once anyway, and `once` wraps the listener per connection.
+    connection.on('close', WebSocketServer.onClose);
     this.log({ event: 'open', path, remoteAddress: mount.remoteAddress, protocol: connection.protocol, extensions: connection.extensions });
     if (route.open !== undefined) {
       try {
@@ -506,7 +532,7 @@ export class WebSocketServer {
     headers?: ReadonlyArray<readonly [string, string]>,
   ): void {
     this.handshaking.delete(socket);
-    this.log({ event: 'refused', path, remoteAddress: (socket as Socket).remoteAddress, status, reason });
+    if (this.options.log !== undefined) this.log({ event: 'refused', path, remoteAddress: (socket as Socket).remoteAddress, status, reason });
     if (socket.destroyed) return;
     socket.end(buildRejection(status, reason, headers), 'utf8');
     // Do not wait on a peer that never closes its side.

@@ -57,10 +57,16 @@ export class FrameReader {
   /** The frame's mask key, big-endian in one number: a typed array per connection costs ~400 bytes. */
   private maskWord = 0;
 
+  private readonly expectMasked: boolean;
+  private readonly allowRsv1: boolean;
+
   constructor(
     private readonly sink: FrameSink,
-    private readonly options: FrameReaderOptions,
-  ) {}
+    options: FrameReaderOptions,
+  ) {
+    this.expectMasked = options.expectMasked;
+    this.allowRsv1 = options.allowRsv1;
+  }
 
   /** Bytes received and not yet parsed (the backlog while paused). */
   get bufferedBytes(): number {
@@ -141,7 +147,7 @@ export class FrameReader {
     const b0 = this.readByte();
     const b1 = this.readByte();
     // §5.2: RSV2 and RSV3 belong to extensions; none we negotiate uses them.
-    if ((b0 & 0x30) !== 0 || ((b0 & 0x40) !== 0 && !this.options.allowRsv1)) {
+    if ((b0 & 0x30) !== 0 || ((b0 & 0x40) !== 0 && !this.allowRsv1)) {
       return this.fail('WS_ERR_UNEXPECTED_RSV', 'reserved bits set without a negotiated extension');
     }
     const opcode = b0 & 0x0f;
@@ -151,8 +157,8 @@ export class FrameReader {
     this.opcode = opcode;
     this.masked = (b1 & 0x80) !== 0;
     // §5.1: a server MUST close on an unmasked frame, a client on a masked one.
-    if (this.masked !== this.options.expectMasked) {
-      return this.options.expectMasked
+    if (this.masked !== this.expectMasked) {
+      return this.expectMasked
         ? this.fail('WS_ERR_EXPECTED_MASK', 'client frames must be masked')
         : this.fail('WS_ERR_UNEXPECTED_MASK', 'server frames must not be masked');
     }

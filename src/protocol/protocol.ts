@@ -143,7 +143,8 @@ export class Protocol implements FrameSink {
   private messageWireBytes = 0;
   /** Fragments of the message in progress; created for the first fragmented message. */
   private message: MessageBuffer | null = null;
-  private readonly utf8 = new Utf8Validator();
+  /** Created with the first text message: idle connections never need one. */
+  private utf8: Utf8Validator | null = null;
   /** A decompression is under way; the reader is paused until it ends. */
   private inflating = false;
 
@@ -151,7 +152,8 @@ export class Protocol implements FrameSink {
   private sendingOpcode: Opcode = Opcode.Continuation;
   private sendingCompressed = false;
   private compressing = false;
-  private readonly backlog: OutgoingFrame[] = [];
+  /** Frames waiting behind a compression in progress (created the first time one waits). */
+  private backlog: OutgoingFrame[] | null = null;
 
   constructor(
     private readonly host: ProtocolHost,
@@ -267,7 +269,7 @@ export class Protocol implements FrameSink {
 
   /** Frames leave in the order they were asked for, even behind a message still being compressed. */
   private enqueue(frame: OutgoingFrame): void {
-    if (this.compressing) this.backlog.push(frame);
+    if (this.compressing) (this.backlog ??= []).push(frame);
     else this.emit(frame);
   }
 
@@ -288,7 +290,8 @@ export class Protocol implements FrameSink {
         return;
       }
       this.writeFrame(frame.opcode, frame.fin, frame.first, output);
-      while (!this.compressing && this.backlog.length > 0) this.emit(this.backlog.shift()!);
+      const backlog = this.backlog;
+      while (!this.compressing && backlog !== null && backlog.length > 0) this.emit(backlog.shift()!);
     });
   }
 
@@ -299,7 +302,7 @@ export class Protocol implements FrameSink {
    * here whatever the state, and reading stops like after any failure.
    */
   private compressionFailed(error: Error | null): void {
-    this.backlog.length = 0;
+    if (this.backlog !== null) this.backlog.length = 0;
     this.stopReading();
     const alreadyEnded = this.stateValue === ProtocolState.Closed;
     this.stateValue = ProtocolState.Closed;
@@ -349,7 +352,10 @@ export class Protocol implements FrameSink {
       this.messageOpcode = opcode;
       this.messageCompressed = rsv1;
       this.messageWireBytes = 0;
-      if (opcode === Opcode.Text) this.utf8.reset();
+      if (opcode === Opcode.Text) {
+        if (this.utf8 === null) this.utf8 = new Utf8Validator();
+        else this.utf8.reset();
+      }
     }
     this.messageWireBytes += length;
     if (this.messageWireBytes > this.maxMessageSize) {
@@ -379,7 +385,7 @@ export class Protocol implements FrameSink {
   private messagePart(data: Uint8Array, fin: boolean): void {
     const text = this.messageOpcode === Opcode.Text;
     // §8.1: fail as soon as invalid UTF-8 is seen, in whichever fragment it lies.
-    if (text && (!this.utf8.update(data) || (fin && !this.utf8.complete))) {
+    if (text && (!this.utf8!.update(data) || (fin && !this.utf8!.complete))) {
       this.fail(new ProtocolError('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8'));
       return;
     }
