@@ -130,8 +130,8 @@ export interface ConnectionOptions {
   extensions?: string;
 }
 
-/** Data in these many bytes or fewer is copied into one buffer per flush; more goes out as separate chunks. */
-const COALESCE_LIMIT = 64 * 1024;
+/** Chunks shorter than this are copied together before writing; longer ones are written as they are. */
+const COPY_LIMIT = 1024;
 const MAX_PENDING_PINGS = 32;
 /** Stop reading from the socket while this much input waits for decompression. */
 const INPUT_BACKLOG_LIMIT = 1024 * 1024;
@@ -530,22 +530,15 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
           if (error == null) this.emit('written', total);
         }
       : undefined;
-    if (chunks.length === 1) {
-      socket.write(chunks[0]!, written);
-    } else if (total <= COALESCE_LIMIT) {
-      // One small buffer and one system call for a burst of small frames.
-      const out = Buffer.allocUnsafe(total);
-      let offset = 0;
-      for (const chunk of chunks) {
-        out.set(chunk, offset);
-        offset += chunk.length;
-      }
-      socket.write(out, written);
+    const pieces = chunks.length === 1 ? chunks : coalesce(chunks);
+    if (pieces.length === 1) {
+      socket.write(pieces[0]!, written);
     } else {
+      // One vectored write for the batch.
       socket.cork();
-      const last = chunks.length - 1;
-      for (let i = 0; i < last; i++) socket.write(chunks[i]!);
-      socket.write(chunks[last]!, written);
+      const last = pieces.length - 1;
+      for (let i = 0; i < last; i++) socket.write(pieces[i]!);
+      socket.write(pieces[last]!, written);
       socket.uncork();
     }
     if (this.endAfterFlush) {
@@ -715,6 +708,39 @@ function describeHeader(header: Uint8Array, length: number): WireFrame {
     masked: (header[1]! & 0x80) !== 0,
     length,
   };
+}
+
+/**
+ * Merge each run of small chunks (frame headers, short messages) into one
+ * buffer and keep large payloads by reference: a burst of small frames
+ * becomes one buffer, and big payloads are never copied just to be written.
+ */
+function coalesce(chunks: Uint8Array[]): Uint8Array[] {
+  const pieces: Uint8Array[] = [];
+  const count = chunks.length;
+  let i = 0;
+  while (i < count) {
+    if (chunks[i]!.length >= COPY_LIMIT) {
+      pieces.push(chunks[i++]!);
+      continue;
+    }
+    let end = i;
+    let bytes = 0;
+    while (end < count && chunks[end]!.length < COPY_LIMIT) bytes += chunks[end++]!.length;
+    if (end - i === 1) {
+      pieces.push(chunks[i]!);
+    } else {
+      const merged = Buffer.allocUnsafe(bytes);
+      let offset = 0;
+      for (let k = i; k < end; k++) {
+        merged.set(chunks[k]!, offset);
+        offset += chunks[k]!.length;
+      }
+      pieces.push(merged);
+    }
+    i = end;
+  }
+  return pieces;
 }
 
 function flushConnection(connection: Connection): void {
