@@ -210,6 +210,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       role: options.role,
       maxMessageSize: options.maxMessageSize,
       deflate: options.deflate ?? null,
+      // Gathered payloads are overwritten whole: no need to zero them first.
+      allocate: Buffer.allocUnsafe,
     });
     // Frame events cost an object per frame: only produce them once someone listens.
     (this as EventEmitter).on('newListener', Connection.onNewListener);

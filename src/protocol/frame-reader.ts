@@ -29,6 +29,16 @@ export interface FrameReaderOptions {
   expectMasked: boolean;
   /** RSV1 is legal only when an extension using it was negotiated (§5.2, RFC 7692 §6). */
   allowRsv1: boolean;
+  /**
+   * Allocates the buffer a payload spread over several chunks is gathered
+   * in. Every byte gets overwritten, so a runtime that can skip zero-filling
+   * (Node's `Buffer.allocUnsafe`) may pass its allocator. Default: `new Uint8Array`.
+   */
+  allocate?: (size: number) => Uint8Array;
+}
+
+export function allocateZeroed(size: number): Uint8Array {
+  return new Uint8Array(size);
 }
 
 const enum ReadState {
@@ -59,6 +69,7 @@ export class FrameReader {
 
   private readonly expectMasked: boolean;
   private readonly allowRsv1: boolean;
+  private readonly allocate: (size: number) => Uint8Array;
 
   constructor(
     private readonly sink: FrameSink,
@@ -66,6 +77,7 @@ export class FrameReader {
   ) {
     this.expectMasked = options.expectMasked;
     this.allowRsv1 = options.allowRsv1;
+    this.allocate = options.allocate ?? allocateZeroed;
   }
 
   /** Bytes received and not yet parsed (the backlog while paused). */
@@ -247,7 +259,7 @@ export class FrameReader {
       }
       return view;
     }
-    const out = new Uint8Array(n);
+    const out = this.allocate(n);
     let filled = 0;
     while (filled < n) {
       const chunk = this.chunks[0]!;

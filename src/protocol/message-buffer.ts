@@ -10,7 +10,10 @@ export class MessageBuffer {
   private store: Uint8Array | null = null;
   private used = 0;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size),
+  ) {}
 
   get length(): number {
     return this.used;
@@ -26,7 +29,7 @@ export class MessageBuffer {
     const needed = this.used + chunk.length;
     if (this.store === null || this.store.length < needed) {
       const capacity = Math.min(Math.max(needed, this.used * 2, 1024), Math.max(this.limit, needed));
-      const grown = new Uint8Array(capacity);
+      const grown = this.allocate(capacity);
       grown.set(this.store === null ? this.first! : this.store.subarray(0, this.used), 0);
       this.store = grown;
       this.first = null;

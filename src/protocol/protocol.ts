@@ -1,7 +1,7 @@
 import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close-code.js';
 import type { CompressionCodec } from './codec.js';
 import { ProtocolError, UsageError } from './errors.js';
-import { FrameReader, type FrameSink } from './frame-reader.js';
+import { allocateZeroed, FrameReader, type FrameSink } from './frame-reader.js';
 import { frameHeaderSize, writeFrameHeader } from './frame-writer.js';
 import { applyMask, randomMaskKey } from './mask.js';
 import { MessageBuffer } from './message-buffer.js';
@@ -71,6 +71,8 @@ export interface ProtocolOptions {
   deflate?: PerMessageDeflateSetup | null;
   /** Report every data frame as a `frame` event. */
   frameEvents?: boolean;
+  /** Allocator for gathered payloads and fragments; see `FrameReaderOptions.allocate`. */
+  allocate?: (size: number) => Uint8Array;
   /** Report every frame header as a `frameHeader` event. */
   headerEvents?: boolean;
 }
@@ -141,6 +143,7 @@ export class Protocol implements FrameSink {
   private messageCompressed = false;
   /** Bytes of the current message as they came off the wire (compressed, if it was). */
   private messageWireBytes = 0;
+  private readonly allocate: (size: number) => Uint8Array;
   /** Fragments of the message in progress; created for the first fragmented message. */
   private message: MessageBuffer | null = null;
   /** Created with the first text message: idle connections never need one. */
@@ -164,7 +167,9 @@ export class Protocol implements FrameSink {
     this.deflate = options.deflate ?? null;
     this.frameEvents = options.frameEvents ?? false;
     this.headerEvents = options.headerEvents ?? false;
+    this.allocate = options.allocate ?? allocateZeroed;
     this.reader = new FrameReader(this, {
+      allocate: this.allocate,
       expectMasked: options.role === Role.Server,
       allowRsv1: this.deflate !== null,
     });
@@ -390,7 +395,7 @@ export class Protocol implements FrameSink {
       return;
     }
     if (!fin) {
-      (this.message ??= new MessageBuffer(this.maxMessageSize)).append(data);
+      (this.message ??= new MessageBuffer(this.maxMessageSize, this.allocate)).append(data);
       return;
     }
     let whole = data;
