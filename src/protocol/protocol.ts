@@ -323,11 +323,11 @@ export class Protocol implements FrameSink {
 
   private writeFrame(opcode: Opcode, fin: boolean, rsv1: boolean, data: Uint8Array): void {
     const maskKey = this.masking ? randomMaskKey() : null;
-    const header = new Uint8Array(frameHeaderSize(data.length, maskKey !== null));
+    const header = this.allocate(frameHeaderSize(data.length, maskKey !== null));
     writeFrameHeader(header, 0, { fin, rsv1, opcode }, data.length, maskKey);
     let payload = data;
     if (maskKey !== null && data.length > 0) {
-      payload = new Uint8Array(data.length);
+      payload = this.allocate(data.length);
       applyMask(data, maskKey, payload);
     }
     this.host.writeFrame(header, payload);
