@@ -133,19 +133,33 @@ type AnyRoute = Route<unknown>;
  */
 class IncomingUpgrade implements UpgradeRequest {
   readonly method: string;
-  readonly path: string;
   readonly headers: ReadonlyMap<string, string>;
+  private readonly target: string;
 
   constructor(
     head: RequestHead,
-    readonly url: URL,
+    readonly path: string,
+    private parsedUrl: URL | null,
     readonly protocols: readonly string[],
     readonly extensions: readonly ExtensionOffer[],
     private readonly socket: Duplex,
   ) {
     this.method = head.method;
-    this.path = url.pathname;
     this.headers = head.headers;
+    this.target = head.target;
+  }
+
+  get url(): URL {
+    if (this.parsedUrl === null) {
+      const host = this.headers.get('host') ?? 'localhost';
+      try {
+        this.parsedUrl = new URL(this.target, `http://${host}`);
+      } catch {
+        // The Host header was checked but may still not form a URL; the path is what matters.
+        this.parsedUrl = new URL(this.target, 'http://localhost');
+      }
+    }
+    return this.parsedUrl;
   }
 
   get query(): URLSearchParams {
@@ -175,7 +189,9 @@ export class WebSocketServer {
   private readonly routes = new Map<string, AnyRoute>();
   private readonly connectionSet = new Set<Connection<unknown>>();
   private readonly tallies = new Map<string, RouteTally>();
-  private readonly handshaking = new Set<Duplex>();
+  /** Sockets still in the opening handshake, with the time their request head must be in by. */
+  private readonly handshaking = new Map<Duplex, number>();
+  private handshakeSweep: NodeJS.Timeout | null = null;
   private readonly options: ServerOptions;
   private readonly deflate: ServerDeflateOptions | null;
   private readonly limiter: ZlibLimiter | null;
@@ -273,7 +289,9 @@ export class WebSocketServer {
     const listening = this.netServer;
     this.netServer = null;
     const stopped = listening === null ? Promise.resolve() : new Promise<void>((resolve) => listening.close(() => resolve()));
-    for (const socket of this.handshaking) socket.destroy();
+    for (const socket of this.handshaking.keys()) socket.destroy();
+    if (this.handshakeSweep !== null) clearInterval(this.handshakeSweep);
+    this.handshakeSweep = null;
     this.handshaking.clear();
     const timeout = options.timeout ?? this.options.closeTimeout ?? 5000;
     const closing = [...this.connectionSet].map(
@@ -301,20 +319,18 @@ export class WebSocketServer {
       return;
     }
     const parser = new RequestHeadParser(this.options.headLimits);
-    this.handshaking.add(socket);
-    const timer = setTimeout(() => {
-      this.refuse(socket, '', 408, 'the upgrade request did not arrive in time');
-    }, this.options.handshakeTimeout ?? 10_000);
+    this.handshaking.set(socket, performance.now() + (this.options.handshakeTimeout ?? 10_000));
+    this.sweepHandshakes();
     const onClose = (): void => {
-      clearTimeout(timer);
       this.handshaking.delete(socket);
     };
     const onData = (chunk: Buffer): void => {
       const result = parser.push(chunk);
       if (result.kind === 'incomplete') return;
-      clearTimeout(timer);
+      // The head is in: the rest of the pipeline is not on the clock.
+      this.handshaking.set(socket, Infinity);
       // Drop both listeners: a closure left on the socket would keep the
-      // parser, the head and the timer alive as long as the connection.
+      // parser and the head alive as long as the connection.
       socket.off('data', onData);
       socket.off('close', onClose);
       socket.pause();
@@ -329,6 +345,27 @@ export class WebSocketServer {
     socket.once('close', onClose);
   }
 
+  /**
+   * One timer for every pending handshake rather than one each: it runs
+   * while handshakes are pending and answers 408 to those past their
+   * deadline (never early; at most a quarter of the timeout late).
+   */
+  private sweepHandshakes(): void {
+    if (this.handshakeSweep !== null) return;
+    const timeout = this.options.handshakeTimeout ?? 10_000;
+    this.handshakeSweep = setInterval(() => {
+      const now = performance.now();
+      for (const [socket, deadline] of this.handshaking) {
+        if (now >= deadline) this.refuse(socket, '', 408, 'the upgrade request did not arrive in time');
+      }
+      if (this.handshaking.size === 0 && this.handshakeSweep !== null) {
+        clearInterval(this.handshakeSweep);
+        this.handshakeSweep = null;
+      }
+    }, Math.max(10, Math.min(1000, timeout / 4)));
+    this.handshakeSweep.unref();
+  }
+
   private async upgrade(head: RequestHead, socket: Duplex, rest: Uint8Array): Promise<void> {
     const validation = validateUpgradeRequest(head);
     const path = pathOf(head.target);
@@ -336,19 +373,25 @@ export class WebSocketServer {
       this.refuse(socket, path, validation.status, validation.reason, validation.headers);
       return;
     }
-    let url: URL;
-    try {
-      url = new URL(head.target, `http://${head.headers.get('host') ?? 'localhost'}`);
-    } catch {
-      this.refuse(socket, path, 400, 'invalid request target');
-      return;
+    // Most targets are plain paths; parse a URL only for the others (escapes,
+    // dot-segments, absolute form), so the path is the URL's pathname either way.
+    let url: URL | null = null;
+    let pathname = path;
+    if (!isPlainPath(path)) {
+      try {
+        url = new URL(head.target, `http://${head.headers.get('host') ?? 'localhost'}`);
+      } catch {
+        this.refuse(socket, path, 400, 'invalid request target');
+        return;
+      }
+      pathname = url.pathname;
     }
-    const route = this.routes.get(url.pathname) ?? this.routes.get('*');
+    const route = this.routes.get(pathname) ?? this.routes.get('*');
     if (route === undefined) {
-      this.refuse(socket, url.pathname, 404, `no WebSocket endpoint at ${url.pathname}`);
+      this.refuse(socket, pathname, 404, `no WebSocket endpoint at ${pathname}`);
       return;
     }
-    const request = new IncomingUpgrade(head, url, validation.protocols, validation.extensions, socket);
+    const request = new IncomingUpgrade(head, pathname, url, validation.protocols, validation.extensions, socket);
 
     let context: unknown = undefined;
     let protocol: string | undefined;
@@ -585,6 +628,33 @@ function chooseProtocol(route: AnyRoute, request: UpgradeRequest): string | unde
   if (typeof supported === 'function') return supported(request.protocols, request);
   // The server's order of preference decides among what the client offered.
   return supported.find((protocol) => request.protocols.includes(protocol));
+}
+
+/**
+ * @internal A path the WHATWG URL parser would return unchanged: it starts with "/"
+ * and holds no percent-escape, dot (dot-segments), backslash, or character
+ * of the path percent-encode set (" < > ` { }). The head parser already
+ * limits targets to visible ASCII.
+ */
+export function isPlainPath(path: string): boolean {
+  // "//x" would be read as a network-path reference, with x as the host.
+  if (path.charCodeAt(0) !== 0x2f || path.charCodeAt(1) === 0x2f) return false;
+  for (let i = 1; i < path.length; i++) {
+    switch (path.charCodeAt(i)) {
+      case 0x25: // %
+      case 0x2e: // .
+      case 0x5c: // \
+      case 0x22: // "
+      case 0x3c: // <
+      case 0x3e: // >
+      case 0x60: // `
+      case 0x7b: // {
+      case 0x7d: // }
+      case 0x23: // #
+        return false;
+    }
+  }
+  return true;
 }
 
 function pathOf(target: string): string {
