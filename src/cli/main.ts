@@ -16,7 +16,7 @@ Run "sockeye <command> --help" for a command's options and examples.
 
 Examples:
   sockeye connect ws://127.0.0.1:8080/chat
-  printf 'hello\n/ping\n' | sockeye connect ws://127.0.0.1:8080 -w 1
+  printf 'hello\\n/ping\\n' | sockeye connect ws://127.0.0.1:8080 -w 1
   sockeye listen 9000
   sockeye serve --port 8080
   sockeye serve echo --port 8080
