@@ -2,7 +2,7 @@
 // (version 1) over a reconnecting WebSocket. Pointers are DOM elements over a
 // <canvas> that holds the drawing. Names reach the page through textContent,
 // never as HTML.
-import { ReconnectingWebSocket } from '/web/reconnecting-websocket.js';
+import { pageSocket, showState } from '/web/page-socket.js';
 
 // ---- the protocol ---------------------------------------------------------------
 
@@ -168,25 +168,16 @@ let lastPointer = null;
 let lastSendAt = -Infinity;
 let sendTimer = null;
 
-const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-const socket = new ReconnectingWebSocket(`${scheme}://${location.host}/canvas/ws`, {
+const socket = pageSocket('/canvas/ws', {
   binaryType: 'arraybuffer',
   backoff: { initialDelay: 250, factor: 2, maxDelay: 5000 },
   // A silent connection (a sleeping laptop, a dead NAT entry) is noticed and replaced.
   heartbeat: { interval: 25_000, timeout: 10_000, message: 'ping', reply: 'pong' },
 });
 
-const STATUS_TEXT = {
-  connecting: 'connecting…',
-  open: 'connected',
-  reconnecting: 'reconnecting…',
-  closing: 'disconnecting…',
-  closed: 'disconnected',
-};
+showState(socket, ui.status, { closing: 'disconnecting…' });
 
 socket.on('statechange', ({ state }) => {
-  ui.status.dataset.state = state;
-  ui.status.textContent = STATUS_TEXT[state] ?? state;
   ui.reconnect.hidden = state !== 'closed';
 });
 

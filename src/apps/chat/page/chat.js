@@ -3,7 +3,7 @@
 // textContent and attributes, never as HTML. Images travel as binary
 // messages (PROTOCOL.md, "Images") and are shown from blob: URLs, revoked
 // when their message leaves the page.
-import { ReconnectingWebSocket } from '/web/reconnecting-websocket.js';
+import { pageSocket, parseEnvelope, sendEnvelope, showState } from '/web/page-socket.js';
 
 /** The server's limit on one message, in UTF-8 bytes of its JSON. */
 const MAX_MESSAGE_BYTES = 10 * 1024;
@@ -60,8 +60,7 @@ let uploadCounter = 0;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-const socket = new ReconnectingWebSocket(`${scheme}://${location.host}/chat/ws`, {
+const socket = pageSocket('/chat/ws', {
   backoff: { initialDelay: 250, factor: 2, maxDelay: 5000 },
   // Images arrive as bytes to slice, not as Blobs.
   binaryType: 'arraybuffer',
@@ -71,17 +70,9 @@ const socket = new ReconnectingWebSocket(`${scheme}://${location.host}/chat/ws`,
 
 // ---- connection ---------------------------------------------------------------
 
-const STATUS_TEXT = {
-  connecting: 'connecting…',
-  open: 'connected',
-  reconnecting: 'reconnecting…',
-  closing: 'disconnecting…',
-  closed: 'disconnected',
-};
+showState(socket, ui.status, { closing: 'disconnecting…' });
 
 socket.on('statechange', ({ state }) => {
-  ui.status.dataset.state = state;
-  ui.status.textContent = STATUS_TEXT[state] ?? state;
   ui.reconnect.hidden = state !== 'closed';
   ui.joinButton.disabled = state === 'closed';
 });
@@ -119,19 +110,13 @@ socket.on('message', ({ data }) => {
     receiveImage(data);
     return;
   }
-  if (typeof data !== 'string') return;
-  let message;
-  try {
-    message = JSON.parse(data);
-  } catch {
-    return;
-  }
-  const handler = HANDLERS[message?.type];
+  const message = parseEnvelope(data);
+  const handler = message === null ? undefined : HANDLERS[message.type];
   if (handler !== undefined) handler(message);
 });
 
 function send(message) {
-  socket.send(JSON.stringify(message));
+  sendEnvelope(socket, message);
 }
 
 // ---- what the server says -------------------------------------------------------

@@ -1,5 +1,5 @@
 // The clock page: Start sends `date`, Stop sends `stop` (see src/apps/clock/protocol.ts).
-import { ReconnectingWebSocket } from '/web/reconnecting-websocket.js';
+import { pageSocket, showState } from '/web/page-socket.js';
 
 const timeView = document.getElementById('time');
 const dateView = document.getElementById('date');
@@ -18,10 +18,8 @@ let wanted = false;
 let running = false;
 let intervalMs = 2000;
 
-const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/clock/ws`;
-const socket = new ReconnectingWebSocket(url, { backoff: { initialDelay: 500, maxDelay: 5000 } });
-
-const STATUS_TEXT = { connecting: 'connecting…', open: 'connected', reconnecting: 'reconnecting…', closing: 'closing…', closed: 'disconnected' };
+const socket = pageSocket('/clock/ws', { backoff: { initialDelay: 500, maxDelay: 5000 } });
+showState(socket, statusView);
 
 function render() {
   const online = socket.state === 'open';
@@ -57,8 +55,6 @@ function showTime(epochMs, iso) {
 }
 
 socket.on('statechange', ({ state }) => {
-  statusView.dataset.state = state;
-  statusView.textContent = STATUS_TEXT[state] ?? state;
   if (state !== 'open') running = false;
   render();
 });

@@ -3,7 +3,7 @@
 // table. The server sends its history on every connection and a sample every
 // second after that; the page keeps the last MAX_SAMPLES of them.
 import uPlot from '/vendor/uplot/uPlot.esm.js';
-import { ReconnectingWebSocket } from '/web/reconnecting-websocket.js';
+import { pageSocket, showState } from '/web/page-socket.js';
 
 /** Samples kept on the page: five minutes at one a second, as the server keeps. */
 const MAX_SAMPLES = 300;
@@ -274,19 +274,15 @@ function addSample(sample) {
   if (samples.length > MAX_SAMPLES) samples.splice(0, samples.length - MAX_SAMPLES);
 }
 
-const STATUS_TEXT = { connecting: 'connecting…', open: 'live', reconnecting: 'reconnecting…', closing: 'closing…', closed: 'disconnected' };
 const statusView = document.getElementById('status');
 
-const socket = new ReconnectingWebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/dashboard/ws`, {
+const socket = pageSocket('/dashboard/ws', {
   backoff: { initialDelay: 250, factor: 2, maxDelay: 5000 },
   // A sample arrives every second: ten silent seconds mean the connection is dead.
   heartbeat: { timeout: 10_000 },
 });
 
-socket.on('statechange', ({ state }) => {
-  statusView.dataset.state = state;
-  statusView.textContent = STATUS_TEXT[state] ?? state;
-});
+showState(socket, statusView, { open: 'live' });
 
 socket.on('message', ({ data }) => {
   let message;

@@ -1,5 +1,5 @@
 // The home page: the list of applications, and whether the server can be reached.
-import { ReconnectingWebSocket } from '/web/reconnecting-websocket.js';
+import { pageSocket, showState } from '/web/page-socket.js';
 
 const list = document.getElementById('apps');
 const status = document.getElementById('status');
@@ -39,24 +39,18 @@ function loadApps() {
 // Reachability: the shell's own endpoint /ws answers "ping" with "pong". A
 // live connection says the server is up; a shut-down server closes it at
 // once, and the heartbeat notices a connection that died silently.
-const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const socket = new ReconnectingWebSocket(url, {
+const socket = pageSocket('/ws', {
   backoff: { initialDelay: 500, maxDelay: 5000 },
   heartbeat: { interval: 10_000, timeout: 5000, message: 'ping', reply: 'pong' },
 });
 
-const STATUS_TEXT = {
+showState(socket, status, {
   connecting: 'checking the server…',
   open: 'server reachable',
   reconnecting: 'server unreachable, retrying…',
-  closing: 'closing…',
   closed: 'server unreachable',
-};
-
-socket.on('statechange', ({ state }) => {
-  status.dataset.state = state;
-  status.textContent = STATUS_TEXT[state] ?? state;
 });
+
 
 // Back after an outage: the server may have restarted with other applications.
 socket.on('open', ({ reconnected }) => {
