@@ -1,0 +1,88 @@
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Connection } from '../../src/node/connection.js';
+import type { CompressionCodec } from '../../src/protocol/codec.js';
+import { Role } from '../../src/protocol/role.js';
+import { frame, OP, until } from './raw-client.js';
+
+/**
+ * Limits of a Connection that need a hand-made peer and a hand-made codec:
+ * the number of pings awaiting their pong, and reading paused while input
+ * piles up behind a slow decompression.
+ */
+
+let server: Server | null = null;
+const sockets: Socket[] = [];
+
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  await new Promise<void>((resolve) => (server === null ? resolve() : server.close(() => resolve())));
+  server = null;
+});
+
+/** A connected TCP pair on loopback: [the side a Connection adopts, the raw peer]. */
+async function socketPair(): Promise<[Socket, Socket]> {
+  const accepted = new Promise<Socket>((resolve) => {
+    server = createServer(resolve);
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const port = (server!.address() as { port: number }).port;
+  const peer = tcpConnect(port, '127.0.0.1');
+  const local = await accepted;
+  sockets.push(local, peer);
+  return [local, peer];
+}
+
+/** A codec whose decompressions wait until the test releases them; output = input. */
+function heldCodec(): CompressionCodec & { release(): void; held: number } {
+  const waiting: Array<() => void> = [];
+  return {
+    get held() {
+      return waiting.length;
+    },
+    release() {
+      for (const done of waiting.splice(0)) done();
+    },
+    compress(data, _fin, done) {
+      done(null, data);
+    },
+    decompress(data, _fin, _limit, done) {
+      const copy = Uint8Array.from(data);
+      waiting.push(() => done(null, [copy], false));
+    },
+    close() {},
+  };
+}
+
+describe('Connection limits', () => {
+  it('refuses a 33rd ping while 32 await their pong, and rejects them all on close', async () => {
+    const [local, peer] = await socketPair();
+    peer.pause(); // never answers
+    const connection = new Connection(local, { role: Role.Server }, undefined);
+    const pending = Array.from({ length: 32 }, () => connection.ping());
+    for (const ping of pending) ping.catch(() => {});
+    await expect(connection.ping()).rejects.toMatchObject({ code: 'WS_ERR_INVALID_ARGUMENT' });
+    connection.terminate();
+    const outcomes = await Promise.allSettled(pending);
+    expect(outcomes.every((outcome) => outcome.status === 'rejected')).toBe(true);
+  });
+
+  it('stops reading while more than 1 MiB waits behind a decompression, and resumes when it ends', async () => {
+    const [local, peer] = await socketPair();
+    const codec = heldCodec();
+    const connection = new Connection(local, { role: Role.Server, deflate: { codec, threshold: 1024 } }, undefined);
+    const received: number[] = [];
+    connection.on('message', (data) => received.push(data.length));
+    // A compressed message (RSV1) the codec holds, then 2 MiB of plain messages behind it.
+    peer.write(frame({ opcode: OP.binary, rsv1: true, payload: Buffer.alloc(10, 1) }));
+    await until(() => codec.held === 1, 2000, 'the decompression to start');
+    const chunk = frame({ opcode: OP.binary, payload: Buffer.alloc(64 * 1024, 2) });
+    for (let i = 0; i < 32; i++) peer.write(chunk);
+    await until(() => local.isPaused(), 2000, 'reading to pause');
+    expect(received).toEqual([]);
+    codec.release();
+    await until(() => received.length === 33, 2000, 'every message after the release');
+    expect(received[0]).toBe(10);
+    expect(local.isPaused()).toBe(false);
+  });
+});
