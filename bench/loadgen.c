@@ -11,13 +11,18 @@
  *
  * One measurement per run; the result is one JSON line on stdout. Before it,
  * "measure" marks the end of the warm-up (throughput, latency, connrate) and
- * "ready" marks that all connections of hold mode are open.
+ * "ready" marks that all connections of hold mode are open. Fanout prints
+ * "measure" too.
  *
  *   --mode throughput  C conns, K frames in flight each, size S, D seconds
  *   --mode latency     C conns, one frame in flight each, RTT median/p99 (us)
  *   --mode connrate    C concurrent open -> upgrade -> close(1000) -> EOF cycles
  *   --mode hold        open N upgraded conns, print "ready", hold them until
  *                      stdin reaches EOF, a signal arrives, or --timeout passes
+ *   --mode fanout      C subscribers on --sub-path, then one publisher on
+ *                      --pub-path sending frames of size S, at most --window W
+ *                      messages outstanding; counts the frames every
+ *                      subscriber receives (deliveries/s)
  *
  * Every loop is bounded: setup by --timeout, measurements by --warmup +
  * --duration, a connrate cycle by --cycle-timeout, hold by --timeout.
@@ -40,7 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { M_THROUGHPUT, M_LATENCY, M_CONNRATE, M_HOLD };
+enum mode { M_THROUGHPUT, M_LATENCY, M_CONNRATE, M_HOLD, M_FANOUT };
 enum cstate { S_FREE, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING };
 
 /* --- options ------------------------------------------------------------ */
@@ -57,7 +62,13 @@ static double opt_duration = 3.0;
 static double opt_warmup = 1.0;
 static double opt_timeout = 20.0;       /* setup bound; hold bound */
 static double opt_cycle_timeout = 5.0;  /* connrate: one cycle */
-static int opt_concurrency = 200;       /* hold: handshakes in progress */
+static int opt_concurrency = 200;       /* hold, fanout: handshakes in progress */
+static const char *opt_sub_path = "/sub"; /* fanout */
+static const char *opt_pub_path = "/pub";
+static int opt_window = 256;            /* fanout: messages outstanding */
+static int opt_sampled = 8;             /* fanout: subscribers that define "done" */
+
+#define SEQ_DIGITS 16  /* fanout: the payload starts with the sequence number in hex */
 
 /* --- connection --------------------------------------------------------- */
 struct conn {
@@ -77,6 +88,11 @@ struct conn {
   uint64_t raw_rx;      /* --raw: echoed bytes not yet a whole frame */
   uint64_t t_sent;      /* latency: when the in-flight frame left */
   uint64_t t_start;     /* connrate/hold: when this cycle began */
+  /* fanout, sampled subscribers: the sequence number at the start of each
+   * message's payload, and how far this subscriber has got */
+  int sampled;
+  uint8_t seq_text[SEQ_DIGITS];
+  uint64_t seq_next;    /* 1 + the last sequence number received */
 };
 
 static struct conn *conns;
@@ -104,6 +120,16 @@ static uint64_t *samples;
 static size_t nsamples, cap_samples;
 
 static const uint8_t mask_key[4] = {0x5a, 0x1c, 0xe3, 0x97};
+
+/* fanout: the publisher is conns[nsubs]; its frames differ (each carries a
+ * sequence number), so it has a byte queue of its own instead of msgbuf.
+ * At most --window frames are ever queued, which bounds pubq. */
+static int nsubs;
+static struct conn *pub;
+static uint8_t *pubq;
+static size_t pubq_len, pubq_off;
+static uint64_t pub_seq;              /* messages queued so far */
+static uint64_t c_published, c_gaps;  /* published in the window; messages a sampled subscriber missed */
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -190,6 +216,18 @@ static int flush(struct conn *c) {
     }
     c->ctl_off += (size_t)n;
   }
+  if (c == pub) {
+    while (pubq_off < pubq_len) {
+      ssize_t n = send(c->fd, pubq + pubq_off, pubq_len - pubq_off, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) { set_out(c, 1); return 0; }
+        drop_conn(c, 1, "send failed");
+        return -1;
+      }
+      pubq_off += (size_t)n;
+    }
+    pubq_off = pubq_len = 0;
+  }
   while (c->pending > 0) {
     /* every frame in msgbuf is identical, so any start that is the right
      * offset within a frame will do; pending <= K frames keeps it in range */
@@ -220,9 +258,27 @@ static void record_sample(uint64_t ns) {
   samples[nsamples++] = ns;
 }
 
-/* One echoed message is complete: count it and send the next one. */
+/* One message is complete: count it and send the next one (echo modes), or
+ * count a delivery and note how far a sampled subscriber got (fanout). */
 static void on_message(struct conn *c, uint64_t bytes) {
   if (bytes != opt_size) c_bad_len++;
+  if (opt_mode == M_FANOUT) {
+    if (c == pub) { c_unexpected++; return; } /* the publisher gets nothing back */
+    if (measuring) {
+      c_msgs++;
+      c_payload += bytes;
+    }
+    if (c->sampled && bytes >= SEQ_DIGITS) {
+      uint64_t seq = 0;
+      for (int i = 0; i < SEQ_DIGITS; i++) {
+        uint8_t d = c->seq_text[i];
+        seq = (seq << 4) | (uint64_t)(d <= '9' ? d - '0' : d - 'a' + 10);
+      }
+      if (seq != c->seq_next) c_gaps += seq > c->seq_next ? seq - c->seq_next : 1;
+      c->seq_next = seq + 1;
+    }
+    return;
+  }
   if (measuring) {
     c_msgs++;
     c_payload += bytes;
@@ -240,7 +296,8 @@ static void send_upgrade(struct conn *c) {
                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                    "Sec-WebSocket-Version: 13\r\n"
                    "\r\n",
-                   opt_path, opt_host, opt_port);
+                   opt_mode != M_FANOUT ? opt_path : c == pub ? opt_pub_path : opt_sub_path,
+                   opt_host, opt_port);
   c->ctl_len = (size_t)n;
   c->ctl_off = 0;
   c->state = S_HANDSHAKE;
@@ -317,6 +374,10 @@ static void parse_frames(struct conn *c, const uint8_t *p, size_t n) {
     }
     size_t take = n < c->payload_left ? n : (size_t)c->payload_left;
     c->payload_left -= take;
+    if (c->sampled && c->opcode <= 2 && c->msg_bytes < SEQ_DIGITS) {
+      size_t k = SEQ_DIGITS - (size_t)c->msg_bytes;
+      memcpy(c->seq_text + c->msg_bytes, p, take < k ? take : k);
+    }
     if (c->opcode <= 2) c->msg_bytes += take;
     p += take;
     n -= take;
@@ -479,9 +540,10 @@ static int cmp_u64(const void *a, const void *b) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: loadgen --port P [--host H] [--path /] --mode throughput|latency|connrate|hold\n"
+          "usage: loadgen --port P [--host H] [--path /] --mode throughput|latency|connrate|hold|fanout\n"
           "  [--conns C] [--inflight K] [--size S] [--binary|--text] [--raw]\n"
-          "  [--duration D] [--warmup W] [--timeout T] [--cycle-timeout T] [--concurrency P]\n");
+          "  [--duration D] [--warmup W] [--timeout T] [--cycle-timeout T] [--concurrency P]\n"
+          "  fanout: [--window W] [--sampled N] [--sub-path /sub] [--pub-path /pub]\n");
   exit(2);
 }
 
@@ -495,6 +557,7 @@ static void parse_args(int argc, char **argv) {
       else if (!strcmp(v, "latency")) opt_mode = M_LATENCY;
       else if (!strcmp(v, "connrate")) opt_mode = M_CONNRATE;
       else if (!strcmp(v, "hold")) opt_mode = M_HOLD;
+      else if (!strcmp(v, "fanout")) opt_mode = M_FANOUT;
       else usage();
     } else if (ARG("--host")) opt_host = v;
     else if (ARG("--port")) opt_port = atoi(v);
@@ -507,6 +570,10 @@ static void parse_args(int argc, char **argv) {
     else if (ARG("--timeout")) opt_timeout = atof(v);
     else if (ARG("--cycle-timeout")) opt_cycle_timeout = atof(v);
     else if (ARG("--concurrency")) opt_concurrency = atoi(v);
+    else if (ARG("--window")) opt_window = atoi(v);
+    else if (ARG("--sampled")) opt_sampled = atoi(v);
+    else if (ARG("--sub-path")) opt_sub_path = v;
+    else if (ARG("--pub-path")) opt_pub_path = v;
     else if (!strcmp(a, "--binary")) opt_binary = 1;
     else if (!strcmp(a, "--text")) opt_binary = 0;
     else if (!strcmp(a, "--raw")) opt_raw = 1;
@@ -516,6 +583,13 @@ static void parse_args(int argc, char **argv) {
   if (opt_port <= 0 || opt_conns <= 0 || opt_inflight <= 0) usage();
   if (opt_raw && (opt_mode == M_CONNRATE || opt_mode == M_HOLD)) die("--raw only applies to throughput and latency");
   if (opt_mode == M_LATENCY) opt_inflight = 1;
+  if (opt_mode == M_FANOUT) {
+    if (opt_raw) die("--raw does not apply to fanout");
+    if (opt_size < SEQ_DIGITS || opt_size > 125) die("fanout: --size must be 16 to 125 (a 7-bit length frame)");
+    if (opt_window <= 0 || opt_sampled <= 0) usage();
+    if (opt_sampled > opt_conns) opt_sampled = opt_conns;
+    opt_inflight = 1;
+  }
 }
 
 static void raise_fd_limit(size_t want) {
@@ -544,6 +618,10 @@ int main(int argc, char **argv) {
   if (inet_pton(AF_INET, opt_host, &addr.sin_addr) != 1) die("--host must be an IPv4 address");
 
   nconns = opt_conns;
+  if (opt_mode == M_FANOUT) {
+    nsubs = opt_conns;
+    nconns = nsubs + 1; /* the publisher */
+  }
   raise_fd_limit((size_t)nconns + 64);
   conns = calloc((size_t)nconns, sizeof *conns);
   if (!conns) die("out of memory");
@@ -648,6 +726,118 @@ int main(int argc, char **argv) {
            "\"cycles_per_s\":%.1f,\"cpu_pct\":%.1f,\"errors\":%llu,\"timeouts\":%llu,\"last_error\":\"%s\"}\n",
            nconns, el, (unsigned long long)c_cycles, el > 0 ? (double)c_cycles / el : 0.0, cpu_pct,
            (unsigned long long)c_errors, (unsigned long long)c_timeouts, last_error);
+    return 0;
+  }
+
+  /* --- fanout: S subscribers, then one publisher; a window of W messages -- */
+  if (opt_mode == M_FANOUT) {
+    /* Open the subscribers, at most --concurrency handshakes at a time (a
+     * burst of 1,000 SYNs would overflow a default listen backlog). */
+    int next = 0;
+    while (open_count < nsubs) {
+      while (next < nsubs && active_count - open_count < opt_concurrency) start_conn(&conns[next++]);
+      int n = epoll_wait(ep, evs, 1024, 50);
+      now_ns = mono_ns();
+      for (int i = 0; i < n; i++) handle_event(&conns[evs[i].data.u32], evs[i].events);
+      if (c_errors) die(last_error);
+      if (got_signal) die("interrupted during setup");
+      if (now_ns > setup_deadline) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "setup timeout: %d of %d subscribers open", open_count, nsubs);
+        die(msg);
+      }
+    }
+    /* Sampled subscribers, spread evenly over the opening order; a message
+     * is done when the slowest of them has received it. */
+    int *sampled = calloc((size_t)opt_sampled, sizeof *sampled);
+    if (!sampled) die("out of memory");
+    for (int i = 0; i < opt_sampled; i++) {
+      sampled[i] = opt_sampled == 1 ? 0 : (int)((int64_t)i * (nsubs - 1) / (opt_sampled - 1));
+      conns[sampled[i]].sampled = 1;
+    }
+    pub = &conns[nsubs];
+    start_conn(pub);
+    while (open_count < nconns) {
+      int n = epoll_wait(ep, evs, 1024, 50);
+      now_ns = mono_ns();
+      for (int i = 0; i < n; i++) handle_event(&conns[evs[i].data.u32], evs[i].events);
+      if (c_errors) die(last_error);
+      if (got_signal) die("interrupted during setup");
+      if (now_ns > setup_deadline) die("setup timeout (publisher)");
+    }
+    /* A server may register a subscription only after its 101 is out:
+     * give it a moment so the first messages reach everyone. */
+    {
+      const uint64_t quiet_end = now_ns + 100000000ull;
+      while (now_ns < quiet_end && !got_signal) {
+        int n = epoll_wait(ep, evs, 1024, 10);
+        now_ns = mono_ns();
+        for (int i = 0; i < n; i++) handle_event(&conns[evs[i].data.u32], evs[i].events);
+      }
+    }
+    double setup_s = secs(now_ns - t0);
+    pubq = malloc(frame_len * (size_t)opt_window);
+    if (!pubq) die("out of memory");
+
+    const uint64_t warm_end = now_ns + (uint64_t)(opt_warmup * 1e9);
+    const uint64_t end = warm_end + (uint64_t)(opt_duration * 1e9);
+    uint64_t t_meas = 0, done = 0, stalls = 0;
+    double cpu0 = 0;
+    static const char hex[] = "0123456789abcdef";
+    while (now_ns < end && !got_signal) {
+      /* done = what the slowest sampled subscriber has received */
+      done = UINT64_MAX;
+      for (int i = 0; i < opt_sampled; i++) {
+        const struct conn *c = &conns[sampled[i]];
+        if (c->state == S_OPEN && c->seq_next < done) done = c->seq_next;
+      }
+      if (done == UINT64_MAX) die("every sampled subscriber was closed");
+      /* top the window up; pubq holds at most W frames because every queued
+       * frame is also outstanding */
+      if (pub->state == S_OPEN && pub_seq - done < (uint64_t)opt_window) {
+        while (pub_seq - done < (uint64_t)opt_window) {
+          uint8_t *f = pubq + pubq_len;
+          memcpy(f, msgbuf, frame_len);
+          size_t hl = frame_len - opt_size;
+          for (int d = 0; d < SEQ_DIGITS; d++) {
+            uint8_t ch = (uint8_t)hex[(pub_seq >> (4 * (SEQ_DIGITS - 1 - d))) & 15];
+            f[hl + (size_t)d] = ch ^ mask_key[d & 3];
+          }
+          pubq_len += frame_len;
+          pub_seq++;
+          if (measuring) c_published++;
+        }
+        if (!pub->armed_out) flush(pub);
+      }
+      int n = epoll_wait(ep, evs, 1024, 10);
+      now_ns = mono_ns();
+      if (n == 0) stalls++;
+      if (!measuring && now_ns >= warm_end) {
+        measuring = 1;
+        t_meas = now_ns;
+        cpu0 = cpu_s();
+        printf("measure\n");
+        fflush(stdout);
+        c_msgs = c_payload = c_published = c_gaps = 0;
+        stalls = 0;
+      }
+      for (int i = 0; i < n; i++) handle_event(&conns[evs[i].data.u32], evs[i].events);
+      if (pub->state != S_OPEN) die(last_error[0] ? last_error : "publisher closed");
+    }
+    double el = measuring ? secs(now_ns - t_meas) : 0;
+    double cpu_pct = el > 0 ? 100.0 * (cpu_s() - cpu0) / el : 0;
+    printf("{\"ok\":true,\"mode\":\"fanout\",\"subscribers\":%d,\"window\":%d,\"sampled\":%d,\"size\":%zu,"
+           "\"opcode\":\"%s\",\"setup_s\":%.3f,\"seconds\":%.3f,\"deliveries\":%llu,\"deliveries_per_s\":%.1f,"
+           "\"published\":%llu,\"published_per_s\":%.1f,\"deliveries_per_message\":%.1f,"
+           "\"outstanding_at_end\":%llu,\"idle_waits\":%llu,\"cpu_pct\":%.1f,"
+           "\"errors\":%llu,\"bad_len\":%llu,\"gaps\":%llu,\"unexpected_frames\":%llu,\"open_at_end\":%d,"
+           "\"last_error\":\"%s\"}\n",
+           nsubs, opt_window, opt_sampled, opt_size, opt_binary ? "binary" : "text", setup_s, el,
+           (unsigned long long)c_msgs, el > 0 ? (double)c_msgs / el : 0.0, (unsigned long long)c_published,
+           el > 0 ? (double)c_published / el : 0.0, c_published ? (double)c_msgs / (double)c_published : 0.0,
+           (unsigned long long)(pub_seq - done), (unsigned long long)stalls, cpu_pct, (unsigned long long)c_errors,
+           (unsigned long long)c_bad_len, (unsigned long long)c_gaps, (unsigned long long)c_unexpected, open_count,
+           last_error);
     return 0;
   }
 

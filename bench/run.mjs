@@ -1,5 +1,7 @@
 // Sockeye benchmark harness: Sockeye's echo server, a `ws` echo server and a
-// plain TCP echo, measured side by side in one run on loopback.
+// plain TCP echo, measured side by side in one run on loopback; and a fan-out
+// line (one publisher, 1,000 subscribers) for Sockeye's pub/sub hub against
+// ws's documented broadcast loop.
 //
 //   node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,tcp]
 //
@@ -66,6 +68,11 @@ const T = opts.quick
 
 // ------------------------------------------------------------ measurements
 
+// Fan-out: messages the publisher may have outstanding (not yet received by
+// the slowest of 8 sampled subscribers). Sockeye's throughput rises with the
+// window up to 256 and falls slightly beyond; ws's is flat from 16 on.
+const FANOUT_WINDOW = 256;
+
 // One measurement = one generator run; it yields one or more table lines.
 const MEASUREMENTS = [
   {
@@ -102,6 +109,15 @@ const MEASUREMENTS = [
     figures: [{ id: 'connrate', label: 'open+upgrade+close cycles/s (50 concurrent)', better: 'higher', pick: (r) => r.cycles_per_s, fmt: fmtInt }],
   },
   {
+    // One publisher, 1,000 subscribers; at most FANOUT_WINDOW messages
+    // outstanding (see bench/README.md for how the window was chosen).
+    id: 'fanout',
+    gen: ['--mode', 'fanout', '--conns', '1000', '--size', '64', '--text', '--window', String(FANOUT_WINDOW), '--sampled', '8'],
+    fanout: true, // the servers are bench/servers/*-fanout.mjs
+    tcp: false,
+    figures: [{ id: 'fanout', label: 'fan-out 64 B deliveries/s (1 publisher, 1,000 subscribers)', better: 'higher', pick: (r) => r.deliveries_per_s, fmt: fmtInt }],
+  },
+  {
     id: 'mem',
     memory: true,
     tcp: false,
@@ -118,15 +134,18 @@ function fmt1(v) {
 
 // ------------------------------------------------------------------ servers
 
+// `fanoutArgv`: the server for the fan-out line, for those that have one.
 const SERVERS = {
   sockeye: {
     available: () => (fs.existsSync(sockeyeMain) ? null : `${path.relative(rootDir, sockeyeMain)} not found (not built yet?)`),
     argv: (port) => [process.execPath, sockeyeMain, 'serve', 'echo', '--port', String(port), '--host', '127.0.0.1', '--no-deflate'],
+    fanoutArgv: (port) => [process.execPath, path.join(benchDir, 'servers', 'sockeye-fanout.mjs'), String(port)],
     raw: false,
   },
   ws: {
     available: () => null,
     argv: (port) => [process.execPath, path.join(benchDir, 'servers', 'ws-echo.mjs'), String(port)],
+    fanoutArgv: (port) => [process.execPath, path.join(benchDir, 'servers', 'ws-fanout.mjs'), String(port)],
     raw: false,
   },
   tcp: {
@@ -307,9 +326,11 @@ function canConnect(port) {
 }
 
 // Start a server and wait until its port accepts a TCP connection.
-async function startServer(name) {
+// `fanout`: start the server's fan-out script instead of its echo server.
+async function startServer(name, { fanout = false } = {}) {
   const port = await freePort();
-  const [cmd, args] = serverCommand(SERVERS[name].argv(port));
+  const argv = fanout ? SERVERS[name].fanoutArgv(port) : SERVERS[name].argv(port);
+  const [cmd, args] = serverCommand(argv);
   const child = track(spawn(cmd, args, { cwd: rootDir, stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
   const keep = (d) => {
@@ -408,7 +429,30 @@ async function measureLoad(m, name, server) {
     r.other_cpu_pct = Math.max(0, (100 * other) / wall);
   }
   if (r.errors || r.bad_len) r.warning = `${r.errors} errors, ${r.bad_len} wrong-size messages (${r.last_error})`;
+  if (r.gaps) r.warning = `${r.warning ? `${r.warning}; ` : ''}sampled subscribers missed ${r.gaps} messages`;
   return r;
+}
+
+// The fan-out servers print their counters as one JSON line when the
+// publisher's connection closes, which is after they worked through what the
+// publisher had sent (ws takes a second or two for that). Wait for the line.
+async function fanoutServerStats(server) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const line = server
+      .output()
+      .split('\n')
+      .find((l) => l.startsWith('{"fanout_stats"'));
+    if (line) {
+      try {
+        return JSON.parse(line).fanout_stats;
+      } catch {
+        return undefined;
+      }
+    }
+    if (Date.now() > deadline || server.child.exitCode !== null || server.child.signalCode !== null) return undefined;
+    await sleep(50);
+  }
 }
 
 // Idle memory: RSS after a few warm-up connections, then with N idle ones.
@@ -456,11 +500,20 @@ async function measureMemory(name, server) {
 }
 
 async function measure(m, name) {
-  const server = await startServer(name);
+  const server = await startServer(name, { fanout: m.fanout });
   try {
     const r = m.memory ? await measureMemory(name, server) : await measureLoad(m, name, server);
     if (server.child.exitCode !== null || server.child.signalCode !== null) {
       throw new Error(`server exited during the run: ${server.output().trim()}`);
+    }
+    if (m.fanout) {
+      r.server_stats = await fanoutServerStats(server);
+      if (!r.server_stats) r.warning = `${r.warning ? `${r.warning}; ` : ''}the server printed no counters`;
+      // Sockeye's hub skips a subscriber with more than maxSubscriberBuffer
+      // waiting; the window should keep every subscriber far below that.
+      if (r.server_stats?.dropped) {
+        r.warning = `${r.warning ? `${r.warning}; ` : ''}the hub dropped ${r.server_stats.dropped} deliveries to slow subscribers`;
+      }
     }
     return r;
   } finally {
@@ -553,7 +606,7 @@ async function main() {
   let step = 0;
   for (let round = 0; round < opts.rounds; round++) {
     for (const m of MEASUREMENTS) {
-      const eligible = servers.filter((s) => s !== 'tcp' || m.tcp);
+      const eligible = servers.filter((s) => (s !== 'tcp' || m.tcp) && (!m.fanout || SERVERS[s].fanoutArgv));
       const k = step++ % eligible.length;
       const order = [...eligible.slice(k), ...eligible.slice(0, k)];
       for (const s of order) {
@@ -579,6 +632,7 @@ async function main() {
         }
         runs.push({ round, measurement: m.id, server: s, ...r });
         const parts = m.figures.map((f) => `${f.fmt(f.pick(r))} ${f.id}`);
+        if (r.mode === 'fanout') parts.push(`${fmtInt(r.published_per_s)} published/s`);
         if (Number.isFinite(r.cpu_pct)) parts.push(`gen cpu ${r.cpu_pct.toFixed(0)}%`);
         if (Number.isFinite(r.server_cpu_pct)) parts.push(`server cpu ${r.server_cpu_pct.toFixed(0)}%`);
         if (r.other_cpu_pct > NOISY_PCT) parts.push(`NOISY: other processes used ${r.other_cpu_pct.toFixed(0)}% CPU`);
@@ -635,7 +689,9 @@ async function main() {
     console.log(`\nNoise: during ${noisy} of ${loadRuns} load measurements other processes used > ${NOISY_PCT}% of a CPU; rerun on a quiet machine for figures to publish.`);
   }
   const warned = runs.filter((r) => r.warning);
-  if (warned.length) console.log(`\n${warned.length} measurement(s) reported connection errors; see WARNING in the log above.`);
+  if (warned.length) console.log(`\n${warned.length} measurement(s) reported errors or dropped messages; see WARNING in the log above.`);
+  const dropped = runs.filter((r) => r.server_stats?.dropped).map((r) => `${r.server} round ${r.round + 1}: ${r.server_stats.dropped}`);
+  if (dropped.length) console.log(`\nfan-out: deliveries dropped by the server's slow-subscriber policy: ${dropped.join(', ')}`);
   const failures = runs.filter((r) => !r.ok);
   if (failures.length) console.log(`\n${failures.length} measurement(s) failed; see the log above.`);
   console.log(`\n(total ${elapsed.toFixed(0)} s)`);
