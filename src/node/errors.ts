@@ -2,12 +2,13 @@
 export type ConnectionErrorCode =
   | 'WS_ERR_SOCKET'
   | 'WS_ERR_TERMINATED'
+  /** An application hook (open, message, drain, error, close) threw; the cause is what it threw. */
+  | 'WS_ERR_HANDLER_FAILED'
   | 'WS_ERR_CLOSE_TIMEOUT'
   | 'WS_ERR_CONNECTION_LOST'
   | 'WS_ERR_BUFFER_LIMIT'
   | 'WS_ERR_HEARTBEAT_TIMEOUT'
-  | 'WS_ERR_IDLE_TIMEOUT'
-  | 'WS_ERR_SERVER_SHUTDOWN';
+  | 'WS_ERR_IDLE_TIMEOUT';
 
 export class ConnectionError extends Error {
   override readonly name = 'ConnectionError';

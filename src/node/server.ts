@@ -556,7 +556,7 @@ export class WebSocketServer {
     const failure = asError(thrown);
     this.log({ event: 'error', path: mount.path, remoteAddress: mount.remoteAddress, error: failure });
     if (connection.state !== ConnectionState.Closed) {
-      connection.drop('WS_ERR_TERMINATED', `${hook} handler threw: ${failure.message}`, CloseCode.InternalError, failure);
+      connection.drop('WS_ERR_HANDLER_FAILED', `${hook} handler threw: ${failure.message}`, CloseCode.InternalError, failure);
     } else if (mount.route.error !== undefined && hook !== 'error') {
       try {
         mount.route.error(connection, failure);

@@ -22,14 +22,12 @@ export type ProtocolErrorCode =
   | 'WS_ERR_MESSAGE_TOO_BIG'
   | 'WS_ERR_DECOMPRESSION_FAILED'
   /** Local: our own compressor failed (1011), not a peer violation. */
-  | 'WS_ERR_COMPRESSION_FAILED'
-  | 'WS_ERR_UNSUPPORTED_DATA';
+  | 'WS_ERR_COMPRESSION_FAILED';
 
 /**
  * The one place where a failure becomes a close code (RFC 6455 §7.4.1):
  * framing violations are 1002, bad text or a broken compressed stream 1007,
- * an oversized message 1009, data the endpoint cannot accept 1003, and a
- * failure of our own compressor 1011.
+ * an oversized message 1009, and a failure of our own compressor 1011.
  */
 const CLOSE_CODE_OF: Record<ProtocolErrorCode, CloseCode> = {
   WS_ERR_INVALID_OPCODE: CloseCode.ProtocolError,
@@ -48,7 +46,6 @@ const CLOSE_CODE_OF: Record<ProtocolErrorCode, CloseCode> = {
   WS_ERR_DECOMPRESSION_FAILED: CloseCode.InvalidPayload,
   WS_ERR_COMPRESSION_FAILED: CloseCode.InternalError,
   WS_ERR_MESSAGE_TOO_BIG: CloseCode.MessageTooBig,
-  WS_ERR_UNSUPPORTED_DATA: CloseCode.UnsupportedData,
 };
 
 /**

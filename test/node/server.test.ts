@@ -231,7 +231,7 @@ describe('exceptions in application hooks', () => {
     // Reported once, as a ConnectionError carrying what was thrown; the close event has the same error.
     expect(harness.errors).toHaveLength(1);
     const reported = harness.errors[0]!;
-    expect(reported).toMatchObject({ name: 'ConnectionError', code: 'WS_ERR_TERMINATED' });
+    expect(reported).toMatchObject({ name: 'ConnectionError', code: 'WS_ERR_HANDLER_FAILED' });
     expect((reported.cause as Error).message).toBe('handler exploded');
     expect(harness.closes[0]).toMatchObject({ code: 1006, wasClean: false, initiator: 'local' });
     expect(harness.closes[0]!.error).toBe(reported);
