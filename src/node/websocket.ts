@@ -53,8 +53,6 @@ type ReadyState = typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof CLOS
 
 /** RFC 6455 §7.1.5: no close frame arrived, the code the standard reports for every failure. */
 const ABNORMAL_CLOSURE = 1006;
-/** How often to look whether data handed to the connection has left, when no `drain` says so. */
-const FLUSH_POLL_MS = 20;
 
 interface OutgoingData {
   kind: 'data';
@@ -100,7 +98,6 @@ export class WebSocket extends EventTarget {
   readonly #outbox: Outgoing[] = [];
   /** Bytes handed to the connection and not yet seen leave it. */
   #unflushed = 0;
-  #flushPoll: NodeJS.Timeout | null = null;
 
   readonly #handlers: Record<EventName, WebSocketEventHandler<Event> | null> = {
     open: null,
@@ -316,9 +313,6 @@ export class WebSocket extends EventTarget {
       pending = connect(this.#url, {
         ...options,
         protocols: this.#protocols,
-        // Zero: the connection reports `drain` as soon as all it holds was
-        // handed to the operating system, which is when bufferedAmount drops.
-        highWaterMark: 0,
         backpressurePolicy: 'close',
       });
     } catch (error) {
@@ -358,7 +352,9 @@ export class WebSocket extends EventTarget {
       }),
     );
     connection.on('close', (info) => this.#queueClose(info));
-    connection.on('drain', () => this.#settleFlushed());
+    // Each batch the operating system took: once nothing is left, what was
+    // handed to the connection no longer counts in bufferedAmount.
+    connection.on('written', () => this.#settleFlushed());
     this.#queueTask(() => {
       // close() during CONNECTING took the other branch and failed it.
       if (this.#readyState !== CONNECTING) return;
@@ -388,7 +384,6 @@ export class WebSocket extends EventTarget {
   }
 
   #queueClose(info: CloseInfo): void {
-    this.#stopFlushPoll();
     if (this.#closeQueued) return;
     this.#closeQueued = true;
     // RFC 6455 §7.1.5: 1006 means no close frame arrived: the connection
@@ -452,8 +447,6 @@ export class WebSocket extends EventTarget {
     // full buffer fails it); the data stays counted, as the standard says.
     if (status === 'closed' || status === 'dropped') return;
     this.#unflushed += item.size;
-    if (status === 'written') this.#settleFlushed();
-    else this.#armFlushPoll();
   }
 
   #sendClose(item: OutgoingClose): void {
@@ -472,36 +465,13 @@ export class WebSocket extends EventTarget {
    */
   #settleFlushed(): void {
     const connection = this.#connection;
-    if (this.#unflushed === 0 || connection === null) return;
-    if (connection.bufferedAmount > 0) {
-      this.#armFlushPoll();
-      return;
-    }
+    // Something is still batched or in the socket: its own `written` follows.
+    if (this.#unflushed === 0 || connection === null || connection.bufferedAmount > 0) return;
     const sent = this.#unflushed;
     this.#unflushed = 0;
-    this.#stopFlushPoll();
     this.#queueTask(() => {
       this.#bufferedAmount -= sent;
     });
-  }
-
-  /**
-   * The connection emits `drain` after a write the socket took whole, or
-   * after the socket's own `drain`; a small write left queued in the socket
-   * gets neither, so look again now and then until it has left.
-   */
-  #armFlushPoll(): void {
-    if (this.#flushPoll !== null || this.#closeQueued) return;
-    this.#flushPoll = setTimeout(() => {
-      this.#flushPoll = null;
-      this.#settleFlushed();
-    }, FLUSH_POLL_MS);
-    this.#flushPoll.unref();
-  }
-
-  #stopFlushPoll(): void {
-    if (this.#flushPoll !== null) clearTimeout(this.#flushPoll);
-    this.#flushPoll = null;
   }
 
   // ---- event handler attributes -----------------------------------------
