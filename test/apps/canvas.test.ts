@@ -15,7 +15,7 @@ import {
   encodeClientMessage,
   type ClientMessage,
   type ServerMessage,
-} from '../../src/apps/canvas/codec.js';
+} from '../../src/web/canvas-codec.js';
 import { AppServer } from '../../src/apps/server.js';
 import type { Connection } from '../../src/node/connection.js';
 import { OP, RawClient, frame } from '../node/raw-client.js';

@@ -3,126 +3,39 @@
 // <canvas> that holds the drawing. Names reach the page through textContent,
 // never as HTML.
 import { pageSocket, showState } from '/web/page-socket.js';
+import {
+  COORDINATE_MAX,
+  MAX_POINTS_PER_MESSAGE,
+  PROTOCOL_VERSION,
+  decodeServerMessage,
+  encodeClientMessage,
+} from '/web/canvas-codec.js';
 
 // ---- the protocol ---------------------------------------------------------------
 
-const VERSION = 1;
-/** Positions run from 0 to this, on both axes, whatever the board's size on screen. */
-const COORDINATE_MAX = 0xffff;
-const MAX_POINTS_PER_MESSAGE = 256;
 /** The server's limit on one stroke; a longer line goes on as a new stroke. */
 const MAX_STROKE_POINTS = 4096;
 /** At most one batch of updates (pointer and stroke) per this many ms: about 30 a second. */
 const SEND_INTERVAL_MS = 33;
 const ERROR_SHOW_MS = 6000;
 
-const C = { hello: 0x01, rename: 0x02, move: 0x03, strokeBegin: 0x10, strokePoints: 0x11, strokeEnd: 0x12 };
-const S = {
-  welcome: 0x81, snapshot: 0x82, join: 0x83, leave: 0x84, renamed: 0x85, pointers: 0x86,
-  strokeBegin: 0x90, strokePoints: 0x91, strokeEnd: 0x92, trim: 0x93, error: 0xff,
-};
-const ERROR_CODES = [
-  'malformed', 'unknown_type', 'out_of_range', 'invalid_utf8', 'unsupported_version', 'invalid_name',
-  'not_joined', 'already_joined', 'no_stroke', 'stroke_too_long', 'full',
-];
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-/** A message of `size` bytes starting with `type`, and a little-endian view on it. */
-function message(type, size) {
-  const bytes = new Uint8Array(size);
-  bytes[0] = type;
-  return { bytes, view: new DataView(bytes.buffer) };
-}
-
-function encodeName(type, prefix, name) {
-  const text = encoder.encode(name);
-  const { bytes } = message(type, 1 + prefix.length + 1 + text.length);
-  bytes.set(prefix, 1);
-  bytes[1 + prefix.length] = text.length;
-  bytes.set(text, 2 + prefix.length);
-  return bytes;
-}
-
+/** A client message of ../PROTOCOL.md, encoded by the same codec the server uses. */
 const encode = {
-  hello: (name) => encodeName(C.hello, [VERSION], name),
-  rename: (name) => encodeName(C.rename, [], name),
-  move(x, y) {
-    const { bytes, view } = message(C.move, 5);
-    view.setUint16(1, x, true);
-    view.setUint16(3, y, true);
-    return bytes;
-  },
-  strokeBegin(colour, width, x, y) {
-    const { bytes, view } = message(C.strokeBegin, 9);
-    bytes[1] = colour >> 16;
-    bytes[2] = (colour >> 8) & 0xff;
-    bytes[3] = colour & 0xff;
-    bytes[4] = width;
-    view.setUint16(5, x, true);
-    view.setUint16(7, y, true);
-    return bytes;
-  },
-  strokePoints(flat) {
-    const { bytes, view } = message(C.strokePoints, 1 + flat.length * 2);
-    for (let i = 0; i < flat.length; i++) view.setUint16(1 + i * 2, flat[i], true);
-    return bytes;
-  },
-  strokeEnd: () => message(C.strokeEnd, 1).bytes,
+  hello: (name) => encodeClientMessage({ type: 'hello', version: PROTOCOL_VERSION, name }),
+  rename: (name) => encodeClientMessage({ type: 'rename', name }),
+  move: (x, y) => encodeClientMessage({ type: 'move', x, y }),
+  strokeBegin: (colour, width, x, y) => encodeClientMessage({ type: 'stroke-begin', colour, width, x, y }),
+  strokePoints: (points) => encodeClientMessage({ type: 'stroke-points', points }),
+  strokeEnd: () => encodeClientMessage({ type: 'stroke-end' }),
 };
 
-/** Reads one server message; throws on anything malformed (the server never sends that). */
+/** Reads one server message; throws on anything the codec refuses (the server never sends that). */
 function decode(buffer) {
-  const bytes = new Uint8Array(buffer);
-  const view = new DataView(buffer);
-  let at = 1;
-  const u8 = () => view.getUint8(at++);
-  const u16 = () => { const v = view.getUint16(at, true); at += 2; return v; };
-  const u32 = () => { const v = view.getUint32(at, true); at += 4; return v; };
-  const rgb = () => { const v = (bytes[at] << 16) | (bytes[at + 1] << 8) | bytes[at + 2]; at += 3; return v; };
-  const name = () => { const n = u8(); const v = decoder.decode(bytes.subarray(at, at + n)); at += n; return v; };
-  const points = (count) => { const out = new Array(count * 2); for (let i = 0; i < out.length; i++) out[i] = u16(); return out; };
-  switch (bytes[0]) {
-    case S.welcome: {
-      const version = u8();
-      if (version !== VERSION) throw new Error(`protocol version ${version}`);
-      return { type: 'welcome', id: u32(), colour: rgb(), name: name() };
-    }
-    case S.snapshot: {
-      const visitors = [];
-      for (let i = u16(); i > 0; i--) {
-        const id = u32(); const colour = rgb(); const flags = u8(); const x = u16(); const y = u16();
-        visitors.push({ id, colour, name: name(), pointer: flags & 1 ? { x, y } : null });
-      }
-      const strokes = [];
-      for (let i = u16(); i > 0; i--) {
-        const id = u32(); const visitor = u32(); const colour = rgb(); const width = u8(); const flags = u8();
-        strokes.push({ id, visitor, colour, width, open: (flags & 1) === 1, points: points(u16()) });
-      }
-      return { type: 'snapshot', visitors, strokes };
-    }
-    case S.join: return { type: 'join', id: u32(), colour: rgb(), name: name() };
-    case S.leave: return { type: 'leave', id: u32() };
-    case S.renamed: return { type: 'renamed', id: u32(), name: name() };
-    case S.pointers: {
-      const pointers = [];
-      while (at < bytes.length) pointers.push({ id: u32(), x: u16(), y: u16() });
-      return { type: 'pointers', pointers };
-    }
-    case S.strokeBegin:
-      return { type: 'stroke-begin', id: u32(), visitor: u32(), colour: rgb(), width: u8(), x: u16(), y: u16() };
-    case S.strokePoints: {
-      const id = u32();
-      return { type: 'stroke-points', id, points: points((bytes.length - at) / 4) };
-    }
-    case S.strokeEnd: return { type: 'stroke-end', id: u32() };
-    case S.trim: return { type: 'trim', before: u32() };
-    case S.error:
-      return { type: 'error', code: ERROR_CODES[u8() - 1] ?? 'unknown', about: u8(), message: decoder.decode(bytes.subarray(at)) };
-    default:
-      throw new Error(`unknown message type ${bytes[0]}`);
-  }
+  const decoded = decodeServerMessage(new Uint8Array(buffer));
+  if (!decoded.ok) throw new Error(`${decoded.error.code}: ${decoded.error.message}`);
+  const message = decoded.message;
+  if (message.type === 'welcome' && message.version !== PROTOCOL_VERSION) throw new Error(`protocol version ${message.version}`);
+  return message;
 }
 
 // ---- the page -------------------------------------------------------------------

@@ -1,6 +1,8 @@
 /**
  * The shared canvas's binary format, version 1 (documented for people in
- * PROTOCOL.md): the messages both ways, their encoding and their decoding.
+ * src/apps/canvas/PROTOCOL.md): the messages both ways, their encoding and
+ * their decoding. The server and the page (compiled, /web/canvas-codec.js)
+ * use this same module.
  * Pure: Uint8Array, DataView and TextEncoder/TextDecoder only, no sockets,
  * no Node modules.
  *

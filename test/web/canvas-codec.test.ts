@@ -15,7 +15,7 @@ import {
   type CanvasErrorCode,
   type ClientMessage,
   type ServerMessage,
-} from '../../../src/apps/canvas/codec.js';
+} from '../../src/web/canvas-codec.js';
 
 /** The canvas's binary format (PROTOCOL.md): exact bytes, round trips, and the refusal of malformed input. */
 
