@@ -40,6 +40,8 @@ export interface ConnectOptions {
   heartbeat?: number | false;
   /** Options for wss:// (ca, rejectUnauthorized, servername...). */
   tls?: TlsConnectionOptions;
+  /** Abort the attempt (TCP connect, TLS, upgrade); it then rejects with `WS_ERR_ABORTED`. */
+  signal?: AbortSignal;
   headLimits?: Partial<HeadLimits>;
 }
 
@@ -83,6 +85,10 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
     return Promise.reject(error);
   }
 
+  const signal = options.signal;
+  if (signal?.aborted === true) {
+    return Promise.reject(new HandshakeError('WS_ERR_ABORTED', `the connection to ${target.display} was aborted`));
+  }
   return new Promise((resolve, reject) => {
     const socket: Socket = target.secure
       ? connectTls({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ...options.tls })
@@ -90,13 +96,16 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
     const parser = new ResponseHeadParser(options.headLimits);
     let settled = false;
 
+    const onAbort = (): void => fail(new HandshakeError('WS_ERR_ABORTED', `the connection to ${target.display} was aborted`));
     const fail = (error: HandshakeError): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       reject(error);
     };
+    signal?.addEventListener('abort', onAbort, { once: true });
     const timeout = options.handshakeTimeout ?? 10_000;
     const timer = setTimeout(() => {
       fail(new HandshakeError('WS_ERR_HANDSHAKE_TIMEOUT', `no upgrade from ${target.display} within ${timeout} ms`));
@@ -159,6 +168,7 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
       }
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.removeAllListeners('error');
       socket.removeAllListeners('close');
       const connection = new Connection<undefined>(

@@ -28,7 +28,7 @@ export type BinaryType = 'blob' | 'arraybuffer';
  * class's own (a message is never silently dropped: a full buffer fails the
  * connection, as the standard's "flag the WebSocket as full" says).
  */
-export type WebSocketOptions = Omit<ConnectOptions, 'protocols' | 'highWaterMark' | 'backpressurePolicy'>;
+export type WebSocketOptions = Omit<ConnectOptions, 'protocols' | 'highWaterMark' | 'backpressurePolicy' | 'signal'>;
 
 export interface WebSocketEventMap {
   open: Event;
@@ -91,6 +91,8 @@ export class WebSocket extends EventTarget {
   #binaryType: BinaryType = 'blob';
   #bufferedAmount = 0;
   #connection: Connection<undefined> | null = null;
+  /** Aborts the opening handshake when close() is called while CONNECTING. */
+  readonly #abort = new AbortController();
   /** A close event is queued: nothing may queue another. */
   #closeQueued = false;
 
@@ -289,6 +291,8 @@ export class WebSocket extends EventTarget {
     if (this.#readyState === CLOSING || this.#readyState === CLOSED) return;
     if (this.#readyState === CONNECTING) {
       this.#readyState = CLOSING;
+      // Stop the handshake where it is (TCP, TLS or upgrade).
+      this.#abort.abort();
       this.#connection?.terminate('closed before the connection was established');
       this.#queueFailure();
       return;
@@ -312,6 +316,7 @@ export class WebSocket extends EventTarget {
     try {
       pending = connect(this.#url, {
         ...options,
+        signal: this.#abort.signal,
         protocols: this.#protocols,
         backpressurePolicy: 'close',
       });

@@ -258,6 +258,30 @@ describe('transport failures', () => {
     await expect(withTimeout(server.requests[0]!.closed)).resolves.toBeUndefined();
   });
 
+  it('stops a handshake in progress when its signal aborts (WS_ERR_ABORTED), closing the socket', async () => {
+    const server = await rawServer(() => {});
+    const controller = new AbortController();
+    const attempt = connect(url(server), { signal: controller.signal, handshakeTimeout: 5000 });
+    await withTimeout(new Promise<void>((resolve) => {
+      const check = (): void => (server.requests.length > 0 ? resolve() : void setTimeout(check, 5));
+      check();
+    }));
+    const started = performance.now();
+    controller.abort();
+    await failure(attempt, 'WS_ERR_ABORTED');
+    expect(performance.now() - started).toBeLessThan(1000);
+    await expect(withTimeout(server.requests[0]!.closed)).resolves.toBeUndefined();
+  });
+
+  it('does not connect at all with a signal that already aborted', async () => {
+    const server = await rawServer(() => {});
+    const controller = new AbortController();
+    controller.abort();
+    await failure(connect(url(server), { signal: controller.signal }), 'WS_ERR_ABORTED');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(server.requests).toHaveLength(0);
+  });
+
   it('times out on a response head that never completes', async () => {
     const server = await rawServer((_, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'));
     await failure(connect(url(server), { handshakeTimeout: 300 }), 'WS_ERR_HANDSHAKE_TIMEOUT');
