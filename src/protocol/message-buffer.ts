@@ -1,3 +1,5 @@
+import { allocateZeroed } from './frame-reader.js';
+
 /**
  * Collects the fragments of one message. The first fragment is kept as a
  * view (an unfragmented message is never copied); from the second on, bytes
@@ -12,7 +14,7 @@ export class MessageBuffer {
 
   constructor(
     private readonly limit: number,
-    private readonly allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size),
+    private readonly allocate: (size: number) => Uint8Array = allocateZeroed,
   ) {}
 
   get length(): number {
