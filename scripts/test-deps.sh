@@ -2,15 +2,17 @@
 # Installs the Debian packages the test suite needs when they are missing:
 # Python's websockets (an independent peer for the interop tests), Chromium
 # (the browser tests drive it with playwright-core), redis-server (the Redis
-# broker's tests start their own servers on free ports) and nginx (the
-# cluster tests put it in front of several nodes). The tests fail, loudly,
-# without them.
+# broker's tests start their own servers on free ports), nginx (the
+# cluster tests put it in front of several nodes) and systemd (its
+# systemd-analyze checks the service unit in docs/deploy). The tests fail,
+# loudly, without them.
 set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -x /usr/bin/systemd-analyze ] || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}"
   SUDO=""
