@@ -4,7 +4,7 @@ import { CloseCode } from '../protocol/close-code.js';
 import type { CompressionCodec } from '../protocol/codec.js';
 import { ProtocolError, UsageError } from '../protocol/errors.js';
 import { Opcode } from '../protocol/opcode.js';
-import { Protocol, ProtocolState, type PreparedFrame, type ProtocolEvent, type ProtocolHost } from '../protocol/protocol.js';
+import { Protocol, ProtocolState, type PreparedFrame, type ProtocolEvent } from '../protocol/protocol.js';
 import { Role } from '../protocol/role.js';
 import { ConnectionError, type ConnectionErrorCode } from './errors.js';
 import { iterateMessages, type ReceivedMessage, type MessageIteratorOptions } from './message-iterator.js';
@@ -143,7 +143,10 @@ interface PendingPing {
   reject: (error: Error) => void;
 }
 
-export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents> implements ProtocolHost {
+// Not `implements ProtocolHost`: its methods are @internal and stripped from
+// the published types, and a declared `implements` would then not hold there.
+// `new Protocol(this, ...)` below still checks that this class is a host.
+export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents> {
   /** Whatever the route's authentication returned (server side). */
   context: Context;
   /** @internal Whatever the server that adopted this connection keeps for it. */
