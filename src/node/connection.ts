@@ -143,9 +143,9 @@ interface PendingPing {
   reject: (error: Error) => void;
 }
 
-// Not `implements ProtocolHost`: its methods are @internal and stripped from
-// the published types, and a declared `implements` would then not hold there.
-// `new Protocol(this, ...)` below still checks that this class is a host.
+// No `implements ProtocolHost` here: the host methods are marked internal and
+// left out of the published types, where the clause would then not hold.
+// `new Protocol(this, ...)` in the constructor still checks the class is one.
 export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents> {
   /** Whatever the route's authentication returned (server side). */
   context: Context;
