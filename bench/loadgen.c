@@ -22,7 +22,11 @@
  *   --mode fanout      C subscribers on --sub-path, then one publisher on
  *                      --pub-path sending frames of size S, at most --window W
  *                      messages outstanding; counts the frames every
- *                      subscriber receives (deliveries/s)
+ *                      subscriber receives (deliveries/s) and times each
+ *                      message from the publisher's write to its arrival
+ *                      at the sampled subscribers (median/p99 us); with
+ *                      --sub-port2 every other subscriber connects to a
+ *                      second server (a second node of a cluster)
  *
  * Every loop is bounded: setup by --timeout, measurements by --warmup +
  * --duration, a connrate cycle by --cycle-timeout, hold by --timeout.
@@ -67,6 +71,7 @@ static const char *opt_sub_path = "/sub"; /* fanout */
 static const char *opt_pub_path = "/pub";
 static int opt_window = 256;            /* fanout: messages outstanding */
 static int opt_sampled = 8;             /* fanout: subscribers that define "done" */
+static int opt_port2 = 0;               /* fanout: odd-numbered subscribers connect here */
 
 #define SEQ_DIGITS 16  /* fanout: the payload starts with the sequence number in hex */
 
@@ -99,6 +104,7 @@ static struct conn *conns;
 static int nconns;
 static int ep;
 static struct sockaddr_in addr;
+static struct sockaddr_in addr2;  /* fanout --sub-port2 */
 
 /* the message stream: K copies of one masked frame, laid end to end */
 static uint8_t *msgbuf;
@@ -130,6 +136,9 @@ static uint8_t *pubq;
 static size_t pubq_len, pubq_off;
 static uint64_t pub_seq;              /* messages queued so far */
 static uint64_t c_published, c_gaps;  /* published in the window; messages a sampled subscriber missed */
+/* when each outstanding message was queued, by sequence number modulo the
+ * window: a sampled subscriber only ever receives one of the last W */
+static uint64_t *pub_times;
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -276,6 +285,8 @@ static void on_message(struct conn *c, uint64_t bytes) {
       }
       if (seq != c->seq_next) c_gaps += seq > c->seq_next ? seq - c->seq_next : 1;
       c->seq_next = seq + 1;
+      if (measuring && seq < pub_seq && pub_seq - seq <= (uint64_t)opt_window)
+        record_sample(now_ns - pub_times[seq % (uint64_t)opt_window]);
     }
     return;
   }
@@ -475,7 +486,9 @@ static void start_conn(struct conn *c) {
   c->fd = fd;
   c->hdr_need = 2;
   c->t_start = now_ns;
-  int r = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+  const struct sockaddr_in *to = &addr;
+  if (opt_mode == M_FANOUT && opt_port2 > 0 && c != pub && (c - conns) % 2 == 1) to = &addr2;
+  int r = connect(fd, (const struct sockaddr *)to, sizeof *to);
   if (r < 0 && errno != EINPROGRESS) {
     close(fd);
     c->fd = -1;
@@ -543,7 +556,7 @@ static void usage(void) {
           "usage: loadgen --port P [--host H] [--path /] --mode throughput|latency|connrate|hold|fanout\n"
           "  [--conns C] [--inflight K] [--size S] [--binary|--text] [--raw]\n"
           "  [--duration D] [--warmup W] [--timeout T] [--cycle-timeout T] [--concurrency P]\n"
-          "  fanout: [--window W] [--sampled N] [--sub-path /sub] [--pub-path /pub]\n");
+          "  fanout: [--window W] [--sampled N] [--sub-path /sub] [--pub-path /pub] [--sub-port2 P]\n");
   exit(2);
 }
 
@@ -574,6 +587,7 @@ static void parse_args(int argc, char **argv) {
     else if (ARG("--sampled")) opt_sampled = atoi(v);
     else if (ARG("--sub-path")) opt_sub_path = v;
     else if (ARG("--pub-path")) opt_pub_path = v;
+    else if (ARG("--sub-port2")) opt_port2 = atoi(v);
     else if (!strcmp(a, "--binary")) opt_binary = 1;
     else if (!strcmp(a, "--text")) opt_binary = 0;
     else if (!strcmp(a, "--raw")) opt_raw = 1;
@@ -616,6 +630,8 @@ int main(int argc, char **argv) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons((uint16_t)opt_port);
   if (inet_pton(AF_INET, opt_host, &addr.sin_addr) != 1) die("--host must be an IPv4 address");
+  addr2 = addr;
+  addr2.sin_port = htons((uint16_t)opt_port2);
 
   nconns = opt_conns;
   if (opt_mode == M_FANOUT) {
@@ -777,7 +793,8 @@ int main(int argc, char **argv) {
     }
     double setup_s = secs(now_ns - t0);
     pubq = malloc(frame_len * (size_t)opt_window);
-    if (!pubq) die("out of memory");
+    pub_times = calloc((size_t)opt_window, sizeof *pub_times);
+    if (!pubq || !pub_times) die("out of memory");
 
     const uint64_t warm_end = now_ns + (uint64_t)(opt_warmup * 1e9);
     const uint64_t end = warm_end + (uint64_t)(opt_duration * 1e9);
@@ -804,6 +821,7 @@ int main(int argc, char **argv) {
             f[hl + (size_t)d] = ch ^ mask_key[d & 3];
           }
           pubq_len += frame_len;
+          pub_times[pub_seq % (uint64_t)opt_window] = now_ns;
           pub_seq++;
           if (measuring) c_published++;
         }
@@ -819,6 +837,7 @@ int main(int argc, char **argv) {
         printf("measure\n");
         fflush(stdout);
         c_msgs = c_payload = c_published = c_gaps = 0;
+        nsamples = 0;
         stalls = 0;
       }
       for (int i = 0; i < n; i++) handle_event(&conns[evs[i].data.u32], evs[i].events);
@@ -826,18 +845,26 @@ int main(int argc, char **argv) {
     }
     double el = measuring ? secs(now_ns - t_meas) : 0;
     double cpu_pct = el > 0 ? 100.0 * (cpu_s() - cpu0) / el : 0;
+    double med = 0, p99 = 0;
+    if (nsamples) {
+      qsort(samples, nsamples, sizeof *samples, cmp_u64);
+      med = (double)samples[nsamples / 2] / 1e3;
+      size_t i99 = (size_t)((double)nsamples * 0.99);
+      if (i99 >= nsamples) i99 = nsamples - 1;
+      p99 = (double)samples[i99] / 1e3;
+    }
     printf("{\"ok\":true,\"mode\":\"fanout\",\"subscribers\":%d,\"window\":%d,\"sampled\":%d,\"size\":%zu,"
            "\"opcode\":\"%s\",\"setup_s\":%.3f,\"seconds\":%.3f,\"deliveries\":%llu,\"deliveries_per_s\":%.1f,"
            "\"published\":%llu,\"published_per_s\":%.1f,\"deliveries_per_message\":%.1f,"
            "\"outstanding_at_end\":%llu,\"idle_waits\":%llu,\"cpu_pct\":%.1f,"
            "\"errors\":%llu,\"bad_len\":%llu,\"gaps\":%llu,\"unexpected_frames\":%llu,\"open_at_end\":%d,"
-           "\"last_error\":\"%s\"}\n",
+           "\"samples\":%zu,\"median_us\":%.1f,\"p99_us\":%.1f,\"last_error\":\"%s\"}\n",
            nsubs, opt_window, opt_sampled, opt_size, opt_binary ? "binary" : "text", setup_s, el,
            (unsigned long long)c_msgs, el > 0 ? (double)c_msgs / el : 0.0, (unsigned long long)c_published,
            el > 0 ? (double)c_published / el : 0.0, c_published ? (double)c_msgs / (double)c_published : 0.0,
            (unsigned long long)(pub_seq - done), (unsigned long long)stalls, cpu_pct, (unsigned long long)c_errors,
            (unsigned long long)c_bad_len, (unsigned long long)c_gaps, (unsigned long long)c_unexpected, open_count,
-           last_error);
+           nsamples, med, p99, last_error);
     return 0;
   }
 
