@@ -1,10 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { basename, dirname } from 'node:path';
 import { WebSocketServer, type Route, type ServerOptions } from '../node/server.js';
+import { DEFAULT_HEAD_LIMITS } from '../protocol/handshake/http-head.js';
 import { PubSub } from '../pubsub/pubsub.js';
 import { socketPath, type App } from './app.js';
 import { createLogger, logFrames, logServerEntry, type Logger, type LogLevel } from './log.js';
+import { normalizeAllowedOrigin, originPolicy, type OriginPredicate } from './origin-policy.js';
 import {
   EventLoopDelayWindow,
   formatPrometheus,
@@ -23,9 +26,38 @@ export interface AppServerOptions {
   /** Where log lines go (default stdout). */
   logWrite?: (line: string) => void;
   pubsub?: PubSub;
-  /** Options for the WebSocket side (limits, deflate, heartbeat...). */
+  /**
+   * Options for the WebSocket side (limits, deflate, heartbeat...). The
+   * message size limit defaults to `DEFAULT_APP_MAX_MESSAGE_BYTES` here,
+   * not to the library's 64 MiB; routes that need more set their own.
+   */
   websocket?: Omit<ServerOptions, 'log' | 'tls'>;
+  /**
+   * Origins, besides the server's own, whose pages may open the apps'
+   * WebSockets: `https://example.com`, `null`, or `*` for any. Requests
+   * without an Origin header (programs, not browsers) are always accepted;
+   * other origins get 403. A route that sets its own `origins` keeps them.
+   */
+  allowedOrigins?: readonly string[];
+  /**
+   * Milliseconds a connection may take from accept to a complete request
+   * head (HTTP or upgrade); past it the server answers 408 and closes.
+   * Default 10 s. Also the WebSocket side's handshake timeout unless
+   * `websocket.handshakeTimeout` says otherwise.
+   */
+  handshakeTimeout?: number;
 }
+
+/**
+ * Largest WebSocket message the apps host accepts by default: 1 MiB, the
+ * limit python-websockets ships with. With permessage-deflate on, this
+ * bounds what one connection can make the server inflate; the library's
+ * 64 MiB would let 50 connections hold gigabytes.
+ */
+export const DEFAULT_APP_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Default for `AppServerOptions.handshakeTimeout`. */
+export const DEFAULT_APP_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
  * The shell's own WebSocket endpoint: it answers the text `ping` with
@@ -60,9 +92,23 @@ export class AppServer {
     this.log = createLogger(options.logLevel ?? 'info', options.logWrite);
     this.pubsub = options.pubsub ?? new PubSub();
     const log = this.log;
+    const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_APP_HANDSHAKE_TIMEOUT_MS;
+    if (!(handshakeTimeout > 0) || !Number.isFinite(handshakeTimeout)) throw new RangeError(`invalid handshakeTimeout: ${handshakeTimeout}`);
+    const allowed = (options.allowedOrigins ?? []).map((entry) => {
+      const normalized = normalizeAllowedOrigin(entry);
+      if (normalized === null) throw new RangeError(`not an origin: ${JSON.stringify(entry)} (use scheme://host[:port], null or *)`);
+      return normalized;
+    });
     this.websockets = new AppWebSocketServer(
-      { perMessageDeflate: true, ...options.websocket, log: (entry) => logServerEntry(log, entry) },
+      {
+        perMessageDeflate: true,
+        maxMessageSize: DEFAULT_APP_MAX_MESSAGE_BYTES,
+        handshakeTimeout,
+        ...options.websocket,
+        log: (entry) => logServerEntry(log, entry),
+      },
       log.level === 'debug' ? log : null,
+      originPolicy(allowed),
     );
     this.websockets.route(SHELL_SOCKET_PATH, {
       message(connection, data, isBinary) {
@@ -73,7 +119,18 @@ export class AppServer {
       const stop = app.mount(this.websockets, { pubsub: this.pubsub, log });
       if (typeof stop === 'function') this.stops.push(stop);
     }
-    this.http = createServer((request, response) => {
+    const httpOptions = {
+      // The head limit the WebSocket side's own parser uses: larger heads get 431.
+      maxHeaderSize: DEFAULT_HEAD_LIMITS.maxHeadBytes,
+      // Node checks the two timeouts below on this interval: a quarter of the
+      // deadline keeps a slow connection's overrun small without a busy timer.
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(handshakeTimeout / 4))),
+      // A request head must be complete within the deadline (slowloris); the
+      // apps take no request bodies, so the whole request gets no longer.
+      headersTimeout: handshakeTimeout,
+      requestTimeout: handshakeTimeout,
+    };
+    this.http = createServer(httpOptions, (request, response) => {
       if (log.level === 'debug') {
         // Read the address now: once the socket is gone, remoteAddress is undefined.
         const remote = request.socket.remoteAddress ?? '-';
@@ -87,7 +144,7 @@ export class AppServer {
       });
     });
     this.http.on('upgrade', (request, socket, head) => this.websockets.handleUpgrade(request, socket, head));
-    this.http.on('clientError', (_error, socket) => socket.destroy());
+    this.http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket));
   }
 
   /** Listen on `port` (0: an ephemeral one) and resolve with the bound address. */
@@ -180,28 +237,66 @@ export class AppServer {
   }
 }
 
+/** How long a refused client has to read its answer before the socket is destroyed. */
+const CLIENT_ERROR_LINGER_MS = 1000;
+
 /**
- * The WebSocket server the apps mount their routes on. At debug level it
- * wraps every route so that each connection logs its frames from the moment
- * it opens; otherwise it adds nothing.
+ * node:http could not read a request (a syntax error, a head over
+ * `maxHeaderSize`, or a head not complete in time): answer with the status
+ * RFC 9110 gives (400, 408 §15.5.9, 431 RFC 6585 §5) rather than a reset,
+ * then close. The response is written with a FIN so the client reads it;
+ * the socket is destroyed shortly after in case the peer never closes.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const status = clientErrorStatus(error.code);
+  if (status === null || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = `${status === 408 ? 'request head not received in time' : status === 431 ? 'request head too large' : 'malformed request'}\n`;
+  const reason = status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
+}
+
+/** The status for a node:http client error code; `null` when the peer is gone (nothing to answer). */
+function clientErrorStatus(code: string | undefined): number | null {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
+  if (code === 'HPE_HEADER_OVERFLOW') return 431;
+  if (code !== undefined && code.startsWith('HPE_')) return 400;
+  return null;
+}
+
+/**
+ * The WebSocket server the apps mount their routes on. Every route gets the
+ * host's Origin policy unless it brings its own; at debug level each
+ * connection also logs its frames from the moment it opens.
  */
 class AppWebSocketServer extends WebSocketServer {
   constructor(
     options: ServerOptions,
     private readonly frameLog: Logger | null,
+    private readonly origins: OriginPredicate,
   ) {
     super(options);
   }
 
   override route<Context = undefined>(path: string, route: Route<Context>): this {
     const log = this.frameLog;
-    if (log === null) return super.route(path, route);
     // Everything else is inherited from the app's route, methods of a class included.
     const wrapped = Object.create(route) as Route<Context>;
-    wrapped.open = (connection) => {
-      logFrames(log, path, connection);
-      route.open?.call(route, connection);
-    };
+    if (route.origins === undefined) wrapped.origins = this.origins;
+    if (log !== null) {
+      wrapped.open = (connection) => {
+        logFrames(log, path, connection);
+        route.open?.call(route, connection);
+      };
+    }
     return super.route(path, wrapped);
   }
 }

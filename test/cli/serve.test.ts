@@ -86,8 +86,8 @@ describe('sockeye serve echo', () => {
     expect(await withTimeout(server.exited, 5000, 'the server to exit')).toBe(0);
   });
 
-  it('echoes a 4 MiB message sent in 65,536 fragments of 64 bytes, intact, with its defaults', async () => {
-    const server = await serveEcho();
+  it('echoes a 4 MiB message sent in 65,536 fragments of 64 bytes, intact, with --max-message 4MiB', async () => {
+    const server = await serveEcho(['--max-message', '4MiB']);
     const { client } = await RawClient.upgrade(server.port);
     clients.push(client);
     const message = randomBytes(4 * 1024 * 1024);
@@ -144,6 +144,34 @@ describe('sockeye serve echo', () => {
     expect(plain.response.headers.has('sec-websocket-extensions')).toBe(false);
   });
 
+  it('closes a message over 1 MiB with 1009 when started with no options, and echoes one of 1 MiB', async () => {
+    const server = await serveEcho();
+    const { client } = await RawClient.upgrade(server.port);
+    clients.push(client);
+    client.send({ opcode: OP.binary, payload: Buffer.alloc(1024 * 1024, 1) });
+    expect((await client.readFrame(10_000)).payload.length).toBe(1024 * 1024);
+    client.send({ opcode: OP.binary, payload: Buffer.alloc(1024 * 1024 + 1, 1) });
+    const close = await client.readFrame(10_000);
+    expect(close.opcode).toBe(OP.close);
+    expect(close.payload.readUInt16BE(0)).toBe(1009);
+    await client.waitEnd();
+  });
+
+  it('closes with 1009 a compressed message that inflates past 1 MiB, with its defaults', async () => {
+    const server = await serveEcho();
+    const offer = { extra: ['Sec-WebSocket-Extensions: permessage-deflate'] };
+    const { client } = await RawClient.upgrade(server.port, offer);
+    clients.push(client);
+    // About 2 KiB on the wire, 2 MiB once inflated: the bound is on what the server inflates.
+    const bomb = deflateMessage(Buffer.alloc(2 * 1024 * 1024));
+    expect(bomb.length).toBeLessThan(4096);
+    client.send({ opcode: OP.binary, payload: bomb, rsv1: true });
+    const close = await client.readFrame(10_000);
+    expect(close.opcode).toBe(OP.close);
+    expect(close.payload.readUInt16BE(0)).toBe(1009);
+    await client.waitEnd();
+  });
+
   it('enforces --max-message with 1009', async () => {
     const server = await serveEcho(['--max-message', '1KiB']);
     const { client } = await RawClient.upgrade(server.port);
@@ -153,10 +181,12 @@ describe('sockeye serve echo', () => {
     await client.waitEnd();
   });
 
-  it('prints its help and exits 0 for --help', async () => {
+  it('prints its help and exits 0 for --help, saying how to raise the message limit and allow origins', async () => {
     const help = run(['serve', '--help']);
     expect(await withTimeout(help.exited, 10_000, 'the command to exit')).toBe(0);
     expect(help.stdout()).toContain('Usage: sockeye serve [echo] [options]');
+    expect(help.stdout()).toMatch(/--max-message BYTES +largest message accepted[^(]*\(default\s+1MiB; larger ones are closed\s+with 1009\)/);
+    expect(help.stdout()).toContain('--allow-origin ORIGIN');
   });
 
   it('exits 2 with a message for an unknown application', async () => {
@@ -165,9 +195,71 @@ describe('sockeye serve echo', () => {
     expect(unknown.stderr()).toBe('sockeye: unknown application: chatroom (available: echo, or none for every app)\n');
   });
 
+  it('exits 2 for an --allow-origin that is not an origin, and for --allow-origin with echo', async () => {
+    const bad = run(['serve', '--port', '0', '--allow-origin', 'example.com']);
+    expect(await withTimeout(bad.exited, 10_000, 'the command to exit')).toBe(2);
+    expect(bad.stderr()).toContain('sockeye: invalid origin: example.com');
+    const echo = run(['serve', 'echo', '--port', '0', '--allow-origin', '*']);
+    expect(await withTimeout(echo.exited, 10_000, 'the command to exit')).toBe(2);
+    expect(echo.stderr()).toContain('--allow-origin is for the apps server');
+  });
+
   it('exits 2 for an invalid port', async () => {
     const bad = run(['serve', 'echo', '--port', '70000']);
     expect(await withTimeout(bad.exited, 10_000, 'the command to exit')).toBe(2);
     expect(bad.stderr()).toBe('sockeye: invalid port: 70000\n');
+  });
+});
+
+/** Start `sockeye serve` (every app) on an ephemeral port. */
+async function serveApps(extra: string[] = []): Promise<Run & { port: number }> {
+  const server = run(['serve', '--port', '0', '--log-level', 'silent', ...extra]);
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const match = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(server.stdout());
+    if (match !== null) return { ...server, port: Number(match[1]) };
+    if (server.child.exitCode !== null) throw new Error(`the server exited: ${server.stderr()}`);
+    if (performance.now() > deadline) throw new Error(`no listening line within 10 s; stdout: ${server.stdout()}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** The status of an upgrade to `path` with this Origin header (none when undefined). */
+async function upgradeStatus(port: number, path: string, origin: string | undefined): Promise<number> {
+  const client = await RawClient.open(port);
+  clients.push(client);
+  const lines = [`Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13'];
+  if (origin !== undefined) lines.push(`Origin: ${origin}`);
+  client.write(`GET ${path} HTTP/1.1\r\n${lines.map((line) => `${line}\r\n`).join('')}\r\n`);
+  return (await client.readHead(5000)).status;
+}
+
+describe('sockeye serve (the applications)', () => {
+  it('accepts its own origin and no Origin, refuses others and null with 403, on every app', async () => {
+    const server = await serveApps();
+    for (const path of ['/chat/ws', '/clock/ws', '/dashboard/ws', '/canvas/ws', '/echo/ws', '/ws']) {
+      expect(await upgradeStatus(server.port, path, `http://127.0.0.1:${server.port}`), path).toBe(101);
+      expect(await upgradeStatus(server.port, path, undefined), path).toBe(101);
+      expect(await upgradeStatus(server.port, path, 'https://evil.example'), path).toBe(403);
+      expect(await upgradeStatus(server.port, path, 'null'), path).toBe(403);
+    }
+  });
+
+  it('adds the origins given with --allow-origin, and any with --allow-origin "*"', async () => {
+    const listed = await serveApps(['--allow-origin', 'https://example.com', '--allow-origin', 'http://localhost:3000']);
+    expect(await upgradeStatus(listed.port, '/chat/ws', 'https://example.com')).toBe(101);
+    expect(await upgradeStatus(listed.port, '/chat/ws', 'http://localhost:3000')).toBe(101);
+    expect(await upgradeStatus(listed.port, '/chat/ws', 'https://evil.example')).toBe(403);
+    const any = await serveApps(['--allow-origin', '*']);
+    expect(await upgradeStatus(any.port, '/chat/ws', 'https://evil.example')).toBe(101);
+  });
+
+  it('answers a malformed request with 400 rather than a reset', async () => {
+    const server = await serveApps();
+    const client = await RawClient.open(server.port);
+    clients.push(client);
+    client.write('NOT HTTP AT ALL\r\n\r\n');
+    expect((await client.readHead(5000)).statusLine).toBe('HTTP/1.1 400 Bad Request');
+    await client.waitEnd(5000);
   });
 });

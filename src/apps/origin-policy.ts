@@ -1,0 +1,85 @@
+import type { UpgradeRequest } from '../node/upgrade.js';
+
+/**
+ * Which browser pages may open the apps' WebSockets.
+ *
+ * A browser attaches the page's origin to every WebSocket handshake
+ * (RFC 6455 §4.1 step 8, §10.2) but, unlike fetch, applies no same-origin
+ * rule of its own: a page on any site can open a socket to this server with
+ * the user's cookies and read what comes back (cross-site WebSocket
+ * hijacking). The server has to refuse foreign origins itself, with 403
+ * (RFC 6455 §4.2.2).
+ *
+ * The default accepts the server's own origin: an `http:` origin whose
+ * host and port are those of the request's Host header (the address the
+ * browser connected to). The apps host speaks plain HTTP, so an `https:`
+ * origin (a TLS proxy in front) must be listed. `null` (sandboxed frames,
+ * `file:` pages; RFC 6454 §7.3) is refused unless listed. Requests without
+ * an Origin header come from programs, not pages, and are accepted (the
+ * library does not even ask the predicate unless `requireOrigin` is set).
+ */
+
+/** The scheme of the apps host's own origin: it listens on plain HTTP. */
+const OWN_SCHEME = 'http:';
+
+/** The shape of `Route.origins` as a function; `undefined` is a request without an Origin header. */
+export type OriginPredicate = (origin: string | undefined, request: UpgradeRequest) => boolean;
+
+/**
+ * An `--allow-origin` entry in the form the predicate compares: `*`, `null`,
+ * or `scheme://host[:port]` as the URL parser serialises it (lower-case
+ * host, default port left out). `null` when the text is not an origin.
+ */
+export function normalizeAllowedOrigin(text: string): string | null {
+  const trimmed = text.trim();
+  if (trimmed === '*' || trimmed.toLowerCase() === 'null') return trimmed.toLowerCase();
+  const parsed = parseOrigin(trimmed);
+  if (parsed === null) return null;
+  // An origin is scheme, host and port only (RFC 6454 §6.2): a path, query or credentials mean a typo.
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#@]+\/?$/i.test(trimmed)) return null;
+  return parsed.origin;
+}
+
+/**
+ * The predicate for `Route.origins`: the server's own origin, plus the
+ * `allowed` entries (already normalised; `*` allows every origin).
+ */
+export function originPolicy(allowed: readonly string[] = []): OriginPredicate {
+  const any = allowed.includes('*');
+  const listed = new Set(allowed);
+  return (origin, request) => {
+    if (any || origin === undefined) return true;
+    const trimmed = origin.trim();
+    if (trimmed.toLowerCase() === 'null') return listed.has('null');
+    const parsed = parseOrigin(trimmed);
+    if (parsed === null) return false;
+    if (listed.has(parsed.origin)) return true;
+    return parsed.protocol === OWN_SCHEME && parsed.host === hostOf(request.headers.get('host'));
+  };
+}
+
+/** An http(s) origin as a URL, or `null` (opaque or unparsable origins never match a host). */
+function parseOrigin(text: string): URL | null {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+  return url;
+}
+
+/**
+ * The Host header (RFC 9110 §7.2) as `URL.host` writes it for the server's
+ * scheme: lower-case, default port 80 left out, so `Host: Example.com:80`
+ * and `Origin: http://example.com` agree. `undefined` when absent or invalid.
+ */
+function hostOf(header: string | undefined): string | undefined {
+  if (header === undefined || header === '' || /[/?#@\\\s]/.test(header)) return undefined;
+  try {
+    return new URL(`${OWN_SCHEME}//${header}`).host;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,202 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { App } from '../../src/apps/app.js';
+import { echoApp } from '../../src/apps/echo/index.js';
+import { AppServer, DEFAULT_APP_MAX_MESSAGE_BYTES, type AppServerOptions } from '../../src/apps/server.js';
+import { connect } from '../../src/node/client.js';
+import type { CloseInfo, Connection } from '../../src/node/connection.js';
+import { HandshakeError } from '../../src/node/errors.js';
+import { OP, RawClient, closePayload, parseClose } from '../node/raw-client.js';
+
+/**
+ * The apps host's own guards, over real sockets: which pages may open its
+ * WebSockets (Origin), the default message size, and what it answers to
+ * requests node:http cannot read or that never finish arriving.
+ */
+
+const servers: AppServer[] = [];
+const raws: RawClient[] = [];
+const sockets: Connection<undefined>[] = [];
+
+afterEach(async () => {
+  for (const raw of raws.splice(0)) raw.destroy();
+  for (const socket of sockets.splice(0)) socket.terminate('test over');
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+const APPS: readonly App[] = [echoApp];
+
+async function start(options: Omit<AppServerOptions, 'apps'> = {}): Promise<{ port: number; server: AppServer }> {
+  const server = new AppServer({ apps: APPS, logLevel: 'silent', ...options });
+  servers.push(server);
+  const { port } = await server.listen(0);
+  return { port, server };
+}
+
+async function open(port: number): Promise<RawClient> {
+  const raw = await RawClient.open(port);
+  raws.push(raw);
+  return raw;
+}
+
+/** An upgrade to /echo/ws with the given Host and Origin lines; resolves with the status line and body. */
+async function upgradeWith(port: number, lines: { host?: string; origin?: string }): Promise<{ status: number; body: string }> {
+  const raw = await open(port);
+  const headers = [
+    `Host: ${lines.host ?? `127.0.0.1:${port}`}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+    ...(lines.origin === undefined ? [] : [`Origin: ${lines.origin}`]),
+  ];
+  raw.write(`GET /echo/ws HTTP/1.1\r\n${headers.map((line) => `${line}\r\n`).join('')}\r\n`);
+  const head = await raw.readHead(5000);
+  if (head.status === 101) return { status: 101, body: '' };
+  const size = Number(head.headers.get('content-length') ?? '0');
+  await raw.waitBytes(size, 5000);
+  return { status: head.status, body: raw.drainBuffer().toString('utf8') };
+}
+
+describe('Origin (cross-site WebSocket hijacking)', () => {
+  it('accepts a page of its own origin: the Host the request came to, over http', async () => {
+    const { port } = await start();
+    expect((await upgradeWith(port, { origin: `http://127.0.0.1:${port}` })).status).toBe(101);
+    // Compared as origins: case of the host and an explicit default port do not matter.
+    expect((await upgradeWith(port, { host: 'LocalHost', origin: 'http://localhost:80' })).status).toBe(101);
+    expect((await upgradeWith(port, { host: `[::1]:${port}`, origin: `http://[::1]:${port}` })).status).toBe(101);
+  });
+
+  it('accepts requests without an Origin header (programs, not pages)', async () => {
+    const { port } = await start();
+    expect((await upgradeWith(port, {})).status).toBe(101);
+    const socket = await connect(`ws://127.0.0.1:${port}/echo/ws`);
+    sockets.push(socket);
+    const echoed = new Promise<string | Buffer>((resolve) => socket.once('message', (data) => resolve(data)));
+    socket.send('still works');
+    expect(await echoed).toBe('still works');
+  });
+
+  it('refuses other origins with 403: another host, another port, another scheme, and null', async () => {
+    const { port } = await start();
+    const refused = await upgradeWith(port, { origin: 'https://evil.example' });
+    expect(refused.status).toBe(403);
+    expect(refused.body).toContain('https://evil.example');
+    expect((await upgradeWith(port, { origin: `http://127.0.0.1:${port + 1 === 65536 ? port - 1 : port + 1}` })).status).toBe(403);
+    expect((await upgradeWith(port, { origin: `https://127.0.0.1:${port}` })).status).toBe(403);
+    expect((await upgradeWith(port, { origin: 'null' })).status).toBe(403);
+    expect((await upgradeWith(port, { origin: 'not an origin' })).status).toBe(403);
+    // A Host header the client chose does not make a foreign Origin its own unless they match.
+    expect((await upgradeWith(port, { host: 'evil.example', origin: `http://127.0.0.1:${port}` })).status).toBe(403);
+  });
+
+  it('refuses a foreign origin on every endpoint, the shell /ws included, through the client API', async () => {
+    const { port } = await start();
+    for (const path of ['/echo/ws', '/ws']) {
+      const error = await connect(`ws://127.0.0.1:${port}${path}`, { origin: 'http://attacker.test' }).then(
+        () => null,
+        (failure: unknown) => failure,
+      );
+      expect(error).toBeInstanceOf(HandshakeError);
+      expect((error as HandshakeError).status).toBe(403);
+    }
+  });
+
+  it('accepts the origins it is given, null when listed, and any with *', async () => {
+    const listed = await start({ allowedOrigins: ['https://Example.com:443/', 'null'] });
+    expect((await upgradeWith(listed.port, { origin: 'https://example.com' })).status).toBe(101);
+    expect((await upgradeWith(listed.port, { origin: 'null' })).status).toBe(101);
+    expect((await upgradeWith(listed.port, { origin: 'https://other.example' })).status).toBe(403);
+    expect((await upgradeWith(listed.port, { origin: `http://127.0.0.1:${listed.port}` })).status).toBe(101);
+
+    const any = await start({ allowedOrigins: ['*'] });
+    expect((await upgradeWith(any.port, { origin: 'https://anywhere.example' })).status).toBe(101);
+    expect((await upgradeWith(any.port, { origin: 'null' })).status).toBe(101);
+  });
+
+  it('refuses to start with an allowed origin that is not one', () => {
+    expect(() => new AppServer({ apps: APPS, logLevel: 'silent', allowedOrigins: ['https://example.com/path'] })).toThrow(RangeError);
+    expect(() => new AppServer({ apps: APPS, logLevel: 'silent', allowedOrigins: ['example.com'] })).toThrow(RangeError);
+  });
+});
+
+describe('message size', () => {
+  it('closes with 1009 a message over the default 1 MiB, and takes one of exactly 1 MiB', async () => {
+    const { port } = await start();
+    const socket = await connect(`ws://127.0.0.1:${port}/echo/ws`, { perMessageDeflate: false, maxMessageSize: 4 * 1024 * 1024 });
+    sockets.push(socket);
+    const echoed = new Promise<number>((resolve) => socket.once('message', (data) => resolve(data.length)));
+    socket.send(Buffer.alloc(DEFAULT_APP_MAX_MESSAGE_BYTES, 7), { binary: true });
+    expect(await echoed).toBe(DEFAULT_APP_MAX_MESSAGE_BYTES);
+    const closed = new Promise<CloseInfo>((resolve) => socket.once('close', resolve));
+    socket.send(Buffer.alloc(DEFAULT_APP_MAX_MESSAGE_BYTES + 1, 7), { binary: true });
+    expect((await closed).code).toBe(1009);
+  });
+
+  it('takes a larger limit from the options', async () => {
+    const { port } = await start({ websocket: { maxMessageSize: 2 * 1024 * 1024 } });
+    const raw = (await RawClient.upgrade(port, { path: '/echo/ws' })).client;
+    raws.push(raw);
+    raw.send({ opcode: OP.binary, payload: Buffer.alloc(DEFAULT_APP_MAX_MESSAGE_BYTES + 1) });
+    expect((await raw.readFrame(5000)).payload.length).toBe(DEFAULT_APP_MAX_MESSAGE_BYTES + 1);
+    raw.send({ opcode: OP.close, payload: closePayload(1000) });
+    expect(parseClose(await raw.readFrame(5000)).code).toBe(1000);
+  });
+});
+
+describe('requests node:http cannot read, and requests that never arrive', () => {
+  const statusOf = async (raw: RawClient): Promise<string> => (await raw.readHead(5000)).statusLine;
+
+  it('answers a malformed request line with 400, not a reset, and closes', async () => {
+    const { port } = await start();
+    const raw = await open(port);
+    raw.write('GARBAGE\r\n\r\n');
+    expect(await statusOf(raw)).toBe('HTTP/1.1 400 Bad Request');
+    await raw.waitEnd(5000);
+  });
+
+  it('answers a control character in a header value and an unknown HTTP version with 400', async () => {
+    const { port } = await start();
+    const first = await open(port);
+    first.write('GET /echo/ws HTTP/1.1\r\nHost: a\x01b\r\n\r\n');
+    expect(await statusOf(first)).toBe('HTTP/1.1 400 Bad Request');
+    const second = await open(port);
+    second.write('GET / HTTP/9.9\r\nHost: x\r\n\r\n');
+    expect(await statusOf(second)).toBe('HTTP/1.1 400 Bad Request');
+  });
+
+  it('answers a request head over 16 KiB with 431, for a page and for an upgrade', async () => {
+    const { port } = await start();
+    for (const path of ['/', '/echo/ws']) {
+      const raw = await open(port);
+      raw.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nX-Padding: ${'a'.repeat(17 * 1024)}\r\n\r\n`);
+      expect(await statusOf(raw)).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+      await raw.waitEnd(5000);
+    }
+  });
+
+  it('closes a connection that sends nothing, and one that never finishes its head, after the handshake deadline with 408', async () => {
+    const { port } = await start({ handshakeTimeout: 200 });
+    const silent = await open(port);
+    const partial = await open(port);
+    partial.write('GET /echo/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n');
+    const started = performance.now();
+    // Waiting on the close event; the generous bound is for a loaded machine, not the deadline.
+    expect(await statusOf(silent)).toBe('HTTP/1.1 408 Request Timeout');
+    await silent.waitEnd(5000);
+    expect(await statusOf(partial)).toBe('HTTP/1.1 408 Request Timeout');
+    await partial.waitEnd(5000);
+    // Never before the deadline.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(150);
+  });
+
+  it('keeps an open WebSocket past the handshake deadline: the deadline ends at the upgrade', async () => {
+    const { port } = await start({ handshakeTimeout: 100 });
+    const socket = await connect(`ws://127.0.0.1:${port}/echo/ws`);
+    sockets.push(socket);
+    // Three deadlines (and several of node:http's checks) go by; the connection must still answer.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const echoed = new Promise<string | Buffer>((resolve) => socket.once('message', (data) => resolve(data)));
+    socket.send('alive');
+    expect(await echoed).toBe('alive');
+  });
+});
