@@ -1,3 +1,26 @@
-export { PubSub, type PubSubOptions, type PubSubStats } from './pubsub.js';
-export { MemoryBroker } from './memory-broker.js';
-export type { Broker, BrokerMessage } from './broker.js';
+export {
+  PubSub,
+  type PubSubOptions,
+  type PubSubStats,
+  type HubStats,
+  type SubscribeOptions,
+  type ResumeOptions,
+  type RecoveryResult,
+} from './pubsub.js';
+export { MemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
+export { BrokerError, type BrokerErrorCode } from './broker-error.js';
+export { TopicCursor, type SkippedRange } from './topic-cursor.js';
+export type {
+  Broker,
+  BrokerMessage,
+  BrokerState,
+  BrokerStats,
+  HistoryOptions,
+  HistoryPolicy,
+  HistoryResult,
+  PublishOptions,
+  RecoveryFailure,
+  StreamPosition,
+  TopicDiscontinuity,
+} from './broker.js';
+export type { Presence, PresenceData, PresenceEvent, PresenceListener, PresenceMember } from './presence.js';

@@ -1,22 +1,37 @@
-import { prepareFrame } from '../protocol/protocol.js';
+import { prepareFrame, type PreparedFrame } from '../protocol/protocol.js';
 import type { Connection } from '../node/connection.js';
-import type { Broker, BrokerMessage } from './broker.js';
+import type { Broker, BrokerMessage, BrokerStats, RecoveryFailure, StreamPosition, TopicDiscontinuity } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
+import type { Presence } from './presence.js';
+import { TopicCursor } from './topic-cursor.js';
 
 export interface PubSubOptions {
   /** Where messages travel between processes. Default: in-memory, this process only. */
   broker?: Broker;
   /**
-   * A subscriber with more than this many bytes waiting to be sent is too
-   * slow for the next message. Default 1 MiB. A subscription may set its
-   * own (`SubscribeOptions.maxBuffer`).
+   * A subscriber is too slow when more than this many bytes it was sent
+   * before the current event-loop turn are still waiting to be taken by its
+   * socket. Default 1 MiB. A subscription may set its own
+   * (`SubscribeOptions.maxBuffer`). See `slowSubscriberPolicy`.
    */
   maxSubscriberBuffer?: number;
   /**
-   * What happens to a too-slow subscriber: `drop` skips the message for it
-   * and counts it; `close` closes its connection with 1008. Default `drop`.
+   * What happens to a too-slow subscriber: `close` closes its connection
+   * with 1008 (it can reconnect and resume from its position without a
+   * hole); `drop` skips messages for it and counts them, which leaves a
+   * hole in its stream (only for topics where the latest value is all
+   * that matters). Default `close`, the same as the connection's own
+   * backpressure policy.
    */
   slowSubscriberPolicy?: 'drop' | 'close';
+  /**
+   * What subscribers receive for a message, computed once per message
+   * (the result is framed once for all of them): e.g. the payload wrapped
+   * with its epoch and offset, so clients can resume from their position.
+   * A string is sent as a text message, bytes as binary. Default: the
+   * published data as published.
+   */
+  envelope?: (message: BrokerMessage) => string | Uint8Array;
 }
 
 export interface PubSubStats {
@@ -28,6 +43,16 @@ export interface PubSubStats {
   dropped: number;
   /** Subscribers closed because they were too slow (policy `close`). */
   closedSlow: number;
+}
+
+/** The hub's figures (`PubSubStats`, what `/metrics` reads today) plus recovery and the broker's. */
+export interface HubStats extends PubSubStats {
+  /** Messages replayed from history to subscribers that resumed from a position. */
+  recovered: number;
+  /** Resumptions that could not replay (epoch changed, history too short). */
+  recoveryFailed: number;
+  /** The broker's own figures: stored, gaps caught up, publish queue depth, connection state. */
+  readonly broker: BrokerStats;
 }
 
 type Subscriber = Connection<unknown>;
@@ -42,46 +67,128 @@ export interface SubscribeOptions {
   maxBuffer?: number;
 }
 
+/** What resuming a subscription from a position gave. */
+export type RecoveryResult =
+  | {
+      readonly recovered: true;
+      /** Messages replayed from history before live delivery went on. */
+      readonly replayed: number;
+      /** The last position delivered to the connection when the replay ended. */
+      readonly position: StreamPosition;
+    }
+  | {
+      readonly recovered: false;
+      readonly reason: RecoveryFailure;
+      /** The topic's position now: live delivery continues after it; a snapshot should describe the state there. */
+      readonly position: StreamPosition;
+    };
+
+export interface ResumeOptions extends SubscribeOptions {
+  /**
+   * Called once the replay is decided, before any later live message is
+   * written to the connection: on failure, send the snapshot here so that
+   * it precedes the live messages that follow it.
+   */
+  onRecovery?: (result: RecoveryResult) => void;
+}
+
+interface Subscription {
+  maxBuffer: number;
+  /** Live messages held while this subscription's history is being read; null once live. */
+  held: BrokerMessage[] | null;
+}
+
+/** Live messages held per resuming subscription, at most: past it the resumption fails as too short. */
+const MAX_HELD = 10_000;
+
 /**
  * Topics, subscribe/unsubscribe and publish. A message that reaches this
  * process is framed once and the same header and payload bytes are written
- * to every local subscriber; a subscriber that cannot keep up never makes
- * the server queue without bound (see `slowSubscriberPolicy`).
+ * to every local subscriber.
+ *
+ * One slow-subscriber rule: a subscriber is too slow when the bytes it had
+ * not taken before the current event-loop turn exceed its limit
+ * (`maxSubscriberBuffer`, default 1 MiB). What is queued during the turn
+ * does not count against it, so a burst published within one turn reaches
+ * every subscriber that is reading; the connection's own `maxBufferedAmount`
+ * still bounds what one turn may queue. A too-slow subscriber is closed
+ * (default) or skipped (`slowSubscriberPolicy: 'drop'`).
  */
 export class PubSub {
-  readonly stats: PubSubStats = { published: 0, delivered: 0, dropped: 0, closedSlow: 0 };
+  readonly stats: HubStats;
   private readonly broker: Broker;
-  /** Each topic's subscribers, with the buffer limit of each subscription. */
-  private readonly subscribersByTopic = new Map<string, Map<Subscriber, number>>();
+  private readonly subscribersByTopic = new Map<string, Map<Subscriber, Subscription>>();
   private readonly topicsBySubscriber = new Map<Subscriber, Set<string>>();
   private readonly maxBuffer: number;
   private readonly closeSlow: boolean;
+  private readonly envelope: ((message: BrokerMessage) => string | Uint8Array) | null;
+  /** Each subscriber's buffered bytes at its first delivery of this turn; cleared after the turn. */
+  private readonly turnStart = new Map<Subscriber, number>();
+  private turnClearScheduled = false;
+  private readonly clearTurn = (): void => {
+    this.turnClearScheduled = false;
+    this.turnStart.clear();
+  };
 
   constructor(options: PubSubOptions = {}) {
     this.broker = options.broker ?? new MemoryBroker();
     this.maxBuffer = options.maxSubscriberBuffer ?? 1024 * 1024;
-    this.closeSlow = options.slowSubscriberPolicy === 'close';
+    this.closeSlow = options.slowSubscriberPolicy !== 'drop';
+    this.envelope = options.envelope ?? null;
+    this.stats = { published: 0, delivered: 0, dropped: 0, closedSlow: 0, recovered: 0, recoveryFailed: 0, broker: this.broker.stats };
     this.broker.onMessage = (message) => this.deliver(message);
+    this.broker.onDiscontinuity = (event) => this.onDiscontinuity?.(event);
   }
 
-  /** Add a connection to a topic; it leaves all its topics when it closes. Returns false if already subscribed. */
+  /**
+   * Set by the application: this process's delivery of a topic had a hole
+   * that history could not fill (see `TopicDiscontinuity`): its subscribers
+   * may need a snapshot.
+   */
+  onDiscontinuity: ((event: TopicDiscontinuity) => void) | null = null;
+
+  /** Members of topics across every process the broker reaches. */
+  get presence(): Presence {
+    return this.broker.presence;
+  }
+
+  /** Add a connection to a topic, live from now; it leaves all its topics when it closes. Returns false if already subscribed. */
   subscribe(connection: Connection<unknown>, topic: string, options: SubscribeOptions = {}): boolean {
-    let topics = this.topicsBySubscriber.get(connection);
-    if (topics === undefined) {
-      topics = new Set();
-      this.topicsBySubscriber.set(connection, topics);
-      connection.once('close', () => this.unsubscribeAll(connection));
+    return this.add(connection, topic, { maxBuffer: options.maxBuffer ?? this.maxBuffer, held: null });
+  }
+
+  /**
+   * Subscribe a connection and first replay to it (to it alone) what it
+   * missed since `since`: every message after that position, then the live
+   * ones, with no hole and no duplicate at the seam. When that cannot be
+   * done (the topic's epoch changed, or its history no longer reaches back
+   * to `since`), the result says so and the connection continues live from
+   * the result's position. Resolves `null` if the connection was already
+   * subscribed to the topic (nothing is replayed then).
+   */
+  async subscribeSince(
+    connection: Connection<unknown>,
+    topic: string,
+    since: StreamPosition,
+    options: ResumeOptions = {},
+  ): Promise<RecoveryResult | null> {
+    const subscription: Subscription = { maxBuffer: options.maxBuffer ?? this.maxBuffer, held: [] };
+    if (!this.add(connection, topic, subscription)) return null;
+    let result: RecoveryResult;
+    try {
+      // Live delivery must be running before history is read: then every
+      // message is either in what history returns or arrives live (§ the
+      // broker's `subscribe` contract), and the cursor removes the overlap.
+      await this.ready(topic);
+      const history = await this.broker.history(topic, since);
+      result = this.replay(connection, topic, subscription, since, history.ok ? history.messages : null, history.ok ? null : history.reason, history.position);
+    } catch (error) {
+      this.goLive(subscription);
+      throw error;
     }
-    if (topics.has(topic)) return false;
-    topics.add(topic);
-    let subscribers = this.subscribersByTopic.get(topic);
-    if (subscribers === undefined) {
-      subscribers = new Map();
-      this.subscribersByTopic.set(topic, subscribers);
-      this.broker.subscribe(topic);
-    }
-    subscribers.set(connection, options.maxBuffer ?? this.maxBuffer);
-    return true;
+    options.onRecovery?.(result);
+    this.releaseHeld(connection, topic, subscription, result.position);
+    return result;
   }
 
   /** Returns false if the connection was not subscribed to the topic. */
@@ -92,6 +199,7 @@ export class PubSub {
     subscribers.delete(connection);
     if (subscribers.size === 0) {
       this.subscribersByTopic.delete(topic);
+      this.topicReady.delete(topic);
       this.broker.unsubscribe(topic);
     }
     return true;
@@ -102,14 +210,24 @@ export class PubSub {
     if (topics === undefined) return;
     for (const topic of [...topics]) this.unsubscribe(connection, topic);
     this.topicsBySubscriber.delete(connection);
+    this.turnStart.delete(connection);
   }
 
-  /** Publish to every subscriber of the topic, in every process the broker reaches. */
-  publish(topic: string, data: string | Uint8Array, options: { binary?: boolean } = {}): void {
+  /**
+   * Publish to every subscriber of the topic, in every process the broker
+   * reaches. The promise resolves with the message's position once the
+   * broker stored it, and rejects with a `BrokerError` if it could not;
+   * a caller that ignores the promise loses nothing but that news (the
+   * failure is counted in `stats.broker.publishFailed`).
+   */
+  publish(topic: string, data: string | Uint8Array, options: { binary?: boolean } = {}): Promise<StreamPosition> {
     const isString = typeof data === 'string';
     const bytes = isString ? Buffer.from(data, 'utf8') : data;
     this.stats.published++;
-    this.broker.publish({ topic, data: bytes, binary: options.binary ?? !isString });
+    const stored = this.broker.publish(topic, bytes, { binary: options.binary ?? !isString });
+    // Marks the promise handled: callers may ignore it without an unhandled rejection.
+    stored.catch(ignore);
+    return stored;
   }
 
   subscriberCount(topic: string): number {
@@ -123,30 +241,145 @@ export class PubSub {
   async close(): Promise<void> {
     this.subscribersByTopic.clear();
     this.topicsBySubscriber.clear();
+    this.topicReady.clear();
+    this.turnStart.clear();
     await this.broker.close();
+  }
+
+  // ---- internals ---------------------------------------------------------
+
+  /** Per topic with local subscribers: the broker's subscription, settled once live delivery runs. */
+  private readonly topicReady = new Map<string, Promise<StreamPosition>>();
+
+  private add(connection: Subscriber, topic: string, subscription: Subscription): boolean {
+    let topics = this.topicsBySubscriber.get(connection);
+    if (topics === undefined) {
+      topics = new Set();
+      this.topicsBySubscriber.set(connection, topics);
+      connection.once('close', () => this.unsubscribeAll(connection));
+    }
+    if (topics.has(topic)) return false;
+    topics.add(topic);
+    let subscribers = this.subscribersByTopic.get(topic);
+    if (subscribers === undefined) {
+      subscribers = new Map();
+      this.subscribersByTopic.set(topic, subscribers);
+      const ready = this.broker.subscribe(topic);
+      ready.catch(ignore);
+      this.topicReady.set(topic, ready);
+    }
+    subscribers.set(connection, subscription);
+    return true;
+  }
+
+  private ready(topic: string): Promise<StreamPosition> {
+    return this.topicReady.get(topic) ?? this.broker.position(topic);
+  }
+
+  /** Write the history after `since` to the connection alone; decide the outcome. */
+  private replay(
+    connection: Subscriber,
+    topic: string,
+    subscription: Subscription,
+    since: StreamPosition,
+    history: readonly BrokerMessage[] | null,
+    failure: RecoveryFailure | null,
+    position: StreamPosition,
+  ): RecoveryResult {
+    if (!this.isSubscribed(connection, topic, subscription)) {
+      return { recovered: false, reason: failure ?? 'history-too-short', position };
+    }
+    // Past MAX_HELD live messages were not kept: the seam cannot be closed.
+    if (history === null || subscription.held === null || subscription.held.length >= MAX_HELD) {
+      this.stats.recoveryFailed++;
+      return { recovered: false, reason: failure ?? 'history-too-short', position };
+    }
+    const cursor = new TopicCursor(since);
+    let replayed = 0;
+    for (const message of history) {
+      for (const ready of cursor.offer(message)) {
+        this.writeOne(connection, subscription, ready);
+        replayed++;
+      }
+    }
+    this.stats.recovered += replayed;
+    // The held live messages continue the replay; `releaseHeld` writes those after the cursor.
+    return { recovered: true, replayed, position: cursor.position };
+  }
+
+  /** Hand the connection the live messages held during its replay (after `position`), then deliver live. */
+  private releaseHeld(connection: Subscriber, topic: string, subscription: Subscription, position: StreamPosition): void {
+    const held = subscription.held;
+    this.goLive(subscription);
+    if (held === null || !this.isSubscribed(connection, topic, subscription)) return;
+    const cursor = new TopicCursor(position);
+    for (const message of held) {
+      if (message.epoch !== position.epoch) continue;
+      for (const ready of cursor.offer(message)) this.writeOne(connection, subscription, ready);
+    }
+  }
+
+  private goLive(subscription: Subscription): void {
+    subscription.held = null;
+  }
+
+  private isSubscribed(connection: Subscriber, topic: string, subscription: Subscription): boolean {
+    return this.subscribersByTopic.get(topic)?.get(connection) === subscription;
+  }
+
+  private frameOf(message: BrokerMessage): PreparedFrame {
+    if (this.envelope === null) return prepareFrame(message.data, message.binary);
+    const out = this.envelope(message);
+    return typeof out === 'string' ? prepareFrame(Buffer.from(out, 'utf8'), false) : prepareFrame(out, true);
+  }
+
+  private writeOne(connection: Subscriber, subscription: Subscription, message: BrokerMessage): void {
+    this.send(connection, subscription, this.frameOf(message));
   }
 
   private deliver(message: BrokerMessage): void {
     const subscribers = this.subscribersByTopic.get(message.topic);
     if (subscribers === undefined) return;
-    const frame = prepareFrame(message.data, message.binary);
-    const stats = this.stats;
-    for (const [subscriber, maxBuffer] of subscribers) {
-      if (subscriber.bufferedAmount + frame.size > maxBuffer) {
-        if (this.closeSlow) {
-          stats.closedSlow++;
-          this.unsubscribeAll(subscriber);
-          subscriber.close(1008, 'subscriber too slow');
-        } else {
-          stats.dropped++;
-        }
+    let frame: PreparedFrame | null = null;
+    for (const [subscriber, subscription] of subscribers) {
+      const held = subscription.held;
+      if (held !== null) {
+        // Resuming: this subscriber gets the message after its replay.
+        if (held.length < MAX_HELD) held.push(message);
         continue;
       }
-      const status = subscriber.sendPrepared(frame);
-      if (status === 'written' || status === 'queued') stats.delivered++;
-      else if (status === 'dropped') stats.dropped++;
+      frame ??= this.frameOf(message);
+      this.send(subscriber, subscription, frame);
     }
   }
+
+  private send(subscriber: Subscriber, subscription: Subscription, frame: PreparedFrame): void {
+    const stats = this.stats;
+    let before = this.turnStart.get(subscriber);
+    if (before === undefined) {
+      before = subscriber.bufferedAmount;
+      this.turnStart.set(subscriber, before);
+      if (!this.turnClearScheduled) {
+        this.turnClearScheduled = true;
+        process.nextTick(this.clearTurn);
+      }
+    }
+    if (before > subscription.maxBuffer) {
+      if (this.closeSlow) {
+        stats.closedSlow++;
+        this.unsubscribeAll(subscriber);
+        subscriber.close(1008, 'subscriber too slow');
+      } else {
+        stats.dropped++;
+      }
+      return;
+    }
+    const status = subscriber.sendPrepared(frame);
+    if (status === 'written' || status === 'queued') stats.delivered++;
+    else if (status === 'dropped') stats.dropped++;
+  }
 }
+
+function ignore(): void {}
 
 const EMPTY_TOPICS: ReadonlySet<string> = new Set();

@@ -2,7 +2,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { WebSocketServer } from '../../src/node/server.js';
 import { Connection } from '../../src/node/connection.js';
-import { PubSub } from '../../src/pubsub/pubsub.js';
+import { PubSub, type RecoveryResult } from '../../src/pubsub/pubsub.js';
+import { BrokerError } from '../../src/pubsub/broker-error.js';
+import type { Broker } from '../../src/pubsub/broker.js';
 import { MemoryBroker } from '../../src/pubsub/memory-broker.js';
 import { RawClient, until } from '../node/raw-client.js';
 
@@ -95,51 +97,64 @@ describe('PubSub', () => {
     expect(unsubscribe).toHaveBeenCalledWith('room');
   });
 
-  it('drops and counts messages for a subscriber that does not read, without queueing past the limit', async () => {
-    const hub = new PubSub({ maxSubscriberBuffer: 256 * 1024 });
+  it('drops and counts messages for a subscriber that does not read (drop policy), queueing at most one turn past the limit', async () => {
+    const limit = 256 * 1024;
+    const hub = new PubSub({ maxSubscriberBuffer: limit, slowSubscriberPolicy: 'drop' });
     const port = await start(hub);
     const { client: slow } = await RawClient.upgrade(port, { path: '/room' });
     slow.pause();
     await until(() => hub.subscriberCount('room') === 1);
     const subscriber = [...server!.connections][0]!;
     const payload = Buffer.alloc(64 * 1024, 0x61);
+    const perTurn = 32;
     let maxBuffered = 0;
     // Far more than the socket buffers and the limit can hold together.
     for (let round = 0; round < 20 && hub.stats.dropped === 0; round++) {
-      for (let i = 0; i < 32; i++) hub.publish('room', payload, { binary: true });
+      for (let i = 0; i < perTurn; i++) void hub.publish('room', payload, { binary: true });
       maxBuffered = Math.max(maxBuffered, subscriber.bufferedAmount);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(hub.stats.dropped).toBeGreaterThan(0);
-    expect(maxBuffered).toBeLessThanOrEqual(256 * 1024);
+    // What was waiting before a turn is judged against the limit; one turn's burst may come on top.
+    expect(maxBuffered).toBeLessThanOrEqual(limit + perTurn * (payload.length + 10));
     expect(subscriber.state).toBe('open');
     slow.destroy();
   });
 
-  it("lets a subscription's own maxBuffer admit a message larger than the hub's limit, which a default subscription skips", async () => {
-    const hub = new PubSub({ maxSubscriberBuffer: 64 * 1024 });
+  it('delivers a burst published within one turn to a reading subscriber, whatever its size against the limit', async () => {
+    const hub = new PubSub({ maxSubscriberBuffer: 256 * 1024, slowSubscriberPolicy: 'drop' });
+    const port = await start(hub);
+    const reader = await client(port);
+    await until(() => hub.subscriberCount('room') === 1);
+    const payload = 'x'.repeat(1024);
+    // 4,000 x 1 KiB = 4 MiB queued in one turn, sixteen times the limit.
+    for (let i = 0; i < 4000; i++) void hub.publish('room', payload);
+    await until(() => reader.received.length === 4000, 10_000);
+    expect(hub.stats.dropped).toBe(0);
+    expect(hub.stats.delivered).toBe(4000);
+  });
+
+  it("lets a subscription's own maxBuffer admit messages behind a large one, which a default subscription skips", async () => {
+    const hub = new PubSub({ maxSubscriberBuffer: 64 * 1024, slowSubscriberPolicy: 'drop' });
     server = new WebSocketServer({ heartbeat: false });
     server.route('/default', { open: (connection) => void hub.subscribe(connection, 'big') });
-    server.route('/roomy', { open: (connection) => void hub.subscribe(connection, 'big', { maxBuffer: 1024 * 1024 }) });
+    server.route('/roomy', { open: (connection) => void hub.subscribe(connection, 'big', { maxBuffer: 16 * 1024 * 1024 }) });
     const port = (await server.listen(0)).port;
-    const binaries = (path: string): Promise<{ ws: WebSocket; sizes: number[] }> =>
-      new Promise((resolve, reject) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
-        clients.push(ws);
-        const sizes: number[] = [];
-        ws.on('message', (data: Buffer) => sizes.push(data.length));
-        ws.once('open', () => resolve({ ws, sizes }));
-        ws.once('error', reject);
-      });
-    const plain = await binaries('/default');
-    const roomy = await binaries('/roomy');
+    const { client: plain } = await RawClient.upgrade(port, { path: '/default' });
+    const { client: roomy } = await RawClient.upgrade(port, { path: '/roomy' });
+    plain.pause();
+    roomy.pause();
     await until(() => hub.subscriberCount('big') === 2);
-    hub.publish('big', Buffer.alloc(256 * 1024, 0x63), { binary: true });
-    hub.publish('big', Buffer.alloc(16, 0x64), { binary: true });
-    await until(() => roomy.sizes.length === 2 && plain.sizes.length === 1);
-    expect(roomy.sizes).toEqual([256 * 1024, 16]);
-    expect(plain.sizes).toEqual([16]);
-    expect(hub.stats.dropped).toBe(1);
+    // Turn 1: nothing waits yet, both take the large image.
+    void hub.publish('big', Buffer.alloc(4 * 1024 * 1024, 0x63), { binary: true });
+    await new Promise((resolve) => setImmediate(resolve));
+    const connections = [...server.connections];
+    // Neither reads: most of the 4 MiB is still waiting at the next turn.
+    expect(connections.every((connection) => connection.bufferedAmount > 1024 * 1024)).toBe(true);
+    void hub.publish('big', Buffer.alloc(16, 0x64), { binary: true });
+    expect(hub.stats).toMatchObject({ delivered: 3, dropped: 1 });
+    plain.destroy();
+    roomy.destroy();
   });
 
   it('closes a too-slow subscriber with 1008 under the close policy', async () => {
@@ -156,5 +171,77 @@ describe('PubSub', () => {
     expect(hub.stats.closedSlow).toBe(1);
     expect(hub.subscriberCount('room')).toBe(0);
     slow.destroy();
+  });
+
+  it('resumes a subscriber from its position: the missed messages to it alone, then live ones, no hole or duplicate at the seam', async () => {
+    const broker = new MemoryBroker();
+    const hub = new PubSub({ broker, envelope: (m) => `${m.offset}:${Buffer.from(m.data).toString()}` });
+    for (let i = 1; i <= 5; i++) await hub.publish('room', `m${i}`);
+    const { epoch } = await broker.position('room');
+    const results: Promise<RecoveryResult | null>[] = [];
+    server = new WebSocketServer({ heartbeat: false });
+    server.route('/room', { open: (connection) => void hub.subscribe(connection, 'room') });
+    server.route('/resume', {
+      open(connection) {
+        results.push(hub.subscribeSince(connection, 'room', { epoch, offset: 2 }));
+        // Published while the resumption is under way: whether it comes from history or live, it arrives once.
+        void hub.publish('room', 'm6');
+      },
+    });
+    const port = (await server.listen(0)).port;
+    const live = await client(port, '/room');
+    await until(() => hub.subscriberCount('room') === 1);
+    const resumed = await client(port, '/resume');
+    await until(() => results.length === 1);
+    expect(await results[0]).toMatchObject({ recovered: true, position: { epoch, offset: 6 } });
+    await hub.publish('room', 'm7');
+    await until(() => resumed.received.length === 5 && live.received.length === 2);
+    expect(resumed.received).toEqual(['3:m3', '4:m4', '5:m5', '6:m6', '7:m7']);
+    expect(live.received).toEqual(['6:m6', '7:m7']);
+    expect(hub.stats.recovered).toBeGreaterThanOrEqual(3);
+  });
+
+  it('tells a resuming subscriber when its epoch is not the topic’s, in time to send a snapshot before live messages', async () => {
+    const hub = new PubSub();
+    await hub.publish('room', 'before');
+    server = new WebSocketServer({ heartbeat: false });
+    const outcomes: RecoveryResult[] = [];
+    server.route('/resume', {
+      open(connection) {
+        void hub.subscribeSince(connection, 'room', { epoch: 'gone', offset: 9 }, {
+          onRecovery(result) {
+            outcomes.push(result);
+            connection.send(`snapshot at ${result.position.offset}`);
+            // Published by the application right after its snapshot: live, after it.
+            void hub.publish('room', 'live');
+          },
+        });
+        // Already in the topic when the snapshot is taken: covered by it, not sent again.
+        void hub.publish('room', 'during');
+      },
+    });
+    const port = (await server.listen(0)).port;
+    const peer = await client(port, '/resume');
+    await until(() => peer.received.length === 2);
+    expect(peer.received).toEqual(['snapshot at 2', 'live']);
+    expect(outcomes).toMatchObject([{ recovered: false, reason: 'epoch-changed', position: { offset: 2 } }]);
+    expect(hub.stats.recoveryFailed).toBe(1);
+  });
+
+  it('lets a caller ignore a publish that fails: no unhandled rejection, the awaited promise carries the typed error', async () => {
+    const failing = new MemoryBroker();
+    failing.publish = () => Promise.reject(new BrokerError('WS_ERR_BROKER_UNAVAILABLE', 'down'));
+    const hub = new PubSub({ broker: failing as Broker });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      void hub.publish('room', 'ignored');
+      await expect(hub.publish('room', 'awaited')).rejects.toMatchObject({ code: 'WS_ERR_BROKER_UNAVAILABLE' });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });

@@ -1,0 +1,33 @@
+/**
+ * Presence: who is in a topic, across every process of a deployment. A
+ * member is an id (unique within the topic, e.g. a connection id) plus
+ * application data (a nickname). Each process owns the members it added
+ * and keeps them alive; the Redis broker gives every entry a TTL that its
+ * process refreshes, so the members of a process that died disappear by
+ * themselves.
+ */
+
+/** Application data attached to a member: anything JSON can carry. */
+export type PresenceData = string | number | boolean | null | readonly PresenceData[] | { readonly [key: string]: PresenceData };
+
+export interface PresenceMember {
+  readonly id: string;
+  readonly data: PresenceData;
+}
+
+export type PresenceEvent =
+  | { readonly type: 'join'; readonly topic: string; readonly member: PresenceMember }
+  /** `expired`: the member's process stopped refreshing it (died or was cut off). */
+  | { readonly type: 'leave'; readonly topic: string; readonly id: string; readonly expired: boolean };
+
+export type PresenceListener = (event: PresenceEvent) => void;
+
+export interface Presence {
+  /** Add (or update) a member of the topic; it lives until `leave` or until this process stops refreshing it. */
+  join(topic: string, id: string, data: PresenceData): Promise<void>;
+  leave(topic: string, id: string): Promise<void>;
+  /** Every live member of the topic, from every process. */
+  members(topic: string): Promise<PresenceMember[]>;
+  /** Receive the topic's join and leave events from every process. Returns the function that stops them. */
+  watch(topic: string, listener: PresenceListener): () => void;
+}
