@@ -157,6 +157,8 @@ export class Protocol implements FrameSink {
   private compressing = false;
   /** Frames waiting behind a compression in progress (created the first time one waits). */
   private backlog: OutgoingFrame[] | null = null;
+  /** Payload bytes of the message being compressed plus those of the backlog: a running sum. */
+  private pendingSend = 0;
 
   constructor(
     private readonly host: ProtocolHost,
@@ -187,6 +189,26 @@ export class Protocol implements FrameSink {
    */
   get bufferedInput(): number {
     return this.inflating ? this.input.bufferedBytes : 0;
+  }
+
+  /**
+   * Payload bytes accepted for sending but not yet handed to
+   * `host.writeFrame()`: the message being compressed and every frame queued
+   * behind it. An I/O layer counts these as buffered output (backpressure
+   * must see data that waits for the compressor). Kept as a running sum, so
+   * reading it costs nothing.
+   */
+  get pendingSendBytes(): number {
+    return this.pendingSend;
+  }
+
+  /**
+   * A compression is under way: more frames (and perhaps a close frame
+   * queued behind it) will still come out of `host.writeFrame()`. An I/O
+   * layer must not end the transport before this turns false.
+   */
+  get sendInProgress(): boolean {
+    return this.compressing;
   }
 
   /**
@@ -274,8 +296,12 @@ export class Protocol implements FrameSink {
 
   /** Frames leave in the order they were asked for, even behind a message still being compressed. */
   private enqueue(frame: OutgoingFrame): void {
-    if (this.compressing) (this.backlog ??= []).push(frame);
-    else this.emit(frame);
+    if (this.compressing) {
+      (this.backlog ??= []).push(frame);
+      this.pendingSend += frame.data.length;
+    } else {
+      this.emit(frame);
+    }
   }
 
   private emit(frame: OutgoingFrame): void {
@@ -288,15 +314,21 @@ export class Protocol implements FrameSink {
       return;
     }
     this.compressing = true;
+    this.pendingSend += frame.data.length;
     this.deflate!.codec.compress(frame.data, frame.fin, (error, output) => {
       this.compressing = false;
+      this.pendingSend -= frame.data.length;
       if (error !== null || output === null) {
         this.compressionFailed(error);
         return;
       }
       this.writeFrame(frame.opcode, frame.fin, frame.first, output);
       const backlog = this.backlog;
-      while (!this.compressing && backlog !== null && backlog.length > 0) this.emit(backlog.shift()!);
+      while (!this.compressing && backlog !== null && backlog.length > 0) {
+        const next = backlog.shift()!;
+        this.pendingSend -= next.data.length;
+        this.emit(next);
+      }
     });
   }
 
@@ -308,6 +340,7 @@ export class Protocol implements FrameSink {
    */
   private compressionFailed(error: Error | null): void {
     if (this.backlog !== null) this.backlog.length = 0;
+    this.pendingSend = 0;
     this.stopReading();
     const alreadyEnded = this.stateValue === ProtocolState.Closed;
     this.stateValue = ProtocolState.Closed;
