@@ -29,7 +29,13 @@ export type HandshakeErrorCode =
   | 'WS_ERR_ABORTED'
   | 'WS_ERR_HANDSHAKE_REFUSED'
   | 'WS_ERR_INVALID_RESPONSE'
-  | 'WS_ERR_EXTENSION_REJECTED';
+  | 'WS_ERR_EXTENSION_REJECTED'
+  /** The proxy answered 407, or a SOCKS5 proxy turned down the method or the credentials (RFC 1928 §3, RFC 1929 §2). */
+  | 'WS_ERR_PROXY_AUTH'
+  /** The proxy would not open the tunnel: a non-2xx answer to CONNECT, or a SOCKS5 reply other than "succeeded". */
+  | 'WS_ERR_PROXY_REFUSED'
+  /** The proxy could not be reached, broke off, or answered with something that is not its protocol. */
+  | 'WS_ERR_PROXY_FAILED';
 
 export class HandshakeError extends Error {
   override readonly name = 'HandshakeError';
@@ -43,5 +49,26 @@ export class HandshakeError extends Error {
     override readonly cause?: Error,
   ) {
     super(message);
+  }
+}
+
+/**
+ * A proxy would not (or could not) open the tunnel to the WebSocket server.
+ * `proxy` names it as `scheme://[user@]host:port`: never with the password.
+ * (Its `name` stays 'HandshakeError': it is one, and the base fixes the name's type.)
+ */
+export class ProxyError extends HandshakeError {
+  constructor(
+    code: 'WS_ERR_PROXY_AUTH' | 'WS_ERR_PROXY_REFUSED' | 'WS_ERR_PROXY_FAILED',
+    message: string,
+    /** The proxy, without its password. */
+    readonly proxy: string,
+    /** An HTTP proxy's status for CONNECT, when it answered with one. */
+    status?: number,
+    /** A SOCKS5 proxy's reply code (RFC 1928 §6) or auth status (RFC 1929 §2), when it sent one. */
+    readonly socksReply?: number,
+    cause?: Error,
+  ) {
+    super(code, message, status, undefined, cause);
   }
 }
