@@ -18,14 +18,24 @@ import { UpgradeRejection, type UpgradeRequest } from './upgrade.js';
 import { createZlibCodec } from './zlib-codec.js';
 import { ZlibLimiter } from './zlib-limiter.js';
 
-/** Hooks and policy for one path. `Context` is what `authenticate` returns. */
+/**
+ * Hooks and policy for one path. `Context` is what `authenticate` returns.
+ *
+ * Every hook may be `async`. The server does not wait for the promise a
+ * hook returns (messages keep arriving while an async `message` hook runs),
+ * but it watches it: a hook that throws or whose promise rejects closes its
+ * connection with 1011 and the generic reason "internal error" (the error's
+ * text stays on the server), and the failure is reported through `error`
+ * below and the server's `onError`. A failing hook before the upgrade
+ * (`origins`, `authenticate`, `protocols`) refuses the request with 500.
+ */
 export interface Route<Context = undefined> {
   /**
    * Allowed `Origin` values (compared case-insensitively), or a predicate.
    * Requests without an Origin header (non-browser clients) pass unless
    * `requireOrigin` is set. A refused origin gets 403.
    */
-  origins?: readonly string[] | ((origin: string | undefined, request: UpgradeRequest) => boolean);
+  origins?: readonly string[] | ((origin: string, request: UpgradeRequest) => boolean | Promise<boolean>);
   requireOrigin?: boolean;
   /**
    * Decide who is connecting, from a token in the query string, a header,
@@ -38,15 +48,51 @@ export interface Route<Context = undefined> {
    */
   protocols?:
     | readonly string[]
-    | ((offered: readonly string[], request: UpgradeRequest) => string | undefined | UpgradeRejection);
+    | ((
+        offered: readonly string[],
+        request: UpgradeRequest,
+      ) => string | undefined | UpgradeRejection | Promise<string | undefined | UpgradeRejection>);
   /** Override the server's limit for this route. */
   maxMessageSize?: number;
 
-  open?(connection: Connection<Context>): void;
-  message?(connection: Connection<Context>, data: string | Buffer, isBinary: boolean): void;
-  close?(connection: Connection<Context>, info: CloseInfo): void;
-  error?(connection: Connection<Context>, error: Error): void;
-  drain?(connection: Connection<Context>): void;
+  open?(connection: Connection<Context>): HookResult;
+  message?(connection: Connection<Context>, data: string | Buffer, isBinary: boolean): HookResult;
+  close?(connection: Connection<Context>, info: CloseInfo): HookResult;
+  /**
+   * Every failure of one of this route's connections: protocol and socket
+   * errors, timeouts, and failed hooks. A hook that threw or rejected
+   * arrives as a `ConnectionError` with code `WS_ERR_HANDLER_FAILED` and
+   * what was thrown as its `cause` (also after the connection closed, for a
+   * failing `close` hook). If this hook fails in turn, that is logged and
+   * passed to `onError`, and changes nothing else.
+   */
+  error?(connection: Connection<Context>, error: Error): HookResult;
+  drain?(connection: Connection<Context>): HookResult;
+}
+
+/**
+ * What the open/message/close/error/drain hooks return: nothing, or a
+ * promise (an `async` hook), which the server watches for a rejection.
+ * Declared `unknown` rather than `void | Promise<void>` so that shorthand
+ * hooks such as `message: (c, data) => c.send(data)` stay valid: TypeScript
+ * lets a function that returns a value stand for one returning `void`, but
+ * not for one returning `void | Promise<void>`. Values other than promises
+ * are ignored.
+ */
+export type HookResult = unknown;
+
+/** The hooks of a route, as named in `HookFailure`. */
+export type HookName = 'origins' | 'authenticate' | 'protocols' | 'open' | 'message' | 'drain' | 'close' | 'error';
+
+/** Where a hook failed: passed to the server's `onError` with what the hook threw. */
+export interface HookFailure {
+  /** The route's path as mounted (`*` for the catch-all). */
+  path: string;
+  hook: HookName;
+  /** The connection, for the hooks that run once it is open. */
+  connection?: Connection<unknown>;
+  /** The request, for the hooks that run before the upgrade. */
+  request?: UpgradeRequest;
 }
 
 export interface ServerDeflateOptions extends DeflateOptions {
@@ -83,13 +129,19 @@ export interface ServerOptions {
   tls?: TlsOptions;
   /** Called for each notable event (open, close, refused upgrade); off by default. */
   log?: (entry: ServerLogEntry) => void;
+  /**
+   * Every hook that threw or rejected, on any route, with what it threw
+   * (as an Error) and where. Called once per failure, before the
+   * connection is closed; an `onError` that throws is ignored.
+   */
+  onError?: (error: Error, failure: HookFailure) => void;
 }
 
 export type ServerLogEntry =
   | { event: 'open'; path: string; remoteAddress: string | undefined; protocol: string; extensions: string }
   | { event: 'close'; path: string; remoteAddress: string | undefined; code: number; reason: string; wasClean: boolean }
   | { event: 'refused'; path: string; remoteAddress: string | undefined; status: number; reason: string }
-  | { event: 'error'; path: string; remoteAddress: string | undefined; error: Error };
+  | { event: 'error'; path: string; remoteAddress: string | undefined; error: Error; hook?: HookName };
 
 export interface ShutdownOptions {
   code?: number;
@@ -124,6 +176,8 @@ interface RouteTally {
 }
 
 const DEFAULT_HEARTBEAT_MS = 30_000;
+/** The close reason sent with 1011 when a hook fails; what it threw stays on the server. */
+const INTERNAL_ERROR_REASON = 'internal error';
 
 type AnyRoute = Route<unknown>;
 
@@ -180,7 +234,10 @@ interface Mount {
   readonly server: WebSocketServer;
   readonly route: AnyRoute;
   readonly tally: RouteTally | undefined;
+  /** The request's path. */
   readonly path: string;
+  /** The route's path as mounted (`*` for the catch-all). */
+  readonly key: string;
   /** Only kept when logging, which is the only use of it. */
   readonly remoteAddress: string | undefined;
 }
@@ -386,7 +443,8 @@ export class WebSocketServer {
       }
       pathname = url.pathname;
     }
-    const route = this.routes.get(pathname) ?? this.routes.get('*');
+    const routeKey = this.routes.has(pathname) ? pathname : '*';
+    const route = this.routes.get(routeKey);
     if (route === undefined) {
       this.refuse(socket, pathname, 404, `no WebSocket endpoint at ${pathname}`);
       return;
@@ -395,28 +453,38 @@ export class WebSocketServer {
 
     let context: unknown = undefined;
     let protocol: string | undefined;
+    // Each hook's result is awaited only when it is a promise: a synchronous
+    // pipeline costs no extra turn of the event loop.
+    let hook: HookName = 'origins';
     try {
-      const originRefusal = checkOrigin(route, request);
+      let originRefusal = checkOrigin(route, request);
+      if (isThenable(originRefusal)) originRefusal = await originRefusal;
       if (originRefusal !== null) {
         this.refuse(socket, request.path, originRefusal.status, originRefusal.reason, originRefusal.headers);
         return;
       }
       if (route.authenticate !== undefined) {
-        const outcome = await route.authenticate(request);
+        hook = 'authenticate';
+        let outcome = route.authenticate(request);
+        if (isThenable(outcome)) outcome = await outcome;
         if (outcome instanceof UpgradeRejection) {
           this.refuse(socket, request.path, outcome.status, outcome.reason, outcome.headers);
           return;
         }
         context = outcome;
       }
-      const chosen = chooseProtocol(route, request);
+      hook = 'protocols';
+      let chosen = chooseProtocol(route, request);
+      if (isThenable(chosen)) chosen = await chosen;
       if (chosen instanceof UpgradeRejection) {
         this.refuse(socket, request.path, chosen.status, chosen.reason, chosen.headers);
         return;
       }
       protocol = chosen;
     } catch (error) {
-      this.log({ event: 'error', path: request.path, remoteAddress: request.remoteAddress, error: asError(error) });
+      const failure = asError(error);
+      this.log({ event: 'error', path: request.path, remoteAddress: request.remoteAddress, error: failure, hook });
+      this.reportFailure(failure, { path: routeKey, hook, request });
       this.refuse(socket, request.path, 500, 'the upgrade could not be completed');
       return;
     }
@@ -463,16 +531,16 @@ export class WebSocketServer {
     );
     // The connection handles socket errors from here on.
     socket.off('error', noop);
-    this.adopt(connection, route, request, socket as Socket);
+    this.adopt(connection, route, routeKey, request, socket as Socket);
     if (rest.length > 0) connection.receiveInitial(rest);
-    socket.resume();
+    // Reads unless the open hook paused the connection.
+    connection.start();
   }
 
-  private adopt(connection: Connection<unknown>, route: AnyRoute, request: UpgradeRequest, socket: Socket): void {
+  private adopt(connection: Connection<unknown>, route: AnyRoute, key: string, request: UpgradeRequest, socket: Socket): void {
     const path = request.path;
     this.connectionSet.add(connection);
-    // The route's own key: its path, or `*` when the catch-all took it.
-    const tally = this.tallies.get(this.routes.has(path) ? path : '*');
+    const tally = this.tallies.get(key);
     if (tally !== undefined) {
       tally.open.add(connection);
       tally.opened++;
@@ -484,6 +552,7 @@ export class WebSocketServer {
       route,
       tally,
       path,
+      key,
       remoteAddress: this.options.log === undefined ? undefined : request.remoteAddress,
     };
     connection.serverData = mount;
@@ -496,39 +565,49 @@ export class WebSocketServer {
     connection.on('close', WebSocketServer.onClose);
     this.log({ event: 'open', path, remoteAddress: mount.remoteAddress, protocol: connection.protocol, extensions: connection.extensions });
     if (route.open !== undefined) {
+      let result: unknown;
       try {
-        route.open(connection);
+        result = route.open(connection);
       } catch (error) {
         this.hookFailed(connection, mount, 'open', error);
+        return;
       }
+      if (result !== undefined) this.watch(connection, mount, 'open', result);
     }
   }
 
+  // The dispatchers below run for every message, drain, error and close:
+  // a synchronous hook returns undefined and costs one comparison more; a
+  // rejection handler is attached only to what a hook returned (an async
+  // hook's promise).
+
   private static onMessage(this: Connection<unknown>, data: string | Buffer, isBinary: boolean): void {
     const mount = this.serverData as Mount;
+    let result: unknown;
     try {
-      mount.route.message!(this, data, isBinary);
+      result = mount.route.message!(this, data, isBinary);
     } catch (error) {
       mount.server.hookFailed(this, mount, 'message', error);
+      return;
     }
+    if (result !== undefined) mount.server.watch(this, mount, 'message', result);
   }
 
   private static onDrain(this: Connection<unknown>): void {
     const mount = this.serverData as Mount;
+    let result: unknown;
     try {
-      mount.route.drain!(this);
+      result = mount.route.drain!(this);
     } catch (error) {
       mount.server.hookFailed(this, mount, 'drain', error);
+      return;
     }
+    if (result !== undefined) mount.server.watch(this, mount, 'drain', result);
   }
 
   private static onError(this: Connection<unknown>, failure: Error): void {
     const mount = this.serverData as Mount;
-    try {
-      mount.route.error!(this, failure);
-    } catch (error) {
-      mount.server.hookFailed(this, mount, 'error', error);
-    }
+    mount.server.callErrorHook(this, mount, failure);
   }
 
   private static onClose(this: Connection<unknown>, info: CloseInfo): void {
@@ -538,31 +617,66 @@ export class WebSocketServer {
     if (mount.tally !== undefined && mount.tally.open.delete(this)) addTraffic(mount.tally.closed, this);
     server.log({ event: 'close', path: mount.path, remoteAddress: mount.remoteAddress, code: info.code, reason: info.reason, wasClean: info.wasClean });
     if (mount.route.close !== undefined) {
+      let result: unknown;
       try {
-        mount.route.close(this, info);
+        result = mount.route.close(this, info);
       } catch (error) {
         server.hookFailed(this, mount, 'close', error);
+        return;
       }
+      if (result !== undefined) server.watch(this, mount, 'close', result);
     }
   }
 
+  /** Attach a rejection handler to what a hook returned, if it is a promise (or any thenable). */
+  private watch(connection: Connection<unknown>, mount: Mount, hook: HookName, result: unknown): void {
+    if (!isThenable(result)) return;
+    // Promise.resolve adopts a foreign thenable (and returns a native promise
+    // as it is), so a `then` that throws is a rejection here too.
+    Promise.resolve(result).then(undefined, (error: unknown) => this.hookFailed(connection, mount, hook, error));
+  }
+
+  private callErrorHook(connection: Connection<unknown>, mount: Mount, failure: Error): void {
+    let result: unknown;
+    try {
+      result = mount.route.error!(connection, failure);
+    } catch (error) {
+      this.hookFailed(connection, mount, 'error', error);
+      return;
+    }
+    if (result !== undefined) this.watch(connection, mount, 'error', result);
+  }
+
   /**
-   * An exception in application code fails that connection (1011), never
-   * the server. The error hook hears of it once: while the connection lives,
-   * through its error event (a ConnectionError whose cause is what was
-   * thrown); after it closed (a throwing close hook), directly.
+   * A hook threw or rejected: that connection fails with 1011, never the
+   * server or the process. What was thrown stays on this side: it goes to
+   * the log, to `onError`, and to the route's error hook (once: through the
+   * connection's error event while it lives, directly after it closed, as
+   * for a failing close hook). The close frame carries only a generic
+   * reason (RFC 6455 §7.4.1: 1011 says the server met an unexpected
+   * condition; the peer has no use for our stack's details). A failing
+   * error hook changes nothing else: the connection is already failing for
+   * the reason that called it, and that reason stays.
    */
-  private hookFailed(connection: Connection<unknown>, mount: Mount, hook: string, thrown: unknown): void {
+  private hookFailed(connection: Connection<unknown>, mount: Mount, hook: HookName, thrown: unknown): void {
     const failure = asError(thrown);
-    this.log({ event: 'error', path: mount.path, remoteAddress: mount.remoteAddress, error: failure });
+    this.log({ event: 'error', path: mount.path, remoteAddress: mount.remoteAddress, error: failure, hook });
+    this.reportFailure(failure, { path: mount.key, hook, connection });
+    if (hook === 'error') return;
     if (connection.state !== ConnectionState.Closed) {
-      connection.drop('WS_ERR_HANDLER_FAILED', `${hook} handler threw: ${failure.message}`, CloseCode.InternalError, failure);
-    } else if (mount.route.error !== undefined && hook !== 'error') {
-      try {
-        mount.route.error(connection, failure);
-      } catch (error) {
-        this.log({ event: 'error', path: mount.path, remoteAddress: mount.remoteAddress, error: asError(error) });
-      }
+      connection.drop('WS_ERR_HANDLER_FAILED', INTERNAL_ERROR_REASON, CloseCode.InternalError, failure);
+    } else if (mount.route.error !== undefined) {
+      this.callErrorHook(connection, mount, new ConnectionError('WS_ERR_HANDLER_FAILED', INTERNAL_ERROR_REASON, failure));
+    }
+  }
+
+  private reportFailure(error: Error, failure: HookFailure): void {
+    const onError = this.options.onError;
+    if (onError === undefined) return;
+    try {
+      onError(error, failure);
+    } catch {
+      // The application's error channel failing must not fail the server.
     }
   }
 
@@ -606,21 +720,30 @@ export class WebSocketServer {
 
 type ExtensionOfferList = Parameters<typeof negotiateServer>[0];
 
-function checkOrigin(route: AnyRoute, request: UpgradeRequest): UpgradeRejection | null {
+type Awaitable<T> = T | Promise<T>;
+
+function checkOrigin(route: AnyRoute, request: UpgradeRequest): Awaitable<UpgradeRejection | null> {
   const origin = request.origin;
   if (origin === undefined) {
     return route.requireOrigin === true ? new UpgradeRejection(403, 'an Origin header is required') : null;
   }
   const allowed = route.origins;
   if (allowed === undefined) return null;
-  const ok =
-    typeof allowed === 'function'
-      ? allowed(origin, request)
-      : allowed.some((entry) => entry.toLowerCase() === origin.toLowerCase());
+  if (typeof allowed === 'function') {
+    const ok = allowed(origin, request);
+    return isThenable(ok) ? ok.then((yes) => originVerdict(yes, origin)) : originVerdict(ok, origin);
+  }
+  return originVerdict(
+    allowed.some((entry) => entry.toLowerCase() === origin.toLowerCase()),
+    origin,
+  );
+}
+
+function originVerdict(ok: boolean, origin: string): UpgradeRejection | null {
   return ok ? null : new UpgradeRejection(403, `origin ${origin} is not allowed`);
 }
 
-function chooseProtocol(route: AnyRoute, request: UpgradeRequest): string | undefined | UpgradeRejection {
+function chooseProtocol(route: AnyRoute, request: UpgradeRequest): Awaitable<string | undefined | UpgradeRejection> {
   const supported = route.protocols;
   if (supported === undefined || request.protocols.length === 0) {
     return typeof supported === 'function' ? supported(request.protocols, request) : undefined;
@@ -660,6 +783,10 @@ export function isPlainPath(path: string): boolean {
 function pathOf(target: string): string {
   const query = target.indexOf('?');
   return query < 0 ? target : target.slice(0, query);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
 }
 
 function asError(error: unknown): Error {
