@@ -8,6 +8,7 @@ import { CloseCode } from '../protocol/close-code.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { parseSeconds, parseSize, UsageFailure } from './args.js';
 import { LineConsole, type ConsoleStreams } from './console.js';
+import { ExitStatus } from './exit-status.js';
 import {
   describeBinary,
   describeClose,
@@ -17,7 +18,9 @@ import {
   formatWireFrame,
   oneLine,
 } from './format.js';
+import { rawPayload } from './payload-output.js';
 import { parseCloseArgs, parseInputLine } from './slash.js';
+import { parseTargetUrl } from './target-url.js';
 
 export const CONNECT_HELP = `Usage: sockeye connect URL [options]
 
@@ -31,6 +34,10 @@ text message, and everything the server sends is printed.
 When standard input is not a terminal, its lines are sent in order; at its
 end the client waits --wait seconds for answers, then closes normally.
 
+With --raw, standard output carries only what the server sends: each text
+message exactly as received on a line of its own, nothing else; notes and
+errors go to standard error.
+
 Options:
   -H, --header 'Name: value'  add a request header (repeatable)
   -s, --subprotocol NAME      offer a subprotocol (repeatable, in order of preference)
@@ -40,7 +47,10 @@ Options:
                               of reading standard input, wait --wait seconds, close, exit
   -w, --wait SECONDS          how long to wait for answers after the last message of
                               --execute or piped input (default 2)
-      --json                  pretty-print messages that are JSON
+  -q, --raw                   standard output: received text messages only, one per
+                              line (no markers, notes or sent lines; those go to stderr)
+      --json                  pretty-print messages that are JSON; with --raw, one
+                              compact JSON value per line (non-JSON text as a string)
       --show-ping-pong        show pings and pongs (pings are always answered)
       --trace                 print every frame in both directions: opcode, FIN, RSV
                               bits, masked, payload length on the wire
@@ -59,17 +69,21 @@ Commands (type them, pipe them, or pass them to --execute):
   /help                       list the commands
   //text                      send "/text" (a message that starts with a slash)
 
-Exit status: 0 after a clean close that you started or that the server made
-with 1000 (or no code); 1 when the connection could not be opened, failed,
-or the server closed it with another code (the reason is printed on standard
-error); 2 for invalid arguments.
+Exit status:
+  0    a clean close that you started, or that the server made with 1000 (or no code)
+  1    the connection could not be opened, failed, timed out, or the server closed it
+       with another code (the reason is printed on standard error)
+  2    invalid arguments, such as a URL that does not parse or is not ws:// or wss://
+  3    the server refused the upgrade with an HTTP status (404, 403, 503...)
+  130  interrupted twice with Ctrl-C
 
-Examples:
-  sockeye connect ws://127.0.0.1:8080/chat
+Examples (against "npm start", which serves the apps on port 8080):
+  sockeye connect ws://127.0.0.1:8080/echo/ws
+  sockeye connect ws://127.0.0.1:8080/chat/ws -x '{"type":"join","nick":"ann","room":"kitchen"}' -x /ping -w 1 --json
+  printf 'first\\nsecond\\n/close 4000 done\\n' | sockeye connect ws://127.0.0.1:8080/echo/ws
+  printf 'a\\nb\\n' | sockeye connect ws://127.0.0.1:8080/echo/ws -q -w 0.5
+  sockeye connect ws://127.0.0.1:8080/clock/ws -x date -w 3 --trace --show-ping-pong --reconnect
   sockeye connect wss://example.com/socket -H 'Authorization: Bearer abc' -s chat.v2
-  sockeye connect ws://127.0.0.1:8080 -x '{"type":"hello"}' -x /ping -w 1 --json
-  printf 'first\\nsecond\\n/close 4000 done\\n' | sockeye connect ws://127.0.0.1:8080
-  sockeye connect ws://127.0.0.1:8080 --trace --show-ping-pong --reconnect
 `;
 
 const SLASH_HELP = `* /ping [payload]          send a ping and print the round-trip time
@@ -85,6 +99,8 @@ export interface ConnectSettings {
   execute: string[];
   waitMs: number;
   json: boolean;
+  /** Standard output carries received payloads only. */
+  raw: boolean;
   showPingPong: boolean;
   trace: boolean;
   reconnect: boolean;
@@ -103,6 +119,7 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
       execute: { type: 'string', short: 'x', multiple: true },
       wait: { type: 'string', short: 'w' },
       json: { type: 'boolean' },
+      raw: { type: 'boolean', short: 'q' },
       'show-ping-pong': { type: 'boolean' },
       trace: { type: 'boolean' },
       reconnect: { type: 'boolean' },
@@ -127,11 +144,12 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
   if (options.handshakeTimeout === 0) throw new UsageFailure('invalid timeout: 0');
   if (values.insecure === true) options.tls = { rejectUnauthorized: false };
   return {
-    url: withScheme(positionals[0]!),
+    url: parseTargetUrl(positionals[0]!).href,
     options,
     execute: values.execute ?? [],
     waitMs: parseSeconds(values.wait, 2000, 'wait'),
     json: values.json === true,
+    raw: values.raw === true,
     showPingPong: values['show-ping-pong'] === true,
     trace: values.trace === true,
     reconnect: values.reconnect === true,
@@ -146,11 +164,6 @@ function parseHeader(text: string): [string, string] {
   return [name, text.slice(colon + 1).trim()];
 }
 
-/** `localhost:8080/x` is taken to mean `ws://localhost:8080/x`. */
-function withScheme(url: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `ws://${url}`;
-}
-
 /** Run `sockeye connect`; resolves with the exit status. */
 export async function connectCommand(argv: string[], streams: ConsoleStreams): Promise<number> {
   const settings = parseConnectArgs(argv);
@@ -159,7 +172,7 @@ export async function connectCommand(argv: string[], streams: ConsoleStreams): P
     return 0;
   }
   const terminal = new LineConsole(streams, '> ');
-  const session = new ClientSession(settings, terminal);
+  const session = new ClientSession(settings, terminal, streams.output);
   const interrupt = (): void => session.interrupt();
   terminal.onInterrupt(interrupt);
   process.on('SIGINT', interrupt);
@@ -204,6 +217,8 @@ class ClientSession {
 
   private readonly settings: ConnectSettings;
   private readonly terminal: LineConsole;
+  /** Where --raw payloads go (standard output). */
+  private readonly output: NodeJS.WritableStream;
   private connection: Connection<undefined> | null = null;
   /** We started closing (or quitting): no reconnect, and a clean close exits 0. */
   private leaving = false;
@@ -214,9 +229,10 @@ class ClientSession {
   private interrupts = 0;
   private resolveExit!: (status: number) => void;
 
-  constructor(settings: ConnectSettings, terminal: LineConsole) {
+  constructor(settings: ConnectSettings, terminal: LineConsole, output: NodeJS.WritableStream) {
     this.settings = settings;
     this.terminal = terminal;
+    this.output = output;
     this.exit = new Promise((resolve) => (this.resolveExit = resolve));
   }
 
@@ -261,7 +277,7 @@ class ClientSession {
       return;
     }
     this.connection?.terminate('interrupted');
-    this.finish(130);
+    this.finish(ExitStatus.Interrupted);
   }
 
   // ---- connecting --------------------------------------------------------
@@ -278,7 +294,7 @@ class ClientSession {
         this.retry(message);
         return;
       }
-      this.fail(message);
+      this.fail(message, error instanceof HandshakeError && error.code === 'WS_ERR_HANDSHAKE_REFUSED' ? ExitStatus.Refused : ExitStatus.Failure);
       return;
     }
     if (this.finished || this.leaving) {
@@ -289,10 +305,10 @@ class ClientSession {
   }
 
   private attach(connection: Connection<undefined>): void {
-    const { json, trace, showPingPong } = this.settings;
+    const { trace, showPingPong } = this.settings;
     this.connection = connection;
     this.attempt = 0;
-    connection.on('message', (data, isBinary) => this.print(formatMessage('<', data, isBinary, { json })));
+    connection.on('message', (data, isBinary) => this.received(connection, data, isBinary));
     if (trace) connection.on('wire', (frame) => this.print(formatWireFrame(frame)));
     if (showPingPong) {
       connection.on('ping', (payload) => {
@@ -348,6 +364,24 @@ class ClientSession {
     this.retryTimer = setTimeout(() => void this.open(), delay);
   }
 
+  /** A message from the server: a line for people, or (--raw) the payload itself. */
+  private received(connection: Connection<undefined>, data: string | Buffer, isBinary: boolean): void {
+    if (!this.settings.raw) {
+      this.terminal.print(formatMessage('<', data, isBinary, { json: this.settings.json }));
+      return;
+    }
+    const payload = rawPayload(data, isBinary, { json: this.settings.json, binary: false });
+    if (payload === null) {
+      this.note(`binary message of ${data.length} bytes not written (text only on standard output)`);
+      return;
+    }
+    // A slow reader downstream slows the socket, rather than filling memory.
+    if (!this.output.write(payload)) {
+      connection.pause();
+      this.output.once('drain', () => connection.resume());
+    }
+  }
+
   // ---- input ---------------------------------------------------------------
 
   private async sendText(text: string): Promise<void> {
@@ -357,7 +391,7 @@ class ClientSession {
       this.complain(`not sent, the connection is ${this.finished ? 'closed' : 'closing'}: ${oneLine(text, 60)}`);
       return;
     }
-    if (!this.terminal.interactive || this.settings.execute.length > 0) {
+    if ((!this.terminal.interactive || this.settings.execute.length > 0) && !this.settings.raw) {
       this.print(formatMessage('>', text, false, { json: this.settings.json }));
     }
     await this.sent(connection, connection.send(text), text.length);
@@ -404,7 +438,7 @@ class ClientSession {
     const bytes = await readFile(resolved);
     const connection = await this.whenOpen();
     if (connection === null) throw new Error(`not sent, not connected: ${path}`);
-    this.print(`> ${describeBinary(bytes)}`);
+    if (!this.settings.raw) this.print(`> ${describeBinary(bytes)}`);
     await this.sent(connection, connection.send(bytes, { binary: true }), bytes.length);
   }
 
@@ -429,9 +463,9 @@ class ClientSession {
     connection.close(code, reason);
   }
 
-  private fail(line: string): void {
+  private fail(line: string, status: number = ExitStatus.Failure): void {
     this.terminal.error(`sockeye: ${line}`);
-    this.finish(1);
+    this.finish(status);
   }
 
   private finish(status: number): void {
@@ -445,12 +479,14 @@ class ClientSession {
     this.resolveExit(status);
   }
 
+  /** Lines for people: standard output, or standard error with --raw. */
   private print(text: string): void {
-    this.terminal.print(text);
+    if (this.settings.raw) this.terminal.error(text);
+    else this.terminal.print(text);
   }
 
   private note(text: string): void {
-    this.terminal.print(`* ${text}`);
+    this.print(`* ${text}`);
   }
 
   private complain(text: string): void {

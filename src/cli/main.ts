@@ -3,6 +3,7 @@ import { serve, SERVE_HELP } from './serve.js';
 import { UsageFailure } from './args.js';
 import { connectCommand } from './connect.js';
 import { listenCommand } from './listen.js';
+import { versionText } from './version.js';
 
 const HELP = `Usage: sockeye <command> [options]
 
@@ -11,15 +12,16 @@ Commands:
   listen PORT   run a small server that prints what clients send and sends them what you type
   serve         run the web server with every application: pages at /, WebSockets at /<app>/ws
   serve echo    run a bare WebSocket echo server (any path)
+  version       print the version (also --version, -V)
 
 Run "sockeye <command> --help" for a command's options and examples.
 
-Examples:
-  sockeye connect ws://127.0.0.1:8080/chat
-  printf 'hello\\n/ping\\n' | sockeye connect ws://127.0.0.1:8080 -w 1
+Examples (the first two talk to "npm start", that is sockeye serve on port 8080):
+  sockeye connect ws://127.0.0.1:8080/echo/ws
+  printf 'hello\\n/ping\\n' | sockeye connect ws://127.0.0.1:8080/echo/ws -w 1
   sockeye listen 9000
   sockeye serve --port 8080
-  sockeye serve echo --port 8080
+  sockeye serve echo --port 9000
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -27,6 +29,11 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(HELP);
     return command === undefined ? 2 : 0;
+  }
+  if (command === 'version' || command === '--version' || command === '-V') {
+    if (rest.length > 0) throw new UsageFailure(`unexpected argument: ${rest[0]}`);
+    process.stdout.write(versionText());
+    return 0;
   }
   if (command === 'serve') {
     // Signal handlers go in before the "listening" line is printed, so a

@@ -149,10 +149,10 @@ describe('sockeye connect through pipes', () => {
     expect(run.stdout()).toBe('');
   });
 
-  it('exits 1 with the HTTP status and the server\'s reason when the upgrade is refused', async () => {
+  it('exits 3 with the HTTP status and the server\'s reason when the upgrade is refused', async () => {
     const { url } = await startServer({ '/private': { authenticate: () => reject(403, 'not on the list') } });
     const run = runCli(['connect', `${url}/private`], { stdin: 'ignore' });
-    expect(await run.exitCode()).toBe(1);
+    expect(await run.exitCode()).toBe(3);
     expect(run.stderr()).toBe('sockeye: server refused the upgrade with 403 Forbidden: not on the list\n');
   });
 
@@ -369,7 +369,7 @@ describe('sockeye connect through pipes', () => {
   it('--reconnect does not retry an upgrade refused with 403', async () => {
     const { url, seen } = await startServer({ '/private': { authenticate: () => reject(403, 'no') } });
     const run = runCli(['connect', `${url}/private`, '--reconnect'], { stdin: 'ignore' });
-    expect(await run.exitCode()).toBe(1);
+    expect(await run.exitCode()).toBe(3);
     expect(seen.requests).toHaveLength(1);
     expect(run.stderr()).toBe('sockeye: server refused the upgrade with 403 Forbidden: no\n');
   });
@@ -393,7 +393,7 @@ describe('sockeye connect arguments and help', () => {
     const run = runCli(['connect', '--help'], { stdin: 'ignore' });
     expect(await run.exitCode()).toBe(0);
     expect(run.stdout()).toMatch(/^Usage: sockeye connect URL \[options\]/);
-    expect(run.stdout()).toContain('Examples:\n  sockeye connect ws://');
+    expect(run.stdout()).toMatch(/Examples[^\n]*:\n  sockeye connect ws:\/\//);
     for (const option of ['--header', '--subprotocol', '--origin', '--no-deflate', '--execute', '--wait', '--json', '--show-ping-pong', '--trace', '--reconnect', '--max-message']) {
       expect(run.stdout()).toContain(option);
     }
