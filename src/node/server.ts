@@ -109,7 +109,14 @@ export interface ServerOptions {
   maxMessageSize?: number;
   /** permessage-deflate, off by default. `true` takes the defaults. */
   perMessageDeflate?: boolean | ServerDeflateOptions;
-  /** Milliseconds from TCP accept to a complete upgrade request. Default 10 s. */
+  /**
+   * One deadline, in ms, for everything between TCP accept and the open
+   * connection: the TLS handshake (wss://), the upgrade request, and the
+   * route's hooks before the upgrade (an `authenticate` that never settles).
+   * For `handleUpgrade` it runs from the call. A request head not in by then
+   * is answered 408, a pipeline not done 503; a TLS handshake not done is
+   * cut (no HTTP can be spoken yet). Default 10 s.
+   */
   handshakeTimeout?: number;
   /** Close connections with no traffic either way for this many ms (code 1001). Default 0: off. */
   idleTimeout?: number;
@@ -229,6 +236,14 @@ class IncomingUpgrade implements UpgradeRequest {
   }
 }
 
+/** A socket in the opening handshake. */
+interface PendingHandshake {
+  /** performance.now() time by which the connection must be open. */
+  readonly deadline: number;
+  /** The request head is in: what is left is the upgrade pipeline (the hooks). */
+  headIn: boolean;
+}
+
 /** What the server keeps for each connection it adopted (in `connection.serverData`). */
 interface Mount {
   readonly server: WebSocketServer;
@@ -246,8 +261,10 @@ export class WebSocketServer {
   private readonly routes = new Map<string, AnyRoute>();
   private readonly connectionSet = new Set<Connection<unknown>>();
   private readonly tallies = new Map<string, RouteTally>();
-  /** Sockets still in the opening handshake, with the time their request head must be in by. */
-  private readonly handshaking = new Map<Duplex, number>();
+  /** Sockets in the opening handshake (upgrade request or pre-upgrade hooks), with their deadline. */
+  private readonly handshaking = new Map<Duplex, PendingHandshake>();
+  /** wss:// only: TCP connections whose TLS handshake is not done, by remote address and port. */
+  private readonly tlsPending = new Map<string, { socket: Socket; deadline: number }>();
   private handshakeSweep: NodeJS.Timeout | null = null;
   private readonly options: ServerOptions;
   private readonly deflate: ServerDeflateOptions | null;
@@ -304,11 +321,18 @@ export class WebSocketServer {
   /** Listen on a port (0 for an ephemeral one) and resolve with the bound address. */
   listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
     if (this.netServer !== null) return Promise.reject(new Error('the server is already listening'));
-    const onSocket = (socket: Socket): void => this.acceptSocket(socket);
-    const server = this.options.tls !== undefined ? createTlsServer(this.options.tls, onSocket) : createNetServer(onSocket);
+    let server: NetServer;
+    if (this.options.tls === undefined) {
+      server = createNetServer((socket) => this.acceptSocket(socket, performance.now()));
+    } else {
+      server = createTlsServer(this.options.tls, (socket) => this.acceptSocket(socket, this.tlsDone(socket)));
+      // The deadline starts at TCP accept, not once TLS is done: node:tls
+      // alone would hold a peer that never starts TLS for 120 s.
+      server.on('connection', (socket: Socket) => this.acceptTls(socket));
+      // A failed TLS handshake ends that socket, not the server.
+      server.on('tlsClientError', (_error, socket) => socket.destroy());
+    }
     this.netServer = server;
-    // A failed TLS handshake ends that socket, not the server.
-    server.on('tlsClientError', (_error, socket) => socket.destroy());
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -324,7 +348,14 @@ export class WebSocketServer {
    * `httpServer.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head))`.
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
     this.startHeartbeat();
+    // node:http has read the request: the deadline covers the hooks from here.
+    this.handshaking.set(socket, { deadline: performance.now() + this.handshakeTimeout, headIn: true });
+    this.sweepHandshakes();
     const parsed: RequestHead = {
       method: request.method ?? 'GET',
       target: request.url ?? '/',
@@ -347,9 +378,11 @@ export class WebSocketServer {
     this.netServer = null;
     const stopped = listening === null ? Promise.resolve() : new Promise<void>((resolve) => listening.close(() => resolve()));
     for (const socket of this.handshaking.keys()) socket.destroy();
+    for (const { socket } of this.tlsPending.values()) socket.destroy();
     if (this.handshakeSweep !== null) clearInterval(this.handshakeSweep);
     this.handshakeSweep = null;
     this.handshaking.clear();
+    this.tlsPending.clear();
     const timeout = options.timeout ?? this.options.closeTimeout ?? 5000;
     const closing = [...this.connectionSet].map(
       (connection) =>
@@ -370,13 +403,40 @@ export class WebSocketServer {
 
   // ---- accepting -----------------------------------------------------------
 
-  private acceptSocket(socket: Socket): void {
+  private get handshakeTimeout(): number {
+    return this.options.handshakeTimeout ?? 10_000;
+  }
+
+  /** wss://: a TCP connection, before TLS. Its deadline starts now. */
+  private acceptTls(socket: Socket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    this.tlsPending.set(key, { socket, deadline: performance.now() + this.handshakeTimeout });
+    socket.once('close', () => {
+      if (this.tlsPending.get(key)?.socket === socket) this.tlsPending.delete(key);
+    });
+    this.sweepHandshakes();
+  }
+
+  /** wss://: TLS is done; when the TCP connection was accepted (its address and port name it while it lives). */
+  private tlsDone(socket: Socket): number {
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    const pending = this.tlsPending.get(key);
+    this.tlsPending.delete(key);
+    return pending === undefined ? performance.now() : pending.deadline - this.handshakeTimeout;
+  }
+
+  private acceptSocket(socket: Socket, acceptedAt: number): void {
     if (this.shuttingDown) {
       socket.destroy();
       return;
     }
     const parser = new RequestHeadParser(this.options.headLimits);
-    this.handshaking.set(socket, performance.now() + (this.options.handshakeTimeout ?? 10_000));
+    const pending: PendingHandshake = { deadline: acceptedAt + this.handshakeTimeout, headIn: false };
+    this.handshaking.set(socket, pending);
     this.sweepHandshakes();
     const onClose = (): void => {
       this.handshaking.delete(socket);
@@ -384,8 +444,8 @@ export class WebSocketServer {
     const onData = (chunk: Buffer): void => {
       const result = parser.push(chunk);
       if (result.kind === 'incomplete') return;
-      // The head is in: the rest of the pipeline is not on the clock.
-      this.handshaking.set(socket, Infinity);
+      // The head is in; the deadline still runs until the connection is open.
+      pending.headIn = true;
       // Drop both listeners: a closure left on the socket would keep the
       // parser and the head alive as long as the connection.
       socket.off('data', onData);
@@ -404,18 +464,27 @@ export class WebSocketServer {
 
   /**
    * One timer for every pending handshake rather than one each: it runs
-   * while handshakes are pending and answers 408 to those past their
-   * deadline (never early; at most a quarter of the timeout late).
+   * while handshakes are pending and ends those past their deadline (never
+   * early; at most a quarter of the timeout late): 408 if the request head
+   * is not in, 503 if the pipeline (an async hook) is not done, and a TCP
+   * connection still in its TLS handshake is destroyed.
    */
   private sweepHandshakes(): void {
     if (this.handshakeSweep !== null) return;
-    const timeout = this.options.handshakeTimeout ?? 10_000;
+    const timeout = this.handshakeTimeout;
     this.handshakeSweep = setInterval(() => {
       const now = performance.now();
-      for (const [socket, deadline] of this.handshaking) {
-        if (now >= deadline) this.refuse(socket, '', 408, 'the upgrade request did not arrive in time');
+      for (const [socket, pending] of this.handshaking) {
+        if (now < pending.deadline) continue;
+        if (pending.headIn) this.refuse(socket, '', 503, 'the upgrade could not be completed in time');
+        else this.refuse(socket, '', 408, 'the upgrade request did not arrive in time');
       }
-      if (this.handshaking.size === 0 && this.handshakeSweep !== null) {
+      for (const [key, pending] of this.tlsPending) {
+        if (now < pending.deadline) continue;
+        this.tlsPending.delete(key);
+        pending.socket.destroy();
+      }
+      if (this.handshaking.size === 0 && this.tlsPending.size === 0 && this.handshakeSweep !== null) {
         clearInterval(this.handshakeSweep);
         this.handshakeSweep = null;
       }
@@ -488,6 +557,8 @@ export class WebSocketServer {
       this.refuse(socket, request.path, 500, 'the upgrade could not be completed');
       return;
     }
+    // Refused meanwhile (the deadline passed while a hook ran): that answer is on its way.
+    if (!this.handshaking.has(socket)) return;
     if (socket.destroyed || this.shuttingDown) {
       this.handshaking.delete(socket);
       socket.destroy();
