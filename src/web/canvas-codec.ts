@@ -1,5 +1,5 @@
 /**
- * The shared canvas's binary format, version 1 (documented for people in
+ * The shared canvas's binary format, version 2 (documented for people in
  * src/apps/canvas/PROTOCOL.md): the messages both ways, their encoding and
  * their decoding. The server and the page (compiled, /web/canvas-codec.js)
  * use this same module.
@@ -14,7 +14,15 @@
  * Point lists are flat: [x0, y0, x1, y1, ...].
  */
 
-export const PROTOCOL_VERSION = 1;
+/** The version this module speaks: the page says hello in it, the server answers in it. */
+export const PROTOCOL_VERSION = 2;
+/**
+ * The oldest version a server still accepts in a `hello`. Version 2 only
+ * added message types (undo, clear and their announcements), so a version 1
+ * client is served in version 1: it never receives a type it does not know
+ * (PROTOCOL.md, "Version").
+ */
+export const MIN_PROTOCOL_VERSION = 1;
 /** The largest coordinate: the right or bottom edge of the board. */
 export const COORDINATE_MAX = 0xffff;
 /** A name is at most this many UTF-8 bytes on the wire (24 characters of up to 4 bytes fit). */
@@ -35,6 +43,10 @@ export const ClientType = {
   strokeBegin: 0x10,
   strokePoints: 0x11,
   strokeEnd: 0x12,
+  /** Version 2. */
+  undo: 0x13,
+  /** Version 2. */
+  clear: 0x14,
 } as const;
 
 /** Type bytes of what the server sends. */
@@ -49,6 +61,10 @@ export const ServerType = {
   strokePoints: 0x91,
   strokeEnd: 0x92,
   trim: 0x93,
+  /** Version 2. */
+  strokeUndone: 0x94,
+  /** Version 2. */
+  cleared: 0x95,
   error: 0xff,
 } as const;
 
@@ -68,6 +84,8 @@ export const CANVAS_ERROR_CODES = [
   'no_stroke',
   'stroke_too_long',
   'full',
+  'nothing_to_undo',
+  'rate_limited',
 ] as const;
 
 export type CanvasErrorCode = (typeof CANVAS_ERROR_CODES)[number];
@@ -89,7 +107,11 @@ export type ClientMessage =
   | { type: 'stroke-begin'; colour: number; width: number; x: number; y: number }
   /** More points of the sender's open stroke: 1 to 256 of them. */
   | { type: 'stroke-points'; points: number[] }
-  | { type: 'stroke-end' };
+  | { type: 'stroke-end' }
+  /** Remove the sender's own most recent stroke, for everyone (version 2). */
+  | { type: 'undo' }
+  /** Remove every stroke, for everyone (version 2); the page asks its user to confirm first. */
+  | { type: 'clear' };
 
 // ---- server to client -------------------------------------------------------
 
@@ -133,8 +155,21 @@ export type ServerMessage =
   | { type: 'stroke-end'; id: number }
   /** Every stroke with an id below `before` is gone (the drawing's size limit). */
   | { type: 'trim'; before: number }
+  /** Stroke `id` was undone by the visitor who drew it: it is gone (version 2). */
+  | { type: 'stroke-undone'; id: number }
+  /** Visitor `by` cleared the board: every stroke begun before this message is gone (version 2). */
+  | { type: 'cleared'; by: number }
   /** `about`: the type byte of the message that caused it, 0 when it had none. */
   | { type: 'error'; code: CanvasErrorCode; about: number; message: string };
+
+/**
+ * The protocol version that introduced a server message's type: 1 for the
+ * original types, 2 for `stroke-undone` and `cleared`. A server never sends
+ * a client a message of a version newer than the client's hello.
+ */
+export function versionOf(message: ServerMessage): number {
+  return message.type === 'stroke-undone' || message.type === 'cleared' ? 2 : 1;
+}
 
 export type Decoded<Message> =
   | { ok: true; message: Message }
@@ -168,6 +203,10 @@ export function encodeClientMessage(message: ClientMessage): Uint8Array {
       return new Writer(1 + message.points.length * 2).u8(ClientType.strokePoints).points(message.points).done();
     case 'stroke-end':
       return new Writer(1).u8(ClientType.strokeEnd).done();
+    case 'undo':
+      return new Writer(1).u8(ClientType.undo).done();
+    case 'clear':
+      return new Writer(1).u8(ClientType.clear).done();
   }
 }
 
@@ -238,6 +277,10 @@ export function encodeServerMessage(message: ServerMessage): Uint8Array {
       return new Writer(5).u8(ServerType.strokeEnd).u32(message.id).done();
     case 'trim':
       return new Writer(5).u8(ServerType.trim).u32(message.before).done();
+    case 'stroke-undone':
+      return new Writer(5).u8(ServerType.strokeUndone).u32(message.id).done();
+    case 'cleared':
+      return new Writer(5).u8(ServerType.cleared).u32(message.by).done();
     case 'error': {
       const text = encoder.encode(message.message);
       return new Writer(3 + text.length).u8(ServerType.error).u8(errorWireCode(message.code)).u8(message.about).bytes(text).done();
@@ -428,6 +471,8 @@ const CLIENT_FIXED_SIZE: Readonly<Record<number, number>> = {
   [ClientType.move]: 5,
   [ClientType.strokeBegin]: 9,
   [ClientType.strokeEnd]: 1,
+  [ClientType.undo]: 1,
+  [ClientType.clear]: 1,
 };
 
 /**
@@ -447,8 +492,11 @@ export function decodeClientMessage(bytes: Uint8Array): Decoded<ClientMessage> {
     switch (type) {
       case ClientType.hello: {
         const version = read.u8();
-        if (version !== PROTOCOL_VERSION) {
-          throw new DecodeFailure('unsupported_version', `This server speaks canvas protocol version ${PROTOCOL_VERSION}, not ${version}.`);
+        if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
+          throw new DecodeFailure(
+            'unsupported_version',
+            `This server speaks canvas protocol versions ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}, not ${version}.`,
+          );
         }
         message = { type: 'hello', version, name: read.name() };
         break;
@@ -483,6 +531,12 @@ export function decodeClientMessage(bytes: Uint8Array): Decoded<ClientMessage> {
       case ClientType.strokeEnd:
         message = { type: 'stroke-end' };
         break;
+      case ClientType.undo:
+        message = { type: 'undo' };
+        break;
+      case ClientType.clear:
+        message = { type: 'clear' };
+        break;
       default:
         throw new DecodeFailure('unknown_type', `Unknown message type 0x${hex(type)}.`);
     }
@@ -504,7 +558,9 @@ export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
     switch (type) {
       case ServerType.welcome: {
         const version = read.u8();
-        if (version !== PROTOCOL_VERSION) throw new DecodeFailure('unsupported_version', `Canvas protocol version ${version} is not ${PROTOCOL_VERSION}.`);
+        if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
+          throw new DecodeFailure('unsupported_version', `Canvas protocol version ${version} is not one of ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}.`);
+        }
         message = { type: 'welcome', version, id: read.u32(), colour: read.rgb(), name: read.name() };
         break;
       }
@@ -568,6 +624,12 @@ export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
         break;
       case ServerType.trim:
         message = { type: 'trim', before: read.u32() };
+        break;
+      case ServerType.strokeUndone:
+        message = { type: 'stroke-undone', id: read.u32() };
+        break;
+      case ServerType.cleared:
+        message = { type: 'cleared', by: read.u32() };
         break;
       case ServerType.error: {
         const wire = read.u8();

@@ -13,9 +13,12 @@ import {
 import {
   decodeServerMessage,
   encodeClientMessage,
+  PROTOCOL_VERSION,
   type ClientMessage,
   type ServerMessage,
+  type StrokeInfo,
 } from '../../src/web/canvas-codec.js';
+import { applyOperation, drawingFrom, isDrawingOperation } from '../../src/apps/canvas/operations.js';
 import { AppServer } from '../../src/apps/server.js';
 import type { Connection } from '../../src/node/connection.js';
 import { OP, RawClient, frame } from '../node/raw-client.js';
@@ -79,10 +82,10 @@ class CanvasClient {
     return client;
   }
 
-  /** Open, say hello, and read the welcome and the first snapshot. */
-  static async join(port: number, name = ''): Promise<CanvasClient & { snapshot: Of<'snapshot'> }> {
+  /** Open, say hello (in this protocol version unless told), and read the welcome and the first snapshot. */
+  static async join(port: number, name = '', version = PROTOCOL_VERSION): Promise<CanvasClient & { snapshot: Of<'snapshot'> }> {
     const client = await CanvasClient.open(port);
-    client.send({ type: 'hello', version: 1, name });
+    client.send({ type: 'hello', version, name });
     const welcome = await client.nextOf('welcome');
     client.id = welcome.id;
     const snapshot = await client.nextOf('snapshot');
@@ -123,6 +126,17 @@ class CanvasClient {
     return this.nextWhere((message): message is Of<T> => message.type === type, `a "${type}" message`);
   }
 
+  /** The drawing as this client holds it: its latest snapshot with every drawing operation received after it applied. */
+  drawing(): StrokeInfo[] {
+    let start = this.received.length - 1;
+    while (start >= 0 && this.received[start]!.type !== 'snapshot') start--;
+    const snapshot = this.received[start];
+    if (snapshot?.type !== 'snapshot') throw new Error('no snapshot received yet');
+    const state = drawingFrom(snapshot.strokes);
+    for (const message of this.received.slice(start + 1)) if (isDrawingOperation(message)) applyOperation(state, message);
+    return [...state.values()];
+  }
+
   /** Wait until a pointers batch puts visitor `id` at (x, y). */
   pointerAt(id: number, x: number, y: number): Promise<ServerMessage> {
     return this.nextWhere(
@@ -149,7 +163,7 @@ describe('canvas: joining and leaving', () => {
   it('welcomes a visitor with its id, colour and name, and shows it to the others', async () => {
     const port = await start();
     const ann = await CanvasClient.join(port, 'Ann');
-    expect(ann.received[0]).toMatchObject({ type: 'welcome', version: 1, id: ann.id, name: 'Ann' });
+    expect(ann.received[0]).toMatchObject({ type: 'welcome', version: PROTOCOL_VERSION, id: ann.id, name: 'Ann' });
     expect(ann.snapshot.visitors).toEqual([{ id: ann.id, colour: expect.any(Number), name: 'Ann', pointer: null }]);
 
     const anonymous = await CanvasClient.join(port);
@@ -290,6 +304,110 @@ describe('canvas: pointers and strokes', () => {
     const cid = await CanvasClient.join(port, 'Cid');
     expect(cid.snapshot.strokes.map((s) => s.id)).toEqual([3, 4, 5]);
     expect(cid.snapshot.strokes.reduce((sum, s) => sum + s.points.length / 2, 0)).toBe(30);
+  });
+});
+
+describe('canvas: undo and clear', () => {
+  /** Draw a finished stroke of two points from `client`, and wait until `client` has it back complete; its id. */
+  async function draw(client: CanvasClient, x: number): Promise<number> {
+    client.send({ type: 'stroke-begin', colour: 0x102030, width: 3, x, y: x });
+    client.send({ type: 'stroke-points', points: [x + 1, x + 1] });
+    client.send({ type: 'stroke-end' });
+    const begin = await client.nextWhere(
+      (m): m is Of<'stroke-begin'> => m.type === 'stroke-begin' && m.visitor === client.id && m.x === x,
+      `the stroke drawn at ${x} to come back`,
+    );
+    await client.nextWhere((m) => m.type === 'stroke-end' && m.id === begin.id, `stroke ${begin.id} to end`);
+    return begin.id;
+  }
+
+  const ids = (strokes: readonly StrokeInfo[]): number[] => strokes.map((stroke) => stroke.id);
+
+  it('undoes only the asker’s latest stroke and clears the board, the same for everyone and for a newcomer', async () => {
+    const port = await start();
+    const ann = await CanvasClient.join(port, 'Ann');
+    const bob = await CanvasClient.join(port, 'Bob');
+    const annFirst = await draw(ann, 100);
+    const annSecond = await draw(ann, 200);
+    const bobStroke = await draw(bob, 300);
+    await ann.nextWhere((m) => m.type === 'stroke-end' && m.id === bobStroke, 'Bob’s stroke at Ann');
+
+    ann.send({ type: 'undo' });
+    expect(await ann.nextOf('stroke-undone')).toEqual({ type: 'stroke-undone', id: annSecond });
+    expect(await bob.nextOf('stroke-undone')).toEqual({ type: 'stroke-undone', id: annSecond });
+    expect(ids(ann.drawing())).toEqual([annFirst, bobStroke]);
+    expect(bob.drawing()).toEqual(ann.drawing());
+    const cid = await CanvasClient.join(port, 'Cid');
+    expect(cid.snapshot.strokes).toEqual(ann.drawing());
+    expect(cid.snapshot.strokes.find((stroke) => stroke.id === bobStroke)).toMatchObject({ visitor: bob.id, points: [300, 300, 301, 301] });
+
+    ann.send({ type: 'clear' });
+    expect(await ann.nextOf('cleared')).toEqual({ type: 'cleared', by: ann.id });
+    expect(await bob.nextOf('cleared')).toEqual({ type: 'cleared', by: ann.id });
+    expect(await cid.nextOf('cleared')).toEqual({ type: 'cleared', by: ann.id });
+    expect(ann.drawing()).toEqual([]);
+    expect(bob.drawing()).toEqual([]);
+    const dee = await CanvasClient.join(port, 'Dee');
+    expect(dee.snapshot.strokes).toEqual([]);
+    expect(app!.stats.strokes).toBe(0);
+    expect(app!.stats.points).toBe(0);
+
+    // With nothing of its own left, an undo is refused; Bob's strokes after the clear are his own to undo.
+    ann.send({ type: 'undo' });
+    expect(await ann.nextOf('error')).toMatchObject({ code: 'nothing_to_undo', about: 0x13 });
+    const bobAgain = await draw(bob, 400);
+    expect(bobAgain).toBeGreaterThan(bobStroke);
+    bob.send({ type: 'undo' });
+    expect(await dee.nextOf('stroke-undone')).toEqual({ type: 'stroke-undone', id: bobAgain });
+  });
+
+  it('limits clears and undos per visitor with `rate_limited`, without closing the connection', async () => {
+    const port = await start({ clearIntervalMs: 60_000, maxUndosPerSecond: 2, maxErrors: 3 });
+    const ann = await CanvasClient.join(port, 'Ann');
+    for (let i = 0; i < 3; i++) await draw(ann, i * 10);
+    ann.send({ type: 'clear' });
+    await ann.nextOf('cleared');
+    for (let i = 0; i < 3; i++) {
+      ann.send({ type: 'clear' });
+      expect(await ann.nextOf('error')).toMatchObject({ code: 'rate_limited', about: 0x14 });
+    }
+    for (let i = 0; i < 3; i++) await draw(ann, 100 + i * 10);
+    // Three undos at once: two pass, the third is refused. (Errors are answered at once, undos go out with the
+    // next batch, so the order of the answers says nothing.) The server counts in one-second windows: if the
+    // three answers took a second or more to come, the third may have fallen in a new window, and is not judged.
+    const started = performance.now();
+    for (let i = 0; i < 3; i++) ann.send({ type: 'undo' });
+    const answers: ServerMessage[] = [];
+    for (let i = 0; i < 3; i++) answers.push(await ann.nextWhere((m) => m.type === 'stroke-undone' || m.type === 'error', `answer ${i + 1}`));
+    const undone = answers.filter((m) => m.type === 'stroke-undone');
+    expect(undone.length).toBeGreaterThanOrEqual(2);
+    if (performance.now() - started < 1000) {
+      expect(undone).toHaveLength(2);
+      expect(answers.find((m) => m.type === 'error')).toMatchObject({ code: 'rate_limited', about: 0x13 });
+    }
+    // Six refusals and more than `maxErrors`: the connection stays, refusals of this kind are not mistakes.
+    ann.send({ type: 'move', x: 9, y: 9 });
+    await ann.pointerAt(ann.id, 9, 9);
+    expect(ann.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('serves a version 1 client in version 1: a welcome in version 1, and snapshots in place of undo and clear', async () => {
+    const port = await start();
+    const old = await CanvasClient.join(port, 'Old', 1);
+    expect(old.received[0]).toMatchObject({ type: 'welcome', version: 1 });
+    const ann = await CanvasClient.join(port, 'Ann');
+    await draw(ann, 10);
+    const second = await draw(ann, 20);
+    await old.nextWhere((m) => m.type === 'stroke-end' && m.id === second, 'the second stroke at the old client');
+    ann.send({ type: 'undo' });
+    await ann.nextOf('stroke-undone');
+    const snapshot = await old.nextOf('snapshot');
+    expect(ids(snapshot.strokes)).toEqual([second - 1]);
+    expect(old.drawing()).toEqual(ann.drawing());
+    ann.send({ type: 'clear' });
+    await ann.nextOf('cleared');
+    expect((await old.nextOf('snapshot')).strokes).toEqual([]);
+    expect(old.received.some((m) => m.type === 'stroke-undone' || m.type === 'cleared')).toBe(false);
   });
 });
 

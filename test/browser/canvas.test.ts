@@ -290,3 +290,121 @@ describe('canvas page', () => {
     expect(await bob.locator('.pointer b, #people b').count()).toBe(0);
   });
 });
+
+describe('canvas page: undo, clear and the pen width', () => {
+  /** Draw a short horizontal line with the mouse from (fx, fy), and wait until the page holds it back from the server. */
+  async function drawLine(page: Page, fx: number, fy: number): Promise<void> {
+    const before = (await strokesOf(page)).length;
+    const from = await onBoard(page, fx, fy);
+    const to = await onBoard(page, fx + 0.1, fy);
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    await page.mouse.move(to.x, to.y, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(
+      (count) => {
+        const canvas = (globalThis as unknown as PageGlobals).sockeyeCanvas;
+        const strokes = canvas.strokes();
+        return strokes.length === count && strokes.every((stroke) => !stroke.open) && canvas.pendingStrokes() === 0;
+      },
+      before + 1,
+      { timeout: WAIT },
+    );
+  }
+
+  /** Wait until `page` holds exactly the strokes `ids`, in that order. */
+  async function holds(page: Page, ids: readonly number[]): Promise<void> {
+    await page.waitForFunction(
+      (wanted) => JSON.stringify((globalThis as unknown as PageGlobals).sockeyeCanvas.strokes().map((stroke) => stroke.id)) === JSON.stringify(wanted),
+      ids,
+      { timeout: WAIT },
+    );
+  }
+
+  it('undoes my own last stroke for everyone with the button or Ctrl+Z, and leaves the others’ strokes alone', async () => {
+    const ann = await openCanvas();
+    const bob = await openCanvas();
+    await knows(bob, await myId(ann));
+    // Nothing of mine on the board: nothing to undo.
+    expect(await ann.locator('#undo').isDisabled()).toBe(true);
+
+    await drawLine(ann, 0.1, 0.2);
+    await drawLine(ann, 0.1, 0.4);
+    await holds(bob, [1, 2]);
+    await drawLine(bob, 0.5, 0.6);
+    await holds(ann, [1, 2, 3]);
+    const [first, second] = await strokesOf(ann);
+    expect(first!.visitor).toBe(await myId(ann));
+    expect(second!.visitor).toBe(await myId(ann));
+
+    await ann.locator('#undo').click();
+    await holds(ann, [1, 3]);
+    await holds(bob, [1, 3]);
+    // Bob undoes with the keyboard: his own stroke goes, not Ann's newer-looking one.
+    await bob.keyboard.press('Control+z');
+    await holds(bob, [1]);
+    await holds(ann, [1]);
+    expect((await strokesOf(bob))[0]!.visitor).toBe(await myId(ann));
+    await bob.locator('#undo:disabled').waitFor({ timeout: WAIT });
+    expect(await ann.locator('#undo').isDisabled()).toBe(false);
+
+    // And a newcomer sees the board as it is now.
+    const cid = await openCanvas();
+    await holds(cid, [1]);
+  });
+
+  it('clears the board for everyone only after an inline confirmation', async () => {
+    const ann = await openCanvas();
+    const bob = await openCanvas();
+    await knows(bob, await myId(ann));
+    await drawLine(ann, 0.2, 0.2);
+    await drawLine(bob, 0.2, 0.5);
+    await holds(ann, [1, 2]);
+    await holds(bob, [1, 2]);
+
+    // The first click only asks; "No" leaves everything as it was.
+    await ann.locator('#clear').click();
+    await ann.locator('#clear-confirm').waitFor({ state: 'visible', timeout: WAIT });
+    expect(await ann.locator('#clear-confirm').textContent()).toContain('Clear for everyone?');
+    expect(await ann.locator('#clear').isHidden()).toBe(true);
+    await ann.locator('#clear-no').click();
+    await ann.locator('#clear-confirm').waitFor({ state: 'hidden', timeout: WAIT });
+    expect(await ann.locator('#clear').isVisible()).toBe(true);
+    // Escape says no too.
+    await ann.locator('#clear').click();
+    await ann.keyboard.press('Escape');
+    await ann.locator('#clear-confirm').waitFor({ state: 'hidden', timeout: WAIT });
+    expect((await strokesOf(ann)).length).toBe(2);
+    expect((await strokesOf(bob)).length).toBe(2);
+
+    await ann.locator('#clear').click();
+    await ann.locator('#clear-yes').click();
+    await holds(ann, []);
+    await holds(bob, []);
+    const annName = (await meOf(ann)).name;
+    await bob.locator('#notice', { hasText: `${annName} cleared the board.` }).waitFor({ timeout: WAIT });
+    expect(await ann.locator('#clear-confirm').isHidden()).toBe(true);
+    await ann.locator('#undo:disabled').waitFor({ timeout: WAIT });
+
+    // The board is blank in the other page too, not only in its model.
+    const painted = await bob.evaluate(() => {
+      const canvas = (globalThis as unknown as PageGlobals).document.getElementById('drawing');
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      let alpha = 0;
+      for (let i = 3; i < data.length; i += 4) alpha += data[i]!;
+      return alpha;
+    });
+    expect(painted).toBe(0);
+    const cid = await openCanvas();
+    expect(await strokesOf(cid)).toEqual([]);
+  });
+
+  it('shows the pen width next to its slider, and draws with it', async () => {
+    const ann = await openCanvas();
+    expect(await ann.locator('#pen-width-value').textContent()).toBe('4');
+    await ann.locator('#pen-width').fill('11');
+    expect(await ann.locator('#pen-width-value').textContent()).toBe('11');
+    await drawLine(ann, 0.3, 0.3);
+    expect((await strokesOf(ann))[0]!.width).toBe(11);
+  });
+});

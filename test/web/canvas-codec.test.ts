@@ -10,8 +10,10 @@ import {
   MAX_NAME_BYTES,
   MAX_POINTS_PER_MESSAGE,
   MAX_WIDTH,
+  MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
   ServerType,
+  versionOf,
   type CanvasErrorCode,
   type ClientMessage,
   type ServerMessage,
@@ -35,12 +37,14 @@ const points = (maxPoints: number): fc.Arbitrary<number[]> =>
   fc.array(fc.tuple(coordinate, coordinate), { minLength: 1, maxLength: maxPoints }).map((pairs) => pairs.flat());
 
 const clientMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
-  fc.record({ type: fc.constant('hello' as const), version: fc.constant(PROTOCOL_VERSION), name }),
+  fc.record({ type: fc.constant('hello' as const), version: fc.integer({ min: MIN_PROTOCOL_VERSION, max: PROTOCOL_VERSION }), name }),
   fc.record({ type: fc.constant('rename' as const), name }),
   fc.record({ type: fc.constant('move' as const), x: coordinate, y: coordinate }),
   fc.record({ type: fc.constant('stroke-begin' as const), colour, width, x: coordinate, y: coordinate }),
   fc.record({ type: fc.constant('stroke-points' as const), points: points(MAX_POINTS_PER_MESSAGE) }),
   fc.constant({ type: 'stroke-end' as const }),
+  fc.constant({ type: 'undo' as const }),
+  fc.constant({ type: 'clear' as const }),
 );
 
 const visitor = fc.record({
@@ -52,7 +56,7 @@ const visitor = fc.record({
 const stroke = fc.record({ id: u32, visitor: u32, colour, width: u8, open: fc.boolean(), points: points(50) });
 
 const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
-  fc.record({ type: fc.constant('welcome' as const), version: fc.constant(PROTOCOL_VERSION), id: u32, colour, name }),
+  fc.record({ type: fc.constant('welcome' as const), version: fc.integer({ min: MIN_PROTOCOL_VERSION, max: PROTOCOL_VERSION }), id: u32, colour, name }),
   fc.record({ type: fc.constant('snapshot' as const), visitors: fc.array(visitor, { maxLength: 8 }), strokes: fc.array(stroke, { maxLength: 8 }) }),
   fc.record({ type: fc.constant('join' as const), id: u32, colour, name }),
   fc.record({ type: fc.constant('leave' as const), id: u32 }),
@@ -62,6 +66,8 @@ const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
   fc.record({ type: fc.constant('stroke-points' as const), id: u32, points: points(300) }),
   fc.record({ type: fc.constant('stroke-end' as const), id: u32 }),
   fc.record({ type: fc.constant('trim' as const), before: u32 }),
+  fc.record({ type: fc.constant('stroke-undone' as const), id: u32 }),
+  fc.record({ type: fc.constant('cleared' as const), by: u32 }),
   fc.record({
     type: fc.constant('error' as const),
     code: fc.constantFrom(...CANVAS_ERROR_CODES),
@@ -91,6 +97,30 @@ describe('canvas codec: exact bytes', () => {
   it('encodes stroke-points as the type and 4 bytes per point, and stroke-end as the type alone', () => {
     expect(encodeClientMessage({ type: 'stroke-points', points: [1, 2, 0x0300, 4] })).toEqual(bytes(0x11, 1, 0, 2, 0, 0, 3, 4, 0));
     expect(encodeClientMessage({ type: 'stroke-end' })).toEqual(bytes(0x12));
+  });
+
+  it('encodes undo and clear (version 2) as their type byte alone', () => {
+    expect(encodeClientMessage({ type: 'undo' })).toEqual(bytes(0x13));
+    expect(encodeClientMessage({ type: 'clear' })).toEqual(bytes(0x14));
+  });
+
+  it('encodes stroke-undone and cleared (version 2) as the type and a u32: the stroke, the visitor who cleared', () => {
+    expect(encodeServerMessage({ type: 'stroke-undone', id: 0x01020304 })).toEqual(bytes(0x94, 4, 3, 2, 1));
+    expect(encodeServerMessage({ type: 'cleared', by: 7 })).toEqual(bytes(0x95, 7, 0, 0, 0));
+  });
+
+  it('numbers the error codes added in version 2 after the old ones: 12 nothing_to_undo, 13 rate_limited', () => {
+    expect(encodeServerMessage({ type: 'error', code: 'full', about: 0, message: '' })).toEqual(bytes(0xff, 11, 0));
+    expect(encodeServerMessage({ type: 'error', code: 'nothing_to_undo', about: 0x13, message: '' })).toEqual(bytes(0xff, 12, 0x13));
+    expect(encodeServerMessage({ type: 'error', code: 'rate_limited', about: 0x14, message: '' })).toEqual(bytes(0xff, 13, 0x14));
+  });
+
+  it('says which version introduced each server message: 2 for stroke-undone and cleared, 1 for the rest', () => {
+    expect(PROTOCOL_VERSION).toBe(2);
+    expect(versionOf({ type: 'stroke-undone', id: 1 })).toBe(2);
+    expect(versionOf({ type: 'cleared', by: 1 })).toBe(2);
+    expect(versionOf({ type: 'trim', before: 1 })).toBe(1);
+    expect(versionOf({ type: 'stroke-end', id: 1 })).toBe(1);
   });
 
   it('encodes a pointers batch as 8 bytes per pointer: u32 id, u16 x, u16 y', () => {
@@ -181,6 +211,8 @@ describe('canvas codec: malformed input', () => {
     ['a move one byte short', bytes(0x03, 1, 2, 3), 'malformed'],
     ['a move one byte long', bytes(0x03, 1, 2, 3, 4, 5), 'malformed'],
     ['stroke-end with a payload', bytes(0x12, 0), 'malformed'],
+    ['undo with a payload', bytes(0x13, 0), 'malformed'],
+    ['clear with a payload', bytes(0x14, 1, 2), 'malformed'],
     ['stroke-begin one byte short', bytes(0x10, 1, 2, 3, 4, 0, 0, 0), 'malformed'],
     ['stroke-points without points', bytes(0x11), 'malformed'],
     ['stroke-points with half a point', bytes(0x11, 1, 0, 2, 0, 3, 0), 'malformed'],
@@ -194,7 +226,8 @@ describe('canvas codec: malformed input', () => {
     ['stroke-points with 257 points', Uint8Array.of(0x11, ...new Array<number>((MAX_POINTS_PER_MESSAGE + 1) * 4).fill(0)), 'out_of_range'],
     ['a name over 96 bytes', Uint8Array.of(0x02, MAX_NAME_BYTES + 1, ...new Array<number>(MAX_NAME_BYTES + 1).fill(0x61)), 'out_of_range'],
     ['a name that is not UTF-8', bytes(0x02, 2, 0xc3, 0x28), 'invalid_utf8'],
-    ['a hello of another protocol version', bytes(0x01, 0x02, 0), 'unsupported_version'],
+    ['a hello of a protocol version after this one', bytes(0x01, PROTOCOL_VERSION + 1, 0), 'unsupported_version'],
+    ['a hello of protocol version 0', bytes(0x01, 0x00, 0), 'unsupported_version'],
   ];
 
   it.each(cases)('refuses %s with a sentence and the offending type', (_what, input, code) => {

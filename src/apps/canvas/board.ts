@@ -143,6 +143,32 @@ export class Board {
   }
 
   /**
+   * Undo the visitor's own most recent stroke (still being drawn or not):
+   * it goes for everyone. Someone else's strokes are never touched.
+   */
+  undo(id: number): ChangeResult {
+    const visitor = this.visitors.get(id);
+    if (visitor === undefined) return notJoined();
+    const stroke = this.drawing.latestOf(id);
+    if (stroke === null) return { ok: false, error: { code: 'nothing_to_undo', message: 'You have no stroke on the board to undo.' } };
+    // If it is still open, `visitor.stroke` keeps pointing at it: the points and
+    // the end still on their way are then dropped quietly, as for a trimmed stroke.
+    this.drawing.remove(stroke);
+    this.growing.delete(stroke);
+    this.journal.push({ type: 'stroke-undone', id: stroke.id });
+    return OK;
+  }
+
+  /** Remove every stroke, everyone's, open ones included (their further points are dropped quietly). */
+  clear(id: number): ChangeResult {
+    if (!this.visitors.has(id)) return notJoined();
+    this.drawing.clear();
+    this.growing.clear();
+    this.journal.push({ type: 'cleared', by: id });
+    return OK;
+  }
+
+  /**
    * The batch: everything that changed since the previous flush, in order,
    * merged (see the class comment); the journal starts empty again.
    */

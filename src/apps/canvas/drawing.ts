@@ -84,7 +84,35 @@ export class Drawing {
     stroke.open = false;
   }
 
-  /** Whether the stroke is still part of the drawing (not trimmed). */
+  /**
+   * The visitor's most recent stroke still in the drawing, or null. A scan
+   * from the newest end would need a second index; the drawing holds at most
+   * `maxStrokes` (2000) strokes and undos are rate-limited, so a plain pass
+   * is cheap enough.
+   */
+  latestOf(visitor: number): Stroke | null {
+    let latest: Stroke | null = null;
+    for (const stroke of this.strokes.values()) if (stroke.visitor === visitor) latest = stroke;
+    return latest;
+  }
+
+  /** Take one stroke out (an undo); an open stroke is closed, so its further points are ignored. */
+  remove(stroke: Stroke): boolean {
+    if (!this.has(stroke)) return false;
+    this.strokes.delete(stroke.id);
+    this.points -= stroke.points.length / 2;
+    stroke.open = false;
+    return true;
+  }
+
+  /** Take every stroke out (a clear). Ids go on counting: a new stroke never reuses an old id. */
+  clear(): void {
+    for (const stroke of this.strokes.values()) stroke.open = false;
+    this.strokes.clear();
+    this.points = 0;
+  }
+
+  /** Whether the stroke is still part of the drawing (not trimmed, undone or cleared). */
   has(stroke: Stroke): boolean {
     return this.strokes.get(stroke.id) === stroke;
   }

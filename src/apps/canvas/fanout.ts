@@ -1,6 +1,6 @@
 import { prepareFrame, type PreparedFrame } from '../../protocol/protocol.js';
 import type { Board } from './board.js';
-import { encodeServerMessage, type ServerMessage } from '../../web/canvas-codec.js';
+import { encodeServerMessage, PROTOCOL_VERSION, versionOf, type ServerMessage } from '../../web/canvas-codec.js';
 
 /**
  * Delivery of the board's batches to the visitors' connections, once per
@@ -23,6 +23,12 @@ import { encodeServerMessage, type ServerMessage } from '../../web/canvas-codec.
  * batch went to the others, so it holds exactly what they hold. What waits
  * for one client is thus at most `maxBuffered`, plus one snapshot, plus one
  * tick's batch.
+ *
+ * A client that said hello in an older protocol version never receives a
+ * message type it does not know: a batch holding one (an undo or a clear,
+ * for a version 1 client) reaches it as a snapshot instead, taken after the
+ * batch, so it holds what the others hold. Snapshots have the same format in
+ * every version.
  */
 export interface Peer {
   /** Bytes accepted for sending and not yet handed to the operating system. */
@@ -44,14 +50,22 @@ export interface FanoutStats {
   resyncs: number;
   /** `pointers` catch-ups sent to clients that had missed only positions. */
   catchUps: number;
+  /**
+   * Batches that held messages newer than a client's protocol version, so
+   * that client was marked for a snapshot instead (sent at once, or once it
+   * reads again; counted in `resyncs` when sent).
+   */
+  versionResyncs: number;
 }
 
 /** Default for `maxBuffered`: a client with more than this waiting is skipped. */
 export const DEFAULT_MAX_BUFFERED = 64 * 1024;
 
 export class Fanout<P extends Peer> {
-  readonly stats: FanoutStats = { ticks: 0, frames: 0, skipped: 0, snapshots: 0, resyncs: 0, catchUps: 0 };
+  readonly stats: FanoutStats = { ticks: 0, frames: 0, skipped: 0, snapshots: 0, resyncs: 0, catchUps: 0, versionResyncs: 0 };
   private readonly peers = new Map<P, PeerSync>();
+  /** The protocol version of the peers that said hello in an older one than PROTOCOL_VERSION. */
+  private readonly older = new Map<P, number>();
 
   constructor(readonly maxBuffered: number = DEFAULT_MAX_BUFFERED) {}
 
@@ -59,12 +73,14 @@ export class Fanout<P extends Peer> {
     return this.peers.size;
   }
 
-  /** A client that joined: it gets a snapshot at the next tick. */
-  add(peer: P): void {
+  /** A client that joined, speaking protocol `version`: it gets a snapshot at the next tick. */
+  add(peer: P, version: number = PROTOCOL_VERSION): void {
     this.peers.set(peer, 'fresh');
+    if (version < PROTOCOL_VERSION) this.older.set(peer, version);
   }
 
   remove(peer: P): boolean {
+    this.older.delete(peer);
     return this.peers.delete(peer);
   }
 
@@ -85,9 +101,17 @@ export class Fanout<P extends Peer> {
     });
     let snapshot: PreparedFrame | null = null;
     let pointers: PreparedFrame | null | undefined;
+    const newest = batch.reduce((version, message) => Math.max(version, versionOf(message)), 1);
 
-    for (const [peer, sync] of this.peers) {
+    for (const [peer, current] of this.peers) {
       const over = peer.bufferedAmount > this.maxBuffered;
+      let sync = current;
+      if (newest > (this.older.get(peer) ?? PROTOCOL_VERSION) && (sync === 'current' || sync === 'pointers-behind')) {
+        // The batch holds a type this client does not know: a snapshot takes its place.
+        sync = 'behind';
+        this.peers.set(peer, sync);
+        this.stats.versionResyncs++;
+      }
       switch (sync) {
         case 'current':
           if (frames.length === 0) break;

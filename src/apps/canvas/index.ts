@@ -3,7 +3,7 @@ import { CloseCode } from '../../protocol/close-code.js';
 import { socketPath, type App } from '../app.js';
 import { pageDirOf } from '../paths.js';
 import { Board, type BoardOptions, type ChangeResult } from './board.js';
-import { decodeClientMessage, encodeServerMessage, PROTOCOL_VERSION, type CanvasError, type ClientMessage } from '../../web/canvas-codec.js';
+import { decodeClientMessage, encodeServerMessage, type CanvasError, type CanvasErrorCode, type ClientMessage } from '../../web/canvas-codec.js';
 import { DEFAULT_MAX_BUFFERED, Fanout, type FanoutStats } from './fanout.js';
 import { InputGuard, type InputGuardOptions } from './input-guard.js';
 
@@ -66,7 +66,7 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
     pageDir: pageDirOf('canvas'),
 
     get stats() {
-      const total: CanvasStats = { ticks: 0, frames: 0, skipped: 0, snapshots: 0, resyncs: 0, catchUps: 0, visitors: 0, strokes: 0, points: 0 };
+      const total: CanvasStats = { ticks: 0, frames: 0, skipped: 0, snapshots: 0, resyncs: 0, catchUps: 0, versionResyncs: 0, visitors: 0, strokes: 0, points: 0 };
       for (const { board, fanout } of mounts) {
         for (const key of Object.keys(fanout.stats) as Array<keyof FanoutStats>) total[key] += fanout.stats[key];
         total.visitors += board.visitorCount;
@@ -103,6 +103,8 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
 
       const fail = (connection: Connection<unknown>, client: Client, error: CanvasError, about: number): void => {
         connection.send(encodeServerMessage({ type: 'error', code: error.code, about, message: error.message }));
+        // A refusal that is not the client's mistake (a double-clicked undo, a second clear) is answered but not held against it.
+        if (BENIGN_ERRORS.has(error.code)) return;
         if (!client.guard.error(performance.now())) {
           log.info(`canvas closing ${connection.remoteAddress ?? '-'}: ${client.guard.maxErrors} bad messages within ${client.guard.errorWindowMs} ms`);
           // RFC 6455 §7.4.1: 1008, the peer keeps violating the endpoint's policy.
@@ -110,7 +112,7 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
         }
       };
 
-      const hello = (connection: Connection<unknown>, client: Client, name: string, about: number): void => {
+      const hello = (connection: Connection<unknown>, client: Client, name: string, version: number, about: number): void => {
         if (client.id !== null) {
           fail(connection, client, { code: 'already_joined', message: 'You already said hello; send rename to change your name.' }, about);
           return;
@@ -123,13 +125,14 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
         }
         const { id, colour } = joined.visitor;
         client.id = id;
-        connection.send(encodeServerMessage({ type: 'welcome', version: PROTOCOL_VERSION, id, colour, name: joined.visitor.name }));
-        fanout.add(connection);
+        // The server speaks the client's version (the codec accepted it): see PROTOCOL.md, "Version".
+        connection.send(encodeServerMessage({ type: 'welcome', version, id, colour, name: joined.visitor.name }));
+        fanout.add(connection, version);
         startTicking();
         log.debug(`canvas join ${id} ${joined.visitor.name}`);
       };
 
-      const apply = (id: number, message: Exclude<ClientMessage, { type: 'hello' }>): ChangeResult => {
+      const apply = (id: number, guard: InputGuard, message: Exclude<ClientMessage, { type: 'hello' }>): ChangeResult => {
         switch (message.type) {
           case 'rename':
             return board.rename(id, message.name);
@@ -141,6 +144,12 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
             return board.addPoints(id, message.points);
           case 'stroke-end':
             return board.endStroke(id);
+          case 'undo':
+            if (!guard.undo(performance.now())) return rateLimited(`At most ${guard.maxUndosPerSecond} undos a second.`);
+            return board.undo(id);
+          case 'clear':
+            if (!guard.clear(performance.now())) return rateLimited(`At most one clear every ${guard.clearIntervalMs / 1000} seconds.`);
+            return board.clear(id);
         }
       };
 
@@ -176,14 +185,14 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
           }
           const message = decoded.message;
           if (message.type === 'hello') {
-            hello(connection, client, message.name, bytes[0]!);
+            hello(connection, client, message.name, message.version, bytes[0]!);
             return;
           }
           if (client.id === null) {
             fail(connection, client, { code: 'not_joined', message: 'Say hello first.' }, bytes[0]!);
             return;
           }
-          const result = apply(client.id, message);
+          const result = apply(client.id, client.guard, message);
           if (!result.ok) fail(connection, client, result.error, bytes[0]!);
         },
         close(connection) {
@@ -209,6 +218,13 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
     },
   };
   return app;
+}
+
+/** Errors answered without counting towards the bad-message limit: the client did nothing wrong. */
+const BENIGN_ERRORS: ReadonlySet<CanvasErrorCode> = new Set(['nothing_to_undo', 'rate_limited']);
+
+function rateLimited(message: string): ChangeResult {
+  return { ok: false, error: { code: 'rate_limited', message } };
 }
 
 export const canvasApp: CanvasApp = createCanvasApp();

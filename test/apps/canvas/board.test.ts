@@ -151,7 +151,83 @@ describe('the drawing and its bounds', () => {
   });
 });
 
+describe('undo and clear', () => {
+  /** A finished stroke of one point for visitor `id`. */
+  function dot(board: Board, id: number, x: number): void {
+    expect(board.beginStroke(id, 0, 1, x, x)).toEqual({ ok: true });
+    expect(board.endStroke(id)).toEqual({ ok: true });
+  }
+
+  it('undoes the asking visitor’s own latest stroke, never someone else’s, one more with each undo', () => {
+    const board = new Board();
+    const ann = joined(board);
+    const bob = joined(board);
+    dot(board, ann, 1);
+    dot(board, ann, 2);
+    dot(board, bob, 3);
+    board.flush();
+    expect(board.undo(ann)).toEqual({ ok: true });
+    expect(board.flush()).toEqual([{ type: 'stroke-undone', id: 2 }]);
+    expect(board.snapshot().strokes.map((stroke) => stroke.id)).toEqual([1, 3]);
+    expect(board.undo(ann)).toEqual({ ok: true });
+    expect(board.undo(ann)).toMatchObject({ ok: false, error: { code: 'nothing_to_undo' } });
+    expect(board.flush()).toEqual([{ type: 'stroke-undone', id: 1 }]);
+    expect(board.snapshot().strokes.map((stroke) => stroke.id)).toEqual([3]);
+    expect(board.drawing.pointCount).toBe(1);
+    expect(board.undo(999)).toMatchObject({ ok: false, error: { code: 'not_joined' } });
+  });
+
+  it('undoes a stroke still being drawn: its unannounced points are not sent, the points after it are dropped quietly', () => {
+    const board = new Board();
+    const ann = joined(board);
+    board.beginStroke(ann, 0, 1, 0, 0);
+    board.flush();
+    board.addPoints(ann, [1, 1]);
+    expect(board.undo(ann)).toEqual({ ok: true });
+    expect(board.addPoints(ann, [2, 2])).toEqual({ ok: true });
+    expect(board.endStroke(ann)).toEqual({ ok: true });
+    expect(board.flush()).toEqual([{ type: 'stroke-undone', id: 1 }]);
+    expect(board.snapshot().strokes).toEqual([]);
+    expect(board.drawing.pointCount).toBe(0);
+    // The next stroke is a new one with a new id.
+    dot(board, ann, 5);
+    expect(board.snapshot().strokes.map((stroke) => stroke.id)).toEqual([2]);
+  });
+
+  it('clears every stroke, open ones included, and tells who cleared; ids go on counting', () => {
+    const board = new Board();
+    const ann = joined(board);
+    const bob = joined(board);
+    board.flush();
+    dot(board, ann, 1);
+    board.beginStroke(bob, 0, 1, 2, 2);
+    board.addPoints(bob, [3, 3]);
+    expect(board.clear(ann)).toEqual({ ok: true });
+    expect(board.addPoints(bob, [4, 4])).toEqual({ ok: true });
+    expect(board.flush()).toEqual([
+      { type: 'stroke-begin', id: 1, visitor: ann, colour: 0, width: 1, x: 1, y: 1 },
+      { type: 'stroke-end', id: 1 },
+      { type: 'stroke-begin', id: 2, visitor: bob, colour: 0, width: 1, x: 2, y: 2 },
+      { type: 'cleared', by: ann },
+    ]);
+    expect(board.snapshot().strokes).toEqual([]);
+    expect(board.drawing.strokeCount).toBe(0);
+    expect(board.drawing.pointCount).toBe(0);
+    expect(board.undo(ann)).toMatchObject({ ok: false, error: { code: 'nothing_to_undo' } });
+    dot(board, bob, 9);
+    expect(board.snapshot().strokes.map((stroke) => stroke.id)).toEqual([3]);
+    expect(board.clear(999)).toMatchObject({ ok: false, error: { code: 'not_joined' } });
+  });
+});
+
 describe('input guard', () => {
+  it('accepts up to `maxUndosPerSecond` undos in one second, and one clear per `clearIntervalMs`', () => {
+    const guard = new InputGuard({ maxUndosPerSecond: 2, clearIntervalMs: 3000 });
+    expect([guard.undo(0), guard.undo(10), guard.undo(20)]).toEqual([true, true, false]);
+    expect(guard.undo(1000)).toBe(true);
+    expect([guard.clear(0), guard.clear(2999), guard.clear(3000), guard.clear(3001)]).toEqual([true, false, true, false]);
+  });
+
   it('accepts up to the limit in one second and refuses the next, then starts afresh a second later', () => {
     const guard = new InputGuard({ maxMessagesPerSecond: 3 });
     expect([guard.message(0), guard.message(10), guard.message(20), guard.message(30)]).toEqual([true, true, true, false]);

@@ -245,3 +245,47 @@ describe('a peer that falls behind', () => {
     expect(peer.take().map((message) => message.type)).toEqual(['snapshot']);
   });
 });
+
+describe('clients of an older protocol version', () => {
+  it('gives a version 1 client a snapshot in place of a batch holding an undo or a clear, and the plain batch otherwise', () => {
+    const board = new Board();
+    const fanout = new Fanout<FakePeer>(LIMIT);
+    const ids = ['new', 'old'].map((name) => {
+      const joined = board.join(name);
+      if (!joined.ok) throw new Error(joined.error.message);
+      return joined.visitor.id;
+    });
+    const [current, older] = [new FakePeer(), new FakePeer()];
+    fanout.add(current);
+    fanout.add(older, 1);
+    fanout.tick(board);
+    current.take();
+    older.take();
+
+    board.beginStroke(ids[0]!, 0, 1, 5, 5);
+    board.endStroke(ids[0]!);
+    fanout.tick(board);
+    expect(older.take()).toEqual(current.take());
+
+    board.beginStroke(ids[1]!, 0, 1, 6, 6);
+    board.undo(ids[0]!);
+    board.move(ids[1]!, 1, 2);
+    fanout.tick(board);
+    expect(current.take().map((message) => message.type)).toEqual(['stroke-begin', 'stroke-undone', 'pointers']);
+    const instead = older.take();
+    expect(instead.map((message) => message.type)).toEqual(['snapshot']);
+    expect(instead[0]).toEqual(board.snapshot());
+    expect(board.snapshot().strokes.map((stroke) => stroke.id)).toEqual([2]);
+    expect(fanout.stats.versionResyncs).toBe(1);
+
+    // Back to batches at the next tick.
+    board.clear(ids[1]!);
+    fanout.tick(board);
+    expect(current.take()).toEqual([{ type: 'cleared', by: ids[1] }]);
+    expect(older.take()).toEqual([{ ...board.snapshot() }]);
+    board.move(ids[0]!, 3, 4);
+    fanout.tick(board);
+    expect(older.take()).toEqual(current.take());
+    expect(fanout.stats.versionResyncs).toBe(2);
+  });
+});

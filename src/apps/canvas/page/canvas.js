@@ -1,5 +1,5 @@
 // The shared canvas page: speaks the binary protocol of ../PROTOCOL.md
-// (version 1) over a reconnecting WebSocket. Pointers are DOM elements over a
+// (version 2) over a reconnecting WebSocket. Pointers are DOM elements over a
 // <canvas> that holds the drawing. Names reach the page through textContent,
 // never as HTML.
 import { pageSocket, showState } from '/web/page-socket.js';
@@ -18,6 +18,12 @@ const MAX_STROKE_POINTS = 4096;
 /** At most one batch of updates (pointer and stroke) per this many ms: about 30 a second. */
 const SEND_INTERVAL_MS = 33;
 const ERROR_SHOW_MS = 6000;
+/**
+ * Least time between two undos sent: the server takes at most 10 a second
+ * (in fixed one-second windows), so a held-down Ctrl+Z stays under it even
+ * when the network bunches the messages up a little.
+ */
+const UNDO_INTERVAL_MS = 120;
 
 /** A client message of ../PROTOCOL.md, encoded by the same codec the server uses. */
 const encode = {
@@ -27,6 +33,8 @@ const encode = {
   strokeBegin: (colour, width, x, y) => encodeClientMessage({ type: 'stroke-begin', colour, width, x, y }),
   strokePoints: (points) => encodeClientMessage({ type: 'stroke-points', points }),
   strokeEnd: () => encodeClientMessage({ type: 'stroke-end' }),
+  undo: () => encodeClientMessage({ type: 'undo' }),
+  clear: () => encodeClientMessage({ type: 'clear' }),
 };
 
 /** Reads one server message; throws on anything the codec refuses (the server never sends that). */
@@ -49,7 +57,14 @@ const ui = {
   me: $('me'),
   penColour: $('pen-colour'),
   penWidth: $('pen-width'),
+  penWidthValue: $('pen-width-value'),
+  undo: $('undo'),
+  clear: $('clear'),
+  clearConfirm: $('clear-confirm'),
+  clearYes: $('clear-yes'),
+  clearNo: $('clear-no'),
   error: $('error'),
+  notice: $('notice'),
   board: $('board'),
   canvas: $('drawing'),
   pointers: $('pointers'),
@@ -73,6 +88,8 @@ let drawing = null;
 /** The pen colour follows my visitor colour until the user picks one. */
 let penChosen = false;
 let errorTimer = null;
+let noticeTimer = null;
+let lastUndoAt = -Infinity;
 
 // What goes out at the next send: stroke operations in order, and my latest position.
 let outbox = [];
@@ -92,6 +109,7 @@ showState(socket, ui.status, { closing: 'disconnecting…' });
 
 socket.on('statechange', ({ state }) => {
   ui.reconnect.hidden = state !== 'closed';
+  showUndoState();
 });
 
 socket.on('open', () => {
@@ -137,6 +155,7 @@ const HANDLERS = {
     ui.me.style.background = hex(colour);
     ui.name.value = name;
     if (!penChosen) ui.penColour.value = hex(colour);
+    showUndoState();
   },
   snapshot(snapshot) {
     for (const visitor of visitors.values()) visitor.element?.remove();
@@ -151,6 +170,7 @@ const HANDLERS = {
     // The server's copy of my strokes is authoritative from here on.
     localStrokes = localStrokes.filter((local) => local.serverId === null);
     showPeople();
+    showUndoState();
     requestRender();
   },
   join(info) {
@@ -184,6 +204,7 @@ const HANDLERS = {
     if (me !== null && visitor === me.id) {
       const local = localStrokes.find((candidate) => candidate.serverId === null);
       if (local !== undefined) local.serverId = id;
+      showUndoState();
     }
     requestRender();
   },
@@ -206,7 +227,23 @@ const HANDLERS = {
       strokes.delete(id);
     }
     localStrokes = localStrokes.filter((local) => local.serverId === null || local.serverId >= before);
+    showUndoState();
     requestRender();
+  },
+  'stroke-undone'({ id }) {
+    strokes.delete(id);
+    localStrokes = localStrokes.filter((local) => local.serverId !== id);
+    showUndoState();
+    requestRender();
+  },
+  cleared({ by }) {
+    strokes.clear();
+    // A stroke of mine the server had begun is gone with the rest; one it has not seen yet begins after the clear.
+    localStrokes = localStrokes.filter((local) => local.serverId === null);
+    showUndoState();
+    requestRender();
+    const who = visitors.get(by);
+    if (me === null || by !== me.id) showNotice(`${who === undefined ? 'Someone' : who.name} cleared the board.`);
   },
   error({ code, message: text }) {
     showError(text, { code });
@@ -334,6 +371,12 @@ function scheduleSend() {
   sendTimer = setTimeout(sendNow, wait);
 }
 
+/** Send what waits now rather than at the next interval: a message that must come after it follows. */
+function sendPending() {
+  if (sendTimer !== null) clearTimeout(sendTimer);
+  sendNow();
+}
+
 function sendNow() {
   sendTimer = null;
   // Offline, nothing is queued: positions would be stale, and the stroke starts afresh on reconnecting.
@@ -376,6 +419,78 @@ ui.nameForm.addEventListener('submit', (event) => {
 ui.penColour.addEventListener('input', () => {
   penChosen = true;
 });
+
+ui.penWidth.addEventListener('input', () => {
+  ui.penWidthValue.value = ui.penWidth.value;
+});
+
+// ---- undo and clear -------------------------------------------------------------------
+
+/** Undo is offered while connected and some stroke on the board is mine (the server decides which goes). */
+function showUndoState() {
+  const connected = socket.state === 'open' && me !== null;
+  let mine = false;
+  if (connected) {
+    for (const stroke of strokes.values()) {
+      if (stroke.visitor === me.id) {
+        mine = true;
+        break;
+      }
+    }
+  }
+  ui.undo.disabled = !mine;
+  ui.clear.disabled = !connected;
+  ui.clearYes.disabled = !connected;
+  if (!connected) closeClearConfirm();
+}
+
+function undo() {
+  // Not in the middle of a stroke: the one being drawn would vanish under the pen.
+  if (ui.undo.disabled || drawing !== null) return;
+  const now = performance.now();
+  if (now - lastUndoAt < UNDO_INTERVAL_MS) return;
+  lastUndoAt = now;
+  // Whatever is still waiting (the end of the last stroke) goes first, so the undo applies to it.
+  sendPending();
+  socket.send(encode.undo());
+}
+
+ui.undo.addEventListener('click', undo);
+
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && !ui.clearConfirm.hidden) {
+    closeClearConfirm();
+    return;
+  }
+  const typing = event.target instanceof HTMLElement && event.target.closest('input, textarea, [contenteditable]') !== null;
+  if (typing || event.altKey || event.shiftKey || !(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== 'z') return;
+  event.preventDefault();
+  undo();
+});
+
+// Clearing is for everyone, so the button asks first, in place: no window.confirm() dialog.
+ui.clear.addEventListener('click', () => {
+  ui.clear.hidden = true;
+  ui.clearConfirm.hidden = false;
+  // The safe answer has the focus.
+  ui.clearNo.focus();
+});
+
+ui.clearNo.addEventListener('click', closeClearConfirm);
+
+ui.clearYes.addEventListener('click', () => {
+  closeClearConfirm();
+  if (socket.state !== 'open' || me === null) return;
+  sendPending();
+  socket.send(encode.clear());
+});
+
+function closeClearConfirm() {
+  const focused = ui.clearConfirm.contains(document.activeElement);
+  ui.clearConfirm.hidden = true;
+  ui.clear.hidden = false;
+  if (focused) ui.clear.focus();
+}
 
 function savedName() {
   try {
@@ -456,6 +571,15 @@ function showError(text, { code = '', sticky = false } = {}) {
 function clearError() {
   ui.error.textContent = '';
   delete ui.error.dataset.code;
+}
+
+/** A passing note about what others did (not an error). */
+function showNotice(text) {
+  ui.notice.textContent = text;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    ui.notice.textContent = '';
+  }, ERROR_SHOW_MS);
 }
 
 /**
