@@ -14,6 +14,8 @@ import {
 import { Role } from '../protocol/role.js';
 import { Connection, type ConnectionOptions } from './connection.js';
 import { HandshakeError } from './errors.js';
+import { selectProxy, type ProxySelection } from './proxy-env.js';
+import { openTunnel } from './proxy-tunnel.js';
 import { createZlibCodec } from './zlib-codec.js';
 
 export interface ClientDeflateOptions extends DeflateOptions {
@@ -43,6 +45,16 @@ export interface ConnectOptions {
   /** Abort the attempt (TCP connect, TLS, upgrade); it then rejects with `WS_ERR_ABORTED`. */
   signal?: AbortSignal;
   headLimits?: Partial<HeadLimits>;
+  /**
+   * Go through this proxy: `http://[user:password@]host:port` (HTTP CONNECT,
+   * Basic credentials), `socks5://` (names resolved here) or `socks5h://`
+   * (names resolved by the proxy), port 1080 when none is given. `false`
+   * connects directly whatever the environment says. Default: the
+   * environment, as curl reads it (`wss_proxy`/`https_proxy`/`HTTPS_PROXY`
+   * for wss://, `ws_proxy`/`http_proxy` for ws://, then `ALL_PROXY`;
+   * `NO_PROXY` applies to both, see `src/node/proxy-env.ts`).
+   */
+  proxy?: string | false;
 }
 
 /** A refusal's body is kept for the error message, up to this many bytes. */
@@ -57,8 +69,10 @@ const MAX_REFUSAL_BODY = 4096;
 export function connect(address: string | URL, options: ConnectOptions = {}): Promise<Connection<undefined>> {
   let target: ReturnType<typeof resolveTarget>;
   let deflateOptions: ClientDeflateOptions | null;
+  let proxy: ProxySelection | null;
   try {
     target = resolveTarget(address);
+    proxy = selectProxy(new URL(`${target.secure ? 'wss' : 'ws'}://${target.hostHeader}`), { proxy: options.proxy });
     const deflate = options.perMessageDeflate ?? true;
     deflateOptions = deflate === false ? null : deflate === true ? {} : deflate;
     if (deflateOptions !== null) checkDeflateOptions(deflateOptions);
@@ -90,9 +104,9 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
     return Promise.reject(new HandshakeError('WS_ERR_ABORTED', `the connection to ${target.display} was aborted`));
   }
   return new Promise((resolve, reject) => {
-    const socket: Socket = target.secure
-      ? connectTls({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ...options.tls })
-      : connectTcp({ host: target.host, port: target.port });
+    // Assigned by start(): at once when direct, once the tunnel is open through a proxy.
+    let socket!: Socket;
+    const tunnel = proxy === null ? null : new AbortController();
     const parser = new ResponseHeadParser(options.headLimits);
     let settled = false;
 
@@ -102,7 +116,8 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
       settled = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
+      tunnel?.abort();
+      (socket as Socket | undefined)?.destroy();
       reject(error);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -110,14 +125,6 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
     const timer = setTimeout(() => {
       fail(new HandshakeError('WS_ERR_HANDSHAKE_TIMEOUT', `no upgrade from ${target.display} within ${timeout} ms`));
     }, timeout);
-
-    socket.once(target.secure ? 'secureConnect' : 'connect', () => socket.write(request, 'latin1'));
-    socket.on('error', (error) => {
-      fail(new HandshakeError('WS_ERR_CONNECT_FAILED', `cannot connect to ${target.display}: ${error.message}`, undefined, undefined, error));
-    });
-    socket.on('close', () => {
-      fail(new HandshakeError('WS_ERR_INVALID_RESPONSE', `${target.display} closed the connection during the handshake`));
-    });
 
     const onData = (chunk: Buffer): void => {
       const result = parser.push(chunk);
@@ -198,7 +205,44 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
         queueMicrotask(() => connection.receiveInitial(rest));
       }
     };
-    socket.on('data', onData);
+    const start = (opened: Socket, tunnelled: boolean): void => {
+      socket = opened;
+      if (tunnelled) socket.write(request, 'latin1');
+      else socket.once(target.secure ? 'secureConnect' : 'connect', () => socket.write(request, 'latin1'));
+      socket.on('error', (error) => {
+        fail(new HandshakeError('WS_ERR_CONNECT_FAILED', `cannot connect to ${target.display}: ${error.message}`, undefined, undefined, error));
+      });
+      socket.on('close', () => {
+        fail(new HandshakeError('WS_ERR_INVALID_RESPONSE', `${target.display} closed the connection during the handshake`));
+      });
+      socket.on('data', onData);
+      // A plain tunnel comes paused so nothing it carried was emitted unheard.
+      if (tunnelled) socket.resume();
+    };
+    if (proxy === null) {
+      start(
+        target.secure
+          ? connectTls({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ...options.tls })
+          : connectTcp({ host: target.host, port: target.port }),
+        false,
+      );
+    } else {
+      openTunnel(proxy.endpoint, {
+        host: target.host,
+        port: target.port,
+        tls: target.secure ? (options.tls ?? {}) : undefined,
+        signal: tunnel!.signal,
+        headLimits: options.headLimits,
+      }).then(
+        (opened) => (settled ? opened.destroy() : start(opened, true)),
+        (error: unknown) =>
+          fail(
+            error instanceof HandshakeError
+              ? error
+              : new HandshakeError('WS_ERR_CONNECT_FAILED', `cannot connect to ${target.display} through ${proxy.endpoint.display}`, undefined, undefined, error as Error),
+          ),
+      );
+    }
   });
 }
 
