@@ -24,3 +24,4 @@ export type {
   TopicDiscontinuity,
 } from './broker.js';
 export type { Presence, PresenceData, PresenceEvent, PresenceListener, PresenceMember } from './presence.js';
+export { RedisBroker, type RedisBrokerOptions } from './redis-broker.js';

@@ -1,0 +1,182 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisBroker, type RedisBrokerOptions } from '../../src/pubsub/redis-broker.js';
+import { BrokerError } from '../../src/pubsub/broker-error.js';
+import type { BrokerMessage, TopicDiscontinuity } from '../../src/pubsub/broker.js';
+import { until } from '../node/raw-client.js';
+import { startRedis, type RedisServer } from './redis-server.js';
+
+let redis: RedisServer;
+const brokers: RedisBroker[] = [];
+let topicCounter = 0;
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+
+afterAll(async () => {
+  await redis?.stop();
+});
+
+afterEach(async () => {
+  await Promise.all(brokers.splice(0).map((broker) => broker.close()));
+});
+
+/** A fresh topic name per test: the Redis is shared by the tests of this file. */
+const freshTopic = (): string => `t${++topicCounter}`;
+
+async function node(options: RedisBrokerOptions = {}): Promise<{ broker: RedisBroker; received: BrokerMessage[]; holes: TopicDiscontinuity[] }> {
+  const broker = await RedisBroker.connect({ url: redis.url, ...options });
+  brokers.push(broker);
+  const received: BrokerMessage[] = [];
+  const holes: TopicDiscontinuity[] = [];
+  broker.onMessage = (message) => received.push(message);
+  broker.onDiscontinuity = (event) => holes.push(event);
+  return { broker, received, holes };
+}
+
+const payload = (text: string): Uint8Array => new TextEncoder().encode(text);
+const texts = (messages: readonly BrokerMessage[]): string[] => messages.map((m) => new TextDecoder().decode(m.data));
+const offsets = (messages: readonly BrokerMessage[]): number[] => messages.map((m) => m.offset);
+const oneToN = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+
+describe('RedisBroker', () => {
+  it('acknowledges a publish with its stored position and delivers it with its epoch and offset', async () => {
+    const topic = freshTopic();
+    const { broker, received } = await node();
+    const start = await broker.subscribe(topic);
+    expect(start.offset).toBe(0);
+    const position = await broker.publish(topic, payload('hello'), { binary: false });
+    expect(position).toEqual({ epoch: start.epoch, offset: 1 });
+    await until(() => received.length === 1, 5000);
+    expect(received[0]).toMatchObject({ topic, epoch: start.epoch, offset: 1, binary: false });
+    expect(texts(received)).toEqual(['hello']);
+    const binary = await broker.publish(topic, new Uint8Array([0, 10, 255, 10]));
+    await until(() => received.length === 2, 5000);
+    expect(Buffer.from(received[1]!.data)).toEqual(Buffer.from([0, 10, 255, 10]));
+    expect(binary.offset).toBe(2);
+  });
+
+  it('delivers a topic in one order, the same on every node, with contiguous offsets (three publishers, three nodes)', async () => {
+    const topic = freshTopic();
+    const nodes = await Promise.all([node(), node(), node()]);
+    await Promise.all(nodes.map(({ broker }) => broker.subscribe(topic)));
+    const perPublisher = 200;
+    await Promise.all(
+      nodes.map(({ broker }, publisher) =>
+        Promise.all(Array.from({ length: perPublisher }, (_, i) => broker.publish(topic, payload(`${publisher}:${i}`)))),
+      ),
+    );
+    const total = 3 * perPublisher;
+    await until(() => nodes.every(({ received }) => received.length >= total), 10_000, 'every node to receive every message');
+    const reference = texts(nodes[0]!.received);
+    for (const { received } of nodes) {
+      expect(offsets(received)).toEqual(oneToN(total));
+      expect(texts(received)).toEqual(reference);
+    }
+    // Each publisher's own messages keep the order it published them in.
+    for (let publisher = 0; publisher < 3; publisher++) {
+      const own = reference.filter((text) => text.startsWith(`${publisher}:`));
+      expect(own).toEqual(Array.from({ length: perPublisher }, (_, i) => `${publisher}:${i}`));
+    }
+  });
+
+  it('replays history after a position, and reports a position of another epoch or one trimmed away', async () => {
+    const topic = freshTopic();
+    const { broker } = await node({ history: { size: 5, ttlMs: 60_000 } });
+    for (let i = 1; i <= 8; i++) await broker.publish(topic, payload(`m${i}`));
+    const { epoch, offset } = await broker.position(topic);
+    expect(offset).toBe(8);
+    const fromFive = await broker.history(topic, { epoch, offset: 5 });
+    expect(fromFive.ok && texts(fromFive.messages)).toEqual(['m6', 'm7', 'm8']);
+    expect(await broker.history(topic, { epoch, offset: 2 })).toMatchObject({ ok: false, reason: 'history-too-short' });
+    expect(await broker.history(topic, { epoch: 'elsewhere', offset: 7 })).toMatchObject({
+      ok: false,
+      reason: 'epoch-changed',
+      position: { epoch, offset: 8 },
+    });
+  });
+
+  it('keeps offsets but no messages for a topic configured without history', async () => {
+    const topic = `tick:${freshTopic()}`;
+    const { broker } = await node({ history: (name) => (name.startsWith('tick:') ? { size: 0, ttlMs: 0 } : { size: 100, ttlMs: 60_000 }) });
+    await broker.publish(topic, payload('a'));
+    const second = await broker.publish(topic, payload('b'));
+    expect(second.offset).toBe(2);
+    expect(await redis.command('EXISTS', `sockeye:{${topic}}:history`)).toBe(0);
+    expect(await broker.history(topic, { epoch: second.epoch, offset: 1 })).toMatchObject({ ok: false, reason: 'history-too-short' });
+  });
+
+  it('loses nothing and duplicates nothing when Redis kills the subscriber connection mid-stream', async () => {
+    const topic = freshTopic();
+    const publisher = await node();
+    const subscriber = await node();
+    await subscriber.broker.subscribe(topic);
+    const total = 600;
+    const sent: Promise<unknown>[] = [];
+    for (let i = 1; i <= total; i++) {
+      sent.push(publisher.broker.publish(topic, payload(`m${i}`)));
+      if (i === 200) {
+        // Kills every pub/sub connection: the subscriber's, mid-stream.
+        const killed = await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+        expect(killed).toBeGreaterThanOrEqual(1);
+      }
+      if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(sent);
+    await until(() => subscriber.received.length >= total, 10_000, 'the subscriber to catch up');
+    expect(offsets(subscriber.received)).toEqual(oneToN(total));
+    expect(texts(subscriber.received)).toEqual(oneToN(total).map((i) => `m${i}`));
+    expect(subscriber.holes).toEqual([]);
+    expect(subscriber.broker.stats.gapsCaughtUp).toBeGreaterThanOrEqual(1);
+  });
+
+  it('fails publishes past the queue bound at once and those Redis does not answer within the wait, with typed errors (CLIENT PAUSE)', async () => {
+    const topic = freshTopic();
+    const { broker } = await node({ maxQueuedPublishes: 5, publishTimeoutMs: 300 });
+    await broker.publish(topic, payload('before'));
+    await redis.command('CLIENT', 'PAUSE', 1500, 'ALL');
+    const started = Date.now();
+    const outcomes = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => broker.publish(topic, payload(`p${i}`))));
+    const codes = outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as BrokerError).code : 'stored'));
+    expect(codes.slice(0, 5)).toEqual(Array(5).fill('WS_ERR_BROKER_UNAVAILABLE'));
+    expect(codes.slice(5)).toEqual(Array(3).fill('WS_ERR_BROKER_QUEUE_FULL'));
+    for (const outcome of outcomes) expect(outcome.status === 'rejected' && outcome.reason instanceof BrokerError).toBe(true);
+    // The unanswered ones failed after the wait, not after the pause.
+    expect(Date.now() - started).toBeLessThan(1400);
+    // Still counted while Redis holds them: the bound is on what is really pending.
+    expect(broker.stats.queueDepth).toBe(5);
+    await until(() => broker.stats.queueDepth === 0, 5000, 'the paused commands to be answered');
+    const after = await broker.publish(topic, payload('after'));
+    expect(after.offset).toBeGreaterThan(1);
+    expect(broker.stats.publishFailed).toBe(8);
+  });
+
+  it('connects with a password in the URL', async () => {
+    const secured = await startRedis({ password: 's3cret pass' });
+    try {
+      const broker = await RedisBroker.connect({ url: secured.url });
+      brokers.push(broker);
+      expect((await broker.publish('p', payload('x'))).offset).toBe(1);
+      const wrong = secured.url.replace('s3cret', 'wrong');
+      await expect(RedisBroker.connect({ url: wrong, timeoutMs: 1000 })).rejects.toMatchObject({ code: 'WS_ERR_BROKER_UNAVAILABLE' });
+    } finally {
+      await Promise.all(brokers.splice(0).map((broker) => broker.close()));
+      await secured.stop();
+    }
+  });
+
+  it('forgets the state of a topic whose last subscriber left', async () => {
+    const topic = freshTopic();
+    const { broker } = await node();
+    await broker.subscribe(topic);
+    broker.unsubscribe(topic);
+    expect(broker['topics'].size).toBe(0);
+    // The UNSUBSCRIBE travels on the subscriber connection: poll Redis a bounded number of times.
+    let channels: string[] = ['not asked yet'];
+    for (let attempt = 0; attempt < 100 && channels.length > 0; attempt++) {
+      channels = (await redis.command('PUBSUB', 'CHANNELS', `sockeye:{${topic}}:*`)) as string[];
+      if (channels.length > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(channels).toEqual([]);
+  });
+});

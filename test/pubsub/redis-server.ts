@@ -1,0 +1,125 @@
+/**
+ * Starts a private redis-server for one test file: a free port on
+ * 127.0.0.1, no persistence (`--save '' --appendonly no`), stopped after.
+ * It can be SIGKILLed and restarted on the same port (the clients under
+ * test must find it again there), paused, and asked commands.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+const START_TIMEOUT_MS = 10_000;
+
+export interface RedisServer {
+  readonly port: number;
+  /** `redis://` URL, with the password when there is one. */
+  readonly url: string;
+  /** Run one command on a short-lived connection. */
+  command(...args: (string | number)[]): Promise<unknown>;
+  /** SIGKILL: no shutdown, no data kept. */
+  kill(): Promise<void>;
+  /** Start again on the same port (after `kill`). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function launch(port: number, password: string | undefined, extra: readonly string[]): Promise<ChildProcess> {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra];
+  if (password !== undefined) args.push('--requirepass', password);
+  const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`redis-server did not start within ${START_TIMEOUT_MS} ms:\n${output}`));
+    }, START_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        child.stderr!.resume();
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited with ${code}:\n${output}`));
+    });
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+export async function startRedis(options: { password?: string; args?: readonly string[] } = {}): Promise<RedisServer> {
+  const password = options.password;
+  const extra = options.args ?? [];
+  let child: ChildProcess | null = null;
+  let port = 0;
+  // A free port may be taken between the probe and redis-server's bind: try a few.
+  for (let attempt = 0; attempt < 5 && child === null; attempt++) {
+    port = await freePort();
+    child = await launch(port, password, extra).catch(() => null);
+  }
+  if (child === null) throw new Error('could not start redis-server on a free port');
+  let current: ChildProcess = child;
+  const auth = password === undefined ? '' : `:${encodeURIComponent(password)}@`;
+  const url = `redis://${auth}127.0.0.1:${port}`;
+  return {
+    port,
+    url,
+    async command(...args) {
+      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      try {
+        await client.connect();
+        return await client.call(String(args[0]), ...args.slice(1));
+      } finally {
+        client.disconnect();
+      }
+    },
+    async kill() {
+      current.kill('SIGKILL');
+      await exited(current);
+    },
+    async restart() {
+      // Same port: the brokers under test reconnect to where Redis was.
+      let lastError: unknown = null;
+      for (let attempt = 0; attempt < 20; attempt++) {
+        try {
+          current = await launch(port, password, extra);
+          return;
+        } catch (error) {
+          lastError = error;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      throw lastError;
+    },
+    async stop() {
+      current.kill('SIGKILL');
+      await exited(current);
+    },
+  };
+}
