@@ -32,5 +32,5 @@ export {
   type ReconnectState,
 } from './node/reconnecting.js';
 export { reject, UpgradeRejection, type UpgradeRequest } from './node/upgrade.js';
-export { ConnectionError, HandshakeError, type ConnectionErrorCode, type HandshakeErrorCode } from './node/errors.js';
+export { ConnectionError, HandshakeError, ProxyError, type ConnectionErrorCode, type HandshakeErrorCode } from './node/errors.js';
 export { CloseCode, Opcode, ProtocolError, UsageError, type ProtocolErrorCode, type UsageErrorCode } from './protocol/index.js';

@@ -5,8 +5,7 @@ import { connect as connectTcp, createServer, isIP, type AddressInfo, type Serve
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connect, HandshakeError, WebSocket, WebSocketServer, type Connection } from '../../src/index.js';
-import { ProxyError } from '../../src/node/errors.js';
+import { connect, HandshakeError, ProxyError, WebSocket, WebSocketServer, type Connection } from '../../src/index.js';
 import { parseProxyUrl } from '../../src/node/proxy-env.js';
 import { openTunnel } from '../../src/node/proxy-tunnel.js';
 import { ReconnectingWebSocket } from '../../src/node/reconnecting.js';
