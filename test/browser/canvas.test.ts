@@ -292,8 +292,35 @@ describe('canvas page', () => {
 });
 
 describe('canvas page: undo, clear and the pen width', () => {
+  /**
+   * Pages in the background get few animation frames, and Playwright's
+   * clicks wait for frames (to see the element stable): a page is brought to
+   * the front before its buttons are used.
+   */
+  async function front(page: Page): Promise<Page> {
+    await page.bringToFront();
+    return page;
+  }
+
+  /** Wait until the canvas of `page` has paint on it (`painted`) or none at all. */
+  async function paintIs(page: Page, painted: boolean): Promise<void> {
+    await front(page);
+    await page.waitForFunction(
+      (wanted) => {
+        const canvas = (globalThis as unknown as PageGlobals).document.getElementById('drawing');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let alpha = 0;
+        for (let i = 3; i < data.length; i += 4) alpha += data[i]!;
+        return alpha > 0 === wanted;
+      },
+      painted,
+      { timeout: WAIT },
+    );
+  }
+
   /** Draw a short horizontal line with the mouse from (fx, fy), and wait until the page holds it back from the server. */
   async function drawLine(page: Page, fx: number, fy: number): Promise<void> {
+    await front(page);
     const before = (await strokesOf(page)).length;
     const from = await onBoard(page, fx, fy);
     const to = await onBoard(page, fx + 0.1, fy);
@@ -337,10 +364,12 @@ describe('canvas page: undo, clear and the pen width', () => {
     expect(first!.visitor).toBe(await myId(ann));
     expect(second!.visitor).toBe(await myId(ann));
 
+    await front(ann);
     await ann.locator('#undo').click();
     await holds(ann, [1, 3]);
     await holds(bob, [1, 3]);
     // Bob undoes with the keyboard: his own stroke goes, not Ann's newer-looking one.
+    await front(bob);
     await bob.keyboard.press('Control+z');
     await holds(bob, [1]);
     await holds(ann, [1]);
@@ -362,7 +391,9 @@ describe('canvas page: undo, clear and the pen width', () => {
     await holds(ann, [1, 2]);
     await holds(bob, [1, 2]);
 
+    await paintIs(bob, true);
     // The first click only asks; "No" leaves everything as it was.
+    await front(ann);
     await ann.locator('#clear').click();
     await ann.locator('#clear-confirm').waitFor({ state: 'visible', timeout: WAIT });
     expect(await ann.locator('#clear-confirm').textContent()).toContain('Clear for everyone?');
@@ -377,6 +408,7 @@ describe('canvas page: undo, clear and the pen width', () => {
     expect((await strokesOf(ann)).length).toBe(2);
     expect((await strokesOf(bob)).length).toBe(2);
 
+    await front(ann);
     await ann.locator('#clear').click();
     await ann.locator('#clear-yes').click();
     await holds(ann, []);
@@ -387,14 +419,7 @@ describe('canvas page: undo, clear and the pen width', () => {
     await ann.locator('#undo:disabled').waitFor({ timeout: WAIT });
 
     // The board is blank in the other page too, not only in its model.
-    const painted = await bob.evaluate(() => {
-      const canvas = (globalThis as unknown as PageGlobals).document.getElementById('drawing');
-      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-      let alpha = 0;
-      for (let i = 3; i < data.length; i += 4) alpha += data[i]!;
-      return alpha;
-    });
-    expect(painted).toBe(0);
+    await paintIs(bob, false);
     const cid = await openCanvas();
     expect(await strokesOf(cid)).toEqual([]);
   });
