@@ -474,16 +474,12 @@ describe('connect() through a SOCKS5 proxy', () => {
     expect(proxy.tunnels).toBe(0);
   });
 
-  it('a closed target port comes back as REP 5, connection refused', async () => {
-    const proxy = await startProxy('socks5h');
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
-    // The port was just closed: nothing binds it again in this test, the proxy only tries to connect.
-    const error = await failure(connect(`ws://127.0.0.1:${port}/`, { proxy: proxy.url() }));
+  it('REP 5 says connection refused', async () => {
+    const proxy = await startProxy('socks5h', { refuse: 5 });
+    const error = await failure(connect(wsUrl(), { proxy: proxy.url() }));
     expect(error.code).toBe('WS_ERR_PROXY_REFUSED');
     expect((error as ProxyError).socksReply).toBe(5);
+    expect(error.message).toMatch(/connection refused/);
   });
 
   it('honours the handshake timeout while the proxy says nothing', async () => {
@@ -570,6 +566,30 @@ describe('the WHATWG WebSocket and ReconnectingWebSocket through a proxy', () =>
 });
 
 describe('openTunnel', () => {
+  /** Ask a silent proxy for `host`, then abort: returns what the proxy was asked for. */
+  const askFor = async (scheme: 'http' | 'socks5h', host: string): Promise<string[]> => {
+    const proxy = await startProxy(scheme, { silent: true });
+    const controller = new AbortController();
+    const arrived = proxy.nextRequest();
+    const attempt = failure(openTunnel(parseProxyUrl(proxy.url()), { host, port: 4321, signal: controller.signal }));
+    await withTimeout(arrived);
+    controller.abort();
+    expect((await attempt).code).toBe('WS_ERR_ABORTED');
+    await withTimeout(proxy.allClosed());
+    return proxy.requested;
+  };
+
+  it('sends IPv6 targets as 16-byte addresses to SOCKS5 (ATYP 4), embedded IPv4 included', async () => {
+    expect(await askFor('socks5h', '::1')).toEqual(['[0000:0000:0000:0000:0000:0000:0000:0001]:4321']);
+    expect(await askFor('socks5h', '2001:db8::a:b')).toEqual(['[2001:0db8:0000:0000:0000:0000:000a:000b]:4321']);
+    expect(await askFor('socks5h', '::ffff:192.0.2.1')).toEqual(['[0000:0000:0000:0000:0000:ffff:c000:0201]:4321']);
+    expect(await askFor('socks5h', '1:2:3:4:5:6:7:8')).toEqual(['[0001:0002:0003:0004:0005:0006:0007:0008]:4321']);
+  });
+
+  it('brackets IPv6 targets in the CONNECT request target', async () => {
+    expect(await askFor('http', '::1')).toEqual(['[::1]:4321']);
+  });
+
   it('rejects at once when the signal is already aborted, without contacting the proxy', async () => {
     const proxy = await startProxy('http');
     const error = await failure(openTunnel(parseProxyUrl(proxy.url()), { host: 'localhost', port: plainPort, signal: AbortSignal.abort() }));
