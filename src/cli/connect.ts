@@ -49,6 +49,12 @@ Options:
                               --execute or piped input (default 2)
   -q, --raw                   standard output: received text messages only, one per
                               line (no markers, notes or sent lines; those go to stderr)
+  -b, --binary                send standard input as binary messages, one per chunk read,
+                              and write received binary messages' bytes to standard
+                              output (text messages stay text lines); implies --raw
+      --lines                 with --binary: one binary message per input line instead
+  -1, --once                  close after the first message received and exit 0; exit 1
+                              if none came within --wait seconds of the end of input
       --json                  pretty-print messages that are JSON; with --raw, one
                               compact JSON value per line (non-JSON text as a string)
       --show-ping-pong        show pings and pongs (pings are always answered)
@@ -56,6 +62,10 @@ Options:
                               bits, masked, payload length on the wire
       --reconnect             reconnect after the connection drops, waiting 1 s, then
                               doubling up to 30 s; typed lines wait for the connection
+      --ping-interval SECONDS ping the server this often (default: never)
+      --ping-timeout SECONDS  give up on the connection (exit 1) when a ping has no pong
+                              after this long (default: the ping interval)
+      --auth USER:PASSWORD    send HTTP Basic credentials with the upgrade request
       --max-message BYTES     largest message accepted, e.g. 1MiB (default 64MiB)
   -t, --timeout SECONDS       time allowed to connect and upgrade (default 10)
   -k, --insecure              wss://: accept any server certificate
@@ -101,6 +111,15 @@ export interface ConnectSettings {
   json: boolean;
   /** Standard output carries received payloads only. */
   raw: boolean;
+  /** Standard input is sent as binary messages, received binary written as bytes. */
+  binary: boolean;
+  /** With `binary`: one message per input line rather than per chunk. */
+  lines: boolean;
+  /** Close after the first message received. */
+  once: boolean;
+  /** Keep-alive pings, 0 for none. */
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
   showPingPong: boolean;
   trace: boolean;
   reconnect: boolean;
@@ -120,6 +139,12 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
       wait: { type: 'string', short: 'w' },
       json: { type: 'boolean' },
       raw: { type: 'boolean', short: 'q' },
+      binary: { type: 'boolean', short: 'b' },
+      lines: { type: 'boolean' },
+      once: { type: 'boolean', short: '1' },
+      'ping-interval': { type: 'string' },
+      'ping-timeout': { type: 'string' },
+      auth: { type: 'string' },
       'show-ping-pong': { type: 'boolean' },
       trace: { type: 'boolean' },
       reconnect: { type: 'boolean' },
@@ -133,6 +158,14 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
   if (positionals.length === 0) throw new UsageFailure('connect needs a URL, e.g. sockeye connect ws://127.0.0.1:8080');
   if (positionals.length > 1) throw new UsageFailure(`unexpected argument: ${positionals[1]}`);
   const headers = (values.header ?? []).map(parseHeader);
+  if (values.auth !== undefined) headers.push(basicAuthorization(values.auth));
+  const binary = values.binary === true;
+  if (values.lines === true && !binary) throw new UsageFailure('--lines goes with --binary');
+  if (binary && (values.execute ?? []).length > 0) throw new UsageFailure('--binary reads standard input; it does not go with --execute');
+  const pingIntervalMs = parseSeconds(values['ping-interval'], 0, 'ping interval');
+  const pingTimeoutMs = parseSeconds(values['ping-timeout'], pingIntervalMs, 'ping timeout');
+  if (values['ping-timeout'] !== undefined && pingIntervalMs === 0) throw new UsageFailure('--ping-timeout needs --ping-interval');
+  if (pingIntervalMs > 0 && pingTimeoutMs === 0) throw new UsageFailure('invalid ping timeout: 0');
   const options: ConnectOptions = {
     protocols: values.subprotocol ?? [],
     headers,
@@ -149,11 +182,26 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
     execute: values.execute ?? [],
     waitMs: parseSeconds(values.wait, 2000, 'wait'),
     json: values.json === true,
-    raw: values.raw === true,
+    raw: values.raw === true || binary,
+    binary,
+    lines: values.lines === true,
+    once: values.once === true,
+    pingIntervalMs,
+    pingTimeoutMs,
     showPingPong: values['show-ping-pong'] === true,
     trace: values.trace === true,
     reconnect: values.reconnect === true,
   };
+}
+
+/**
+ * `--auth user:password` as an Authorization header (RFC 7617 §2): the
+ * pair, split at the first colon (a user-id cannot contain one), in UTF-8
+ * (§2.1's charset), base64-encoded.
+ */
+function basicAuthorization(text: string): [string, string] {
+  if (!text.includes(':')) throw new UsageFailure('invalid --auth: use USER:PASSWORD');
+  return ['Authorization', `Basic ${Buffer.from(text, 'utf8').toString('base64')}`];
 }
 
 /** `Name: value`, split at the first colon (RFC 9110 §5: field names cannot contain one). */
@@ -178,7 +226,9 @@ export async function connectCommand(argv: string[], streams: ConsoleStreams): P
   process.on('SIGINT', interrupt);
   process.on('SIGTERM', interrupt);
   session.start();
-  pumpInput(settings, terminal, session).catch((error: unknown) => {
+  pumpInput(settings, terminal, session, streams.input).catch((error: unknown) => {
+    // Input closed under the reader because the session ended: nothing went wrong.
+    if (session.finished) return;
     terminal.error(`sockeye: reading input failed: ${error instanceof Error ? error.message : String(error)}`);
     void session.endOfInput(0);
   });
@@ -190,9 +240,17 @@ export async function connectCommand(argv: string[], streams: ConsoleStreams): P
 }
 
 /** Feed typed, piped or --execute lines to the session, one at a time, then signal their end. */
-async function pumpInput(settings: ConnectSettings, terminal: LineConsole, session: ClientSession): Promise<void> {
+async function pumpInput(settings: ConnectSettings, terminal: LineConsole, session: ClientSession, input: NodeJS.ReadableStream): Promise<void> {
   // The prompt appears after the "connected" line, and nothing is read if the connection never opens.
   if ((await session.whenOpen()) === null) return;
+  if (settings.binary) {
+    for await (const chunk of binaryInput(input, settings.lines)) {
+      if (session.finished) break;
+      await session.sendBinary(chunk);
+    }
+    await session.endOfInput(settings.waitMs);
+    return;
+  }
   const source = settings.execute.length > 0 ? settings.execute : terminal.lines();
   for await (const line of source) {
     if (session.finished) break;
@@ -200,6 +258,29 @@ async function pumpInput(settings: ConnectSettings, terminal: LineConsole, sessi
     terminal.ready();
   }
   await session.endOfInput(terminal.interactive && settings.execute.length === 0 ? 0 : settings.waitMs);
+}
+
+/**
+ * Standard input as binary messages: each chunk as read (a pipe gives up to
+ * 64 KiB at a time), or each line without its line feed.
+ */
+async function* binaryInput(input: NodeJS.ReadableStream, byLine: boolean): AsyncGenerator<Buffer> {
+  let pending: Buffer = Buffer.alloc(0);
+  for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    if (!byLine) {
+      yield bytes;
+      continue;
+    }
+    pending = pending.length === 0 ? bytes : Buffer.concat([pending, bytes]);
+    let start = 0;
+    for (let end = pending.indexOf(0x0a); end >= 0; end = pending.indexOf(0x0a, start)) {
+      yield pending.subarray(start, end);
+      start = end + 1;
+    }
+    pending = pending.subarray(start);
+  }
+  if (byLine && pending.length > 0) yield pending;
 }
 
 /** Back-off before reconnect attempt n (0-based): 1 s, doubling, at most 30 s. */
@@ -226,6 +307,10 @@ class ClientSession {
   private retryTimer: NodeJS.Timeout | null = null;
   private openWaiters: Array<(connection: Connection<undefined> | null) => void> = [];
   private lastFailure = '';
+  /** Messages received (all connections). */
+  private received = 0;
+  /** Why the connection we are closing counts as a failure (--once timeout, no pong). */
+  private failure: string | null = null;
   private interrupts = 0;
   private resolveExit!: (status: number) => void;
 
@@ -265,7 +350,19 @@ class ClientSession {
       await Promise.race([this.exit, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
       clearTimeout(timer);
     }
+    if (this.finished) return;
+    if (this.settings.once && this.received === 0) this.failure = `no message within ${waitMs / 1000} s`;
     this.leave(CloseCode.Normal, '');
+  }
+
+  /** One chunk (or line) of standard input with --binary. */
+  async sendBinary(bytes: Buffer): Promise<void> {
+    const connection = await this.whenOpen();
+    if (connection === null) {
+      this.complain(`not sent, the connection is closed: ${bytes.length} bytes`);
+      return;
+    }
+    await this.sent(connection, connection.send(bytes, { binary: true }), bytes.length);
   }
 
   /** Ctrl-C or SIGTERM: close normally the first time, give up at once the second. */
@@ -308,7 +405,7 @@ class ClientSession {
     const { trace, showPingPong } = this.settings;
     this.connection = connection;
     this.attempt = 0;
-    connection.on('message', (data, isBinary) => this.received(connection, data, isBinary));
+    connection.on('message', (data, isBinary) => this.deliver(connection, data, isBinary));
     if (trace) connection.on('wire', (frame) => this.print(formatWireFrame(frame)));
     if (showPingPong) {
       connection.on('ping', (payload) => {
@@ -321,10 +418,11 @@ class ClientSession {
     // from the event rather than the ping's promise, so it appears in arrival order.
     connection.on('pong', (payload, rtt) => {
       const shown = describeControlPayload(payload);
-      if (rtt !== undefined) this.print(`< pong${shown} in ${formatRtt(rtt)}`);
+      if (rtt !== undefined && !isKeepAlive(payload)) this.print(`< pong${shown} in ${formatRtt(rtt)}`);
       else if (showPingPong) this.print(`< pong${shown}`);
     });
     connection.on('close', (info) => this.closed(connection, info));
+    this.keepAlive(connection);
 
     const details = [
       connection.protocol === '' ? null : `subprotocol ${connection.protocol}`,
@@ -344,7 +442,8 @@ class ClientSession {
     if (this.finished) return;
     const by = info.initiator === 'local' ? 'closed' : info.initiator === 'remote' ? 'closed by the server' : 'connection lost';
     this.note(`${by}: ${describeClose(info.code, info.reason)}`);
-    const outcome = closeOutcome(info, this.leaving);
+    const outcome = this.failure ?? closeOutcome(info, this.leaving);
+    this.failure = null;
     if (outcome === null) {
       this.finish(0);
       return;
@@ -365,21 +464,50 @@ class ClientSession {
   }
 
   /** A message from the server: a line for people, or (--raw) the payload itself. */
-  private received(connection: Connection<undefined>, data: string | Buffer, isBinary: boolean): void {
+  private deliver(connection: Connection<undefined>, data: string | Buffer, isBinary: boolean): void {
+    // --once: what follows the first message (in the same read) is not for us.
+    if (this.settings.once && this.received > 0) return;
+    this.received++;
     if (!this.settings.raw) {
       this.terminal.print(formatMessage('<', data, isBinary, { json: this.settings.json }));
-      return;
+    } else {
+      const payload = rawPayload(data, isBinary, { json: this.settings.json, binary: this.settings.binary });
+      if (payload === null) {
+        this.note(`binary message of ${data.length} bytes not written (use --binary to write bytes)`);
+      } else if (!this.output.write(payload)) {
+        // A slow reader downstream slows the socket, rather than filling memory.
+        connection.pause();
+        this.output.once('drain', () => connection.resume());
+      }
     }
-    const payload = rawPayload(data, isBinary, { json: this.settings.json, binary: false });
-    if (payload === null) {
-      this.note(`binary message of ${data.length} bytes not written (text only on standard output)`);
-      return;
-    }
-    // A slow reader downstream slows the socket, rather than filling memory.
-    if (!this.output.write(payload)) {
-      connection.pause();
-      this.output.once('drain', () => connection.resume());
-    }
+    if (this.settings.once) this.leave(CloseCode.Normal, '');
+  }
+
+  /**
+   * --ping-interval: one ping at a time; a ping without its pong after
+   * --ping-timeout means the server (or the path to it) is gone: cut the
+   * connection and say so.
+   */
+  private keepAlive(connection: Connection<undefined>): void {
+    const { pingIntervalMs: interval, pingTimeoutMs: timeout } = this.settings;
+    if (interval === 0) return;
+    let waiting = false;
+    const timer = setInterval(() => {
+      if (waiting) return;
+      waiting = true;
+      const deadline = setTimeout(() => {
+        this.failure = `no pong within ${timeout / 1000} s: the server stopped answering pings`;
+        connection.terminate('no pong');
+      }, timeout);
+      connection
+        .ping(KEEPALIVE_PAYLOAD)
+        .catch(() => undefined)
+        .finally(() => {
+          clearTimeout(deadline);
+          waiting = false;
+        });
+    }, interval);
+    connection.once('close', () => clearInterval(timer));
   }
 
   // ---- input ---------------------------------------------------------------
@@ -492,6 +620,13 @@ class ClientSession {
   private complain(text: string): void {
     this.terminal.error(`sockeye: ${text}`);
   }
+}
+
+/** The payload of --ping-interval's pings, so their pongs are not printed as answers to /ping. */
+const KEEPALIVE_PAYLOAD = 'sockeye keep-alive';
+
+function isKeepAlive(payload: Uint8Array): boolean {
+  return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1') === KEEPALIVE_PAYLOAD;
 }
 
 /**

@@ -17,6 +17,8 @@ export function assertBuilt(): void {
 export interface CliRun {
   child: ChildProcess;
   stdout: () => string;
+  /** Standard output as bytes, for binary output. */
+  stdoutBytes: () => Buffer;
   stderr: () => string;
   /** Resolves with the exit code (or the signal's name). */
   exited: Promise<number | string>;
@@ -38,26 +40,33 @@ export function runCli(args: string[], options: { stdin?: 'pipe' | 'ignore'; com
   const command = options.command ?? [process.execPath, MAIN];
   const child = spawn(command[0]!, [...command.slice(1), ...args], { stdio: [options.stdin ?? 'pipe', 'pipe', 'pipe'] });
   running.push(child);
-  let out = '';
+  const outChunks: Buffer[] = [];
+  let outText: string | null = '';
   let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stdout!.on('data', (chunk: Buffer) => {
+    outChunks.push(chunk);
+    outText = null;
+  });
+  // Decoded on demand from all the bytes, so a character split across reads stays whole.
+  const stdoutBytes = (): Buffer => Buffer.concat(outChunks);
+  const stdout = (): string => (outText ??= stdoutBytes().toString('utf8'));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
   child.stdin?.on('error', () => {}); // writing after the child exited is the test's business, not a crash
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const waitFor = async (pattern: RegExp, ms = 5000): Promise<RegExpExecArray> => {
     const deadline = performance.now() + ms;
     for (;;) {
-      const match = pattern.exec(out);
+      const match = pattern.exec(stdout());
       if (match !== null) return match;
       if (performance.now() > deadline) {
-        throw new Error(`no ${pattern} on stdout within ${ms} ms\n--- stdout:\n${out}--- stderr:\n${err}`);
+        throw new Error(`no ${pattern} on stdout within ${ms} ms\n--- stdout:\n${stdout()}--- stderr:\n${err}`);
       }
       await sleep(10);
     }
   };
   const exitCode = (ms = 8000): Promise<number | string> =>
-    withTimeout(exited, ms, `the command to exit\n--- stdout:\n${out}--- stderr:\n${err}`);
-  return { child, stdout: () => out, stderr: () => err, exited, waitFor, exitCode, write: (text) => child.stdin!.write(text) };
+    withTimeout(exited, ms, `the command to exit\n--- stdout:\n${stdout()}--- stderr:\n${err}`);
+  return { child, stdout, stdoutBytes, stderr: () => err, exited, waitFor, exitCode, write: (text) => child.stdin!.write(text) };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { compactJson, rawPayload } from '../../src/cli/payload-output.js';
 import { parseTargetUrl } from '../../src/cli/target-url.js';
 import type { Connection } from '../../src/node/connection.js';
 import { WebSocketServer, type Route } from '../../src/node/server.js';
-import { reject } from '../../src/node/upgrade.js';
+import { reject, type UpgradeRequest } from '../../src/node/upgrade.js';
+import { computeAcceptKey } from '../../src/protocol/handshake/accept-key.js';
 import { assertBuilt, killAll, runCli } from './cli-process.js';
 
 /**
@@ -12,11 +15,13 @@ import { assertBuilt, killAll, runCli } from './cli-process.js';
  */
 
 const servers: WebSocketServer[] = [];
+const netServers: NetServer[] = [];
 
 beforeAll(() => assertBuilt());
 afterEach(async () => {
   killAll();
   await Promise.all(servers.splice(0).map((server) => server.close({ timeout: 200 })));
+  for (const server of netServers.splice(0)) server.close();
 });
 
 /** An echo server (or the given routes) on an ephemeral port. */
@@ -146,5 +151,150 @@ describe('sockeye --version', () => {
     const run = runCli([arg], { stdin: 'ignore' });
     expect(await run.exitCode()).toBe(0);
     expect(run.stdout()).toMatch(/^sockeye \d+\.\d+\.\d+\S* \(node \d+\.\d+\.\d+\)\n$/);
+  });
+});
+
+describe('--binary (-b)', () => {
+  it.each([0, 1, 1000, 65_537, 1024 * 1024])('round-trips %i random bytes through stdin and stdout, byte for byte', async (size) => {
+    const url = await startServer();
+    const bytes = randomBytes(size);
+    const run = runCli(['connect', url, '-b', '-w', '1', '--max-message', '2MiB']);
+    run.child.stdin!.end(bytes);
+    expect(await run.exitCode(15_000)).toBe(0);
+    expect(run.stdoutBytes().equals(bytes)).toBe(true);
+  });
+
+  it('sends one message per chunk read, binary; text from the server stays a text line', async () => {
+    const seen: Array<{ size: number; isBinary: boolean }> = [];
+    const url = await startServer({
+      '*': {
+        message(connection, data, isBinary) {
+          seen.push({ size: data.length, isBinary });
+          connection.send(`got ${data.length}`);
+        },
+      },
+    });
+    const run = runCli(['connect', url, '-b', '-w', '0.5']);
+    run.child.stdin!.end(Buffer.from([0xff, 0x00, 0x0a]));
+    expect(await run.exitCode()).toBe(0);
+    expect(seen).toEqual([{ size: 3, isBinary: true }]);
+    expect(run.stdout()).toBe('got 3\n');
+  });
+
+  it('with --lines sends one binary message per line, without its line feed', async () => {
+    const seen: Buffer[] = [];
+    const url = await startServer({ '*': { message: (_connection, data) => void seen.push(data as Buffer) } });
+    const run = runCli(['connect', url, '-b', '--lines', '-w', '0.3']);
+    run.child.stdin!.end(Buffer.from('one\n\xfe\x00two\n\nlast', 'latin1'));
+    expect(await run.exitCode()).toBe(0);
+    expect(seen.map((b) => b.toString('latin1'))).toEqual(['one', '\xfe\x00two', '', 'last']);
+  });
+});
+
+describe('--once (-1)', () => {
+  it('prints the first reply, closes with 1000 and exits 0 without waiting out --wait', async () => {
+    const closes: number[] = [];
+    const url = await startServer({
+      '*': {
+        message(connection, data) {
+          connection.send(`first ${String(data)}`);
+          connection.send('second');
+        },
+        close: (_connection, info) => void closes.push(info.code),
+      },
+    });
+    const started = performance.now();
+    const run = runCli(['connect', url, '-1', '-q', '-x', 'hello', '-w', '20'], { stdin: 'ignore' });
+    expect(await run.exitCode()).toBe(0);
+    expect(run.stdout()).toBe('first hello\n');
+    expect(closes).toEqual([1000]);
+    // It did not sit out the 20 s wait.
+    expect(performance.now() - started).toBeLessThan(15_000);
+  });
+
+  it('takes the message from stdin, and a message the server sends first counts as the reply', async () => {
+    const url = await startServer({ '/welcome': { open: (connection) => connection.send('welcome') } });
+    const run = runCli(['connect', `${url}/welcome`, '--once', '-q']);
+    run.child.stdin!.end('ignored\n');
+    expect(await run.exitCode()).toBe(0);
+    expect(run.stdout()).toBe('welcome\n');
+  });
+
+  it('exits 1 when nothing comes within --wait', async () => {
+    const url = await startServer({ '*': { message: () => undefined } });
+    const run = runCli(['connect', url, '--once', '-x', 'anyone?', '-w', '0.3'], { stdin: 'ignore' });
+    expect(await run.exitCode()).toBe(1);
+    expect(run.stderr()).toBe('sockeye: no message within 0.3 s\n');
+  });
+});
+
+/** A server that completes the opening handshake and then never sends another byte (no pongs). */
+async function startMuteServer(): Promise<string> {
+  const server = createNetServer((socket) => {
+    let head = '';
+    socket.on('data', (chunk: Buffer) => {
+      if (head.endsWith('\r\n\r\n')) return; // frames after the handshake are read and ignored
+      head += chunk.toString('latin1');
+      const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1];
+      if (head.includes('\r\n\r\n') && key !== undefined) {
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n\r\n`);
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  netServers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('--ping-interval and --ping-timeout', () => {
+  it('exits 1 with a clear message when pongs stop coming', async () => {
+    const url = await startMuteServer();
+    const run = runCli(['connect', url, '--ping-interval', '0.1', '--ping-timeout', '0.3']);
+    expect(await run.exitCode()).toBe(1);
+    expect(run.stderr()).toBe('sockeye: no pong within 0.3 s: the server stopped answering pings\n');
+  });
+
+  it('keeps a connection to a server that answers, sending pings at the interval, not printing their pongs', async () => {
+    const pings: Buffer[] = [];
+    const url = await startServer({ '*': { open: (connection) => void connection.on('ping', (payload: Buffer) => pings.push(payload)) } });
+    const run = runCli(['connect', url, '--ping-interval', '0.05', '--ping-timeout', '2', '-w', '0']);
+    // Wait for the pings themselves (bounded), then end the input.
+    const deadline = performance.now() + 5000;
+    while (pings.length < 3 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(pings.length).toBeGreaterThanOrEqual(3);
+    run.child.stdin!.end();
+    expect(await run.exitCode()).toBe(0);
+    expect(run.stdout()).not.toContain('pong');
+  });
+
+  it('refuses --ping-timeout without --ping-interval (exit 2)', async () => {
+    const run = runCli(['connect', 'ws://127.0.0.1:1', '--ping-timeout', '1'], { stdin: 'ignore' });
+    expect(await run.exitCode()).toBe(2);
+    expect(run.stderr()).toBe('sockeye: --ping-timeout needs --ping-interval\n');
+  });
+});
+
+describe('--auth', () => {
+  it('sends HTTP Basic credentials (RFC 7617), the password split at the first colon only', async () => {
+    const requests: UpgradeRequest[] = [];
+    const url = await startServer({
+      '*': {
+        authenticate: (request) => {
+          requests.push(request);
+          return undefined;
+        },
+        message: echo,
+      },
+    });
+    const run = runCli(['connect', url, '--auth', 'zoë:pa:ss', '-x', 'hi', '-w', '0.2', '-q'], { stdin: 'ignore' });
+    expect(await run.exitCode()).toBe(0);
+    expect(requests[0]!.headers.get('authorization')).toBe(`Basic ${Buffer.from('zoë:pa:ss', 'utf8').toString('base64')}`);
+  });
+
+  it('refuses credentials without a colon (exit 2)', async () => {
+    const run = runCli(['connect', 'ws://127.0.0.1:1', '--auth', 'nobody'], { stdin: 'ignore' });
+    expect(await run.exitCode()).toBe(2);
+    expect(run.stderr()).toBe('sockeye: invalid --auth: use USER:PASSWORD\n');
   });
 });
