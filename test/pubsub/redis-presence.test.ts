@@ -1,0 +1,86 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisBroker } from '../../src/pubsub/redis-broker.js';
+import type { PresenceEvent } from '../../src/pubsub/presence.js';
+import { until } from '../node/raw-client.js';
+import { startRedis, type RedisServer } from './redis-server.js';
+
+let redis: RedisServer;
+const brokers: RedisBroker[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+
+afterAll(async () => {
+  await redis?.stop();
+});
+
+afterEach(async () => {
+  await Promise.all(brokers.splice(0).map((broker) => broker.close()));
+});
+
+async function node(presenceTtlMs = 1500): Promise<RedisBroker> {
+  const broker = await RedisBroker.connect({ url: redis.url, presenceTtlMs });
+  brokers.push(broker);
+  return broker;
+}
+
+/** Wait until Redis has the presence channel's subscription (SUBSCRIBE travels on another connection than the scripts). */
+async function subscribed(topic: string, count = 1): Promise<void> {
+  const channel = `sockeye:{${topic}}:presence-events`;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const [, subscribers] = (await redis.command('PUBSUB', 'NUMSUB', channel)) as [string, number];
+    if (subscribers >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`nobody subscribed to ${channel}`);
+}
+
+const describeEvent = (event: PresenceEvent): string =>
+  event.type === 'join' ? `join ${event.member.id} ${JSON.stringify(event.member.data)}` : `leave ${event.id}${event.expired ? ' (expired)' : ''}`;
+
+describe('Redis presence', () => {
+  it('lists members of every node with their data and reports joins and leaves across nodes', async () => {
+    const [a, b] = await Promise.all([node(), node()]);
+    const seenByA: PresenceEvent[] = [];
+    a.presence.watch('room', (event) => seenByA.push(event));
+    await subscribed('room');
+    await a.presence.join('room', 'a1', { nick: 'ann' });
+    await b.presence.join('room', 'b1', { nick: 'bob' });
+    await b.presence.join('room', 'b1', { nick: 'bobby' }); // new data: a join event again
+    await b.presence.join('room', 'b1', { nick: 'bobby' }); // the same: no event
+    await b.presence.leave('room', 'b1');
+    await until(() => seenByA.length === 4, 5000, 'four presence events');
+    expect(seenByA.map(describeEvent)).toEqual(['join a1 {"nick":"ann"}', 'join b1 {"nick":"bob"}', 'join b1 {"nick":"bobby"}', 'leave b1']);
+    expect(await b.presence.members('room')).toEqual([{ id: 'a1', data: { nick: 'ann' } }]);
+  });
+
+  it('keeps a live node’s members past the TTL by refreshing them, and expires those of a node cut off without a goodbye', async () => {
+    const ttl = 900;
+    const [watcher, live, cut] = await Promise.all([node(ttl), node(ttl), node(ttl)]);
+    const events: PresenceEvent[] = [];
+    watcher.presence.watch('hall', (event) => events.push(event));
+    await subscribed('hall');
+    await live.presence.join('hall', 'stays', 1);
+    await cut.presence.join('hall', 'goes', 2);
+    const cutAt = Date.now();
+    cut.disconnectAbruptly();
+    await until(() => events.some((e) => e.type === 'leave' && e.id === 'goes'), ttl * 4, 'the cut-off member to expire');
+    expect(Date.now() - cutAt).toBeGreaterThanOrEqual(ttl / 3); // not before its last refresh could have lapsed
+    // Well past the TTL: the refreshed member is still there.
+    await new Promise((resolve) => setTimeout(resolve, ttl));
+    expect(await watcher.presence.members('hall')).toEqual([{ id: 'stays', data: 1 }]);
+    expect(events.filter((e) => e.type === 'leave').map(describeEvent)).toEqual(['leave goes (expired)']);
+  });
+
+  it('says goodbye for its members when closed', async () => {
+    const [watcher, leaving] = await Promise.all([node(), node()]);
+    const events: PresenceEvent[] = [];
+    watcher.presence.watch('porch', (event) => events.push(event));
+    await subscribed('porch');
+    await leaving.presence.join('porch', 'x', null);
+    await leaving.close();
+    await until(() => events.some((e) => e.type === 'leave'), 5000, 'the goodbye');
+    expect(events.map(describeEvent)).toEqual(['join x null', 'leave x']);
+  });
+});
