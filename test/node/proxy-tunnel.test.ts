@@ -3,6 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as connectTcp, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connect, HandshakeError, ProxyError, WebSocket, WebSocketServer, type Connection } from '../../src/index.js';
@@ -231,6 +232,8 @@ let plain: WebSocketServer;
 let secure: WebSocketServer;
 let plainPort = 0;
 let securePort = 0;
+/** Server names (SNI) the wss:// server was sent. */
+const serverNames: string[] = [];
 /** What "localhost" resolves to here: the servers listen there, so socks5:// (resolved locally) reaches them. */
 let localAddress = '127.0.0.1';
 
@@ -251,7 +254,19 @@ beforeAll(async () => {
   const key = readFileSync(join(dir, 'key.pem'), 'utf8');
   const echo = { message: (connection: Connection<undefined>, data: string | Buffer, isBinary: boolean) => void connection.send(data, { binary: isBinary }) };
   plain = new WebSocketServer({ heartbeat: false }).route('/echo', echo);
-  secure = new WebSocketServer({ tls: { key, cert }, heartbeat: false }).route('/echo', echo);
+  const context = createSecureContext({ key, cert });
+  secure = new WebSocketServer({
+    tls: {
+      key,
+      cert,
+      // Records the SNI each client sent (called only when one was sent).
+      SNICallback: (servername, done) => {
+        serverNames.push(servername);
+        done(null, context);
+      },
+    },
+    heartbeat: false,
+  }).route('/echo', echo);
   plainPort = (await plain.listen(0, localAddress)).port;
   securePort = (await secure.listen(0, localAddress)).port;
 });
@@ -319,6 +334,20 @@ describe('connect() through an HTTP CONNECT proxy', () => {
     expect(await roundTrip(connection, 'TLS in CONNECT')).toBe('TLS in CONNECT');
     expect(proxy.tunnels).toBe(1);
     expect(proxy.requested).toEqual([`localhost:${securePort}`]);
+  });
+
+  it('sends the target host as SNI inside the tunnel, and no SNI for an IP address (RFC 6066 §3)', async () => {
+    const proxy = await startProxy('http');
+    serverNames.length = 0;
+    const named = await connect(wssUrl(), { proxy: proxy.url(), tls: { ca: cert } });
+    expect(await roundTrip(named, 'sni')).toBe('sni');
+    expect(serverNames).toEqual(['localhost']);
+    if (localAddress === '127.0.0.1') {
+      // The certificate also names IP 127.0.0.1: it verifies without SNI.
+      const byAddress = await connect(`wss://127.0.0.1:${securePort}/echo`, { proxy: proxy.url(), tls: { ca: cert } });
+      expect(await roundTrip(byAddress, 'no sni')).toBe('no sni');
+      expect(serverNames).toEqual(['localhost']);
+    }
   });
 
   it('checks the server certificate through the tunnel (untrusted: WS_ERR_CONNECT_FAILED)', async () => {
