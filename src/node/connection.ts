@@ -117,9 +117,18 @@ export interface ConnectionOptions {
   role: Role;
   maxMessageSize?: number;
   deflate?: { codec: CompressionCodec; threshold: number } | null;
-  /** Bytes of buffered outgoing data above which `send()` answers `queued`. Default 64 KiB. */
+  /**
+   * Bytes of buffered outgoing data above which `send()` answers `queued`.
+   * Also the point where reading from the peer stops when what it sent made
+   * us write more (see `bufferedAmount`). Default 64 KiB.
+   */
   highWaterMark?: number;
-  /** Most bytes that may wait to be sent before the backpressure policy applies. Default 64 MiB. */
+  /**
+   * Most bytes that may wait to be sent before the backpressure policy
+   * applies. Frames the connection writes on its own (pongs) count too: a
+   * ping answered while more than this waits fails the connection whatever
+   * the policy. Default 64 MiB.
+   */
   maxBufferedAmount?: number;
   /** `close`: drop a peer that reads too slowly; `drop`: refuse the message and count it. Default `close`. */
   backpressurePolicy?: 'close' | 'drop';
@@ -183,10 +192,21 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private needDrain = false;
   private closeTimer: NodeJS.Timeout | null = null;
   private pings: PendingPing[] | null = null;
+  /**
+   * Three independent reasons to stop reading from the socket; it reads
+   * again only when none holds. The application's `pause()` (or a message
+   * iterator that fell behind), input piling up behind a decompression, and
+   * output over the high-water mark that the peer's own input produced.
+   */
   private pausedByApp = false;
   private pausedForBacklog = false;
+  private pausedForOutput = false;
   /** A heartbeat ping went out and nothing has been received since. */
   private heartbeatPending = false;
+  /** Bytes handed to the socket so far; with its writableLength, how much the kernel took. */
+  private flushedBytes = 0;
+  /** Bytes the kernel had taken at the last heartbeat ping (see `heartbeat()`). */
+  private heartbeatAccepted = 0;
   /** Someone listens to `wire`: report frames written. */
   private wireEvents = false;
   /** Someone listens to `written`: have the socket report when each write left. */
@@ -268,12 +288,15 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   }
 
   /**
-   * Bytes of framed data (headers included) accepted by `send()` and friends
-   * but not yet handed to the operating system: what sits in this
-   * connection's batch plus what the socket still holds.
+   * Bytes accepted by `send()` and friends (and frames the connection writes
+   * on its own, such as pongs) but not yet handed to the operating system:
+   * this connection's batch and what the socket still holds, framed, plus
+   * messages waiting for the permessage-deflate compressor, counted before
+   * compression. Statuses of `send()`, the buffer limit and `drain` all go
+   * by this figure.
    */
   get bufferedAmount(): number {
-    return this.pendingBytes + this.socket.writableLength;
+    return this.pendingBytes + this.socket.writableLength + this.core.pendingSendBytes;
   }
 
   get remoteAddress(): string | undefined {
@@ -381,7 +404,12 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.socket.destroy();
   }
 
-  /** Stop reading from the peer (TCP backpressure reaches it); `resume()` undoes it. */
+  /**
+   * Stop reading from the peer (TCP backpressure reaches it); `resume()`
+   * undoes it. Pongs are not read while paused either, so the heartbeat
+   * neither pings nor drops a connection the application holds paused; it
+   * starts afresh on `resume()`.
+   */
   pause(): void {
     this.pausedByApp = true;
     this.socket.pause();
@@ -389,7 +417,18 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
 
   resume(): void {
     this.pausedByApp = false;
-    if (!this.pausedForBacklog) this.socket.resume();
+    // Nothing could be heard from the peer while paused: give it a whole interval.
+    this.heartbeatPending = false;
+    if (!this.pausedForBacklog && !this.pausedForOutput) this.socket.resume();
+  }
+
+  /**
+   * @internal The adopter (the server) calls this once the connection is
+   * set up, in place of resuming the socket itself: reading starts unless
+   * something (the application's \`pause()\` in its open hook) said not yet.
+   */
+  start(): void {
+    if (!this.pausedByApp && !this.pausedForBacklog && !this.pausedForOutput) this.socket.resume();
   }
 
   /** Resolves once buffered outgoing data is under the high-water mark (or the connection closed). */
@@ -425,14 +464,32 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   /**
    * @internal One heartbeat tick: ping, or drop the peer if nothing at all
    * (pong or otherwise) arrived since the previous tick's ping.
+   *
+   * Two states change what counts as a sign of life. While the application
+   * holds reading paused, a pong could not be read anyway: the tick does
+   * nothing, and `resume()` starts a fresh interval. While reading is paused
+   * because our output is backed up, a peer that keeps taking that output
+   * (the kernel accepted more bytes since the last ping) is alive and is
+   * kept; one that takes nothing is dropped like a silent one.
    */
   heartbeat(interval: number): void {
     if (this.closed || this.core.state !== ProtocolState.Open) return;
+    if (this.pausedByApp) {
+      this.heartbeatPending = false;
+      return;
+    }
+    const accepted = this.flushedBytes - this.socket.writableLength;
     if (this.heartbeatPending) {
-      this.drop('WS_ERR_HEARTBEAT_TIMEOUT', `no pong within ${interval} ms`, CloseCode.GoingAway);
+      if (!this.pausedForOutput || accepted <= this.heartbeatAccepted) {
+        this.drop('WS_ERR_HEARTBEAT_TIMEOUT', `no pong within ${interval} ms`, CloseCode.GoingAway);
+        return;
+      }
+      // Still waiting for the pong, which sits behind output the peer is reading.
+      this.heartbeatAccepted = accepted;
       return;
     }
     this.heartbeatPending = true;
+    this.heartbeatAccepted = accepted;
     this.core.ping(EMPTY);
   }
 
@@ -495,6 +552,13 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
         this.emit('frame', { opcode: event.opcode, fin: event.fin, rsv1: event.rsv1, payload: asBuffer(event.payload) });
         return;
       case 'ping':
+        // The core has queued the pong. A peer that pings without reading
+        // makes us write without end: past the hard limit it is cut off,
+        // whatever the policy for the application's own messages.
+        if (this.bufferedAmount > this.maxBufferedAmount) {
+          this.failBufferLimit();
+          return;
+        }
         this.emit('ping', asBuffer(event.data));
         return;
       case 'pong':
@@ -516,7 +580,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   backlogDrained(): void {
     if (this.pausedForBacklog && this.core.bufferedInput < INPUT_BACKLOG_LIMIT) {
       this.pausedForBacklog = false;
-      if (!this.pausedByApp) this.socket.resume();
+      if (!this.pausedByApp && !this.pausedForOutput) this.socket.resume();
     }
   }
 
@@ -529,12 +593,18 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.pendingBytes = 0;
     if (chunks === null || this.socket.destroyed) return;
     const socket = this.socket;
+    this.flushedBytes += total;
     // Writes complete in order: the last chunk's callback means the whole batch left.
-    const written = this.writtenEvents
-      ? (error?: Error | null): void => {
-          if (error == null) this.emit('written', total);
-        }
-      : undefined;
+    // While reading waits for output to drain, it also tells when to read again:
+    // the socket emits 'drain' only past its own high-water mark, which may be above ours.
+    const written =
+      this.writtenEvents || this.pausedForOutput
+        ? (error?: Error | null): void => {
+            if (error != null) return;
+            if (this.writtenEvents) this.emit('written', total);
+            this.outputDrained();
+          }
+        : undefined;
     const pieces = chunks.length === 1 ? chunks : coalesce(chunks);
     if (pieces.length === 1) {
       socket.write(pieces[0]!, written);
@@ -546,14 +616,16 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       socket.write(pieces[last]!, written);
       socket.uncork();
     }
-    if (this.endAfterFlush) {
+    // A close frame queued behind a compression has not come out yet: end after it (see endSocket).
+    if (this.endAfterFlush && !this.core.sendInProgress) {
       this.endAfterFlush = false;
       if (!socket.writableEnded) socket.end();
     }
-    if (this.needDrain && socket.writableLength <= this.highWaterMark && !socket.writableNeedDrain) {
+    if (this.needDrain && this.bufferedAmount <= this.highWaterMark && !socket.writableNeedDrain) {
       this.needDrain = false;
       process.nextTick(() => this.emit('drain'));
     }
+    this.outputDrained();
   }
 
   // ---- internals ---------------------------------------------------------
@@ -574,26 +646,70 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       this.droppedMessages++;
       return 'dropped';
     }
+    this.failBufferLimit();
+    return 'closed';
+  }
+
+  private failBufferLimit(): void {
     this.recordFailure(
       new ConnectionError('WS_ERR_BUFFER_LIMIT', `peer too slow: over ${this.maxBufferedAmount} bytes waiting to be sent`),
     );
     this.socket.destroy();
-    return 'closed';
   }
 
   private afterSend(): SendStatus {
-    if (this.pendingBytes + this.socket.writableLength <= this.highWaterMark) return 'written';
+    if (this.bufferedAmount <= this.highWaterMark) return 'written';
     this.needDrain = true;
     return 'queued';
   }
 
   private onData(chunk: Uint8Array): void {
     this.heartbeatPending = false;
-    this.core.receive(chunk);
-    if (!this.pausedForBacklog && this.core.bufferedInput >= INPUT_BACKLOG_LIMIT) {
+    const core = this.core;
+    const before = this.pendingBytes + core.pendingSendBytes;
+    core.receive(chunk);
+    if (!this.pausedForBacklog && core.bufferedInput >= INPUT_BACKLOG_LIMIT) {
       this.pausedForBacklog = true;
       this.socket.pause();
     }
+    // What the peer sent made us write (pongs, replies of the application's
+    // message handler) while output is backed up (the kernel refused more
+    // than the high-water mark, or the compressor is behind): read no more
+    // until it drains, so TCP backpressure stops a peer that sends but never
+    // reads. This turn's batch is left out, the kernel may well take it.
+    // Output the application writes on its own initiative does not stop
+    // reading: two peers that both send a lot and both stopped reading would
+    // wait on each other for ever.
+    if (
+      !this.pausedForOutput &&
+      this.pendingBytes + core.pendingSendBytes > before &&
+      this.socket.writableLength + core.pendingSendBytes > this.highWaterMark
+    ) {
+      this.pausedForOutput = true;
+      this.socket.pause();
+    }
+  }
+
+  /** Output fell back to the high-water mark: read again if nothing else holds reading. */
+  private outputDrained(): void {
+    if (this.pausedForOutput && this.bufferedAmount <= this.highWaterMark) {
+      this.pausedForOutput = false;
+      if (!this.pausedByApp && !this.pausedForBacklog) this.socket.resume();
+    }
+  }
+
+  /**
+   * Close our side of TCP once everything already queued has been written:
+   * what is batched, and what is still being compressed along with the
+   * frames (a close frame among them) waiting behind it, or the peer would
+   * see the connection end before them (RFC 6455 §7.1.1: TCP closes after
+   * the close frame). The close timer, armed by every caller, bounds the
+   * wait. Ending a socket twice makes Node build an error object, which is
+   * not free at thousands of connections a second.
+   */
+  private endSocket(): void {
+    if (this.flushScheduled || this.core.sendInProgress) this.endAfterFlush = true;
+    else if (!this.socket.writableEnded) this.socket.end();
   }
 
   /**
@@ -602,16 +718,6 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
    * never close: end our side too, and destroy it if that does not finish
    * within the close timeout.
    */
-  /**
-   * Close our side of TCP once what is batched has been written. Ending a
-   * socket twice makes Node build an error object, which is not free at
-   * thousands of connections a second.
-   */
-  private endSocket(): void {
-    if (this.flushScheduled) this.endAfterFlush = true;
-    else if (!this.socket.writableEnded) this.socket.end();
-  }
-
   private onPeerEnd(): void {
     this.endSocket();
     this.armCloseTimer();
@@ -622,6 +728,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       this.needDrain = false;
       this.emit('drain');
     }
+    this.outputDrained();
   }
 
   private onPong(payload: Buffer): void {

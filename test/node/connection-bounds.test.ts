@@ -1,0 +1,234 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer } from '../../src/index.js';
+import { Connection, type CloseInfo, type SendStatus } from '../../src/node/connection.js';
+import { Opcode } from '../../src/protocol/opcode.js';
+import { Role } from '../../src/protocol/role.js';
+import { ManualSocket } from './manual-socket.js';
+import { bufferMemory, MiB } from './memory.js';
+import { frame, OP, RawClient, until } from './raw-client.js';
+
+/**
+ * Output bounds (issue 9, items 1 and 3): frames the connection writes on
+ * its own (pongs) count against the limits, a peer that sends without
+ * reading is stopped by TCP backpressure and cut off, and data waiting for
+ * the permessage-deflate compressor counts in `bufferedAmount`, in `send()`
+ * statuses and in the buffer limit.
+ */
+
+let server: Server | null = null;
+const sockets: Socket[] = [];
+const wsServers: WebSocketServer[] = [];
+const rawClients: RawClient[] = [];
+
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  for (const client of rawClients.splice(0)) client.destroy();
+  await Promise.all(wsServers.splice(0).map((s) => s.close({ timeout: 100 })));
+  await new Promise<void>((resolve) => (server === null ? resolve() : server.close(() => resolve())));
+  server = null;
+});
+
+/** A connected TCP pair on loopback: [the side a Connection adopts, the raw peer]. */
+async function socketPair(): Promise<[Socket, Socket]> {
+  const accepted = new Promise<Socket>((resolve) => {
+    server = createServer(resolve);
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const port = (server!.address() as { port: number }).port;
+  const peer = tcpConnect(port, '127.0.0.1');
+  const local = await accepted;
+  sockets.push(local, peer);
+  return [local, peer];
+}
+
+function closed(connection: Connection<unknown>): Promise<CloseInfo> {
+  return new Promise((resolve) => connection.once('close', resolve));
+}
+
+/** A masked ping from a client (server side's view), with a 125-byte payload: 131 bytes on the wire. */
+const PING = frame({ opcode: OP.ping, payload: Buffer.alloc(125, 0x70) });
+
+describe('a peer that pings and never reads', () => {
+  it('is stopped by TCP backpressure with bounded memory, then cut off by the heartbeat', async () => {
+    const [local, peer] = await socketPair();
+    peer.on('error', () => {}); // reset when the server gives up on it
+    peer.pause(); // reads nothing, ever
+    const connection = new Connection(local, { role: Role.Server, closeTimeout: 200 }, undefined);
+    const ending = closed(connection);
+    // 200,000 pings in writes of 1,000 (131 KB each): 26 MB of input asking for 25 MB of pongs.
+    const burst = Buffer.concat(Array.from({ length: 1000 }, () => PING));
+    const before = bufferMemory();
+
+    // Write while the socket takes it; when it does not, wait for it to drain or for the server to stall.
+    let writes = 0;
+    let stalled = false;
+    for (; writes < 200 && !stalled; writes++) {
+      if (peer.write(burst)) continue;
+      stalled = await new Promise<boolean>((resolve) => {
+        const deadline = performance.now() + 10_000;
+        const onDrain = (): void => finish(false);
+        const poll = setInterval(() => {
+          // Reading stopped on the server and our own writes back up: neither side can move.
+          if (local.isPaused() && peer.writableLength > 0) finish(true);
+          else if (performance.now() > deadline) finish(false);
+        }, 5);
+        function finish(value: boolean): void {
+          clearInterval(poll);
+          peer.off('drain', onDrain);
+          resolve(value);
+        }
+        peer.once('drain', onDrain);
+      });
+    }
+    const growth = bufferMemory() - before;
+
+    // Without the bound the server reads all 200 writes and keeps ~20 MB of pongs the kernel refused.
+    expect(stalled).toBe(true);
+    expect(writes).toBeLessThan(200);
+    expect(connection.bufferedAmount).toBeLessThan(1 * MiB);
+    expect(growth).toBeLessThan(8 * MiB);
+    expect(connection.state).toBe('open');
+
+    // It is not reading our pongs nor anything else: two heartbeat ticks without a sign of life drop it.
+    connection.heartbeat(1000);
+    connection.heartbeat(1000);
+    const info = await ending;
+    expect(info.code).toBe(1006);
+    expect(info.error).toMatchObject({ code: 'WS_ERR_HEARTBEAT_TIMEOUT' });
+  });
+});
+
+describe('output bounds on a transport whose writes the test completes', () => {
+  it('fails with WS_ERR_BUFFER_LIMIT when a ping arrives while more than maxBufferedAmount waits, whatever the policy', async () => {
+    const socket = new ManualSocket();
+    const connection = new Connection(
+      socket.asSocket(),
+      { role: Role.Server, maxBufferedAmount: 10_000, highWaterMark: 1_000_000, backpressurePolicy: 'drop' },
+      undefined,
+    );
+    const ending = closed(connection);
+    // The application's own message may pass the limit when nothing is buffered (the policy's rule)...
+    expect(connection.send(Buffer.alloc(20_000))).toBe('written');
+    await until(() => socket.heldWrites > 0, 2000, 'the batch to reach the socket');
+    expect(connection.bufferedAmount).toBeGreaterThan(10_000);
+    // ...but a pong the peer's ping asks for does not get the same pass.
+    socket.receive(frame({ opcode: OP.ping, payload: 'x' }));
+    const info = await ending;
+    expect(info.error).toMatchObject({ code: 'WS_ERR_BUFFER_LIMIT' });
+  });
+
+  it('stops reading when input made it write past the high-water mark, and reads again once the output is taken', async () => {
+    const socket = new ManualSocket();
+    const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
+    let pings = 0;
+    connection.on('ping', () => pings++);
+    const ping = frame({ opcode: OP.ping, payload: Buffer.alloc(100, 1) }); // a 102-byte pong each
+    // Output below the mark: reading goes on.
+    socket.receive(Buffer.concat(Array.from({ length: 5 }, () => ping)));
+    await until(() => socket.heldWrites === 1, 2000, 'the first batch');
+    expect(socket.isPaused()).toBe(false);
+    // Now 510 bytes wait; 20 more pings make 2,550: the next read that adds output stops reading.
+    socket.receive(Buffer.concat(Array.from({ length: 20 }, () => ping)));
+    await until(() => pings === 25, 2000, 'the second read');
+    await until(() => socket.writableLength === 2550, 2000, 'the second batch');
+    socket.receive(ping);
+    await until(() => pings === 26, 2000, 'the third read');
+    expect(socket.isPaused()).toBe(true);
+    // Bytes that arrive now wait in the socket.
+    socket.receive(ping);
+    await until(() => socket.writableLength === 2652, 2000, 'the third batch');
+    expect(pings).toBe(26);
+    // The kernel takes the first two batches: 102 bytes left, under the mark, but reading
+    // waits for the write made after the pause, which carries the check.
+    socket.accept(2);
+    expect(socket.writableLength).toBe(102);
+    socket.accept(1);
+    await until(() => pings === 27, 2000, 'reading to resume');
+    expect(socket.isPaused()).toBe(false);
+  });
+
+  it('keeps reading while only the application\'s own sends are backed up', async () => {
+    const socket = new ManualSocket();
+    const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
+    const received: string[] = [];
+    connection.on('message', (data) => received.push(String(data)));
+    expect(connection.send(Buffer.alloc(50_000))).toBe('queued');
+    await until(() => socket.heldWrites > 0, 2000, 'the batch to reach the socket');
+    // Two peers that both send a lot must not both stop reading: input that makes no output is read.
+    for (let i = 0; i < 3; i++) socket.receive(frame({ opcode: OP.text, payload: `m${i}` }));
+    await until(() => received.length === 3, 2000, 'the three messages');
+    expect(socket.isPaused()).toBe(false);
+  });
+
+  it('reads again only when no reason to pause holds: the application\'s pause outlasts the output pause', async () => {
+    const socket = new ManualSocket();
+    const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 10 }, undefined);
+    let pings = 0;
+    connection.on('ping', () => pings++);
+    // The first pong (22 bytes) waits in the socket; a second ping while it waits stops reading.
+    socket.receive(frame({ opcode: OP.ping, payload: Buffer.alloc(20) }));
+    await until(() => socket.writableLength === 22, 2000, 'the first pong in the socket');
+    socket.receive(frame({ opcode: OP.ping, payload: Buffer.alloc(20) }));
+    await until(() => socket.writableLength === 44, 2000, 'the second pong in the socket');
+    expect(socket.isPaused()).toBe(true);
+    connection.pause();
+    socket.receive(frame({ opcode: OP.ping, payload: 'held' }));
+    socket.accept();
+    await until(() => socket.heldWrites === 0 && socket.writableLength === 0, 2000, 'the output to be taken');
+    // Output drained, but the application still holds reading.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(socket.isPaused()).toBe(true);
+    expect(pings).toBe(2);
+    connection.resume();
+    await until(() => pings === 3, 2000, 'the held ping');
+  });
+});
+
+describe('backpressure with permessage-deflate', () => {
+  it('counts messages waiting for the compressor: queued, then dropped at the limit, bufferedAmount never 0, memory bounded', async () => {
+    const wss = new WebSocketServer({
+      heartbeat: false,
+      perMessageDeflate: true,
+      maxBufferedAmount: 4 * MiB,
+      backpressurePolicy: 'drop',
+    });
+    wsServers.push(wss);
+    const opened: Connection<unknown>[] = [];
+    wss.route('/', { open: (connection) => void opened.push(connection) });
+    const { port } = await wss.listen(0, '127.0.0.1');
+    const { client, response } = await RawClient.upgrade(port, { extra: ['Sec-WebSocket-Extensions: permessage-deflate'] });
+    rawClients.push(client);
+    expect(response.headers.get('sec-websocket-extensions')).toMatch(/^permessage-deflate/);
+    client.pause(); // never reads
+    await until(() => opened.length === 1, 2000, 'the connection');
+    const connection = opened[0]!;
+    let framesOut = 0;
+    connection.on('wire', (f) => {
+      if (f.direction === 'out' && f.opcode === Opcode.Binary) framesOut++;
+    });
+
+    // Incompressible, so what is compressed costs as much as it weighs.
+    const payload = randomBytes(256 * 1024);
+    const before = bufferMemory();
+    const statuses: SendStatus[] = [];
+    const buffered: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      statuses.push(connection.send(payload));
+      buffered.push(connection.bufferedAmount);
+    }
+    const accepted = statuses.filter((s) => s !== 'dropped').length;
+    // Every accepted message has come out of the compressor and been framed.
+    await until(() => framesOut === accepted, 20_000, 'the accepted messages to be compressed');
+    const growth = bufferMemory() - before;
+
+    // 16 x 256 KiB = 4 MiB waits for the compressor before anything is written; the 17th would pass the limit.
+    expect(statuses.slice(0, 16)).toEqual(Array(16).fill('queued'));
+    expect(statuses.slice(16)).toEqual(Array(384).fill('dropped'));
+    expect(connection.droppedMessages).toBe(384);
+    expect(Math.min(...buffered)).toBeGreaterThan(0);
+    // Unbounded, 400 compressed copies (100 MB) would wait in the socket.
+    expect(growth).toBeLessThan(16 * MiB);
+  });
+});
