@@ -626,6 +626,58 @@ describe('openTunnel', () => {
     expect(proxy.requested).toEqual([]);
   });
 
+  /** A one-shot proxy that answers its first bytes with `reply`, whatever they were. */
+  const scriptedSockets = new Set<Socket>();
+  const scripted = async (reply: Buffer | string): Promise<{ url: string; server: Server }> => {
+    const server = createServer((socket) => {
+      scriptedSockets.add(socket);
+      socket.once('close', () => scriptedSockets.delete(socket));
+      socket.on('error', () => {});
+      socket.once('data', () => socket.write(reply));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  };
+  const stop = (server: Server): Promise<void> => new Promise((resolve) => {
+    server.close(() => resolve());
+    for (const socket of scriptedSockets) socket.destroy();
+  });
+
+  it('keeps bytes that came right after the 2xx head for the next reader', async () => {
+    const { url, server } = await scripted('HTTP/1.1 200 Connection established\r\n\r\nfirst bytes of the server');
+    try {
+      const socket = await openTunnel(parseProxyUrl(url), { host: 'localhost', port: 1 });
+      const data = new Promise<string>((resolve) => socket.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1'))));
+      socket.resume();
+      expect(await withTimeout(data)).toBe('first bytes of the server');
+      socket.destroy();
+    } finally {
+      await stop(server);
+    }
+  });
+
+  it('refuses bytes after the 2xx head when TLS must start (WS_ERR_PROXY_FAILED)', async () => {
+    const { url, server } = await scripted('HTTP/1.1 200 Connection established\r\n\r\nnot a TLS record');
+    try {
+      const error = await failure(openTunnel(parseProxyUrl(url), { host: 'localhost', port: 1, tls: {} }));
+      expect(error.code).toBe('WS_ERR_PROXY_FAILED');
+      expect(error.message).toMatch(/before TLS/);
+    } finally {
+      await stop(server);
+    }
+  });
+
+  it('a SOCKS5 reply with another version byte is WS_ERR_PROXY_FAILED', async () => {
+    const { url, server } = await scripted(Buffer.from([4, 0]));
+    try {
+      const error = await failure(openTunnel(parseProxyUrl(url.replace('http:', 'socks5h:')), { host: 'localhost', port: 1 }));
+      expect(error.code).toBe('WS_ERR_PROXY_FAILED');
+      expect(error.message).toMatch(/not a SOCKS5 proxy/);
+    } finally {
+      await stop(server);
+    }
+  });
+
   it('hands back a paused socket carrying the tunnel', async () => {
     const proxy = await startProxy('http');
     const socket = await openTunnel(parseProxyUrl(proxy.url()), { host: 'localhost', port: plainPort });
