@@ -1,7 +1,10 @@
 import type { Page } from 'playwright-core';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { App } from '../../src/apps/app.js';
 import { createChatApp } from '../../src/apps/chat/index.js';
 import { createDashboardApp } from '../../src/apps/dashboard/index.js';
+import type { Route, WebSocketServer } from '../../src/node/server.js';
+import { reject } from '../../src/node/upgrade.js';
 import { useBrowser } from './browser.js';
 
 /**
@@ -13,7 +16,48 @@ import { useBrowser } from './browser.js';
 
 /** Samples every 250 ms, so that a test sees several in a second. */
 const INTERVAL_MS = 250;
-const web = useBrowser({ apps: [createChatApp({ rateLimit: { limit: 100 } }), createDashboardApp({ intervalMs: INTERVAL_MS })] });
+
+/**
+ * While `away` is set, the dashboard's socket refuses every new connection
+ * (HTTP 503, before the upgrade): the page cannot reconnect, as if the
+ * server were gone, while the server keeps its port (no port is closed and
+ * bound again). `refused` counts the refusals.
+ */
+const gate = { away: false, refused: 0 };
+
+function gated(app: App): App {
+  return {
+    ...app,
+    mount(server, context) {
+      const route = <Context>(path: string, handler: Route<Context>): WebSocketServer => {
+        const wrapped = Object.create(handler) as Route<Context>;
+        wrapped.authenticate = (request) => {
+          if (gate.away) {
+            gate.refused++;
+            return reject(503, 'away for a test');
+          }
+          return handler.authenticate === undefined ? (undefined as Context) : handler.authenticate(request);
+        };
+        return server.route(path, wrapped);
+      };
+      const proxy = new Proxy(server, {
+        get(target, key) {
+          if (key === 'route') return route;
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      return app.mount(proxy, context);
+    },
+  };
+}
+
+const web = useBrowser({ apps: [createChatApp({ rateLimit: { limit: 100 } }), gated(createDashboardApp({ intervalMs: INTERVAL_MS }))] });
+
+afterEach(() => {
+  gate.away = false;
+  gate.refused = 0;
+});
 
 /** Every wait in this file is bounded by this (ms). */
 const WAIT = 5000;
@@ -93,7 +137,7 @@ describe('dashboard page', () => {
     // One series per app in the connections chart, the shell's socket included.
     const [all, ...perApp] = first.charts['connections']!.labels;
     expect(all).toBe('all');
-    expect(perApp.sort()).toEqual(['chat', 'dashboard', 'shell']);
+    expect(perApp.sort()).toEqual(['chat', 'dashboard', 'home page']);
 
     const later = await eventually(
       () => view(page),
@@ -171,5 +215,103 @@ describe('dashboard page', () => {
     expect(strictlyIncreasing(now.times)).toBe(true);
     for (const time of old.times) expect(now.times).toContain(time);
     expect(now.charts['messages']!.increasing).toBe(true);
+  });
+
+  it('keeps each legend to one line, shorter than its chart, and shows or hides a series on a click', async () => {
+    const page = await openDashboard();
+    await eventually(() => view(page), (v) => v.charts['messages']!.points >= 2, 'two points');
+    const sizes = await page.evaluate(() => {
+      interface Box {
+        height: number;
+      }
+      interface Element {
+        getBoundingClientRect(): Box;
+        querySelector(selector: string): Element | null;
+        querySelectorAll(selector: string): ArrayLike<Element>;
+      }
+      const document = (globalThis as unknown as { document: Element }).document;
+      return Array.from(document.querySelectorAll('figure.chart'), (figure) => ({
+        legend: figure.querySelector('.legend')!.getBoundingClientRect().height,
+        entry: figure.querySelector('.legend .entry')!.getBoundingClientRect().height,
+        plot: figure.querySelector('canvas')!.getBoundingClientRect().height,
+        uplotLegends: figure.querySelectorAll('.u-legend').length,
+      }));
+    });
+    expect(sizes).toHaveLength(6);
+    for (const size of sizes) {
+      expect(size.uplotLegends).toBe(0);
+      expect(size.plot).toBeGreaterThan(100);
+      // One line of entries (plus room for a thin scrollbar), a small part of the chart's height.
+      expect(size.legend).toBeLessThan(size.entry * 2);
+      expect(size.legend).toBeLessThan(size.plot / 4);
+    }
+
+    const shown = (index: number): Promise<boolean> =>
+      page.evaluate((i) => {
+        const hook = (globalThis as unknown as { sockeyeDashboard: { charts: Map<string, { series: Array<{ show: boolean }> }> } }).sockeyeDashboard;
+        return hook.charts.get('messages')!.series[i]!.show;
+      }, index);
+    // Series 3 is the first application's "in" line, hidden until asked for.
+    const entry = page.locator('#chart-messages').locator('xpath=preceding-sibling::div[@class="legend"]').locator('.entry[data-series="3"]');
+    expect(await shown(3)).toBe(false);
+    expect(await entry.getAttribute('aria-pressed')).toBe('false');
+    await entry.click();
+    expect(await shown(3)).toBe(true);
+    expect(await entry.getAttribute('aria-pressed')).toBe('true');
+    await entry.click();
+    expect(await shown(3)).toBe(false);
+  });
+
+  it('names the home page’s socket in the per-application table, and says what it is', async () => {
+    const page = await openDashboard();
+    const row = page.locator('#apps tbody tr[data-app="shell"]');
+    await row.waitFor({ timeout: WAIT });
+    expect(await row.locator('th').textContent()).toBe('home page (/ws)');
+    expect(await row.getAttribute('title')).toMatch(/home page.*\/ws.*reachable/);
+    expect(await page.locator('.note').textContent()).toMatch(/"home page" row is the socket the home page opens at \/ws/);
+  });
+
+  it('greys the tiles, charts and table while reconnecting, and shows them live again once back', async () => {
+    web.allowConsoleErrors(/^WebSocket connection to '.*' failed/);
+    const page = await openDashboard();
+    await eventually(() => counter(page, 'connections'), (v) => Number.isFinite(v), 'a first sample');
+    const look = (): Promise<{ stale: boolean; state: string; opacity: number; filter: string }> =>
+      page.evaluate(() => {
+        interface Element {
+          classList: { contains(name: string): boolean };
+          dataset: Record<string, string | undefined>;
+        }
+        const scope = globalThis as unknown as {
+          document: { querySelector(selector: string): Element };
+          getComputedStyle(element: Element): { opacity: string; filter: string };
+        };
+        const tile = scope.document.querySelector('.tile');
+        const style = scope.getComputedStyle(tile);
+        return {
+          stale: scope.document.querySelector('main.dashboard').classList.contains('stale'),
+          state: scope.document.querySelector('#status').dataset['state'] ?? '',
+          opacity: Number(style.opacity),
+          filter: style.filter,
+        };
+      });
+    expect(await look()).toEqual({ stale: false, state: 'open', opacity: 1, filter: 'none' });
+
+    gate.away = true;
+    for (const connection of web.server!.websockets.connections) connection.terminate('test: server away');
+    await page.locator('main.dashboard.stale').waitFor({ timeout: WAIT });
+    // Two attempts to come back refused: the page is still away, and still says so.
+    await eventually(async () => gate.refused, (n) => n >= 2, 'two refused reconnection attempts');
+    const away = await look();
+    expect(away.state).toBe('reconnecting');
+    expect(away.stale).toBe(true);
+    expect(away.opacity).toBeLessThan(0.5);
+    expect(away.filter).toBe('grayscale(1)');
+    expect(await page.locator('main.dashboard').getAttribute('aria-busy')).toBe('true');
+
+    gate.away = false;
+    // The back-off between attempts grows up to 5 s: allow for one full wait.
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 3 * WAIT });
+    await page.locator('main.dashboard:not(.stale)').waitFor({ timeout: WAIT });
+    expect(await look()).toEqual({ stale: false, state: 'open', opacity: 1, filter: 'none' });
   });
 });

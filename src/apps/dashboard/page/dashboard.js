@@ -17,8 +17,20 @@ let samples = [];
 let intervalMs = 1000;
 /** Application names as the charts have them; the charts are rebuilt when the server's list changes. */
 let apps = [];
-/** Chart id -> { plot: uPlot, definition }. */
+/** Chart id -> { plot: uPlot, definition, legend: HTMLElement }. */
 const charts = new Map();
+
+/**
+ * Names shown for what the samples call an application. `shell` is no app
+ * of its own: it is the socket the home page opens at `/ws` to show whether
+ * the server is reachable.
+ */
+const APP_LABELS = { shell: 'home page' };
+const APP_TITLES = { shell: 'The home page’s own socket at /ws: it tells the page whether the server is reachable.' };
+
+function appLabel(app) {
+  return APP_LABELS[app] ?? app;
+}
 
 // ---- formatting ------------------------------------------------------------------
 
@@ -68,7 +80,7 @@ const BYTE_STEPS = Array.from({ length: 50 }, (_, i) => 2 ** i);
  */
 function chartDefinitions(appNames) {
   const perApp = (key, suffix, dash) =>
-    appNames.map((app) => ({ label: `${app}${suffix}`, value: (s) => s.apps[app]?.[key], show: false, dash }));
+    appNames.map((app) => ({ label: `${appLabel(app)}${suffix}`, value: (s) => s.apps[app]?.[key], show: false, dash }));
   return [
     {
       id: 'connections',
@@ -76,7 +88,7 @@ function chartDefinitions(appNames) {
       steps: WHOLE_STEPS,
       series: [
         { label: 'all', value: (s) => s.total.connections },
-        ...appNames.map((app) => ({ label: app, value: (s) => s.apps[app]?.connections })),
+        ...appNames.map((app) => ({ label: appLabel(app), value: (s) => s.apps[app]?.connections })),
       ],
     },
     {
@@ -146,15 +158,23 @@ function chartData(definition) {
 }
 
 function buildCharts() {
-  for (const { plot } of charts.values()) plot.destroy();
+  for (const { plot, legend } of charts.values()) {
+    plot.destroy();
+    legend.remove();
+  }
   charts.clear();
   for (const definition of chartDefinitions(apps)) {
     const element = document.getElementById(`chart-${definition.id}`);
     const format = definition.format;
+    const legend = document.createElement('div');
     const plot = new uPlot(
       {
         width: plotWidth(element),
         height: PLOT_HEIGHT,
+        // uPlot's own legend is a table with a row of values per series, taller than the chart once
+        // there are a few applications: this page draws a one-line legend of its own (makeLegend).
+        legend: { show: false },
+        hooks: { setCursor: [(u) => showCursorValues(u, legend, format)] },
         scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(1, max ?? 1) * 1.1] } },
         axes: [{}, { size: 70, values: (_u, ticks) => ticks.map(format), incrs: definition.steps }],
         series: [
@@ -174,7 +194,55 @@ function buildCharts() {
       chartData(definition),
       element,
     );
-    charts.set(definition.id, { plot, definition });
+    makeLegend(plot, legend);
+    element.before(legend);
+    charts.set(definition.id, { plot, definition, legend });
+  }
+}
+
+/**
+ * One line under the chart's title: a button per series (its colour, its
+ * name, and its value where the cursor is), which shows or hides the
+ * series. Too many for the width, the line scrolls sideways rather than
+ * growing taller.
+ */
+function makeLegend(plot, legend) {
+  legend.className = 'legend';
+  legend.setAttribute('role', 'group');
+  legend.setAttribute('aria-label', 'Series: click to show or hide');
+  plot.series.forEach((series, index) => {
+    if (index === 0) return;
+    const entry = document.createElement('button');
+    entry.type = 'button';
+    entry.className = 'entry';
+    entry.dataset.series = String(index);
+    entry.setAttribute('aria-pressed', String(series.show));
+    const mark = document.createElement('span');
+    mark.className = 'mark';
+    mark.style.borderColor = PALETTE[(index - 1) % PALETTE.length];
+    if (series.dash) mark.classList.add('dashed');
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = series.label;
+    const value = document.createElement('span');
+    value.className = 'value';
+    entry.append(mark, label, value);
+    entry.addEventListener('click', () => {
+      const show = !plot.series[index].show;
+      plot.setSeries(index, { show });
+      entry.setAttribute('aria-pressed', String(show));
+    });
+    legend.append(entry);
+  });
+}
+
+/** The values under the cursor in the legend's entries; none when the cursor is off the chart. */
+function showCursorValues(plot, legend, format) {
+  const index = plot.cursor.idx;
+  for (const entry of legend.children) {
+    const series = Number(entry.dataset.series);
+    const value = index == null ? null : plot.data[series]?.[index];
+    entry.querySelector('.value').textContent = value == null ? '' : format(value);
   }
 }
 
@@ -220,8 +288,9 @@ function renderNow() {
     for (const [app, figures] of Object.entries(latest.apps)) {
       const row = document.createElement('tr');
       row.dataset.app = app;
+      if (APP_TITLES[app] !== undefined) row.title = APP_TITLES[app];
       const cells = [
-        app,
+        app === 'shell' ? `${appLabel(app)} (/ws)` : appLabel(app),
         formatCount(figures.connections),
         formatRate(figures.messagesIn),
         formatRate(figures.messagesOut),
@@ -283,6 +352,16 @@ const socket = pageSocket('/dashboard/ws', {
 });
 
 showState(socket, statusView, { open: 'live' });
+
+/** While the page is not connected, its figures are old: the tiles, charts and table are greyed. */
+const dashboardView = document.querySelector('main.dashboard');
+const showLive = (state) => {
+  const stale = state !== 'open';
+  dashboardView.classList.toggle('stale', stale);
+  dashboardView.setAttribute('aria-busy', String(stale));
+};
+showLive(socket.state);
+socket.on('statechange', ({ state }) => showLive(state));
 
 socket.on('message', ({ data }) => {
   let message;
