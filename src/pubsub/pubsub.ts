@@ -179,7 +179,7 @@ export class PubSub {
       // Live delivery must be running before history is read: then every
       // message is either in what history returns or arrives live (§ the
       // broker's `subscribe` contract), and the cursor removes the overlap.
-      await this.ready(topic);
+      await this.live(topic);
       const history = await this.broker.history(topic, since);
       result = this.replay(connection, topic, subscription, since, history.ok ? history.messages : null, history.ok ? null : history.reason, history.position);
     } catch (error) {
@@ -272,7 +272,12 @@ export class PubSub {
     return true;
   }
 
-  private ready(topic: string): Promise<StreamPosition> {
+  /**
+   * Resolves once this process receives the topic's messages live (its
+   * broker subscription is in place), with the topic's position then:
+   * every later message reaches the topic's local subscribers.
+   */
+  live(topic: string): Promise<StreamPosition> {
     return this.topicReady.get(topic) ?? this.broker.position(topic);
   }
 

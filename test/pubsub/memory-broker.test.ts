@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MemoryBroker } from '../../src/pubsub/memory-broker.js';
 import type { BrokerMessage } from '../../src/pubsub/broker.js';
@@ -81,5 +82,25 @@ describe('MemoryBroker', () => {
     stop();
     await broker.presence.leave('room', 'c2');
     expect(events.map((event) => (event.type === 'join' ? `+${event.member.id}` : `-${event.id}`))).toEqual(['+c1', '+c2', '-c1']);
+  });
+
+  it('leaves the Redis client out of every static import: only a Redis broker loads it, when it starts', () => {
+    const dir = new URL('../../src/', import.meta.url);
+    const offenders: string[] = [];
+    const walk = (folder: URL): void => {
+      for (const entry of readdirSync(folder, { withFileTypes: true })) {
+        if (entry.isDirectory()) walk(new URL(`${entry.name}/`, folder));
+        else if (entry.name.endsWith('.ts')) {
+          const source = readFileSync(new URL(entry.name, folder), 'utf8');
+          // `import type` is erased at compile time; anything else would load the client with the module.
+          if (/^\s*(import|export)\s+(?!type\b)[^;]*?from\s+['"](ioredis|@redis\/client)['"]/m.test(source)) offenders.push(entry.name);
+          if (/require\(\s*['"]ioredis['"]\s*\)/.test(source)) offenders.push(entry.name);
+        }
+      }
+    };
+    walk(dir);
+    expect(offenders).toEqual([]);
+    const broker = readFileSync(new URL('pubsub/redis-broker.ts', dir), 'utf8');
+    expect(broker).toContain("await import('ioredis')");
   });
 });

@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker, type RedisBrokerOptions } from '../../src/pubsub/redis-broker.js';
 import { BrokerError } from '../../src/pubsub/broker-error.js';
@@ -162,6 +166,32 @@ describe('RedisBroker', () => {
     } finally {
       await Promise.all(brokers.splice(0).map((broker) => broker.close()));
       await secured.stop();
+    }
+  });
+
+  it('connects over TLS with a rediss:// URL and a password, checking the server certificate against the given CA', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sockeye-redis-tls-'));
+    const certFile = join(dir, 'cert.pem');
+    const keyFile = join(dir, 'key.pem');
+    // A self-signed certificate for 127.0.0.1: it is its own CA.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const secured = await startRedis({ password: 'tls-pass', tls: { certFile, keyFile } });
+    try {
+      expect(secured.url.startsWith('rediss://')).toBe(true);
+      const broker = await RedisBroker.connect({ url: secured.url, tls: { ca: readFileSync(certFile) } });
+      brokers.push(broker);
+      const received: BrokerMessage[] = [];
+      broker.onMessage = (message) => received.push(message);
+      await broker.subscribe('secure');
+      expect((await broker.publish('secure', payload('over tls'))).offset).toBe(1);
+      await until(() => received.length === 1, 5000);
+      expect(texts(received)).toEqual(['over tls']);
+      // Without the CA the self-signed certificate is refused.
+      await expect(RedisBroker.connect({ url: secured.url, timeoutMs: 1000 })).rejects.toMatchObject({ code: 'WS_ERR_BROKER_UNAVAILABLE' });
+    } finally {
+      await Promise.all(brokers.splice(0).map((broker) => broker.close()));
+      await secured.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -35,8 +35,18 @@ function freePort(): Promise<number> {
   });
 }
 
-function launch(port: number, password: string | undefined, extra: readonly string[]): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra];
+export interface RedisTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+function launch(port: number, password: string | undefined, extra: readonly string[], tls: RedisTls | undefined): Promise<ChildProcess> {
+  // With TLS the plain port is closed (0) and the TLS port takes its place.
+  const ports =
+    tls === undefined
+      ? ['--port', String(port)]
+      : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-auth-clients', 'no'];
+  const args = [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra];
   if (password !== undefined) args.push('--requirepass', password);
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
@@ -73,25 +83,31 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-export async function startRedis(options: { password?: string; args?: readonly string[] } = {}): Promise<RedisServer> {
+export async function startRedis(options: { password?: string; args?: readonly string[]; tls?: RedisTls } = {}): Promise<RedisServer> {
   const password = options.password;
+  const tls = options.tls;
   const extra = options.args ?? [];
   let child: ChildProcess | null = null;
   let port = 0;
   // A free port may be taken between the probe and redis-server's bind: try a few.
   for (let attempt = 0; attempt < 5 && child === null; attempt++) {
     port = await freePort();
-    child = await launch(port, password, extra).catch(() => null);
+    child = await launch(port, password, extra, tls).catch(() => null);
   }
   if (child === null) throw new Error('could not start redis-server on a free port');
   let current: ChildProcess = child;
   const auth = password === undefined ? '' : `:${encodeURIComponent(password)}@`;
-  const url = `redis://${auth}127.0.0.1:${port}`;
+  const url = `${tls === undefined ? 'redis' : 'rediss'}://${auth}127.0.0.1:${port}`;
   return {
     port,
     url,
     async command(...args) {
-      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const client = new Redis(url, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        ...(tls === undefined ? {} : { tls: { rejectUnauthorized: false } }),
+      });
       try {
         await client.connect();
         return await client.call(String(args[0]), ...args.slice(1));
@@ -108,7 +124,7 @@ export async function startRedis(options: { password?: string; args?: readonly s
       let lastError: unknown = null;
       for (let attempt = 0; attempt < 20; attempt++) {
         try {
-          current = await launch(port, password, extra);
+          current = await launch(port, password, extra, tls);
           return;
         } catch (error) {
           lastError = error;
