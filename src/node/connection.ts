@@ -277,9 +277,14 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     (this as OwnedSocket)[kConnection]!.onSocketDrain();
   }
 
-  /** @internal Frames that arrived in the same packet as the handshake. */
+  /**
+   * @internal Frames that arrived in the same packet as the handshake. If
+   * the open hook paused the connection they go back to the socket, read
+   * with the rest on `resume()`.
+   */
   receiveInitial(bytes: Uint8Array): void {
-    this.onData(bytes);
+    if (this.pausedByApp) this.socket.unshift(asBuffer(bytes));
+    else this.onData(bytes);
   }
 
   get state(): ConnectionState {
