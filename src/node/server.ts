@@ -11,9 +11,13 @@ import {
   negotiateServer,
   type DeflateOptions,
 } from '../protocol/permessage-deflate.js';
+import { UsageError } from '../protocol/errors.js';
 import { Role } from '../protocol/role.js';
 import { Connection, ConnectionState, type CloseInfo, type ConnectionOptions } from './connection.js';
+import { Admission } from './admission.js';
 import { ConnectionError } from './errors.js';
+import { ConnectionRate, ratePolicy, type RateLimitKind, type RateLimitOptions, type RatePolicy } from './rate-limit.js';
+import { copyCounters, countClose, countRefusal, emptyCounters, type ServerCounters } from './server-counters.js';
 import { UpgradeRejection, type UpgradeRequest } from './upgrade.js';
 import { createZlibCodec } from './zlib-codec.js';
 import { ZlibLimiter } from './zlib-limiter.js';
@@ -54,6 +58,8 @@ export interface Route<Context = undefined> {
       ) => string | undefined | UpgradeRejection | Promise<string | undefined | UpgradeRejection>);
   /** Override the server's limit for this route. */
   maxMessageSize?: number;
+  /** This route's rate limits per connection, replacing the server's `rateLimit`; `false` for none. */
+  rateLimit?: RateLimitOptions | false;
 
   open?(connection: Connection<Context>): HookResult;
   message?(connection: Connection<Context>, data: string | Buffer, isBinary: boolean): HookResult;
@@ -68,6 +74,24 @@ export interface Route<Context = undefined> {
    */
   error?(connection: Connection<Context>, error: Error): HookResult;
   drain?(connection: Connection<Context>): HookResult;
+  /**
+   * A received message went over the rate limit and was not handed to
+   * `message`. Answer in-band here if the application has a way to (an
+   * error message); when `info.closing` is set the server closes the
+   * connection with 1008 right after this hook returns, and what the hook
+   * sent goes out before the close frame.
+   */
+  limited?(connection: Connection<Context>, info: RateLimited): HookResult;
+}
+
+/** A message refused by a rate limit, as the `limited` hook sees it. */
+export interface RateLimited {
+  /** The allowance it went over. */
+  limit: RateLimitKind;
+  data: string | Buffer;
+  isBinary: boolean;
+  /** Sustained abuse (or `onExceeded: 'close'`): the connection is closed with 1008 after the hook. */
+  closing: boolean;
 }
 
 /**
@@ -82,7 +106,7 @@ export interface Route<Context = undefined> {
 export type HookResult = unknown;
 
 /** The hooks of a route, as named in `HookFailure`. */
-export type HookName = 'origins' | 'authenticate' | 'protocols' | 'open' | 'message' | 'drain' | 'close' | 'error';
+export type HookName = 'origins' | 'authenticate' | 'protocols' | 'open' | 'message' | 'drain' | 'close' | 'error' | 'limited';
 
 /** Where a hook failed: passed to the server's `onError` with what the hook threw. */
 export interface HookFailure {
@@ -142,6 +166,24 @@ export interface ServerOptions {
    * connection is closed; an `onError` that throws is ignored.
    */
   onError?: (error: Error, failure: HookFailure) => void;
+  /**
+   * Rate limits per connection for every route that does not set its own.
+   * Off by default: a library cannot guess what an application's traffic
+   * looks like (the shipped `sockeye serve` turns limits on).
+   */
+  rateLimit?: RateLimitOptions;
+  /** Most connections open at once; more upgrade requests get 503. Default: no cap. */
+  maxConnections?: number;
+  /** Most connections open at once from one client address; more get 429. Default: no cap. */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Most connections in their opening handshake at once (TLS, request,
+   * pre-upgrade hooks); more are answered 503 at once (or, before TLS,
+   * closed). Default: no cap.
+   */
+  maxHandshakes?: number;
+  /** The clock for rate limits, in ms (tests inject one). Default `performance.now`. */
+  now?: () => number;
 }
 
 export type ServerLogEntry =
@@ -244,11 +286,27 @@ interface PendingHandshake {
   headIn: boolean;
 }
 
+/** A route as mounted: its hooks, its checked rate policy, its traffic. */
+interface MountedRoute {
+  /** The path as mounted (`*` for the catch-all). */
+  readonly key: string;
+  readonly route: AnyRoute;
+  readonly rate: RatePolicy | null;
+  readonly tally: RouteTally;
+}
+
 /** What the server keeps for each connection it adopted (in `connection.serverData`). */
 interface Mount {
   readonly server: WebSocketServer;
   readonly route: AnyRoute;
-  readonly tally: RouteTally | undefined;
+  /** The connection's allowances, when its route has rate limits. */
+  readonly rate: ConnectionRate | null;
+  /** Its `connection.bytesReceived` after the last message checked against the byte allowance. */
+  seenBytes: number;
+  /** The address its admission slot was counted under, if the server counts them. */
+  readonly admitted: string | undefined;
+  readonly admission: boolean;
+  readonly tally: RouteTally;
   /** The request's path. */
   readonly path: string;
   /** The route's path as mounted (`*` for the catch-all). */
@@ -258,9 +316,11 @@ interface Mount {
 }
 
 export class WebSocketServer {
-  private readonly routes = new Map<string, AnyRoute>();
+  private readonly routes = new Map<string, MountedRoute>();
   private readonly connectionSet = new Set<Connection<unknown>>();
-  private readonly tallies = new Map<string, RouteTally>();
+  private readonly admission: Admission | null;
+  private readonly clock: () => number;
+  private readonly stats = emptyCounters();
   /** Sockets in the opening handshake (upgrade request or pre-upgrade hooks), with their deadline. */
   private readonly handshaking = new Map<Duplex, PendingHandshake>();
   /** wss:// only: TCP connections whose TLS handshake is not done, by remote address and port. */
@@ -278,15 +338,36 @@ export class WebSocketServer {
     const deflate = options.perMessageDeflate;
     this.deflate = deflate === true ? {} : deflate === false || deflate === undefined ? null : deflate;
     this.limiter = this.deflate === null ? null : new ZlibLimiter(this.deflate.concurrency ?? 10);
+    const maxTotal = capOption(options.maxConnections, 'maxConnections');
+    const maxPerAddress = capOption(options.maxConnectionsPerAddress, 'maxConnectionsPerAddress');
+    capOption(options.maxHandshakes, 'maxHandshakes');
+    this.admission = maxTotal === Infinity && maxPerAddress === Infinity ? null : new Admission(maxTotal, maxPerAddress);
+    this.clock = options.now ?? (() => performance.now());
+    // Check the default rate limits now rather than at the first route.
+    if (options.rateLimit !== undefined) ratePolicy(options.rateLimit);
   }
 
   /** Mount hooks on a path (exact match on the path, query ignored); `*` catches every other path. */
   route<Context = undefined>(path: string, route: Route<Context>): this {
-    this.routes.set(path, route as AnyRoute);
-    if (!this.tallies.has(path)) {
-      this.tallies.set(path, { open: new Set(), opened: 0, closed: { messagesReceived: 0, bytesReceived: 0, messagesSent: 0, bytesSent: 0 } });
-    }
+    const limits = route.rateLimit === false ? undefined : (route.rateLimit ?? this.options.rateLimit);
+    const tally = this.routes.get(path)?.tally ?? {
+      open: new Set(),
+      opened: 0,
+      closed: { messagesReceived: 0, bytesReceived: 0, messagesSent: 0, bytesSent: 0 },
+    };
+    this.routes.set(path, { key: path, route: route as AnyRoute, rate: limits === undefined ? null : ratePolicy(limits), tally });
     return this;
+  }
+
+  /**
+   * What the server has done since it started (see `ServerCounters`): a
+   * copy, taken now. Messages dropped under the backpressure policy `drop`
+   * include those of the connections still open.
+   */
+  counters(): ServerCounters {
+    const counters = copyCounters(this.stats);
+    for (const connection of this.connectionSet) counters.backpressureDrops += connection.droppedMessages;
+    return counters;
   }
 
   /**
@@ -296,7 +377,7 @@ export class WebSocketServer {
    */
   traffic(): RouteTraffic[] {
     const result: RouteTraffic[] = [];
-    for (const [path, tally] of this.tallies) {
+    for (const { key: path, tally } of this.routes.values()) {
       const { closed } = tally;
       const entry: RouteTraffic = {
         path,
@@ -353,8 +434,14 @@ export class WebSocketServer {
       return;
     }
     this.startHeartbeat();
+    const full = this.handshakesFull();
     // node:http has read the request: the deadline covers the hooks from here.
     this.handshaking.set(socket, { deadline: performance.now() + this.handshakeTimeout, headIn: true });
+    if (full) {
+      socket.on('error', noop);
+      this.refuse(socket, '', 503, 'too many handshakes in progress');
+      return;
+    }
     this.sweepHandshakes();
     const parsed: RequestHead = {
       method: request.method ?? 'GET',
@@ -403,6 +490,12 @@ export class WebSocketServer {
 
   // ---- accepting -----------------------------------------------------------
 
+  /** Whether `maxHandshakes` connections are in their opening handshake already. */
+  private handshakesFull(): boolean {
+    const max = this.options.maxHandshakes;
+    return max !== undefined && this.handshaking.size + this.tlsPending.size >= max;
+  }
+
   private get handshakeTimeout(): number {
     return this.options.handshakeTimeout ?? 10_000;
   }
@@ -410,6 +503,12 @@ export class WebSocketServer {
   /** wss://: a TCP connection, before TLS. Its deadline starts now. */
   private acceptTls(socket: Socket): void {
     if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    if (this.handshakesFull()) {
+      // No HTTP before TLS: all a peer can be told is that the connection ends.
+      countRefusal(this.stats, 503);
       socket.destroy();
       return;
     }
@@ -434,10 +533,17 @@ export class WebSocketServer {
       socket.destroy();
       return;
     }
-    const parser = new RequestHeadParser(this.options.headLimits);
-    const pending: PendingHandshake = { deadline: acceptedAt + this.handshakeTimeout, headIn: false };
+    // Over TLS the slot was counted before the TLS handshake, under tlsPending.
+    const full = this.handshakesFull();
+    const pending: PendingHandshake = { deadline: acceptedAt + this.handshakeTimeout, headIn: full };
     this.handshaking.set(socket, pending);
+    socket.on('error', noop);
+    if (full) {
+      this.refuse(socket, '', 503, 'too many handshakes in progress');
+      return;
+    }
     this.sweepHandshakes();
+    const parser = new RequestHeadParser(this.options.headLimits);
     const onClose = (): void => {
       this.handshaking.delete(socket);
     };
@@ -458,7 +564,6 @@ export class WebSocketServer {
       void this.upgrade(result.head, socket, result.rest);
     };
     socket.on('data', onData);
-    socket.on('error', noop);
     socket.once('close', onClose);
   }
 
@@ -512,13 +617,43 @@ export class WebSocketServer {
       }
       pathname = url.pathname;
     }
-    const routeKey = this.routes.has(pathname) ? pathname : '*';
-    const route = this.routes.get(routeKey);
-    if (route === undefined) {
+    const mounted = this.routes.get(pathname) ?? this.routes.get('*');
+    if (mounted === undefined) {
       this.refuse(socket, pathname, 404, `no WebSocket endpoint at ${pathname}`);
       return;
     }
     const request = new IncomingUpgrade(head, pathname, url, validation.protocols, validation.extensions, socket);
+    const admission = this.admission;
+    if (admission === null) {
+      await this.runPipeline(mounted, request, validation.key, socket, rest, undefined, false);
+      return;
+    }
+    // The slot is held from here: through the hooks, then by the open connection.
+    const address = admission.countsAddresses ? request.remoteAddress : undefined;
+    const full = admission.reserve(address);
+    if (full !== 0) {
+      this.refuse(socket, pathname, full, full === 429 ? 'too many connections from this address' : 'too many connections');
+      return;
+    }
+    let opened = false;
+    try {
+      opened = await this.runPipeline(mounted, request, validation.key, socket, rest, address, true);
+    } finally {
+      if (!opened) admission.release(address);
+    }
+  }
+
+  /** The route's hooks, then the 101 and the connection. Resolves true once the connection is open. */
+  private async runPipeline(
+    mounted: MountedRoute,
+    request: IncomingUpgrade,
+    key: string,
+    socket: Duplex,
+    rest: Uint8Array,
+    address: string | undefined,
+    admitted: boolean,
+  ): Promise<boolean> {
+    const route = mounted.route;
 
     let context: unknown = undefined;
     let protocol: string | undefined;
@@ -530,7 +665,7 @@ export class WebSocketServer {
       if (isThenable(originRefusal)) originRefusal = await originRefusal;
       if (originRefusal !== null) {
         this.refuse(socket, request.path, originRefusal.status, originRefusal.reason, originRefusal.headers);
-        return;
+        return false;
       }
       if (route.authenticate !== undefined) {
         hook = 'authenticate';
@@ -538,7 +673,7 @@ export class WebSocketServer {
         if (isThenable(outcome)) outcome = await outcome;
         if (outcome instanceof UpgradeRejection) {
           this.refuse(socket, request.path, outcome.status, outcome.reason, outcome.headers);
-          return;
+          return false;
         }
         context = outcome;
       }
@@ -547,22 +682,23 @@ export class WebSocketServer {
       if (isThenable(chosen)) chosen = await chosen;
       if (chosen instanceof UpgradeRejection) {
         this.refuse(socket, request.path, chosen.status, chosen.reason, chosen.headers);
-        return;
+        return false;
       }
       protocol = chosen;
     } catch (error) {
       const failure = asError(error);
+      this.stats.hookFailures++;
       this.log({ event: 'error', path: request.path, remoteAddress: request.remoteAddress, error: failure, hook });
-      this.reportFailure(failure, { path: routeKey, hook, request });
+      this.reportFailure(failure, { path: mounted.key, hook, request });
       this.refuse(socket, request.path, 500, 'the upgrade could not be completed');
-      return;
+      return false;
     }
     // Refused meanwhile (the deadline passed while a hook ran): that answer is on its way.
-    if (!this.handshaking.has(socket)) return;
+    if (!this.handshaking.has(socket)) return false;
     if (socket.destroyed || this.shuttingDown) {
       this.handshaking.delete(socket);
       socket.destroy();
-      return;
+      return false;
     }
 
     let extensions = '';
@@ -582,7 +718,7 @@ export class WebSocketServer {
       }
     }
 
-    const response = buildAcceptResponse({ key: validation.key, protocol, extensions });
+    const response = buildAcceptResponse({ key, protocol, extensions });
     this.handshaking.delete(socket);
     socket.write(response, 'latin1');
     const connection = new Connection<unknown>(
@@ -602,34 +738,46 @@ export class WebSocketServer {
     );
     // The connection handles socket errors from here on.
     socket.off('error', noop);
-    this.adopt(connection, route, routeKey, request, socket as Socket);
+    this.adopt(connection, mounted, request, socket as Socket, address, admitted);
     if (rest.length > 0) connection.receiveInitial(rest);
     // Reads unless the open hook paused the connection.
     connection.start();
+    return true;
   }
 
-  private adopt(connection: Connection<unknown>, route: AnyRoute, key: string, request: UpgradeRequest, socket: Socket): void {
+  private adopt(
+    connection: Connection<unknown>,
+    mounted: MountedRoute,
+    request: UpgradeRequest,
+    socket: Socket,
+    address: string | undefined,
+    admitted: boolean,
+  ): void {
     const path = request.path;
+    const route = mounted.route;
+    const tally = mounted.tally;
     this.connectionSet.add(connection);
-    const tally = this.tallies.get(key);
-    if (tally !== undefined) {
-      tally.open.add(connection);
-      tally.opened++;
-    }
+    this.stats.opened++;
+    tally.open.add(connection);
+    tally.opened++;
     // One small record per connection and listeners shared by all of them:
     // closures per connection would cost more than the connection itself.
     const mount: Mount = {
       server: this,
       route,
+      rate: mounted.rate === null ? null : new ConnectionRate(mounted.rate, this.clock()),
+      seenBytes: 0,
+      admitted: address,
+      admission: admitted,
       tally,
       path,
-      key,
+      key: mounted.key,
       remoteAddress: this.options.log === undefined ? undefined : request.remoteAddress,
     };
     connection.serverData = mount;
     const idle = this.options.idleTimeout ?? 0;
     if (idle > 0) socket.setTimeout(idle, () => connection.drop('WS_ERR_IDLE_TIMEOUT', `no traffic for ${idle} ms`, CloseCode.GoingAway));
-    if (route.message !== undefined) connection.on('message', WebSocketServer.onMessage);
+    if (route.message !== undefined || mount.rate !== null) connection.on('message', WebSocketServer.onMessage);
     if (route.drain !== undefined) connection.on('drain', WebSocketServer.onDrain);
     if (route.error !== undefined) connection.on('error', WebSocketServer.onError);
     // `on`, not `once`: close comes once anyway, and `once` wraps the listener per connection.
@@ -654,9 +802,11 @@ export class WebSocketServer {
 
   private static onMessage(this: Connection<unknown>, data: string | Buffer, isBinary: boolean): void {
     const mount = this.serverData as Mount;
+    if (mount.rate !== null && !mount.server.withinRate(this, mount, data, isBinary)) return;
+    if (mount.route.message === undefined) return;
     let result: unknown;
     try {
-      result = mount.route.message!(this, data, isBinary);
+      result = mount.route.message(this, data, isBinary);
     } catch (error) {
       mount.server.hookFailed(this, mount, 'message', error);
       return;
@@ -685,7 +835,9 @@ export class WebSocketServer {
     const mount = this.serverData as Mount;
     const server = mount.server;
     server.connectionSet.delete(this);
-    if (mount.tally !== undefined && mount.tally.open.delete(this)) addTraffic(mount.tally.closed, this);
+    if (mount.admission) server.admission!.release(mount.admitted);
+    countClose(server.stats, info, this.droppedMessages);
+    if (mount.tally.open.delete(this)) addTraffic(mount.tally.closed, this);
     server.log({ event: 'close', path: mount.path, remoteAddress: mount.remoteAddress, code: info.code, reason: info.reason, wasClean: info.wasClean });
     if (mount.route.close !== undefined) {
       let result: unknown;
@@ -697,6 +849,43 @@ export class WebSocketServer {
       }
       if (result !== undefined) server.watch(this, mount, 'close', result);
     }
+  }
+
+  /**
+   * Check a received message against its connection's allowances. Over
+   * them, it is not delivered: the `limited` hook hears of it, and the
+   * connection is closed with 1008 (RFC 6455 §7.4.1: a message that
+   * violates the endpoint's policy) at once under `onExceeded: 'close'`,
+   * or on sustained abuse. A normal close, not a failure: the peer gets
+   * the closing handshake, and whatever `limited` sent goes out first.
+   */
+  private withinRate(connection: Connection<unknown>, mount: Mount, data: string | Buffer, isBinary: boolean): boolean {
+    // The connection counted this message's bytes (after decompression) before emitting it.
+    const size = connection.bytesReceived - mount.seenBytes;
+    mount.seenBytes = connection.bytesReceived;
+    // Messages that arrive after the close frame went out are not worth checking or delivering.
+    if (connection.state !== ConnectionState.Open) return false;
+    const now = this.clock();
+    const over = mount.rate!.admit(size, now);
+    if (over === null) return true;
+    this.stats.rateLimited++;
+    const closing = mount.rate!.closeAtOnce || mount.rate!.refused(now);
+    const hook = mount.route.limited;
+    if (hook !== undefined) {
+      let result: unknown;
+      try {
+        result = hook(connection, { limit: over, data, isBinary, closing });
+      } catch (error) {
+        this.hookFailed(connection, mount, 'limited', error);
+        return false;
+      }
+      if (result !== undefined) this.watch(connection, mount, 'limited', result);
+    }
+    if (closing && connection.state === ConnectionState.Open) {
+      this.stats.rateLimitCloses++;
+      connection.close(CloseCode.PolicyViolation, 'rate limit exceeded');
+    }
+    return false;
   }
 
   /** Attach a rejection handler to what a hook returned, if it is a promise (or any thenable). */
@@ -731,6 +920,7 @@ export class WebSocketServer {
    */
   private hookFailed(connection: Connection<unknown>, mount: Mount, hook: HookName, thrown: unknown): void {
     const failure = asError(thrown);
+    this.stats.hookFailures++;
     this.log({ event: 'error', path: mount.path, remoteAddress: mount.remoteAddress, error: failure, hook });
     this.reportFailure(failure, { path: mount.key, hook, connection });
     if (hook === 'error') return;
@@ -760,6 +950,7 @@ export class WebSocketServer {
     headers?: ReadonlyArray<readonly [string, string]>,
   ): void {
     this.handshaking.delete(socket);
+    countRefusal(this.stats, status);
     if (this.options.log !== undefined) this.log({ event: 'refused', path, remoteAddress: (socket as Socket).remoteAddress, status, reason });
     if (socket.destroyed) return;
     socket.end(buildRejection(status, reason, headers), 'utf8');
@@ -854,6 +1045,14 @@ export function isPlainPath(path: string): boolean {
 function pathOf(target: string): string {
   const query = target.indexOf('?');
   return query < 0 ? target : target.slice(0, query);
+}
+
+function capOption(value: number | undefined, name: string): number {
+  if (value === undefined) return Infinity;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new UsageError('WS_ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
