@@ -2,7 +2,8 @@ import { prepareFrame, type PreparedFrame } from '../protocol/protocol.js';
 import type { Connection } from '../node/connection.js';
 import type { Broker, BrokerMessage, BrokerStats, RecoveryFailure, StreamPosition, TopicDiscontinuity } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
-import type { Presence } from './presence.js';
+import type { Presence, PresenceData } from './presence.js';
+import { newEpoch } from './epoch.js';
 import { TopicCursor } from './topic-cursor.js';
 
 export interface PubSubOptions {
@@ -119,6 +120,9 @@ export class PubSub {
   private readonly broker: Broker;
   private readonly subscribersByTopic = new Map<string, Map<Subscriber, Subscription>>();
   private readonly topicsBySubscriber = new Map<Subscriber, Set<string>>();
+  /** Presence: each connection's member id, and the topics it joined (until it closes). */
+  private readonly memberIds = new WeakMap<Subscriber, string>();
+  private readonly presenceOf = new Map<Subscriber, Set<string>>();
   private readonly maxBuffer: number;
   private readonly closeSlow: boolean;
   private readonly envelope: ((message: BrokerMessage) => string | Uint8Array) | null;
@@ -150,6 +154,39 @@ export class PubSub {
   /** Members of topics across every process the broker reaches. */
   get presence(): Presence {
     return this.broker.presence;
+  }
+
+  /**
+   * Add the connection to the topic's presence with `data` (a nickname...),
+   * under an id unique to the connection (returned); it leaves every topic's
+   * presence when it closes. Joining again replaces the data.
+   */
+  async join(connection: Connection<unknown>, topic: string, data: PresenceData): Promise<string> {
+    let id = this.memberIds.get(connection);
+    if (id === undefined) {
+      id = newEpoch();
+      this.memberIds.set(connection, id);
+    }
+    let topics = this.presenceOf.get(connection);
+    if (topics === undefined) {
+      this.presenceOf.set(connection, (topics = new Set()));
+      connection.once('close', () => {
+        const joined = this.presenceOf.get(connection);
+        this.presenceOf.delete(connection);
+        for (const joinedTopic of joined ?? []) this.broker.presence.leave(joinedTopic, id!).catch(ignore);
+      });
+    }
+    topics.add(topic);
+    await this.broker.presence.join(topic, id, data);
+    return id;
+  }
+
+  /** Take the connection out of the topic's presence. */
+  async leave(connection: Connection<unknown>, topic: string): Promise<void> {
+    const id = this.memberIds.get(connection);
+    const topics = this.presenceOf.get(connection);
+    if (id === undefined || topics === undefined || !topics.delete(topic)) return;
+    await this.broker.presence.leave(topic, id);
   }
 
   /** Add a connection to a topic, live from now; it leaves all its topics when it closes. Returns false if already subscribed. */
@@ -243,6 +280,7 @@ export class PubSub {
     this.topicsBySubscriber.clear();
     this.topicReady.clear();
     this.turnStart.clear();
+    this.presenceOf.clear();
     await this.broker.close();
   }
 
