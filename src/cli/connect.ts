@@ -8,6 +8,8 @@ import { CloseCode } from '../protocol/close-code.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { parseSeconds, parseSize, UsageFailure } from './args.js';
 import { LineConsole, type ConsoleStreams } from './console.js';
+import { commandVector } from './command-line.js';
+import { ProcessBridge } from './exec-bridge.js';
 import { ExitStatus } from './exit-status.js';
 import {
   describeBinary,
@@ -66,6 +68,14 @@ Options:
       --ping-timeout SECONDS  give up on the connection (exit 1) when a ping has no pong
                               after this long (default: the ping interval)
       --auth USER:PASSWORD    send HTTP Basic credentials with the upgrade request
+      --exec 'CMD ARGS'       connect a program instead of standard input and output:
+                              each line it prints is sent as a text message, each message
+                              received is written to its input followed by a line feed
+                              (with --binary: chunks and bytes as they are); when it
+                              exits the connection is closed; when the connection
+                              closes it is stopped. The command is split into words
+                              like a shell would (quotes, backslashes) but not run by one
+      --shell                 with --exec: run the command with /bin/sh -c
       --max-message BYTES     largest message accepted, e.g. 1MiB (default 64MiB)
   -t, --timeout SECONDS       time allowed to connect and upgrade (default 10)
   -k, --insecure              wss://: accept any server certificate
@@ -117,6 +127,8 @@ export interface ConnectSettings {
   lines: boolean;
   /** Close after the first message received. */
   once: boolean;
+  /** `--exec`: the program's argument vector, or `null`. */
+  exec: string[] | null;
   /** Keep-alive pings, 0 for none. */
   pingIntervalMs: number;
   pingTimeoutMs: number;
@@ -145,6 +157,8 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
       'ping-interval': { type: 'string' },
       'ping-timeout': { type: 'string' },
       auth: { type: 'string' },
+      exec: { type: 'string' },
+      shell: { type: 'boolean' },
       'show-ping-pong': { type: 'boolean' },
       trace: { type: 'boolean' },
       reconnect: { type: 'boolean' },
@@ -162,6 +176,14 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
   const binary = values.binary === true;
   if (values.lines === true && !binary) throw new UsageFailure('--lines goes with --binary');
   if (binary && (values.execute ?? []).length > 0) throw new UsageFailure('--binary reads standard input; it does not go with --execute');
+  const exec = values.exec === undefined ? null : commandVector(values.exec, values.shell === true);
+  if (values.shell === true && exec === null) throw new UsageFailure('--shell goes with --exec');
+  if (exec !== null) {
+    for (const other of ['execute', 'reconnect', 'once', 'lines'] as const) {
+      const value = values[other];
+      if (value === true || (Array.isArray(value) && value.length > 0)) throw new UsageFailure(`--exec does not go with --${other}`);
+    }
+  }
   const pingIntervalMs = parseSeconds(values['ping-interval'], 0, 'ping interval');
   const pingTimeoutMs = parseSeconds(values['ping-timeout'], pingIntervalMs, 'ping timeout');
   if (values['ping-timeout'] !== undefined && pingIntervalMs === 0) throw new UsageFailure('--ping-timeout needs --ping-interval');
@@ -186,6 +208,7 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
     binary,
     lines: values.lines === true,
     once: values.once === true,
+    exec,
     pingIntervalMs,
     pingTimeoutMs,
     showPingPong: values['show-ping-pong'] === true,
@@ -243,6 +266,8 @@ export async function connectCommand(argv: string[], streams: ConsoleStreams): P
 async function pumpInput(settings: ConnectSettings, terminal: LineConsole, session: ClientSession, input: NodeJS.ReadableStream): Promise<void> {
   // The prompt appears after the "connected" line, and nothing is read if the connection never opens.
   if ((await session.whenOpen()) === null) return;
+  // The program is the input; the session ends when it exits or the connection closes.
+  if (settings.exec !== null) return;
   if (settings.binary) {
     for await (const chunk of binaryInput(input, settings.lines)) {
       if (session.finished) break;
@@ -309,6 +334,8 @@ class ClientSession {
   private lastFailure = '';
   /** Messages received (all connections). */
   private received = 0;
+  /** The --exec program of the current connection. */
+  private bridge: ProcessBridge | null = null;
   /** Why the connection we are closing counts as a failure (--once timeout, no pong). */
   private failure: string | null = null;
   private interrupts = 0;
@@ -423,6 +450,7 @@ class ClientSession {
     });
     connection.on('close', (info) => this.closed(connection, info));
     this.keepAlive(connection);
+    if (this.settings.exec !== null) this.startProgram(connection, this.settings.exec);
 
     const details = [
       connection.protocol === '' ? null : `subprotocol ${connection.protocol}`,
@@ -468,6 +496,10 @@ class ClientSession {
     // --once: what follows the first message (in the same read) is not for us.
     if (this.settings.once && this.received > 0) return;
     this.received++;
+    if (this.bridge !== null) {
+      this.bridge.input(data, isBinary);
+      return;
+    }
     if (!this.settings.raw) {
       this.terminal.print(formatMessage('<', data, isBinary, { json: this.settings.json }));
     } else {
@@ -481,6 +513,19 @@ class ClientSession {
       }
     }
     if (this.settings.once) this.leave(CloseCode.Normal, '');
+  }
+
+  /** --exec: the program takes the place of standard input and output for this connection. */
+  private startProgram(connection: Connection<undefined>, argv: string[]): void {
+    const bridge = new ProcessBridge(argv, connection, { binary: this.settings.binary, stderr: 'inherit' });
+    this.bridge = bridge;
+    connection.once('close', () => bridge.stop());
+    void bridge.exited.then(({ code, signal, error }) => {
+      if (this.finished) return;
+      if (error !== undefined) this.failure = `cannot run ${argv[0]!}: ${error.message}`;
+      else if (code !== 0 && !this.leaving) this.failure = `${argv[0]!} exited with ${code === null ? `signal ${signal ?? '?'}` : `status ${code}`}`;
+      this.leave(CloseCode.Normal, '');
+    });
   }
 
   /**

@@ -184,7 +184,7 @@ describe('sockeye serve echo', () => {
   it('prints its help and exits 0 for --help, saying how to raise the message limit and allow origins', async () => {
     const help = run(['serve', '--help']);
     expect(await withTimeout(help.exited, 10_000, 'the command to exit')).toBe(0);
-    expect(help.stdout()).toContain('Usage: sockeye serve [echo] [options]');
+    expect(help.stdout()).toContain("Usage: sockeye serve [echo | exec 'CMD ARGS'] [options]");
     expect(help.stdout()).toMatch(/--max-message BYTES +largest message accepted[^(]*\(default\s+1MiB; larger ones are closed\s+with 1009\)/);
     expect(help.stdout()).toContain('--allow-origin ORIGIN');
   });
@@ -192,7 +192,7 @@ describe('sockeye serve echo', () => {
   it('exits 2 with a message for an unknown application', async () => {
     const unknown = run(['serve', 'chatroom']);
     expect(await withTimeout(unknown.exited, 10_000, 'the command to exit')).toBe(2);
-    expect(unknown.stderr()).toBe('sockeye: unknown application: chatroom (available: echo, or none for every app)\n');
+    expect(unknown.stderr()).toBe('sockeye: unknown application: chatroom (available: echo, exec, or none for every app)\n');
   });
 
   it('exits 2 for an --allow-origin that is not an origin, and for --allow-origin with echo', async () => {
