@@ -142,7 +142,11 @@ export class PubSub {
     this.stats = { published: 0, delivered: 0, dropped: 0, closedSlow: 0, recovered: 0, recoveryFailed: 0, broker: this.broker.stats };
     this.broker.onMessage = (message) => this.deliver(message);
     this.broker.onDiscontinuity = (event) => this.onDiscontinuity?.(event);
+    this.broker.onError = (error) => this.onBrokerError?.(error);
   }
+
+  /** Set by the application: transport failures the broker reports (Redis unreachable...), for logs. */
+  onBrokerError: ((error: Error) => void) | null = null;
 
   /**
    * Set by the application: this process's delivery of a topic had a hole
