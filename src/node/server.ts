@@ -12,6 +12,7 @@ import {
   type DeflateOptions,
 } from '../protocol/permessage-deflate.js';
 import { UsageError } from '../protocol/errors.js';
+import { encodeClosePayload } from '../protocol/protocol.js';
 import { Role } from '../protocol/role.js';
 import { Connection, ConnectionState, type CloseInfo, type ConnectionOptions } from './connection.js';
 import { Admission } from './admission.js';
@@ -456,8 +457,14 @@ export class WebSocketServer {
   /**
    * Graceful shutdown: stop accepting, send every peer a close frame (1001 by
    * default), wait for their answers up to the timeout, then destroy the rest.
+   * Rejects with a UsageError, changing nothing, for a code that may not be
+   * sent (RFC 6455 §7.4) or a reason over 123 bytes.
    */
   async close(options: ShutdownOptions = {}): Promise<void> {
+    const code = options.code ?? CloseCode.GoingAway;
+    const reason = options.reason ?? 'server shutting down';
+    // Check the code and reason before anything stops: a refused close leaves the server as it was.
+    encodeClosePayload(code, reason);
     this.shuttingDown = true;
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = null;
@@ -475,7 +482,7 @@ export class WebSocketServer {
       (connection) =>
         new Promise<void>((resolve) => {
           connection.once('close', () => resolve());
-          connection.close(options.code ?? CloseCode.GoingAway, options.reason ?? 'server shutting down');
+          connection.close(code, reason);
         }),
     );
     let timer: NodeJS.Timeout | undefined;

@@ -13,20 +13,29 @@ export enum CloseCode {
   MessageTooBig = 1009,
   MandatoryExtension = 1010,
   InternalError = 1011,
+  /** IANA registry: the server is restarting; a client may reconnect (after a pause). */
+  ServiceRestart = 1012,
+  /** IANA registry: a temporary condition (overload); try again later. */
+  TryAgainLater = 1013,
+  /** IANA registry: a gateway or proxy got an invalid response from the server behind it. */
+  BadGateway = 1014,
   /** Reserved: never on the wire; TLS handshake failure. */
   TlsHandshake = 1015,
 }
 
 /**
  * Whether a code may appear in a close frame (RFC 6455 §7.4.1-§7.4.2):
- * 1000-1003 and 1007-1011 are defined for use on the wire, 1004/1005/1006/1015
- * are reserved and the rest of 0-2999 is unassigned; 3000-3999 are registered
- * by libraries and applications and 4000-4999 are private use.
+ * 1000-1003 and 1007-1011 are defined by the RFC for use on the wire, and
+ * 1012-1014 were added to the IANA "WebSocket Close Code Number" registry
+ * later (§11.7 lets the registry grow; browsers and other implementations
+ * send them); 1004/1005/1006/1015 are reserved and the rest of 0-2999 is
+ * unassigned; 3000-3999 are registered by libraries and applications and
+ * 4000-4999 are private use.
  */
 export function isValidWireCloseCode(code: number): boolean {
   return (
     (code >= 1000 && code <= 1003) ||
-    (code >= 1007 && code <= 1011) ||
+    (code >= 1007 && code <= 1014) ||
     (code >= 3000 && code <= 4999)
   );
 }

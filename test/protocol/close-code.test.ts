@@ -4,17 +4,19 @@ import { ProtocolState } from '../../src/protocol/protocol.js';
 import { Role } from '../../src/protocol/role.js';
 import { closePayload, expectFailedWith, feed, makeProtocol, peerFrame, toHex } from './helpers.js';
 
-/** The rule as stated for this project: 1000-1003, 1007-1011 and 3000-4999 may be sent; nothing else. */
+/**
+ * The rule as stated for this project: 1000-1003, 1007-1011 (RFC 6455), 1012-1014
+ * (added to the IANA registry since) and 3000-4999 may be sent; nothing else.
+ */
 function specValid(code: number): boolean {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
-const VALID = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999];
-// 1012-1014 were registered with IANA after RFC 6455; this project does not accept them on the wire.
-const INVALID = [0, 1, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 2000, 2999, 5000, 65535];
+const VALID = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999];
+const INVALID = [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535];
 
 describe('isValidWireCloseCode (RFC 6455 §7.4)', () => {
-  it('matches 1000-1003, 1007-1011, 3000-4999 exactly, over all 16-bit codes', () => {
+  it('matches 1000-1003, 1007-1014, 3000-4999 exactly, over all 16-bit codes', () => {
     const mismatches: number[] = [];
     for (let code = 0; code <= 0xffff; code++) if (isValidWireCloseCode(code) !== specValid(code)) mismatches.push(code);
     expect(mismatches).toEqual([]);
@@ -36,8 +38,11 @@ describe('isValidWireCloseCode (RFC 6455 §7.4)', () => {
       CloseCode.MessageTooBig,
       CloseCode.MandatoryExtension,
       CloseCode.InternalError,
+      CloseCode.ServiceRestart,
+      CloseCode.TryAgainLater,
+      CloseCode.BadGateway,
       CloseCode.TlsHandshake,
-    ]).toEqual([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1015]);
+    ]).toEqual([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015]);
     expect(MAX_CLOSE_REASON_BYTES).toBe(123);
   });
 });
