@@ -1,9 +1,10 @@
 import { request as httpRequest } from 'node:http';
+import { hostname } from 'node:os';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { App } from '../../src/apps/app.js';
 import { createChatApp } from '../../src/apps/chat/index.js';
-import { createDashboardApp, type DashboardMessage } from '../../src/apps/dashboard/index.js';
+import { createDashboardApp, defaultNodeName, type DashboardMessage, type NodeSample } from '../../src/apps/dashboard/index.js';
 import { echoApp } from '../../src/apps/echo/index.js';
 import type { Sample } from '../../src/apps/metrics.js';
 import { AppServer } from '../../src/apps/server.js';
@@ -70,7 +71,7 @@ class Client {
     return this.received.map((entry) => JSON.parse(entry.text) as DashboardMessage);
   }
 
-  get samples(): Sample[] {
+  get samples(): NodeSample[] {
     return this.messages.flatMap((message) => (message.type === 'sample' ? [message.sample] : []));
   }
 }
@@ -111,7 +112,7 @@ describe('dashboard socket', () => {
     expect(Array.isArray(first.samples)).toBe(true);
     expect(rest.every((message) => message.type === 'sample')).toBe(true);
 
-    const [a, b] = client.samples as [Sample, Sample];
+    const [a, b] = client.samples as [NodeSample, NodeSample];
     expect(b.time - a.time).toBeGreaterThanOrEqual(500);
     expect(b.time - a.time).toBeLessThanOrEqual(2500);
     expect(a.intervalMs).toBeGreaterThanOrEqual(500);
@@ -125,6 +126,23 @@ describe('dashboard socket', () => {
     expect(b.heapTotal).toBeGreaterThanOrEqual(b.heapUsed);
     expect(b.cpu).toBeGreaterThanOrEqual(0);
     expect(b.loop.max).toBeGreaterThanOrEqual(b.loop.mean);
+    // Each sample names its node: by default this host and process.
+    expect(defaultNodeName()).toBe(`${hostname()}:${process.pid}`);
+    expect(a.node).toBe(defaultNodeName());
+    expect(b.node).toBe(defaultNodeName());
+  });
+
+  it('names its samples, in the history and live, after the configured node, and refuses names that cannot be one', async () => {
+    const port = await start([createDashboardApp({ intervalMs: 25, node: 'edge-2' })]);
+    const first = await Client.open(port, '/dashboard/ws');
+    await until(() => first.samples.length >= 2, 'two samples');
+    const second = await Client.open(port, '/dashboard/ws');
+    await until(() => second.samples.length >= 1, 'a sample after the history');
+    const history = second.messages[0];
+    expect(history?.type === 'history' && history.samples.length).toBeGreaterThan(0);
+    if (history?.type !== 'history') return;
+    for (const sample of [...history.samples, ...first.samples, ...second.samples]) expect(sample.node).toBe('edge-2');
+    for (const node of ['', '*', 'x'.repeat(65), 'tab\there']) expect(() => createDashboardApp({ node })).toThrow(RangeError);
   });
 
   it('keeps the last `historySize` samples, and none is both in a history and published after it', async () => {

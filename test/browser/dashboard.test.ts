@@ -314,4 +314,37 @@ describe('dashboard page', () => {
     await page.locator('main.dashboard:not(.stale)').waitFor({ timeout: WAIT });
     expect(await look()).toEqual({ stale: false, state: 'open', opacity: 1, filter: 'none' });
   });
+
+  it('shows the total of the samples of several nodes, with a line per node', async () => {
+    const page = await openDashboard();
+    interface Seen {
+      node: string;
+      time: number;
+      total: { connections: number };
+    }
+    const latest = (): Promise<Seen | null> =>
+      page.evaluate(() => (globalThis as unknown as { sockeyeDashboard: { samples: Seen[] } }).sockeyeDashboard.samples.at(-1) ?? null);
+    const real = (await eventually(latest, (sample) => sample !== null, 'a first sample'))!;
+    expect(await page.evaluate(() => (globalThis as unknown as { sockeyeDashboard: { nodes: string[] } }).sockeyeDashboard.nodes)).toEqual([]);
+
+    // A second node's samples, as a cluster will deliver them: here the test sends them on the page's own connection.
+    const [connection] = web.server!.websockets.connections;
+    expect(connection).toBeDefined();
+    const other = 'node-b:7';
+    let nodes: string[] = [];
+    let shown = NaN;
+    for (let i = 0; i < 100 && !(nodes.length === 2 && shown === 1001); i++) {
+      const time = Date.now();
+      connection!.send(JSON.stringify({ type: 'sample', sample: { ...real, node: other, time, total: { ...real.total, connections: 1000 } } }));
+      await page.waitForTimeout(100);
+      nodes = await page.evaluate(() => (globalThis as unknown as { sockeyeDashboard: { nodes: string[] } }).sockeyeDashboard.nodes);
+      shown = await counter(page, 'connections');
+    }
+    expect(nodes).toEqual([real.node, other]);
+    // The tile shows the cluster: this node's one connection and the other's thousand.
+    expect(shown).toBe(1001);
+    const labels = (await view(page)).charts['connections']!.labels;
+    expect(labels.slice(0, 3)).toEqual(['all', `all @ ${real.node}`, `all @ ${other}`]);
+    expect((await view(page)).charts['messages']!.labels.slice(0, 6)).toEqual(['in', `in @ ${real.node}`, `in @ ${other}`, 'out', `out @ ${real.node}`, `out @ ${other}`]);
+  });
 });

@@ -1,15 +1,34 @@
+import { hostname } from 'node:os';
 import { socketPath, type App } from '../app.js';
-import { EventLoopDelayWindow, sampleBetween, takeReading, type Sample } from '../metrics.js';
+import { EventLoopDelayWindow, sampleBetween, takeReading } from '../metrics.js';
 import { pageDirOf } from '../paths.js';
-import type { DashboardMessage } from './protocol.js';
+import type { DashboardMessage, NodeSample } from './protocol.js';
 
-export type { DashboardMessage } from './protocol.js';
+export type { DashboardMessage, NodeSample } from './protocol.js';
 
 export interface DashboardOptions {
   /** Milliseconds between two samples. Default 1000. */
   intervalMs?: number;
   /** Samples kept as history for newly opened pages. Default 300: five minutes at one a second. */
   historySize?: number;
+  /**
+   * This node's name in its samples: 1 to 64 printable characters, not `*`
+   * (the page's name for the total). Default: the host name and process id,
+   * `host:pid`, which tells apart the workers of one machine too.
+   */
+  node?: string;
+}
+
+/** The default node name: `host:pid`. */
+export function defaultNodeName(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+function checkNodeName(node: string): string {
+  if (node.length < 1 || node.length > 64 || node === '*' || /\p{C}/u.test(node)) {
+    throw new RangeError(`a dashboard node name is 1 to 64 printable characters and not "*", got ${JSON.stringify(node)}`);
+  }
+  return node;
 }
 
 /** Topics of the dashboard's samples start with this; the rest names the server instance. */
@@ -21,13 +40,17 @@ export const DASHBOARD_TOPIC_PREFIX = 'dashboard/';
  * last few minutes, and publishes each sample to the pages that subscribed.
  * A page that connects gets the history first, then every new sample.
  *
- * Samples are figures of this process, so the topic is this server
- * instance's own: behind a broker shared by several processes, a page sees
- * the figures of the process it is connected to, not a mix.
+ * Samples are figures of this process, named by its `node`. The topic is
+ * still this server instance's own: behind a broker shared by several
+ * processes, a page sees the figures of the process it is connected to.
+ * The page already sums samples of several nodes and draws a line per node
+ * (src/web/dashboard-series.ts); publishing every node's samples to every
+ * page is for the cluster change.
  */
 export function createDashboardApp(options: DashboardOptions = {}): App {
   const intervalMs = options.intervalMs ?? 1000;
   const historySize = options.historySize ?? 300;
+  const node = checkNodeName(options.node ?? defaultNodeName());
 
   const app: App = {
     name: 'dashboard',
@@ -37,7 +60,7 @@ export function createDashboardApp(options: DashboardOptions = {}): App {
     mount(server, { pubsub, log }) {
       const topic = `${DASHBOARD_TOPIC_PREFIX}${globalThis.crypto.randomUUID()}`;
       const loop = new EventLoopDelayWindow();
-      const history: Sample[] = [];
+      const history: NodeSample[] = [];
       /** The history message, encoded once per interval however many pages connect. */
       let historyText: string | null = null;
       let previous = takeReading(server);
@@ -45,7 +68,7 @@ export function createDashboardApp(options: DashboardOptions = {}): App {
       const tick = (): void => {
         try {
           const reading = takeReading(server);
-          const sample = sampleBetween(previous, reading, loop.take());
+          const sample: NodeSample = { ...sampleBetween(previous, reading, loop.take()), node };
           previous = reading;
           history.push(sample);
           if (history.length > historySize) history.shift();

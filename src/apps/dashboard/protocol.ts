@@ -1,16 +1,26 @@
 import type { Sample } from '../metrics.js';
 
+/** A sample as published: the figures of one node (process), named by `node`. */
+export interface NodeSample extends Sample {
+  /**
+   * The node that measured it: `DashboardOptions.node`, by default the host
+   * name and process id (`web-1:4242`). Pages that receive samples of
+   * several nodes show their total and one line per node.
+   */
+  node: string;
+}
+
 /**
  * What the dashboard's socket (`/dashboard/ws`) sends, as JSON text:
  *
  * - `history` first, once per connection: the samples of the last few
  *   minutes, oldest first (empty right after the server started).
  * - `sample` then, once per interval: the newest sample. Its `time` is
- *   later than that of every sample before it on the same server, so a page
+ *   later than that of every sample before it from the same node, so a page
  *   can append samples after the history without duplicates.
  * - `error` for anything the client sends: the dashboard only talks.
  */
 export type DashboardMessage =
-  | { type: 'history'; intervalMs: number; samples: Sample[] }
-  | { type: 'sample'; sample: Sample }
+  | { type: 'history'; intervalMs: number; samples: NodeSample[] }
+  | { type: 'sample'; sample: NodeSample }
   | { type: 'error'; message: string };

@@ -1,8 +1,12 @@
 // The dashboard page: the server's samples (see ../protocol.ts and
 // ../../metrics.ts) as live uPlot charts, counters and a per-application
 // table. The server sends its history on every connection and a sample every
-// second after that; the page keeps the last MAX_SAMPLES of them.
+// second after that; the page keeps the last MAX_SAMPLES of them per node.
+// Samples from several nodes (processes) are shown as their total, with one
+// line per node for the main figures (see /web/dashboard-series.js); from
+// one node, as they are.
 import uPlot from '/vendor/uplot/uPlot.esm.js';
+import { clusterSeries } from '/web/dashboard-series.js';
 import { pageSocket, showState } from '/web/page-socket.js';
 
 /** Samples kept on the page: five minutes at one a second, as the server keeps. */
@@ -11,12 +15,18 @@ const MAX_SAMPLES = 300;
 const GAP_INTERVALS = 3;
 const PLOT_HEIGHT = 200;
 const PALETTE = ['#1f6feb', '#cf222e', '#1a7f37', '#9a6700', '#8250df', '#bf3989', '#0a7e8c', '#6b7075'];
+/** Dash patterns of the per-node lines, node by node. */
+const NODE_DASHES = [[2, 2], [8, 3], [4, 2, 1, 2], [1, 3]];
 
-/** Samples on screen, oldest first, each with a `time` later than the one before. */
-let samples = [];
+/** Per node, its samples on screen, oldest first, each with a `time` later than the one before. */
+const byNode = new Map();
+/** What is plotted: the total and the per-node series of everything held (clusterSeries). */
+let series = { nodes: [], times: [], total: [], perNode: new Map() };
 let intervalMs = 1000;
 /** Application names as the charts have them; the charts are rebuilt when the server's list changes. */
 let apps = [];
+/** Nodes with a line of their own: none while all samples come from one node. */
+let nodeLines = [];
 /** Chart id -> { plot: uPlot, definition, legend: HTMLElement }. */
 const charts = new Map();
 
@@ -78,7 +88,19 @@ const BYTE_STEPS = Array.from({ length: 50 }, (_, i) => 2 ** i);
  * What each chart plots. A series' `value` reads one sample; `show: false`
  * series start hidden (a click on their legend entry shows them).
  */
-function chartDefinitions(appNames) {
+function chartDefinitions(appNames, nodeNames) {
+  return baseDefinitions(appNames).map((definition) => ({
+    ...definition,
+    series: definition.series.flatMap((line) =>
+      line.perNode && nodeNames.length > 0
+        ? [line, ...nodeNames.map((node, k) => ({ label: `${line.label} @ ${node}`, value: line.value, node, width: 1, dash: NODE_DASHES[k % NODE_DASHES.length] }))]
+        : [line],
+    ),
+  }));
+}
+
+/** The charts for one node; `perNode` marks the series that get a line per node when there are several. */
+function baseDefinitions(appNames) {
   const perApp = (key, suffix, dash) =>
     appNames.map((app) => ({ label: `${appLabel(app)}${suffix}`, value: (s) => s.apps[app]?.[key], show: false, dash }));
   return [
@@ -87,7 +109,7 @@ function chartDefinitions(appNames) {
       format: formatCount,
       steps: WHOLE_STEPS,
       series: [
-        { label: 'all', value: (s) => s.total.connections },
+        { label: 'all', value: (s) => s.total.connections, perNode: true },
         ...appNames.map((app) => ({ label: appLabel(app), value: (s) => s.apps[app]?.connections })),
       ],
     },
@@ -95,8 +117,8 @@ function chartDefinitions(appNames) {
       id: 'messages',
       format: formatRate,
       series: [
-        { label: 'in', value: (s) => s.total.messagesIn },
-        { label: 'out', value: (s) => s.total.messagesOut, dash: [6, 3] },
+        { label: 'in', value: (s) => s.total.messagesIn, perNode: true },
+        { label: 'out', value: (s) => s.total.messagesOut, dash: [6, 3], perNode: true },
         ...interleave(perApp('messagesIn', ' in'), perApp('messagesOut', ' out', [6, 3])),
       ],
     },
@@ -105,17 +127,17 @@ function chartDefinitions(appNames) {
       format: formatBytes,
       steps: BYTE_STEPS,
       series: [
-        { label: 'in', value: (s) => s.total.bytesIn },
-        { label: 'out', value: (s) => s.total.bytesOut, dash: [6, 3] },
+        { label: 'in', value: (s) => s.total.bytesIn, perNode: true },
+        { label: 'out', value: (s) => s.total.bytesOut, dash: [6, 3], perNode: true },
         ...interleave(perApp('bytesIn', ' in'), perApp('bytesOut', ' out', [6, 3])),
       ],
     },
-    { id: 'cpu', format: formatPercent, series: [{ label: 'CPU', value: (s) => s.cpu }] },
+    { id: 'cpu', format: formatPercent, series: [{ label: 'CPU', value: (s) => s.cpu, perNode: true }] },
     {
       id: 'memory',
       format: (v) => (v == null ? '–' : `${decimal.format(v)} MiB`),
       series: [
-        { label: 'RSS', value: (s) => s.rss / MIB },
+        { label: 'RSS', value: (s) => s.rss / MIB, perNode: true },
         { label: 'heap used', value: (s) => s.heapUsed / MIB },
         { label: 'heap total', value: (s) => s.heapTotal / MIB, dash: [6, 3] },
       ],
@@ -125,7 +147,7 @@ function chartDefinitions(appNames) {
       format: formatMs,
       series: [
         { label: 'mean', value: (s) => s.loop.mean },
-        { label: 'p99', value: (s) => s.loop.p99 },
+        { label: 'p99', value: (s) => s.loop.p99, perNode: true },
         { label: 'max', value: (s) => s.loop.max, dash: [6, 3] },
       ],
     },
@@ -140,20 +162,27 @@ function plotWidth(element) {
   return Math.max(200, element.clientWidth);
 }
 
-/** The uPlot data of a chart: seconds on x, one array per series; a null point marks a gap. */
+/**
+ * The uPlot data of a chart: seconds on x, one array per series; a null
+ * point marks a gap. A series with a `node` reads that node's sample at
+ * each point, the others the total.
+ */
 function chartData(definition) {
   const xs = [];
   const ys = definition.series.map(() => []);
   let previous = null;
-  for (const sample of samples) {
-    if (previous !== null && sample.time - previous.time > GAP_INTERVALS * intervalMs) {
-      xs.push((previous.time + intervalMs) / 1000);
+  series.times.forEach((time, i) => {
+    if (previous !== null && time - previous > GAP_INTERVALS * intervalMs) {
+      xs.push((previous + intervalMs) / 1000);
       for (const column of ys) column.push(null);
     }
-    xs.push(sample.time / 1000);
-    definition.series.forEach((series, i) => ys[i].push(series.value(sample) ?? null));
-    previous = sample;
-  }
+    xs.push(time / 1000);
+    definition.series.forEach((line, j) => {
+      const sample = line.node === undefined ? series.total[i] : series.perNode.get(line.node)?.[i];
+      ys[j].push(sample == null ? null : (line.value(sample) ?? null));
+    });
+    previous = time;
+  });
   return [xs, ...ys];
 }
 
@@ -163,7 +192,7 @@ function buildCharts() {
     legend.remove();
   }
   charts.clear();
-  for (const definition of chartDefinitions(apps)) {
+  for (const definition of chartDefinitions(apps, nodeLines)) {
     const element = document.getElementById(`chart-${definition.id}`);
     const format = definition.format;
     const legend = document.createElement('div');
@@ -182,7 +211,7 @@ function buildCharts() {
           ...definition.series.map((series, i) => ({
             label: series.label,
             stroke: PALETTE[i % PALETTE.length],
-            width: 1.5,
+            width: series.width ?? 1.5,
             dash: series.dash,
             show: series.show ?? true,
             spanGaps: false,
@@ -269,7 +298,7 @@ function setOutput(id, value, format) {
 }
 
 function renderNow() {
-  const latest = samples.at(-1);
+  const latest = series.total.at(-1);
   const total = latest?.total;
   setOutput('connections', total?.connections, formatCount);
   setOutput('messages-in-rate', total?.messagesIn, formatRate);
@@ -312,10 +341,13 @@ function renderNow() {
 }
 
 function render() {
-  const latest = samples.at(-1);
+  series = clusterSeries([...byNode.values()].flat(), GAP_INTERVALS * intervalMs);
+  const latest = series.total.at(-1);
   const names = latest === undefined ? apps : Object.keys(latest.apps);
-  if (names.join('\n') !== apps.join('\n')) {
+  const lines = series.nodes.length > 1 ? series.nodes : [];
+  if (names.join('\n') !== apps.join('\n') || lines.join('\n') !== nodeLines.join('\n')) {
     apps = names;
+    nodeLines = lines;
     buildCharts();
   } else {
     updateCharts();
@@ -325,22 +357,50 @@ function render() {
 
 // ---- the connection ----------------------------------------------------------------
 
+/** The node a sample comes from ('' from a server that does not name it). */
+function nodeOf(sample) {
+  return typeof sample.node === 'string' ? sample.node : '';
+}
+
 /**
- * The server's history after a (re)connect: it is authoritative for the
- * time it covers; what the page holds from before it (a server that
- * restarted has a short history) is kept, so nothing is shown twice.
+ * The server's history after a (re)connect: for each node in it, it is
+ * authoritative for the time it covers; what the page holds from before it
+ * (a server that restarted has a short history) is kept, so nothing is
+ * shown twice.
  */
 function takeHistory(history) {
-  if (history.length === 0) return;
-  const start = history[0].time;
-  samples = samples.filter((sample) => sample.time < start).concat(history).slice(-MAX_SAMPLES);
+  const groups = new Map();
+  for (const sample of history) {
+    const node = nodeOf(sample);
+    if (!groups.has(node)) groups.set(node, []);
+    groups.get(node).push(sample);
+  }
+  for (const [node, incoming] of groups) {
+    const start = incoming[0].time;
+    const held = byNode.get(node) ?? [];
+    byNode.set(node, held.filter((sample) => sample.time < start).concat(incoming).slice(-MAX_SAMPLES));
+  }
+  forgetOldNodes();
 }
 
 function addSample(sample) {
-  const last = samples.at(-1);
+  const node = nodeOf(sample);
+  const held = byNode.get(node) ?? [];
+  byNode.set(node, held);
+  const last = held.at(-1);
   if (last !== undefined && sample.time <= last.time) return;
-  samples.push(sample);
-  if (samples.length > MAX_SAMPLES) samples.splice(0, samples.length - MAX_SAMPLES);
+  held.push(sample);
+  if (held.length > MAX_SAMPLES) held.splice(0, held.length - MAX_SAMPLES);
+  forgetOldNodes();
+}
+
+/** A node whose newest sample is older than the time span on screen has no line left: it is dropped. */
+function forgetOldNodes() {
+  let newest = -Infinity;
+  for (const held of byNode.values()) newest = Math.max(newest, held.at(-1)?.time ?? -Infinity);
+  for (const [node, held] of byNode) {
+    if (held.length === 0 || newest - held.at(-1).time > MAX_SAMPLES * intervalMs) byNode.delete(node);
+  }
 }
 
 const statusView = document.getElementById('status');
@@ -394,8 +454,13 @@ globalThis.sockeyeDashboard = {
   get charts() {
     return new Map([...charts].map(([id, { plot }]) => [id, plot]));
   },
+  /** What the tiles and the charts' main lines show: the total (with one node, its own samples). */
   get samples() {
-    return samples;
+    return series.total;
+  },
+  /** Nodes that have a line of their own (none while every sample comes from one node). */
+  get nodes() {
+    return nodeLines;
   },
   get socket() {
     return socket;
