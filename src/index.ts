@@ -1,5 +1,14 @@
 /** Sockeye: a WebSocket server and client for Node.js. */
-export { WebSocketServer, type Route, type ServerOptions, type ServerDeflateOptions, type ServerLogEntry, type ShutdownOptions } from './node/server.js';
+export {
+  WebSocketServer,
+  type Route,
+  type RouteTraffic,
+  type ServerOptions,
+  type ServerDeflateOptions,
+  type ServerLogEntry,
+  type ShutdownOptions,
+  type TrafficCounts,
+} from './node/server.js';
 export { connect, type ConnectOptions, type ClientDeflateOptions } from './node/client.js';
 export {
   Connection,
@@ -10,8 +19,10 @@ export {
   type SendData,
   type SendOptions,
   type SendStatus,
+  type WireFrame,
 } from './node/connection.js';
-export { WebSocket, CloseEvent, type BinaryType, type WebSocketOptions, type WebSocketEventMap } from './node/websocket.js';
+export { WebSocket, type BinaryType, type WebSocketEventHandler, type WebSocketEventMap, type WebSocketOptions } from './node/websocket.js';
+export { CloseEvent, type CloseEventInit } from './node/events.js';
 export {
   WebSocketClient,
   ClientState,
@@ -25,11 +36,18 @@ export {
   ReconnectingWebSocketError,
   backoffDelay,
   type BackoffOptions,
+  type BlobLike,
   type HeartbeatOptions,
+  type MessageData,
+  type OutgoingData,
   type ReconnectingErrorCode,
   type ReconnectingWebSocketEventMap,
   type ReconnectingWebSocketOptions,
   type ReconnectState,
+  type SocketEvent,
+  type Timers,
+  type WebSocketConstructor,
+  type WebSocketLike,
 } from './node/reconnecting.js';
 export { reject, UpgradeRejection, type UpgradeRequest } from './node/upgrade.js';
 export { ConnectionError, HandshakeError, ProxyError, type ConnectionErrorCode, type HandshakeErrorCode } from './node/errors.js';

@@ -1,0 +1,77 @@
+/**
+ * The package's public names, entry point by entry point, sorted. A name
+ * added to or removed from an entry point fails the packed-package test
+ * until it is added or removed here too, so every change of the public
+ * surface shows up in review as a change of this file.
+ *
+ * PUBLIC_NAMES: the values, what `Object.keys(await import(entry))` gives
+ * (and what the declarations export as values).
+ */
+export const PUBLIC_NAMES: Readonly<Record<string, readonly string[]>> = {
+  sockeye: [
+    'ClientState', 'CloseCode', 'CloseEvent', 'Connection', 'ConnectionError', 'ConnectionState',
+    'HandshakeError', 'Opcode', 'ProtocolError', 'ProxyError', 'ReconnectingWebSocket',
+    'ReconnectingWebSocketError', 'UpgradeRejection', 'UsageError', 'WebSocket', 'WebSocketClient',
+    'WebSocketServer', 'backoffDelay', 'connect', 'reject',
+  ],
+  'sockeye/protocol': [
+    'CloseCode', 'DEFAULT_HEAD_LIMITS', 'DEFAULT_MAX_MESSAGE_SIZE', 'FrameReader', 'MAX_CLOSE_REASON_BYTES',
+    'Opcode', 'Protocol', 'ProtocolError', 'ProtocolState', 'RequestHeadParser', 'ResponseHeadParser',
+    'Role', 'UsageError', 'Utf8Validator', 'WEBSOCKET_GUID', 'acceptServerResponse', 'applyMask',
+    'base64Decode', 'base64Encode', 'buildAcceptResponse', 'buildClientOffer', 'buildRejection',
+    'buildUpgradeRequest', 'computeAcceptKey', 'encodeClosePayload', 'encodeFrame', 'formatExtensions',
+    'frameHeaderSize', 'generateClientKey', 'headersFromRaw', 'isControl', 'isToken', 'isValidClientKey',
+    'isValidUtf8', 'isValidWireCloseCode', 'negotiateServer', 'parseExtensions', 'parseSubprotocols',
+    'prepareFrame', 'randomMaskKey', 'selectSubprotocol', 'sha1', 'validateUpgradeRequest',
+    'validateUpgradeResponse', 'writeFrameHeader',
+  ],
+  'sockeye/pubsub': [
+    'BrokerError', 'MemoryBroker', 'PubSub', 'RedisBroker', 'TopicCursor',
+  ],
+  'sockeye/web/reconnecting-websocket': [
+    'ReconnectingWebSocket', 'ReconnectingWebSocketError', 'backoffDelay',
+  ],
+  'sockeye/web/page-socket': [
+    'STATE_LABELS', 'pageSocket', 'parseEnvelope', 'sendEnvelope', 'showState', 'socketUrl',
+  ],
+};
+
+/** The type-only names (interfaces, type aliases) the declarations of each entry point export. */
+export const PUBLIC_TYPES: Readonly<Record<string, readonly string[]>> = {
+  sockeye: [
+    'BackoffOptions', 'BinaryType', 'BlobLike', 'ClientDeflateOptions', 'ClientError', 'CloseEventInit',
+    'CloseInfo', 'ConnectOptions', 'ConnectionErrorCode', 'ConnectionEvents', 'FrameInfo',
+    'HandshakeErrorCode', 'HeartbeatOptions', 'MessageData', 'MessageIteratorOptions', 'OutgoingData',
+    'ProtocolErrorCode', 'ReceivedMessage', 'ReconnectState', 'ReconnectingErrorCode',
+    'ReconnectingWebSocketEventMap', 'ReconnectingWebSocketOptions', 'Route', 'RouteTraffic', 'SendData',
+    'SendOptions', 'SendStatus', 'ServerDeflateOptions', 'ServerLogEntry', 'ServerOptions',
+    'ShutdownOptions', 'SocketEvent', 'Timers', 'TrafficCounts', 'UpgradeRequest', 'UsageErrorCode',
+    'WebSocketClientEvents', 'WebSocketClientOptions', 'WebSocketConstructor', 'WebSocketEventHandler',
+    'WebSocketEventMap', 'WebSocketLike', 'WebSocketOptions', 'WireFrame',
+  ],
+  'sockeye/protocol': [
+    'AcceptResponseOptions', 'CompressionCodec', 'DeflateOptions', 'DeflateParams', 'ExtensionOffer',
+    'FrameBits', 'FrameReaderOptions', 'FrameSink', 'HeadComplete', 'HeadError', 'HeadErrorCode',
+    'HeadIncomplete', 'HeadLimits', 'HeadResult', 'HeaderPair', 'ParseExtensionsResult',
+    'ParseSubprotocolsResult', 'PerMessageDeflateSetup', 'PreparedFrame', 'ProtocolErrorCode',
+    'ProtocolEvent', 'ProtocolHost', 'ProtocolOptions', 'RequestHead', 'ResponseHead', 'UpgradeExpectation',
+    'UpgradeRejectionCode', 'UpgradeRequestAccepted', 'UpgradeRequestOptions', 'UpgradeRequestRejected',
+    'UpgradeRequestValidation', 'UpgradeResponseAccepted', 'UpgradeResponseFailureCode',
+    'UpgradeResponseRejected', 'UpgradeResponseValidation', 'UsageErrorCode',
+  ],
+  'sockeye/pubsub': [
+    'Broker', 'BrokerErrorCode', 'BrokerMessage', 'BrokerState', 'BrokerStats', 'HistoryOptions',
+    'HistoryPolicy', 'HistoryResult', 'HubStats', 'MemoryBrokerOptions', 'Presence', 'PresenceData',
+    'PresenceEvent', 'PresenceListener', 'PresenceMember', 'PubSubOptions', 'PubSubStats', 'PublishOptions',
+    'RecoveryFailure', 'RecoveryResult', 'RedisBrokerOptions', 'ResumeOptions', 'SkippedRange',
+    'StreamPosition', 'SubscribeOptions', 'TopicDiscontinuity',
+  ],
+  'sockeye/web/reconnecting-websocket': [
+    'BackoffOptions', 'BlobLike', 'HeartbeatOptions', 'MessageData', 'OutgoingData', 'ReconnectState',
+    'ReconnectingErrorCode', 'ReconnectingWebSocketEventMap', 'ReconnectingWebSocketOptions', 'SocketEvent',
+    'Timers', 'WebSocketConstructor', 'WebSocketLike',
+  ],
+  'sockeye/web/page-socket': [
+    'Envelope', 'StateView',
+  ],
+};
