@@ -42,7 +42,7 @@ export interface FrameInfo {
   opcode: Opcode;
   fin: boolean;
   rsv1: boolean;
-  /** Payload as received: unmasked, still compressed if the message was. */
+  /** Payload unmasked and, in a compressed message, decompressed: the bytes this frame adds to its message. */
   payload: Buffer;
 }
 

@@ -20,6 +20,14 @@ export interface FrameSink {
   frameHeader(fin: boolean, rsv1: boolean, opcode: Opcode, length: number): ProtocolError | null;
   /** The complete, unmasked payload of the frame whose header came last. */
   framePayload(payload: Uint8Array): void;
+  /**
+   * Optional: the next unmasked bytes of a payload that is still arriving
+   * (only for payloads spread over several reads; `framePayload` follows
+   * with the whole payload, these bytes included). Lets the sink fail fast
+   * on what it can judge from a prefix (RFC 6455 §8.1, invalid UTF-8). A
+   * returned error fails the connection.
+   */
+  framePayloadPart?(part: Uint8Array): ProtocolError | null;
   /** A framing violation; the reader has stopped. */
   frameError(error: ProtocolError): void;
 }
@@ -30,9 +38,11 @@ export interface FrameReaderOptions {
   /** RSV1 is legal only when an extension using it was negotiated (§5.2, RFC 7692 §6). */
   allowRsv1: boolean;
   /**
-   * Allocates the buffer a payload spread over several chunks is gathered
-   * in. Every byte gets overwritten, so a runtime that can skip zero-filling
-   * (Node's `Buffer.allocUnsafe`) may pass its allocator. Default: `new Uint8Array`.
+   * Allocates the buffers the reader copies into: a payload spread over
+   * several reads, gathered once it is complete, and the blocks small reads
+   * are staged in. Every byte used gets written first, so a runtime that can
+   * skip zero-filling (Node's `Buffer.allocUnsafe`) may pass its allocator.
+   * Default: `new Uint8Array`.
    */
   allocate?: (size: number) => Uint8Array;
 }
@@ -40,6 +50,20 @@ export interface FrameReaderOptions {
 export function allocateZeroed(size: number): Uint8Array {
   return new Uint8Array(size);
 }
+
+/**
+ * What waits to be parsed (a frame still arriving, input held while paused)
+ * is kept as the reads it came in, by reference, and copied once when the
+ * frame is complete; nothing is allocated for what a header merely claims.
+ * A buffer object costs a few hundred bytes whatever its size, so a peer
+ * writing one byte per TCP segment must not get one kept per byte: once
+ * MAX_HELD_READS reads wait, a read under SMALL_READ bytes is copied into a
+ * shared block of STAGE_SIZE. Memory then follows the bytes: at most the
+ * bytes themselves, about 5% for reads kept whole, and one block.
+ */
+const MAX_HELD_READS = 8;
+const SMALL_READ = 4096;
+const STAGE_SIZE = 16 * 1024;
 
 const enum ReadState {
   Header,
@@ -55,6 +79,16 @@ export class FrameReader {
   /** Read position inside chunks[0]. */
   private offset = 0;
   private buffered = 0;
+  /** Block that small reads are copied into (see SMALL_READ); reads before `stageEnd` may be in use, new ones go after. */
+  private stage: Uint8Array | null = null;
+  private stageEnd = 0;
+  /**
+   * Payload bytes of the frame still arriving that were already unmasked in
+   * place and shown to the sink; they end at chunks[doneChunk][doneOffset].
+   */
+  private done = 0;
+  private doneChunk = 0;
+  private doneOffset = 0;
   private state = ReadState.Header;
   private paused = false;
   private running = false;
@@ -87,9 +121,38 @@ export class FrameReader {
 
   push(chunk: Uint8Array): void {
     if (this.state === ReadState.Stopped || chunk.length === 0) return;
-    this.chunks.push(chunk);
+    // Common path: nothing waiting, so the chunk is parsed where it lies.
+    if (this.chunks.length < MAX_HELD_READS || chunk.length >= SMALL_READ) this.chunks.push(chunk);
+    else this.stageSmall(chunk);
     this.buffered += chunk.length;
     if (!this.paused && !this.running) this.run();
+  }
+
+  /** Append a small read to the staging block, extending the last chunk when it is the block's tail. */
+  private stageSmall(chunk: Uint8Array): void {
+    let stage = this.stage;
+    const last = this.chunks.length - 1;
+    const tail = this.chunks[last]!;
+    if (stage !== null && this.stageEnd + chunk.length <= stage.length) {
+      stage.set(chunk, this.stageEnd);
+      // The last chunk ends where the block's free space starts: widen that view.
+      if (
+        tail.buffer === stage.buffer &&
+        tail.byteOffset >= stage.byteOffset &&
+        tail.byteOffset + tail.length === stage.byteOffset + this.stageEnd
+      ) {
+        const start = tail.byteOffset - stage.byteOffset;
+        this.chunks[last] = stage.subarray(start, this.stageEnd + chunk.length);
+      } else {
+        this.chunks.push(stage.subarray(this.stageEnd, this.stageEnd + chunk.length));
+      }
+      this.stageEnd += chunk.length;
+      return;
+    }
+    stage = this.stage = this.allocate(STAGE_SIZE);
+    stage.set(chunk, 0);
+    this.stageEnd = chunk.length;
+    this.chunks.push(stage.subarray(0, chunk.length));
   }
 
   /** Stop handing out frames (while the sink waits for asynchronous work). */
@@ -109,6 +172,8 @@ export class FrameReader {
     this.paused = true;
     this.chunks.length = 0;
     this.buffered = 0;
+    this.done = 0;
+    this.stage = null;
   }
 
   private run(): void {
@@ -131,17 +196,14 @@ export class FrameReader {
             this.state = ReadState.Payload;
             break;
           case ReadState.Payload: {
-            if (this.buffered < this.length) return;
-            const payload = this.take(this.length);
-            if (this.masked && payload.length > 0) {
-              const key = MASK_SCRATCH;
-              const word = this.maskWord;
-              key[0] = word >>> 24;
-              key[1] = (word >>> 16) & 0xff;
-              key[2] = (word >>> 8) & 0xff;
-              key[3] = word & 0xff;
-              applyMask(payload, key);
+            if (this.buffered < this.length) {
+              this.advancePartial();
+              return;
             }
+            const payload = this.take(this.length);
+            const done = this.done;
+            this.done = 0;
+            if (this.masked && payload.length > done) this.unmask(done === 0 ? payload : payload.subarray(done), done);
             this.state = ReadState.Header;
             this.sink.framePayload(payload);
             break;
@@ -153,6 +215,49 @@ export class FrameReader {
     } finally {
       this.running = false;
     }
+  }
+
+  /** XOR `bytes`, which start at payload offset `position`, with the frame's key turned to that offset. */
+  private unmask(bytes: Uint8Array, position: number): void {
+    const key = MASK_SCRATCH;
+    const shift = (position & 3) * 8;
+    // Rotating the big-endian key word left by a byte per position turns byte p to the front.
+    const word = shift === 0 ? this.maskWord : ((this.maskWord << shift) | (this.maskWord >>> (32 - shift))) >>> 0;
+    key[0] = word >>> 24;
+    key[1] = (word >>> 16) & 0xff;
+    key[2] = (word >>> 8) & 0xff;
+    key[3] = word & 0xff;
+    applyMask(bytes, key);
+  }
+
+  /**
+   * Unmask in place the payload bytes that arrived since the last call and
+   * show them to the sink, which may fail the frame on them (§8.1: invalid
+   * UTF-8 is failed when it arrives, not when the frame is complete). Every
+   * byte waiting is payload here: nothing is taken from the chunks until the
+   * frame is complete, and reads only ever join at the end.
+   */
+  private advancePartial(): void {
+    const chunks = this.chunks;
+    if (chunks.length === 0) return;
+    let index = this.done === 0 ? 0 : this.doneChunk;
+    let at = this.done === 0 ? this.offset : this.doneOffset;
+    for (; index < chunks.length; index++, at = 0) {
+      const chunk = chunks[index]!;
+      if (at === chunk.length) continue;
+      const part = at === 0 ? chunk : chunk.subarray(at);
+      const position = this.done;
+      this.done += part.length;
+      if (this.masked) this.unmask(part, position);
+      const error = this.sink.framePayloadPart?.(part) ?? null;
+      if (error !== null) {
+        this.stop();
+        this.sink.frameError(error);
+        return;
+      }
+    }
+    this.doneChunk = chunks.length - 1;
+    this.doneOffset = chunks[chunks.length - 1]!.length;
   }
 
   private readHeader(): boolean {

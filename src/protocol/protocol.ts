@@ -27,7 +27,12 @@ export enum ProtocolState {
 
 export type ProtocolEvent =
   | { type: 'message'; data: Uint8Array; binary: boolean }
-  /** Only with `frameEvents`: each data frame as received (payload unmasked, still compressed if it was). */
+  /**
+   * Only with `frameEvents`: each data frame as received, its payload
+   * unmasked and, in a compressed message, decompressed: the bytes this
+   * frame adds to its message. `rsv1` is the bit as it was on the wire (set
+   * on the first frame of a compressed message, RFC 7692 §6).
+   */
   | { type: 'frame'; opcode: Opcode; fin: boolean; rsv1: boolean; payload: Uint8Array }
   /**
    * Only with `headerEvents`: every frame header as parsed, control frames
@@ -143,6 +148,8 @@ export class Protocol implements FrameSink {
   private messageCompressed = false;
   /** Bytes of the current message as they came off the wire (compressed, if it was). */
   private messageWireBytes = 0;
+  /** Leading bytes of the current frame's payload already run through the UTF-8 check while it arrived. */
+  private frameChecked = 0;
   private readonly allocate: (size: number) => Uint8Array;
   /** Fragments of the message in progress; created for the first fragmented message. */
   private message: MessageBuffer | null = null;
@@ -373,6 +380,7 @@ export class Protocol implements FrameSink {
     this.frameOpcode = opcode;
     this.frameFin = fin;
     this.frameRsv1 = rsv1;
+    this.frameChecked = 0;
     if (isControl(opcode)) {
       // RFC 7692 §6.1: control frames are never compressed.
       return rsv1 ? new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a control frame') : null;
@@ -408,22 +416,37 @@ export class Protocol implements FrameSink {
       this.controlFrame(opcode, payload);
       return;
     }
+    if (this.messageCompressed) {
+      this.inflate(payload, this.frameFin);
+      return;
+    }
     if (this.frameEvents) {
       this.host.event({ type: 'frame', opcode, fin: this.frameFin, rsv1: this.frameRsv1, payload });
       if (this.input !== this.reader) return; // the application closed from inside the event
     }
-    if (this.messageCompressed) this.inflate(payload, this.frameFin);
-    else this.messagePart(payload, this.frameFin);
+    this.messagePart(payload, this.frameFin, this.frameChecked);
+  }
+
+  /**
+   * §8.1: invalid UTF-8 fails the connection when its bytes arrive, not when
+   * the rest of a long frame has. Compressed payloads are judged once
+   * inflated (RFC 7692 §6: the text is the decompressed message).
+   */
+  framePayloadPart(part: Uint8Array): ProtocolError | null {
+    if (this.messageOpcode !== Opcode.Text || this.messageCompressed || isControl(this.frameOpcode)) return null;
+    this.frameChecked += part.length;
+    return this.utf8!.update(part) ? null : new ProtocolError('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8');
   }
 
   frameError(error: ProtocolError): void {
     this.fail(error);
   }
 
-  private messagePart(data: Uint8Array, fin: boolean): void {
+  /** `checked`: leading bytes of `data` whose UTF-8 was already checked as they arrived. */
+  private messagePart(data: Uint8Array, fin: boolean, checked = 0): void {
     const text = this.messageOpcode === Opcode.Text;
     // §8.1: fail as soon as invalid UTF-8 is seen, in whichever fragment it lies.
-    if (text && (!this.utf8!.update(data) || (fin && !this.utf8!.complete))) {
+    if (text && (!this.utf8!.update(data, checked) || (fin && !this.utf8!.complete))) {
       this.fail(new ProtocolError('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8'));
       return;
     }
@@ -454,6 +477,11 @@ export class Protocol implements FrameSink {
       if (error !== null || output === null) {
         this.fail(new ProtocolError('WS_ERR_DECOMPRESSION_FAILED', `invalid compressed data: ${error?.message ?? 'no output'}`));
         return;
+      }
+      if (this.frameEvents) {
+        const opcode = this.frameOpcode;
+        this.host.event({ type: 'frame', opcode, fin, rsv1: this.frameRsv1, payload: joinChunks(output, this.allocate) });
+        if (this.input !== this.reader) return; // the application closed from inside the event
       }
       const last = output.length - 1;
       if (last < 0) {
@@ -544,6 +572,20 @@ export class Protocol implements FrameSink {
     this.message?.take();
     this.messageOpcode = Opcode.Continuation;
   }
+}
+
+/** One buffer holding `chunks` in order (the chunk itself when there is one). */
+function joinChunks(chunks: readonly Uint8Array[], allocate: (size: number) => Uint8Array): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  let total = 0;
+  for (const chunk of chunks) total += chunk.length;
+  const out = total === 0 ? EMPTY : allocate(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
 }
 
 /**

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.js';
 import { FrameReader, type FrameReaderOptions, type FrameSink } from '../../src/protocol/frame-reader.js';
 import type { Opcode } from '../../src/protocol/opcode.js';
-import { concat, frame, hex, patternBytes, splitAt, toHex } from './helpers.js';
+import { chunksOf, concat, frame, hex, patternBytes, splitAt, toHex } from './helpers.js';
 
 type SinkCall =
   | { kind: 'header'; fin: boolean; rsv1: boolean; opcode: Opcode; length: number }
@@ -306,6 +306,166 @@ describe('FrameReader: buffering', () => {
         expect(r.bufferedBytes).toBe(0);
       }),
       { numRuns: 150 },
+    );
+  });
+});
+
+/** A sink that also records the parts of payloads still arriving (`framePayloadPart`). */
+class PartSink extends RecordingSink {
+  readonly parts: Uint8Array[] = [];
+  /** Answer the part that brings the part total to at least this many bytes with an error. */
+  failAtPartBytes = Infinity;
+  private partBytes = 0;
+
+  framePayloadPart(part: Uint8Array): ProtocolError | null {
+    this.parts.push(part.slice());
+    this.partBytes += part.length;
+    return this.partBytes >= this.failAtPartBytes ? new ProtocolError('WS_ERR_INVALID_UTF8', 'bad part') : null;
+  }
+}
+
+/** An allocator that records every request, to see what a payload in progress costs. */
+function countingAllocator(): { allocate: (size: number) => Uint8Array; sizes: number[] } {
+  const sizes: number[] = [];
+  return {
+    sizes,
+    allocate: (size) => {
+      sizes.push(size);
+      return new Uint8Array(size);
+    },
+  };
+}
+
+describe('FrameReader: payloads that arrive over many reads', () => {
+  it('does not allocate what a header claims: a 60 MiB frame costs what has arrived of it', () => {
+    const { allocate, sizes } = countingAllocator();
+    const sink = new RecordingSink();
+    const r = new FrameReader(sink, { ...SERVER, allocate });
+    r.push(concat(hex('82 ff 00 00 00 00 03 c0 00 00'), KEY));
+    expect(sink.calls).toEqual([{ kind: 'header', fin: true, rsv1: false, opcode: 2, length: 60 * 1024 * 1024 }]);
+    // 100,000 one-byte reads: after the first eight, kept as they are, they
+    // are copied into 16 KiB blocks, so the blocks hold the bytes and no more.
+    for (let i = 0; i < 100_000; i++) r.push(Uint8Array.of(i & 0xff));
+    expect(r.bufferedBytes).toBe(100_000);
+    expect(sizes).toEqual(Array.from({ length: Math.ceil((100_000 - 8) / 16384) }, () => 16384));
+  });
+
+  it('keeps reads of 4 KiB or more as they are and copies the payload once, at its declared length, when complete', () => {
+    const { allocate, sizes } = countingAllocator();
+    const sink = new RecordingSink();
+    const r = new FrameReader(sink, { ...SERVER, allocate });
+    // With its 14-byte header the frame is exactly 200 reads of 5,000 bytes.
+    const payload = patternBytes(1_000_000 - 14, 5);
+    const pieces = chunksOf(frame({ opcode: 2, payload, mask: KEY }), 5000);
+    expect(pieces).toHaveLength(200);
+    pieces.forEach((piece, i) => {
+      r.push(piece);
+      expect(sizes).toEqual(i === pieces.length - 1 ? [payload.length] : []);
+    });
+    const delivered = (sink.calls[1] as { payload: Uint8Array }).payload;
+    expect(delivered.length).toBe(payload.length);
+    expect(Buffer.from(delivered).equals(Buffer.from(payload))).toBe(true);
+  });
+
+  it('delivers a payload trickled a byte per read intact, from staged blocks', () => {
+    const sink = new RecordingSink();
+    const r = new FrameReader(sink, SERVER);
+    const payload = patternBytes(40_000, 6);
+    for (const piece of chunksOf(frame({ opcode: 2, payload, mask: KEY }), 1)) r.push(piece);
+    expect(sink.payloads).toEqual([toHex(payload)]);
+    expect(r.bufferedBytes).toBe(0);
+  });
+
+  it('shows each new part of a masked payload to the sink unmasked, and the whole payload at the end', () => {
+    const sink = new PartSink();
+    const r = new FrameReader(sink, SERVER);
+    const payload = patternBytes(1000, 3);
+    const bytes = frame({ opcode: 1, payload, mask: KEY });
+    // Odd cut points, so parts start at every offset modulo 4 of the mask key.
+    for (const piece of splitAt(bytes, [3, 9, 10, 17, 30, 31, 555, 556, 1003])) r.push(piece);
+    expect(sink.payloads).toEqual([toHex(payload)]);
+    const parts = concat(...sink.parts);
+    // Header 8 bytes (16-bit length, key): every payload byte before the last read, 995 of them.
+    expect(parts.length).toBe(995);
+    expect(toHex(parts)).toBe(toHex(payload.subarray(0, parts.length)));
+  });
+
+  it('stops and reports the error a part is answered with, before the rest of the payload arrives', () => {
+    const sink = new PartSink();
+    sink.failAtPartBytes = 10;
+    const r = new FrameReader(sink, CLIENT);
+    r.push(concat(hex('81 7e 03 e8'), patternBytes(10)));
+    expect(sink.errors).toEqual(['WS_ERR_INVALID_UTF8']);
+    r.push(patternBytes(990));
+    expect(sink.calls.filter((c) => c.kind === 'payload')).toEqual([]);
+    expect(r.bufferedBytes).toBe(0);
+  });
+
+  it('does not show parts of a payload that arrives in one read', () => {
+    const sink = new PartSink();
+    const r = new FrameReader(sink, SERVER);
+    r.push(frame({ opcode: 1, payload: patternBytes(1000), mask: KEY }));
+    expect(sink.parts).toEqual([]);
+    expect(sink.payloads).toHaveLength(1);
+  });
+
+  it('copies small reads that wait behind a pause into shared blocks, not one buffer each', () => {
+    const { allocate, sizes } = countingAllocator();
+    const sink = new RecordingSink();
+    const r = new FrameReader(sink, { ...SERVER, allocate });
+    sink.onPayload = () => r.pause();
+    const first = frame({ opcode: 2, payload: Uint8Array.of(1), mask: KEY });
+    const later = Array.from({ length: 2000 }, (_, i) => frame({ opcode: 2, payload: patternBytes(20, i + 1), mask: KEY }));
+    r.push(first);
+    // 52,000 bytes in one-byte reads while paused.
+    for (const piece of chunksOf(concat(...later), 1)) r.push(piece);
+    expect(r.bufferedBytes).toBe(52_000);
+    expect(sizes).toEqual([16384, 16384, 16384, 16384]);
+    sink.onPayload = null;
+    r.resume();
+    expect(sink.payloads).toEqual(['01', ...Array.from({ length: 2000 }, (_, i) => toHex(patternBytes(20, i + 1)))]);
+    expect(r.bufferedBytes).toBe(0);
+  });
+
+  it('parses a header trickled one byte per read', () => {
+    const sink = new RecordingSink();
+    const r = new FrameReader(sink, SERVER);
+    const bytes = concat(frame({ opcode: 2, payload: patternBytes(70_000, 4), mask: KEY }), frame({ opcode: 9, payload: 'p', mask: KEY }));
+    for (const piece of chunksOf(bytes.subarray(0, 14), 1)) r.push(piece);
+    expect(sink.calls).toEqual([{ kind: 'header', fin: true, rsv1: false, opcode: 2, length: 70_000 }]);
+    for (const piece of chunksOf(bytes.subarray(14), 3)) r.push(piece);
+    expect(sink.payloads).toEqual([toHex(patternBytes(70_000, 4)), '70']);
+  });
+
+  it('gathers, unmasks and reports parts the same at any split (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 4 }),
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        (lengths, masked, cuts, key) => {
+          const payloads = lengths.map((n, i) => patternBytes(n, i + 7));
+          const stream = concat(...payloads.map((p) => frame({ opcode: 2, payload: p, mask: masked ? key : null })));
+          const sink = new PartSink();
+          const r = new FrameReader(sink, { expectMasked: masked, allowRsv1: false });
+          const seen: number[] = [];
+          sink.onPayload = () => seen.push(sink.parts.length);
+          for (const piece of splitAt(stream, cuts)) r.push(piece);
+          expect(sink.errors).toEqual([]);
+          expect(sink.payloads).toEqual(payloads.map(toHex));
+          // The parts shown before each payload are a prefix of it.
+          let from = 0;
+          payloads.forEach((p, i) => {
+            const shown = concat(...sink.parts.slice(from, seen[i]));
+            expect(toHex(shown)).toBe(toHex(p.subarray(0, shown.length)));
+            expect(shown.length).toBeLessThan(Math.max(1, p.length));
+            from = seen[i]!;
+          });
+          expect(r.bufferedBytes).toBe(0);
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

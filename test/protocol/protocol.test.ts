@@ -389,6 +389,41 @@ describe('UTF-8 in text messages (RFC 6455 §8.1) -> 1007', () => {
     expectFailedWith(host, Role.Server, 'WS_ERR_INVALID_UTF8', 1007);
   });
 
+  for (const role of ROLES) {
+    it(`${role}: fails a 1000-byte text frame once its first 10 bytes (invalid) are in, not when the rest arrives`, () => {
+      const payload = utf8('x'.repeat(1000));
+      payload.set(hex('61 62 63 64 65 c0 af 66 67 68'), 0); // C0 AF: an overlong "/" (RFC 3629 §3)
+      const bytes = peerFrame(role, { opcode: 1, payload });
+      const headerLength = role === Role.Server ? 8 : 4;
+      const { protocol, host } = makeProtocol(role);
+      feed(protocol, bytes.subarray(0, headerLength + 5));
+      expect(host.events).toEqual([]);
+      feed(protocol, bytes.subarray(headerLength + 5, headerLength + 10));
+      expectFailedWith(host, role, 'WS_ERR_INVALID_UTF8', 1007);
+      feed(protocol, bytes.subarray(headerLength + 10));
+      expect(host.events).toHaveLength(1);
+    });
+
+    it(`${role}: fails a long text frame arriving a byte at a time at the byte that completes a surrogate (ED | A0)`, () => {
+      const payload = utf8('y'.repeat(300));
+      payload.set(hex('ed a0 80'), 100);
+      const bytes = peerFrame(role, { opcode: 1, payload });
+      const headerLength = role === Role.Server ? 8 : 4;
+      const { protocol, host } = makeProtocol(role);
+      let fed = 0;
+      for (; fed < bytes.length && host.events.length === 0; fed++) feed(protocol, bytes.subarray(fed, fed + 1));
+      expectFailedWith(host, role, 'WS_ERR_INVALID_UTF8', 1007);
+      expect(fed).toBe(headerLength + 102);
+    });
+
+    it(`${role}: accepts a long valid text frame split inside its characters, a byte at a time`, () => {
+      const text = 'Grüße, 世界 \u{1F600}! '.repeat(40);
+      const { protocol, host } = makeProtocol(role);
+      feed(protocol, ...chunksOf(peerFrame(role, { opcode: 1, payload: text }), 1));
+      expect(messages(host).map((m) => m.text)).toEqual([text]);
+    });
+  }
+
   it('fails in a middle fragment, not at the end of the message', () => {
     const { protocol, host } = makeProtocol(Role.Client);
     feed(protocol, peerFrame(Role.Client, { opcode: 1, fin: false, payload: 'valid ' }));
@@ -1063,14 +1098,43 @@ describe('permessage-deflate: receiving', () => {
     });
   }
 
-  it('frameEvents reports each data frame with its RSV1 bit and wire payload', () => {
-    const { protocol, host } = makeProtocol(Role.Client, { deflate: { codec: new FakeCodec(false), threshold: 0 }, frameEvents: true });
+  it('frameEvents reports each frame of a compressed message with its RSV1 bit and its decompressed bytes', () => {
+    const codec = new FakeCodec(false);
+    // A stand-in "decompression" whose output differs from its input, in two chunks.
+    codec.decompressWith = (data) => ({ error: null, output: [data, data.map((b) => b - 32)], tooBig: false });
+    const { protocol, host } = makeProtocol(Role.Client, { deflate: { codec, threshold: 0 }, frameEvents: true });
     feed(protocol, hex('41 01 61 80 01 62'));
     expect(host.events.filter((e) => e.type === 'frame')).toEqual([
-      { type: 'frame', opcode: 1, fin: false, rsv1: true, payload: utf8('a') },
-      { type: 'frame', opcode: 0, fin: true, rsv1: false, payload: utf8('b') },
+      { type: 'frame', opcode: 1, fin: false, rsv1: true, payload: utf8('aA') },
+      { type: 'frame', opcode: 0, fin: true, rsv1: false, payload: utf8('bB') },
     ]);
-    expect(messages(host).map((m) => m.text)).toEqual(['ab']);
+    expect(host.events.map((e) => e.type)).toEqual(['frame', 'frame', 'message']);
+    expect(messages(host).map((m) => m.text)).toEqual(['aAbB']);
+  });
+
+  for (const role of ROLES) {
+    it(`${role}: with real DEFLATE, a frame event carries the inflated text, not the wire bytes`, () => {
+      const text = 'frame events carry what the application reads, '.repeat(20);
+      const compressed = new Uint8Array(deflateRawSync(utf8(text), { finishFlush: zlibConstants.Z_SYNC_FLUSH }));
+      const wire = compressed.subarray(0, compressed.length - 4); // RFC 7692 §7.2.1: drop 00 00 ff ff
+      expect(wire.length).toBeLessThan(utf8(text).length / 4);
+      const { protocol, host } = makeProtocol(role, { deflate: { codec: new ZlibCodec(), threshold: 0 }, frameEvents: true });
+      feed(protocol, peerFrame(role, { opcode: 1, rsv1: true, payload: wire }));
+      const frames = host.ofType('frame');
+      expect(frames.map((f) => ({ opcode: f.opcode, fin: f.fin, rsv1: f.rsv1, text: decodeUtf8(f.payload) }))).toEqual([
+        { opcode: 1, fin: true, rsv1: true, text },
+      ]);
+      expect(messages(host).map((m) => m.text)).toEqual([text]);
+    });
+  }
+
+  it('an uncompressed message in a deflate session still has its frames reported as received (RSV1 clear)', () => {
+    const { protocol, host } = makeProtocol(Role.Server, { deflate: { codec: new FakeCodec(false), threshold: 0 }, frameEvents: true });
+    feed(protocol, peerFrame(Role.Server, { opcode: 2, fin: false, payload: hex('01 02') }), peerFrame(Role.Server, { opcode: 0, payload: hex('03') }));
+    expect(host.ofType('frame').map((f) => [f.opcode, f.fin, f.rsv1, toHex(f.payload)])).toEqual([
+      [2, false, false, '01 02'],
+      [0, true, false, '03'],
+    ]);
   });
 });
 
