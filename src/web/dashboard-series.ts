@@ -109,6 +109,16 @@ export function clusterSeries(samples: readonly DashboardSample[], staleAfterMs:
 }
 
 /**
+ * The nodes still sampling at the last point (their latest sample is
+ * within the stale limit), in `nodes` order. The page draws a line per node
+ * only while two or more are: a single process that restarted (a new
+ * process id, so a new node name) does not look like a cluster of two.
+ */
+export function currentNodes(series: ClusterSeries): string[] {
+  return series.nodes.filter((node) => series.perNode.get(node)?.at(-1) != null);
+}
+
+/**
  * The sum of several nodes' samples at the time of `newest`: traffic, CPU
  * (so 250 % is two and a half cores of the cluster busy) and memory add up;
  * the event-loop delay is the worst node's p99 and max, and the mean of the

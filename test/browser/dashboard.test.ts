@@ -346,5 +346,14 @@ describe('dashboard page', () => {
     const labels = (await view(page)).charts['connections']!.labels;
     expect(labels.slice(0, 3)).toEqual(['all', `all @ ${real.node}`, `all @ ${other}`]);
     expect((await view(page)).charts['messages']!.labels.slice(0, 6)).toEqual(['in', `in @ ${real.node}`, `in @ ${other}`, 'out', `out @ ${real.node}`, `out @ ${other}`]);
+
+    // The other node stops: a few intervals later it is gone from the tile and its lines from the charts.
+    await eventually(() => counter(page, 'connections'), (v) => v === 1, 'the tile without the other node');
+    await eventually(
+      () => page.evaluate(() => (globalThis as unknown as { sockeyeDashboard: { nodes: string[] } }).sockeyeDashboard.nodes),
+      (list) => list.length === 0,
+      'the per-node lines to go',
+    );
+    expect((await view(page)).charts['connections']!.labels[1]).not.toContain('@');
   });
 });

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { NodeSample } from '../../src/apps/dashboard/protocol.js';
-import { clusterSeries, TOTAL_NODE, type DashboardSample, type TrafficFigures } from '../../src/web/dashboard-series.js';
+import { clusterSeries, currentNodes, TOTAL_NODE, type DashboardSample, type TrafficFigures } from '../../src/web/dashboard-series.js';
 
 /** The dashboard page's aggregation: samples of several nodes to the cluster total and one series per node. */
 
@@ -74,6 +74,16 @@ describe('clusterSeries', () => {
     const series = clusterSeries([sample('a', 1000, 1), sample('b', 1500, 10), sample('a', 4000, 2), sample('a', 4500, 3), sample('a', 5000, 4)], STALE);
     expect(series.perNode.get('b')).toEqual([null, expect.objectContaining({ time: 1500 }), expect.objectContaining({ time: 1500 }), expect.objectContaining({ time: 1500 }), null]);
     expect(series.total.map((total) => total.total.connections)).toEqual([1, 11, 12, 13, 4]);
+  });
+
+  it('names as current the nodes whose latest sample is within the stale limit at the last point', () => {
+    const both = clusterSeries([sample('a', 1000, 1), sample('b', 1500, 1), sample('a', 2000, 1)], STALE);
+    expect(currentNodes(both)).toEqual(['a', 'b']);
+    // A process that restarted: the old name stops, the new one goes on alone.
+    const restarted = clusterSeries([sample('host:1', 1000, 1), sample('host:1', 2000, 1), sample('host:2', 3000, 1), sample('host:2', 6000, 1)], STALE);
+    expect(restarted.nodes).toEqual(['host:1', 'host:2']);
+    expect(currentNodes(restarted)).toEqual(['host:2']);
+    expect(currentNodes(clusterSeries([], STALE))).toEqual([]);
   });
 
   it('sums applications that only some nodes have', () => {

@@ -6,7 +6,7 @@
 // line per node for the main figures (see /web/dashboard-series.js); from
 // one node, as they are.
 import uPlot from '/vendor/uplot/uPlot.esm.js';
-import { clusterSeries } from '/web/dashboard-series.js';
+import { clusterSeries, currentNodes } from '/web/dashboard-series.js';
 import { pageSocket, showState } from '/web/page-socket.js';
 
 /** Samples kept on the page: five minutes at one a second, as the server keeps. */
@@ -25,7 +25,7 @@ let series = { nodes: [], times: [], total: [], perNode: new Map() };
 let intervalMs = 1000;
 /** Application names as the charts have them; the charts are rebuilt when the server's list changes. */
 let apps = [];
-/** Nodes with a line of their own: none while all samples come from one node. */
+/** Nodes with a line of their own: none unless two or more nodes are sampling now. */
 let nodeLines = [];
 /** Chart id -> { plot: uPlot, definition, legend: HTMLElement }. */
 const charts = new Map();
@@ -344,7 +344,9 @@ function render() {
   series = clusterSeries([...byNode.values()].flat(), GAP_INTERVALS * intervalMs);
   const latest = series.total.at(-1);
   const names = latest === undefined ? apps : Object.keys(latest.apps);
-  const lines = series.nodes.length > 1 ? series.nodes : [];
+  // A line per node while several are sampling; a restarted single process (a new node name) is not a cluster.
+  const live = currentNodes(series);
+  const lines = live.length > 1 ? live : [];
   if (names.join('\n') !== apps.join('\n') || lines.join('\n') !== nodeLines.join('\n')) {
     apps = names;
     nodeLines = lines;
