@@ -8,7 +8,9 @@ import { CloseCode } from '../protocol/close-code.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { parseSeconds, parseSize, UsageFailure } from './args.js';
 import { LineConsole, type ConsoleStreams } from './console.js';
+import { backoffDelay } from '../node/reconnecting.js';
 import { commandVector } from './command-line.js';
+import { listEndpoints } from './endpoint-hint.js';
 import { ProcessBridge } from './exec-bridge.js';
 import { ExitStatus } from './exit-status.js';
 import {
@@ -308,9 +310,13 @@ async function* binaryInput(input: NodeJS.ReadableStream, byLine: boolean): Asyn
   if (byLine && pending.length > 0) yield pending;
 }
 
-/** Back-off before reconnect attempt n (0-based): 1 s, doubling, at most 30 s. */
-export function reconnectDelay(attempt: number): number {
-  return Math.min(1000 * 2 ** Math.min(attempt, 15), 30_000);
+/**
+ * Back-off before reconnect attempt n (0-based): 1 s, doubling, at most
+ * 30 s, less a random share of up to half (the shared `backoffDelay`), so
+ * clients dropped together do not all come back in the same instant.
+ */
+export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
+  return backoffDelay(attempt + 1, { initialDelay: 1000, factor: 2, maxDelay: 30_000, jitter: 0.5 }, random);
 }
 
 /**
@@ -418,7 +424,16 @@ class ClientSession {
         this.retry(message);
         return;
       }
-      this.fail(message, error instanceof HandshakeError && error.code === 'WS_ERR_HANDSHAKE_REFUSED' ? ExitStatus.Refused : ExitStatus.Failure);
+      const refused = error instanceof HandshakeError && error.code === 'WS_ERR_HANDSHAKE_REFUSED';
+      if (refused && error.status === 404) {
+        const endpoints = await listEndpoints(new URL(this.settings.url), { tls: this.settings.options.tls });
+        if (this.finished) return;
+        if (endpoints !== null) {
+          this.fail(`${message}\nsockeye: this server's WebSocket endpoints:\n${endpoints.map((url) => `  ${url}`).join('\n')}`, ExitStatus.Refused);
+          return;
+        }
+      }
+      this.fail(message, refused ? ExitStatus.Refused : ExitStatus.Failure);
       return;
     }
     if (this.finished || this.leaving) {
@@ -469,16 +484,17 @@ class ClientSession {
     if (this.connection === connection) this.connection = null;
     if (this.finished) return;
     const by = info.initiator === 'local' ? 'closed' : info.initiator === 'remote' ? 'closed by the server' : 'connection lost';
-    this.note(`${by}: ${describeClose(info.code, info.reason)}`);
     const outcome = this.failure ?? closeOutcome(info, this.leaving);
     this.failure = null;
-    if (outcome === null) {
-      this.finish(0);
+    // RFC 6455 §7.4.1: 1008 says the server will not take us as we are; trying again would not help.
+    if (outcome !== null && this.settings.reconnect && !this.leaving && info.code !== CloseCode.PolicyViolation) {
+      // One notice for the close and the retry together.
+      this.retry(outcome);
       return;
     }
-    // RFC 6455 §7.4.1: 1008 says the server will not take us as we are; trying again would not help.
-    if (this.settings.reconnect && !this.leaving && info.code !== CloseCode.PolicyViolation) {
-      this.retry(outcome);
+    this.note(`${by}: ${describeClose(info.code, info.reason)}`);
+    if (outcome === null) {
+      this.finish(0);
       return;
     }
     this.fail(outcome);
@@ -487,7 +503,7 @@ class ClientSession {
   private retry(reason: string): void {
     this.lastFailure = reason;
     const delay = reconnectDelay(this.attempt++);
-    this.note(`${reason}; reconnecting in ${delay / 1000} s (attempt ${this.attempt})`);
+    this.note(`${reason}; reconnecting to ${this.settings.url} in ${(delay / 1000).toFixed(1)} s (attempt ${this.attempt})`);
     this.retryTimer = setTimeout(() => void this.open(), delay);
   }
 

@@ -356,13 +356,15 @@ describe('sockeye connect through pipes', () => {
     });
     const run = runCli(['connect', url, '--reconnect', '-w', '0.3']);
     run.write('one\n');
-    await run.waitFor(/\* connection closed abnormally \(1006\): .*; reconnecting in 1 s \(attempt 1\)\n/);
+    await run.waitFor(new RegExp(`\\* connection closed abnormally \\(1006\\): .*; reconnecting to ${url.replace(/\./g, '\\.')}/ in (0\\.[5-9]|1\\.0) s \\(attempt 1\\)\\n`));
     run.write('two\n');
     run.child.stdin!.end();
     expect(await run.exitCode()).toBe(0);
     expect(texts(seen)).toEqual(['one', 'two']);
     expect(seen.requests).toHaveLength(2);
     expect(run.stdout().match(/\* connected to /g)).toHaveLength(2);
+    // One notice for the drop and the retry, not one for each.
+    expect(run.stdout().match(/1006/g)).toHaveLength(1);
     expect(run.stdout()).toContain('< got two\n');
   });
 
@@ -383,8 +385,10 @@ describe('sockeye connect through pipes', () => {
 });
 
 describe('reconnectDelay', () => {
-  it('waits 1 s, then doubles, up to 30 s', () => {
-    expect([0, 1, 2, 3, 4, 5, 6, 50].map(reconnectDelay)).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+  it('waits 1 s, then doubles, up to 30 s, less up to half of it at random', () => {
+    const attempts = [0, 1, 2, 3, 4, 5, 6, 50];
+    expect(attempts.map((n) => reconnectDelay(n, () => 0))).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+    expect(attempts.map((n) => reconnectDelay(n, () => 1))).toEqual([500, 1000, 2000, 4000, 8000, 15_000, 15_000, 15_000]);
   });
 });
 
