@@ -75,11 +75,14 @@ export class MemoryBroker implements Broker {
     if (size > 0) {
       const history = state.history;
       history.push({ message, at: now });
-      // Trim by size, then by age, so memory stays bounded by the topic's settings.
-      const oldestAllowed = now - historyFor(this.historyPolicy, topic).ttlMs;
-      let drop = Math.max(0, history.length - size);
-      while (drop < history.length && history[drop]!.at < oldestAllowed) drop++;
-      if (drop > 0) history.splice(0, drop);
+      // Trimmed in batches (at twice the size, plus by age), so a publish
+      // does not move the whole array each time; reads take the last `size`.
+      if (history.length >= 2 * size + 16) {
+        const oldestAllowed = now - historyFor(this.historyPolicy, topic).ttlMs;
+        let drop = history.length - size;
+        while (drop < history.length && history[drop]!.at < oldestAllowed) drop++;
+        history.splice(0, drop);
+      }
     }
     this.stats.published++;
     if (this.subscribed.has(topic)) {
@@ -96,6 +99,8 @@ export class MemoryBroker implements Broker {
 
   unsubscribe(topic: string): void {
     this.subscribed.delete(topic);
+    // A topic only ever looked at (never published) holds nothing worth keeping.
+    if (this.topics.get(topic)?.offset === 0) this.topics.delete(topic);
   }
 
   history(topic: string, since: StreamPosition): Promise<HistoryResult> {
@@ -103,9 +108,9 @@ export class MemoryBroker implements Broker {
     const position = state === undefined ? this.unknownPosition(topic) : { epoch: state.epoch, offset: state.offset };
     if (position.epoch !== since.epoch) return Promise.resolve({ ok: false, reason: 'epoch-changed', position });
     if (since.offset >= position.offset) return Promise.resolve({ ok: true, position, messages: [] });
-    const { ttlMs } = historyFor(this.historyPolicy, topic);
+    const { size, ttlMs } = historyFor(this.historyPolicy, topic);
     const oldestAllowed = this.now() - ttlMs;
-    const kept = state!.history.filter((entry) => entry.at >= oldestAllowed);
+    const kept = state!.history.slice(-size).filter((entry) => entry.at >= oldestAllowed);
     const first = kept[0]?.message.offset;
     if (first === undefined || first > since.offset + 1) {
       return Promise.resolve({ ok: false, reason: 'history-too-short', position });

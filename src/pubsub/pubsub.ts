@@ -93,8 +93,18 @@ export interface ResumeOptions extends SubscribeOptions {
   onRecovery?: (result: RecoveryResult) => void;
 }
 
+/** A subscribed connection: its topics, and its backlog when the current turn's first delivery reached it. */
+interface Peer {
+  readonly topics: Set<string>;
+  /** The hub's turn number when `before` was taken. */
+  turn: number;
+  /** Bytes the connection had not handed to its socket before this turn's deliveries. */
+  before: number;
+}
+
 interface Subscription {
-  maxBuffer: number;
+  readonly peer: Peer;
+  readonly maxBuffer: number;
   /** Live messages held while this subscription's history is being read; null once live. */
   held: BrokerMessage[] | null;
 }
@@ -119,19 +129,24 @@ export class PubSub {
   readonly stats: HubStats;
   private readonly broker: Broker;
   private readonly subscribersByTopic = new Map<string, Map<Subscriber, Subscription>>();
-  private readonly topicsBySubscriber = new Map<Subscriber, Set<string>>();
+  private readonly peers = new Map<Subscriber, Peer>();
   /** Presence: each connection's member id, and the topics it joined (until it closes). */
   private readonly memberIds = new WeakMap<Subscriber, string>();
   private readonly presenceOf = new Map<Subscriber, Set<string>>();
   private readonly maxBuffer: number;
   private readonly closeSlow: boolean;
   private readonly envelope: ((message: BrokerMessage) => string | Uint8Array) | null;
-  /** Each subscriber's buffered bytes at its first delivery of this turn; cleared after the turn. */
-  private readonly turnStart = new Map<Subscriber, number>();
-  private turnClearScheduled = false;
-  private readonly clearTurn = (): void => {
-    this.turnClearScheduled = false;
-    this.turnStart.clear();
+  /**
+   * Counts event-loop turns in which something was delivered: a peer whose
+   * `turn` differs has not been measured in this one. Moved on by a
+   * next-tick callback, i.e. once this turn's synchronous work is over
+   * (when connections flush their batches too).
+   */
+  private turn = 1;
+  private turnEndScheduled = false;
+  private readonly endTurn = (): void => {
+    this.turnEndScheduled = false;
+    this.turn++;
   };
 
   constructor(options: PubSubOptions = {}) {
@@ -195,7 +210,7 @@ export class PubSub {
 
   /** Add a connection to a topic, live from now; it leaves all its topics when it closes. Returns false if already subscribed. */
   subscribe(connection: Connection<unknown>, topic: string, options: SubscribeOptions = {}): boolean {
-    return this.add(connection, topic, { maxBuffer: options.maxBuffer ?? this.maxBuffer, held: null });
+    return this.add(connection, topic, options.maxBuffer ?? this.maxBuffer, false) !== null;
   }
 
   /**
@@ -213,8 +228,8 @@ export class PubSub {
     since: StreamPosition,
     options: ResumeOptions = {},
   ): Promise<RecoveryResult | null> {
-    const subscription: Subscription = { maxBuffer: options.maxBuffer ?? this.maxBuffer, held: [] };
-    if (!this.add(connection, topic, subscription)) return null;
+    const subscription = this.add(connection, topic, options.maxBuffer ?? this.maxBuffer, true);
+    if (subscription === null) return null;
     let result: RecoveryResult;
     try {
       // Live delivery must be running before history is read: then every
@@ -234,7 +249,7 @@ export class PubSub {
 
   /** Returns false if the connection was not subscribed to the topic. */
   unsubscribe(connection: Connection<unknown>, topic: string): boolean {
-    const topics = this.topicsBySubscriber.get(connection);
+    const topics = this.peers.get(connection)?.topics;
     if (topics === undefined || !topics.delete(topic)) return false;
     const subscribers = this.subscribersByTopic.get(topic)!;
     subscribers.delete(connection);
@@ -247,11 +262,10 @@ export class PubSub {
   }
 
   unsubscribeAll(connection: Connection<unknown>): void {
-    const topics = this.topicsBySubscriber.get(connection);
-    if (topics === undefined) return;
-    for (const topic of [...topics]) this.unsubscribe(connection, topic);
-    this.topicsBySubscriber.delete(connection);
-    this.turnStart.delete(connection);
+    const peer = this.peers.get(connection);
+    if (peer === undefined) return;
+    for (const topic of [...peer.topics]) this.unsubscribe(connection, topic);
+    this.peers.delete(connection);
   }
 
   /**
@@ -276,14 +290,13 @@ export class PubSub {
   }
 
   topicsOf(connection: Connection<unknown>): ReadonlySet<string> {
-    return this.topicsBySubscriber.get(connection) ?? EMPTY_TOPICS;
+    return this.peers.get(connection)?.topics ?? EMPTY_TOPICS;
   }
 
   async close(): Promise<void> {
     this.subscribersByTopic.clear();
-    this.topicsBySubscriber.clear();
+    this.peers.clear();
     this.topicReady.clear();
-    this.turnStart.clear();
     this.presenceOf.clear();
     await this.broker.close();
   }
@@ -293,15 +306,17 @@ export class PubSub {
   /** Per topic with local subscribers: the broker's subscription, settled once live delivery runs. */
   private readonly topicReady = new Map<string, Promise<StreamPosition>>();
 
-  private add(connection: Subscriber, topic: string, subscription: Subscription): boolean {
-    let topics = this.topicsBySubscriber.get(connection);
-    if (topics === undefined) {
-      topics = new Set();
-      this.topicsBySubscriber.set(connection, topics);
+  /** The new subscription, or null if the connection already had one to the topic. */
+  private add(connection: Subscriber, topic: string, maxBuffer: number, resuming: boolean): Subscription | null {
+    let peer = this.peers.get(connection);
+    if (peer === undefined) {
+      peer = { topics: new Set(), turn: 0, before: 0 };
+      this.peers.set(connection, peer);
       connection.once('close', () => this.unsubscribeAll(connection));
     }
-    if (topics.has(topic)) return false;
-    topics.add(topic);
+    if (peer.topics.has(topic)) return null;
+    peer.topics.add(topic);
+    const subscription: Subscription = { peer, maxBuffer, held: resuming ? [] : null };
     let subscribers = this.subscribersByTopic.get(topic);
     if (subscribers === undefined) {
       subscribers = new Map();
@@ -311,7 +326,7 @@ export class PubSub {
       this.topicReady.set(topic, ready);
     }
     subscribers.set(connection, subscription);
-    return true;
+    return subscription;
   }
 
   /**
@@ -402,16 +417,16 @@ export class PubSub {
 
   private send(subscriber: Subscriber, subscription: Subscription, frame: PreparedFrame): void {
     const stats = this.stats;
-    let before = this.turnStart.get(subscriber);
-    if (before === undefined) {
-      before = subscriber.bufferedAmount;
-      this.turnStart.set(subscriber, before);
-      if (!this.turnClearScheduled) {
-        this.turnClearScheduled = true;
-        process.nextTick(this.clearTurn);
+    const peer = subscription.peer;
+    if (peer.turn !== this.turn) {
+      peer.turn = this.turn;
+      peer.before = subscriber.bufferedAmount;
+      if (!this.turnEndScheduled) {
+        this.turnEndScheduled = true;
+        process.nextTick(this.endTurn);
       }
     }
-    if (before > subscription.maxBuffer) {
+    if (peer.before > subscription.maxBuffer) {
       if (this.closeSlow) {
         stats.closedSlow++;
         this.unsubscribeAll(subscriber);
