@@ -19,6 +19,7 @@ import { Admission } from './admission.js';
 import { ConnectionError } from './errors.js';
 import { ConnectionRate, ratePolicy, type RateLimitKind, type RateLimitOptions, type RatePolicy } from './rate-limit.js';
 import { copyCounters, countClose, countRefusal, emptyCounters, type ServerCounters } from './server-counters.js';
+import { compileRoutePattern, isRoutePattern, type RouteParams, type RoutePattern } from './route-pattern.js';
 import { UpgradeRejection, type UpgradeRequest } from './upgrade.js';
 import { createZlibCodec } from './zlib-codec.js';
 import { ZlibLimiter } from './zlib-limiter.js';
@@ -226,6 +227,7 @@ interface RouteTally {
 }
 
 const DEFAULT_HEARTBEAT_MS = 30_000;
+const NO_PARAMS: RouteParams = Object.freeze({});
 /** The close reason sent with 1011 when a hook fails; what it threw stays on the server. */
 const INTERNAL_ERROR_REASON = 'internal error';
 
@@ -247,6 +249,7 @@ class IncomingUpgrade implements UpgradeRequest {
     readonly protocols: readonly string[],
     readonly extensions: readonly ExtensionOffer[],
     private readonly socket: Duplex,
+    readonly params: RouteParams,
   ) {
     this.method = head.method;
     this.headers = head.headers;
@@ -293,6 +296,8 @@ interface MountedRoute {
   readonly key: string;
   readonly route: AnyRoute;
   readonly rate: RatePolicy | null;
+  /** For a path with parameters or a prefix; null for an exact path (or `*`). */
+  readonly pattern: RoutePattern | null;
   readonly tally: RouteTally;
 }
 
@@ -312,12 +317,17 @@ interface Mount {
   readonly path: string;
   /** The route's path as mounted (`*` for the catch-all). */
   readonly key: string;
+  /** What the route's pattern matched in the request path. */
+  readonly params: RouteParams;
   /** Only kept when logging, which is the only use of it. */
   readonly remoteAddress: string | undefined;
 }
 
 export class WebSocketServer {
+  /** Every route by the path it was mounted on: exact paths are looked up here directly. */
   private readonly routes = new Map<string, MountedRoute>();
+  /** Routes with parameters or a prefix, in mount order, tried when no exact path matches. */
+  private readonly patterns: MountedRoute[] = [];
   private readonly connectionSet = new Set<Connection<unknown>>();
   private readonly admission: Admission | null;
   private readonly clock: () => number;
@@ -348,15 +358,36 @@ export class WebSocketServer {
     if (options.rateLimit !== undefined) ratePolicy(options.rateLimit);
   }
 
-  /** Mount hooks on a path (exact match on the path, query ignored); `*` catches every other path. */
+  /**
+   * Mount hooks on a path; the query string is ignored. A path is matched
+   * exactly (`/chat`), or is a pattern: `/room/:id` (one segment per
+   * parameter) or `/files/*` (everything under `/files/`), whose values
+   * the hooks find in `request.params` and `routeParams(connection)`.
+   * Exact paths are looked up first, then patterns in the order they were
+   * mounted, then `*`, which catches every other path. Mounting the same
+   * path again replaces its hooks. Throws a UsageError for a path that does
+   * not start with "/" (other than `*`) or a malformed pattern.
+   */
   route<Context = undefined>(path: string, route: Route<Context>): this {
+    if (path !== '*' && !path.startsWith('/')) {
+      throw new UsageError('WS_ERR_INVALID_ARGUMENT', `a route path starts with "/" (or is "*"): got "${path}", did you mean "/${path}"?`);
+    }
+    const pattern = path !== '*' && isRoutePattern(path) ? compileRoutePattern(path) : null;
     const limits = route.rateLimit === false ? undefined : (route.rateLimit ?? this.options.rateLimit);
-    const tally = this.routes.get(path)?.tally ?? {
-      open: new Set(),
-      opened: 0,
-      closed: { messagesReceived: 0, bytesReceived: 0, messagesSent: 0, bytesSent: 0 },
+    const previous = this.routes.get(path);
+    const mounted: MountedRoute = {
+      key: path,
+      route: route as AnyRoute,
+      rate: limits === undefined ? null : ratePolicy(limits),
+      pattern,
+      tally: previous?.tally ?? { open: new Set(), opened: 0, closed: { messagesReceived: 0, bytesReceived: 0, messagesSent: 0, bytesSent: 0 } },
     };
-    this.routes.set(path, { key: path, route: route as AnyRoute, rate: limits === undefined ? null : ratePolicy(limits), tally });
+    this.routes.set(path, mounted);
+    if (pattern !== null) {
+      const index = this.patterns.findIndex((entry) => entry.key === path);
+      if (index >= 0) this.patterns[index] = mounted;
+      else this.patterns.push(mounted);
+    }
     return this;
   }
 
@@ -400,7 +431,14 @@ export class WebSocketServer {
     return this.connectionSet;
   }
 
-  /** Listen on a port (0 for an ephemeral one) and resolve with the bound address. */
+  /**
+   * Listen on a port (0 for an ephemeral one) and resolve with the bound
+   * address. `host` defaults to 127.0.0.1: only this machine can connect
+   * until you pass `'0.0.0.0'` (every IPv4 interface), `'::'` (IPv6, and
+   * IPv4 where the system maps it) or an interface's address. If binding
+   * fails (EADDRINUSE...), the promise rejects and `listen()` may be called
+   * again.
+   */
   listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
     if (this.netServer !== null) return Promise.reject(new Error('the server is already listening'));
     let server: NetServer;
@@ -416,9 +454,16 @@ export class WebSocketServer {
     }
     this.netServer = server;
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (error: Error): void => {
+        // Not listening after all (EADDRINUSE, EACCES...): listen() may be called again.
+        if (this.netServer === server) this.netServer = null;
+        reject(error);
+      };
+      server.once('error', failed);
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
+        // Later errors of the listening socket (EMFILE on accept, say) must not go unheard and end the process.
+        server.on('error', (error) => this.log({ event: 'error', path: '', remoteAddress: undefined, error }));
         this.startHeartbeat();
         resolve(server.address() as AddressInfo);
       });
@@ -624,12 +669,26 @@ export class WebSocketServer {
       }
       pathname = url.pathname;
     }
-    const mounted = this.routes.get(pathname) ?? this.routes.get('*');
+    let mounted = this.routes.get(pathname);
+    let params: RouteParams = NO_PARAMS;
+    // A pattern's key is the pattern itself, which a request path could equal by chance.
+    if (mounted?.pattern != null) mounted = undefined;
+    if (mounted === undefined) {
+      for (const candidate of this.patterns) {
+        const matched = candidate.pattern!.match(pathname);
+        if (matched !== null) {
+          mounted = candidate;
+          params = matched;
+          break;
+        }
+      }
+      mounted ??= this.routes.get('*');
+    }
     if (mounted === undefined) {
       this.refuse(socket, pathname, 404, `no WebSocket endpoint at ${pathname}`);
       return;
     }
-    const request = new IncomingUpgrade(head, pathname, url, validation.protocols, validation.extensions, socket);
+    const request = new IncomingUpgrade(head, pathname, url, validation.protocols, validation.extensions, socket, params);
     const admission = this.admission;
     if (admission === null) {
       await this.runPipeline(mounted, request, validation.key, socket, rest, undefined, false);
@@ -779,6 +838,7 @@ export class WebSocketServer {
       tally,
       path,
       key: mounted.key,
+      params: request.params,
       remoteAddress: this.options.log === undefined ? undefined : request.remoteAddress,
     };
     connection.serverData = mount;
@@ -988,6 +1048,16 @@ export class WebSocketServer {
 }
 
 type ExtensionOfferList = Parameters<typeof negotiateServer>[0];
+
+/**
+ * The values a route pattern (`/room/:id`, `/files/*`) matched for this
+ * connection's request path, as `request.params` had them; empty for an
+ * exact route or a connection no WebSocketServer accepted.
+ */
+export function routeParams(connection: Connection<unknown>): RouteParams {
+  const mount = connection.serverData as Partial<Mount> | undefined;
+  return mount?.params ?? NO_PARAMS;
+}
 
 type Awaitable<T> = T | Promise<T>;
 

@@ -10,6 +10,12 @@ export interface UpgradeRequest {
   /** The request target resolved against the Host header. */
   readonly url: URL;
   readonly path: string;
+  /**
+   * What the route's pattern matched: `{ id: '42' }` for `/room/:id` and
+   * `/room/42`, the rest of the path under `'*'` for a prefix such as
+   * `/files/*`; percent-decoded. Empty for an exact route.
+   */
+  readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
   /** Lower-cased names; repeated headers joined with ", ". */
   readonly headers: ReadonlyMap<string, string>;
