@@ -4,6 +4,7 @@ import { buildUpgradeRequest, validateUpgradeResponse } from '../protocol/handsh
 import { generateClientKey } from '../protocol/handshake/accept-key.js';
 import { formatExtensions } from '../protocol/handshake/extensions-header.js';
 import { ResponseHeadParser, type HeadLimits, type ResponseHead } from '../protocol/handshake/http-head.js';
+import { readResponseBody } from '../protocol/handshake/response-body.js';
 import {
   acceptServerResponse,
   buildClientOffer,
@@ -253,27 +254,32 @@ function startHeartbeat(connection: Connection<undefined>, interval: number | fa
   connection.once('close', () => clearInterval(timer));
 }
 
-/** Read what a refusing server says (up to Content-Length or 4 KiB, half a second at most). */
+/**
+ * Read what a refusing server says: its body as framed by the head (chunked
+ * bodies de-chunked), up to 4 KiB of it and 16 KiB of raw input, half a
+ * second at most.
+ */
 function collectBody(socket: Socket, head: ResponseHead, first: Uint8Array, done: (body: string) => void): void {
-  const declared = Number(head.headers.get('content-length') ?? NaN);
-  const wanted = Math.min(Number.isFinite(declared) ? declared : MAX_REFUSAL_BODY, MAX_REFUSAL_BODY);
-  const chunks: Buffer[] = [Buffer.from(first)];
-  let size = first.length;
+  let received = Buffer.from(first);
   let finished = false;
   const finish = (): void => {
     if (finished) return;
     finished = true;
     clearTimeout(timer);
     socket.off('data', onData);
-    done(Buffer.concat(chunks).subarray(0, wanted).toString('utf8').trim());
+    const { body } = readResponseBody(head, received, MAX_REFUSAL_BODY);
+    done(Buffer.from(body.buffer, body.byteOffset, body.length).toString('utf8').trim());
   };
+  // Chunk framing may cost more bytes than the text it carries; past this much input, stop anyway.
+  const enough = (): boolean =>
+    received.length >= 4 * MAX_REFUSAL_BODY || readResponseBody(head, received, MAX_REFUSAL_BODY).complete;
   const onData = (chunk: Buffer): void => {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size >= wanted) finish();
+    const room = 4 * MAX_REFUSAL_BODY - received.length;
+    received = Buffer.concat([received, chunk.subarray(0, Math.max(0, room))]);
+    if (enough()) finish();
   };
   const timer = setTimeout(finish, 500);
-  if (size >= wanted) {
+  if (enough()) {
     finish();
     return;
   }
