@@ -15,8 +15,8 @@ const MAX_SAMPLES = 300;
 const GAP_INTERVALS = 3;
 const PLOT_HEIGHT = 200;
 const PALETTE = ['#1f6feb', '#cf222e', '#1a7f37', '#9a6700', '#8250df', '#bf3989', '#0a7e8c', '#6b7075'];
-/** Dash patterns of the per-node lines, node by node. */
-const NODE_DASHES = [[2, 2], [8, 3], [4, 2, 1, 2], [1, 3]];
+/** Colours of the per-node lines, node by node: darker or lighter than the totals' and apps' colours. */
+const NODE_COLOURS = ['#f0883e', '#a475f9', '#3fb950', '#ff7b72', '#d4a72c', '#54aeff'];
 
 /** Per node, its samples on screen, oldest first, each with a `time` later than the one before. */
 const byNode = new Map();
@@ -89,13 +89,22 @@ const BYTE_STEPS = Array.from({ length: 50 }, (_, i) => 2 ** i);
  * series start hidden (a click on their legend entry shows them).
  */
 function chartDefinitions(appNames, nodeNames) {
+  // A total keeps the colour it has with one node; a node's lines have the node's colour and the total's dash.
   return baseDefinitions(appNames).map((definition) => ({
     ...definition,
-    series: definition.series.flatMap((line) =>
-      line.perNode && nodeNames.length > 0
-        ? [line, ...nodeNames.map((node, k) => ({ label: `${line.label} @ ${node}`, value: line.value, node, width: 1, dash: NODE_DASHES[k % NODE_DASHES.length] }))]
-        : [line],
-    ),
+    series: definition.series.flatMap((line, i) => {
+      const total = { ...line, colour: PALETTE[i % PALETTE.length] };
+      if (!line.perNode || nodeNames.length === 0) return [total];
+      const perNode = nodeNames.map((node, k) => ({
+        label: `${line.label} @ ${node}`,
+        value: line.value,
+        node,
+        colour: NODE_COLOURS[k % NODE_COLOURS.length],
+        width: 1,
+        dash: line.dash,
+      }));
+      return [total, ...perNode];
+    }),
   }));
 }
 
@@ -208,12 +217,12 @@ function buildCharts() {
         axes: [{}, { size: 70, values: (_u, ticks) => ticks.map(format), incrs: definition.steps }],
         series: [
           {},
-          ...definition.series.map((series, i) => ({
-            label: series.label,
-            stroke: PALETTE[i % PALETTE.length],
-            width: series.width ?? 1.5,
-            dash: series.dash,
-            show: series.show ?? true,
+          ...definition.series.map((line) => ({
+            label: line.label,
+            stroke: line.colour,
+            width: line.width ?? 1.5,
+            dash: line.dash,
+            show: line.show ?? true,
             spanGaps: false,
             points: { show: false },
             value: (_u, v) => format(v),
@@ -223,7 +232,7 @@ function buildCharts() {
       chartData(definition),
       element,
     );
-    makeLegend(plot, legend);
+    makeLegend(plot, legend, definition);
     element.before(legend);
     charts.set(definition.id, { plot, definition, legend });
   }
@@ -235,7 +244,7 @@ function buildCharts() {
  * series. Too many for the width, the line scrolls sideways rather than
  * growing taller.
  */
-function makeLegend(plot, legend) {
+function makeLegend(plot, legend, definition) {
   legend.className = 'legend';
   legend.setAttribute('role', 'group');
   legend.setAttribute('aria-label', 'Series: click to show or hide');
@@ -248,8 +257,9 @@ function makeLegend(plot, legend) {
     entry.setAttribute('aria-pressed', String(series.show));
     const mark = document.createElement('span');
     mark.className = 'mark';
-    mark.style.borderColor = PALETTE[(index - 1) % PALETTE.length];
-    if (series.dash) mark.classList.add('dashed');
+    const line = definition.series[index - 1];
+    mark.style.borderColor = line.colour;
+    if (line.dash) mark.classList.add('dashed');
     const label = document.createElement('span');
     label.className = 'label';
     label.textContent = series.label;
