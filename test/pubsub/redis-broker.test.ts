@@ -155,6 +155,46 @@ describe('RedisBroker', () => {
     expect(broker.stats.publishFailed).toBe(8);
   });
 
+  it('delivers every acknowledged publish exactly once when Redis kills the command connection mid-stream', async () => {
+    const topic = freshTopic();
+    const publisher = await node();
+    const subscriber = await node();
+    await subscriber.broker.subscribe(topic);
+    const outcomes: Promise<PromiseSettledResult<unknown>>[] = [];
+    const total = 400;
+    for (let i = 1; i <= total; i++) {
+      outcomes.push(
+        publisher.broker.publish(topic, payload(`m${i}`)).then(
+          (value) => ({ status: 'fulfilled', value }),
+          (reason: unknown) => ({ status: 'rejected', reason }),
+        ),
+      );
+      if (i === 150) await redis.command('CLIENT', 'KILL', 'TYPE', 'normal');
+      if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const settled = await Promise.all(outcomes);
+    const acknowledged = settled.filter((outcome) => outcome.status === 'fulfilled').length;
+    for (const outcome of settled) {
+      if (outcome.status === 'rejected') expect(outcome.reason).toBeInstanceOf(BrokerError);
+    }
+    expect(acknowledged).toBeGreaterThan(0);
+    const { offset: stored } = await publisher.broker.position(topic);
+    // At least every acknowledged one was stored (a failed one may have been too).
+    expect(stored).toBeGreaterThanOrEqual(acknowledged);
+    await until(() => subscriber.received.length >= stored, 10_000, 'every stored message');
+    expect(offsets(subscriber.received)).toEqual(oneToN(stored));
+  });
+
+  it('fails the publishes still waiting when the broker is closed', async () => {
+    const broker = new RedisBroker({ url: 'redis://127.0.0.1:1', publishTimeoutMs: 60_000 });
+    const waiting = broker.publish('nowhere', payload('x'));
+    expect(broker.stats.queueDepth).toBe(1);
+    const failed = expect(waiting).rejects.toMatchObject({ code: 'WS_ERR_BROKER_CLOSED' });
+    await broker.close();
+    await failed;
+    await expect(broker.publish('nowhere', payload('y'))).rejects.toMatchObject({ code: 'WS_ERR_BROKER_CLOSED' });
+  });
+
   it('connects with a password in the URL', async () => {
     const secured = await startRedis({ password: 's3cret pass' });
     try {
