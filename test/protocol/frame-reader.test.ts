@@ -437,6 +437,40 @@ describe('FrameReader: payloads that arrive over many reads', () => {
     expect(sink.payloads).toEqual([toHex(patternBytes(70_000, 4)), '70']);
   });
 
+  it('parses frames fed in tiny reads, pausing after some, the same as whole (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ length: fc.integer({ min: 0, max: 3000 }), pause: fc.boolean() }), { minLength: 1, maxLength: 5 }),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 30 }),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        (specs, masked, sizes, key) => {
+          const payloads = specs.map((spec, i) => patternBytes(spec.length, i + 3));
+          const stream = concat(...payloads.map((p) => frame({ opcode: 2, payload: p, mask: masked ? key : null })));
+          const sink = new PartSink();
+          const r = new FrameReader(sink, { expectMasked: masked, allowRsv1: false });
+          let delivered = 0;
+          sink.onPayload = () => {
+            if (specs[delivered++]!.pause) r.pause();
+          };
+          let at = 0;
+          for (let i = 0; at < stream.length; i++) {
+            const end = Math.min(stream.length, at + sizes[i % sizes.length]!);
+            r.push(stream.slice(at, end));
+            at = end;
+            // Resume every so often, as an I/O layer would once its asynchronous work ends.
+            if (i % 50 === 49) r.resume();
+          }
+          for (let i = 0; i < specs.length; i++) r.resume();
+          expect(sink.errors).toEqual([]);
+          expect(sink.payloads).toEqual(payloads.map(toHex));
+          expect(r.bufferedBytes).toBe(0);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   it('gathers, unmasks and reports parts the same at any split (property)', () => {
     fc.assert(
       fc.property(

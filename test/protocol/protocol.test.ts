@@ -424,6 +424,37 @@ describe('UTF-8 in text messages (RFC 6455 §8.1) -> 1007', () => {
     });
   }
 
+  for (const role of ROLES) {
+    it(`${role}: fails in the read that brings a byte no UTF-8 can hold, however the frame is cut (property)`, () => {
+      fc.assert(
+        fc.property(
+          fc.string({ unit: 'grapheme', maxLength: 300 }),
+          fc.string({ unit: 'grapheme', minLength: 1, maxLength: 300 }),
+          fc.constantFrom(0xc0, 0xc1, 0xf5, 0xff),
+          fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 200 }),
+          (before, after, bad, sizes) => {
+            const head = utf8(before);
+            const payload = concat(head, Uint8Array.of(bad), utf8(after));
+            const bytes = peerFrame(role, { opcode: 1, payload });
+            const badAt = bytes.length - payload.length + head.length;
+            const { protocol, host } = makeProtocol(role);
+            let at = 0;
+            for (let i = 0; at < bytes.length; i++) {
+              const end = Math.min(bytes.length, at + sizes[i % sizes.length]!);
+              feed(protocol, bytes.subarray(at, end));
+              // Nothing before the read holding the bad byte; the failure in exactly that read.
+              expect(host.events.length).toBe(end > badAt ? 1 : 0);
+              at = end;
+              if (end > badAt) break;
+            }
+            expectFailedWith(host, role, 'WS_ERR_INVALID_UTF8', 1007);
+          },
+        ),
+        { numRuns: 150 },
+      );
+    });
+  }
+
   it('fails in a middle fragment, not at the end of the message', () => {
     const { protocol, host } = makeProtocol(Role.Client);
     feed(protocol, peerFrame(Role.Client, { opcode: 1, fin: false, payload: 'valid ' }));
