@@ -16,6 +16,7 @@ import {
 import { BrokerError } from './broker-error.js';
 import { newEpoch } from './epoch.js';
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT, parseEnvelope } from './redis-scripts.js';
+import type { Presence } from './presence.js';
 import { RedisPresence } from './redis-presence.js';
 import { TopicCursor } from './topic-cursor.js';
 
@@ -107,7 +108,9 @@ export class RedisBroker implements Broker {
   onDiscontinuity: ((event: TopicDiscontinuity) => void) | null = null;
   onError: ((error: Error) => void) | null = null;
   readonly stats: BrokerStats = emptyBrokerStats('connecting');
-  readonly presence: RedisPresence;
+  /** Members of topics across every node, with join and leave events; entries expire when their node stops refreshing them. */
+  readonly presence: Presence;
+  private readonly presenceStore: RedisPresence;
   readonly nodeId: string;
 
   private readonly options: RedisBrokerOptions;
@@ -137,7 +140,7 @@ export class RedisBroker implements Broker {
     this.publishTimeoutMs = options.publishTimeoutMs ?? 5000;
     this.catchUpBatch = options.catchUpBatch ?? 1000;
     this.nodeId = options.nodeId ?? newEpoch();
-    this.presence = new RedisPresence({
+    this.presence = this.presenceStore = new RedisPresence({
       prefix: this.prefix,
       ttlMs: options.presenceTtlMs ?? 30_000,
       command: () => (this.cmd?.status === 'ready' ? this.cmd : null),
@@ -259,7 +262,7 @@ export class RedisBroker implements Broker {
     this.topics.clear();
     this.topicsByChannel.clear();
     await this.started.catch(() => undefined);
-    await this.presence.close();
+    await this.presenceStore.close();
     await Promise.all(
       [this.cmd, this.sub].map(async (client) => {
         if (client === null) return;
@@ -276,7 +279,7 @@ export class RedisBroker implements Broker {
   /** Drop both connections without any goodbye, as a node cut off from Redis would (tests, fault drills). */
   disconnectAbruptly(): void {
     this.closed = true;
-    this.presence.stopTimers();
+    this.presenceStore.stopTimers();
     this.cmd?.disconnect();
     this.sub?.disconnect();
   }
@@ -302,7 +305,7 @@ export class RedisBroker implements Broker {
     const cmd = new Redis(url, { ...common, connectionName: `sockeye-cmd-${this.nodeId}` }) as ScriptedClient;
     cmd.defineCommand('sockeyePublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
     cmd.defineCommand('sockeyeHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
-    this.presence.defineScripts(cmd);
+    this.presenceStore.defineScripts(cmd);
     const sub = new Redis(url, { ...common, connectionName: `sockeye-sub-${this.nodeId}` });
     this.cmd = cmd;
     this.sub = sub;
@@ -333,7 +336,7 @@ export class RedisBroker implements Broker {
 
   /** After the subscriber connection (re)opened: every topic's channel again, then each topic caught up. */
   private async resubscribeAll(): Promise<void> {
-    await this.presence.resubscribe();
+    await this.presenceStore.resubscribe();
     for (const state of this.topics.values()) void this.startTopic(state);
   }
 
@@ -386,7 +389,7 @@ export class RedisBroker implements Broker {
   private onChannelMessage(channel: string, raw: Buffer): void {
     const state = this.topicsByChannel.get(channel);
     if (state === undefined) {
-      this.presence.onChannelMessage(channel, raw);
+      this.presenceStore.onChannelMessage(channel, raw);
       return;
     }
     const envelope = parseEnvelope(raw);
