@@ -11,6 +11,7 @@ import { LineConsole, type ConsoleStreams } from './console.js';
 import { backoffDelay } from '../node/reconnecting.js';
 import { commandVector } from './command-line.js';
 import { listEndpoints } from './endpoint-hint.js';
+import { DEFAULT_MAX_REDIRECTS, headersAfterRedirect, probeRedirect, redirectTarget, REDIRECT_STATUSES } from './redirects.js';
 import { ProcessBridge } from './exec-bridge.js';
 import { ExitStatus } from './exit-status.js';
 import {
@@ -70,6 +71,9 @@ Options:
       --ping-timeout SECONDS  give up on the connection (exit 1) when a ping has no pong
                               after this long (default: the ping interval)
       --auth USER:PASSWORD    send HTTP Basic credentials with the upgrade request
+  -L, --location              follow redirects (301, 302, 303, 307, 308) of the upgrade;
+                              credentials are not sent on to another host
+      --max-redirects N       with -L: at most N redirects (default 5), then exit 1
       --exec 'CMD ARGS'       connect a program instead of standard input and output:
                               each line it prints is sent as a text message, each message
                               received is written to its input followed by a line feed
@@ -129,6 +133,8 @@ export interface ConnectSettings {
   lines: boolean;
   /** Close after the first message received. */
   once: boolean;
+  /** -L: redirects followed at most (0: none). */
+  maxRedirects: number;
   /** `--exec`: the program's argument vector, or `null`. */
   exec: string[] | null;
   /** Keep-alive pings, 0 for none. */
@@ -161,6 +167,8 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
       auth: { type: 'string' },
       exec: { type: 'string' },
       shell: { type: 'boolean' },
+      location: { type: 'boolean', short: 'L' },
+      'max-redirects': { type: 'string' },
       'show-ping-pong': { type: 'boolean' },
       trace: { type: 'boolean' },
       reconnect: { type: 'boolean' },
@@ -178,6 +186,9 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
   const binary = values.binary === true;
   if (values.lines === true && !binary) throw new UsageFailure('--lines goes with --binary');
   if (binary && (values.execute ?? []).length > 0) throw new UsageFailure('--binary reads standard input; it does not go with --execute');
+  const redirectLimit = values['max-redirects'] ?? String(DEFAULT_MAX_REDIRECTS);
+  if (!/^\d+$/.test(redirectLimit)) throw new UsageFailure(`invalid redirect count: ${redirectLimit}`);
+  if (values['max-redirects'] !== undefined && values.location !== true) throw new UsageFailure('--max-redirects goes with -L');
   const exec = values.exec === undefined ? null : commandVector(values.exec, values.shell === true);
   if (values.shell === true && exec === null) throw new UsageFailure('--shell goes with --exec');
   if (exec !== null) {
@@ -210,6 +221,7 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
     binary,
     lines: values.lines === true,
     once: values.once === true,
+    maxRedirects: values.location === true ? Number(redirectLimit) : 0,
     exec,
     pingIntervalMs,
     pingTimeoutMs,
@@ -329,6 +341,10 @@ class ClientSession {
 
   private readonly settings: ConnectSettings;
   private readonly terminal: LineConsole;
+  /** Where to connect: the URL given, or where -L was sent. */
+  private url: string;
+  private options: ConnectOptions;
+  private redirects = 0;
   /** Where --raw payloads go (standard output). */
   private readonly output: NodeJS.WritableStream;
   private connection: Connection<undefined> | null = null;
@@ -351,6 +367,8 @@ class ClientSession {
     this.settings = settings;
     this.terminal = terminal;
     this.output = output;
+    this.url = settings.url;
+    this.options = settings.options;
     this.exit = new Promise((resolve) => (this.resolveExit = resolve));
   }
 
@@ -416,17 +434,21 @@ class ClientSession {
     this.retryTimer = null;
     let connection: Connection<undefined>;
     try {
-      connection = await connect(this.settings.url, this.settings.options);
+      connection = await connect(this.url, this.options);
     } catch (error) {
       const message = oneLine(error instanceof Error ? error.message : String(error));
       if (this.finished) return;
+      if (this.settings.maxRedirects > 0 && error instanceof HandshakeError && REDIRECT_STATUSES.has(error.status ?? 0)) {
+        await this.redirect(error.status!, message);
+        return;
+      }
       if (this.settings.reconnect && !this.leaving && isRetryable(error)) {
         this.retry(message);
         return;
       }
       const refused = error instanceof HandshakeError && error.code === 'WS_ERR_HANDSHAKE_REFUSED';
       if (refused && error.status === 404) {
-        const endpoints = await listEndpoints(new URL(this.settings.url), { tls: this.settings.options.tls });
+        const endpoints = await listEndpoints(new URL(this.url), { tls: this.options.tls });
         if (this.finished) return;
         if (endpoints !== null) {
           this.fail(`${message}\nsockeye: this server's WebSocket endpoints:\n${endpoints.map((url) => `  ${url}`).join('\n')}`, ExitStatus.Refused);
@@ -441,6 +463,27 @@ class ClientSession {
       return;
     }
     this.attach(connection);
+  }
+
+  /** -L: ask where the redirect points, and go there (a bounded number of times). */
+  private async redirect(status: number, message: string): Promise<void> {
+    const from = new URL(this.url);
+    const location = await probeRedirect(from, this.options.headers as ReadonlyArray<readonly [string, string]>, { tls: this.options.tls });
+    if (this.finished) return;
+    const next = location === null ? null : redirectTarget(location, from);
+    if (next === null) {
+      this.fail(`${message} (a redirect without a ws, wss, http or https Location to follow)`, ExitStatus.Refused);
+      return;
+    }
+    if (this.redirects >= this.settings.maxRedirects) {
+      this.fail(`too many redirects: ${this.redirects} followed, and ${status} to ${next.href} next`);
+      return;
+    }
+    this.redirects++;
+    this.note(`redirected with ${status} to ${next.href}`);
+    this.options = { ...this.options, headers: headersAfterRedirect(this.options.headers as ReadonlyArray<readonly [string, string]>, from, next) };
+    this.url = next.href;
+    await this.open();
   }
 
   private attach(connection: Connection<undefined>): void {
@@ -471,7 +514,7 @@ class ClientSession {
       connection.protocol === '' ? null : `subprotocol ${connection.protocol}`,
       connection.extensions === '' ? null : `extensions ${connection.extensions}`,
     ].filter((d) => d !== null);
-    this.note(`connected to ${new URL(this.settings.url).href}${details.length > 0 ? ` (${details.join('; ')})` : ''}`);
+    this.note(`connected to ${new URL(this.url).href}${details.length > 0 ? ` (${details.join('; ')})` : ''}`);
     if (this.terminal.interactive && this.settings.execute.length === 0) {
       this.note('type a message and press Enter; /help lists the commands; Ctrl-D closes');
     }
@@ -503,7 +546,7 @@ class ClientSession {
   private retry(reason: string): void {
     this.lastFailure = reason;
     const delay = reconnectDelay(this.attempt++);
-    this.note(`${reason}; reconnecting to ${this.settings.url} in ${(delay / 1000).toFixed(1)} s (attempt ${this.attempt})`);
+    this.note(`${reason}; reconnecting to ${this.url} in ${(delay / 1000).toFixed(1)} s (attempt ${this.attempt})`);
     this.retryTimer = setTimeout(() => void this.open(), delay);
   }
 
@@ -716,6 +759,8 @@ function isRetryable(error: unknown): boolean {
   if (!(error instanceof HandshakeError)) return false;
   if (error.code === 'WS_ERR_INVALID_URL') return false;
   const status = error.status;
+  // A redirect answers the same way every time; -L follows it, retrying does not.
+  if (error.code === 'WS_ERR_HANDSHAKE_REFUSED' && status !== undefined && status < 400) return false;
   if (error.code === 'WS_ERR_HANDSHAKE_REFUSED' && status !== undefined && status >= 400 && status < 500) {
     return status === 408 || status === 429;
   }
