@@ -58,7 +58,8 @@ export interface PublishOptions {
 
 /**
  * Why messages cannot be replayed from a position: the topic's epoch is not
- * the one the position belongs to (its store lost its data), or the history
+ * the one the position belongs to (its store lost its data; also said of an
+ * offset past the topic's end, which no position of this epoch can be), or the history
  * no longer holds the first message after it (trimmed by size or age, or a
  * topic without history).
  */

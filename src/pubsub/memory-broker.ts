@@ -106,7 +106,10 @@ export class MemoryBroker implements Broker {
   history(topic: string, since: StreamPosition): Promise<HistoryResult> {
     const state = this.topics.get(topic);
     const position = state === undefined ? this.unknownPosition(topic) : { epoch: state.epoch, offset: state.offset };
-    if (position.epoch !== since.epoch) return Promise.resolve({ ok: false, reason: 'epoch-changed', position });
+    // An offset past the topic's end cannot belong to this epoch's sequence either.
+    if (position.epoch !== since.epoch || since.offset > position.offset) {
+      return Promise.resolve({ ok: false, reason: 'epoch-changed', position });
+    }
     if (since.offset >= position.offset) return Promise.resolve({ ok: true, position, messages: [] });
     const { size, ttlMs } = historyFor(this.historyPolicy, topic);
     const oldestAllowed = this.now() - ttlMs;

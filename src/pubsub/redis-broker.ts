@@ -240,7 +240,8 @@ export class RedisBroker implements Broker {
   async history(topic: string, since: StreamPosition): Promise<HistoryResult> {
     const read = await this.readHistory(topic, since.offset, historyFor(this.options.history, topic).size + 1);
     const position = { epoch: read.epoch, offset: read.offset };
-    if (read.epoch !== since.epoch) return { ok: false, reason: 'epoch-changed', position };
+    // An offset past the topic's end cannot belong to this epoch's sequence either.
+    if (read.epoch !== since.epoch || since.offset > read.offset) return { ok: false, reason: 'epoch-changed', position };
     if (since.offset >= read.offset) return { ok: true, position, messages: [] };
     const first = read.messages[0];
     if (first === undefined || first.offset !== since.offset + 1) return { ok: false, reason: 'history-too-short', position };

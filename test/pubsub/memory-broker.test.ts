@@ -39,6 +39,8 @@ describe('MemoryBroker', () => {
       position: { epoch, offset: 5 },
     });
     expect(await broker.history('t', { epoch, offset: 5 })).toEqual({ ok: true, position: { epoch, offset: 5 }, messages: [] });
+    // A position past the end (forged, or from another life of the topic) would make the cursor skip live messages.
+    expect(await broker.history('t', { epoch, offset: 9 })).toMatchObject({ ok: false, reason: 'epoch-changed' });
   });
 
   it('does not replay messages older than the history age', async () => {

@@ -93,6 +93,7 @@ describe('RedisBroker', () => {
     const fromFive = await broker.history(topic, { epoch, offset: 5 });
     expect(fromFive.ok && texts(fromFive.messages)).toEqual(['m6', 'm7', 'm8']);
     expect(await broker.history(topic, { epoch, offset: 2 })).toMatchObject({ ok: false, reason: 'history-too-short' });
+    expect(await broker.history(topic, { epoch, offset: 9 })).toMatchObject({ ok: false, reason: 'epoch-changed' });
     expect(await broker.history(topic, { epoch: 'elsewhere', offset: 7 })).toMatchObject({
       ok: false,
       reason: 'epoch-changed',
