@@ -392,6 +392,23 @@ export class WebSocketServer {
   }
 
   /**
+   * Count a message the application refused under a limit of its own (an
+   * allowance of image bytes, say) toward its connection's sustained abuse,
+   * together with the refusals of the route's `rateLimit`, and in the
+   * `rateLimited` counter. Answers true when this refusal makes it
+   * sustained abuse (`abuseLimit` within `abuseWindowMs`): the application
+   * then closes the connection, 1008 being the code that fits (RFC 6455
+   * §7.4.1). Answers false, counting nothing, for a connection whose route
+   * has no rate limit or that this server did not accept.
+   */
+  rateViolation(connection: Connection<unknown>): boolean {
+    const mount = connection.serverData as Partial<Mount> | undefined;
+    if (mount?.server !== this || mount.rate == null) return false;
+    this.stats.rateLimited++;
+    return mount.rate.refused(this.clock());
+  }
+
+  /**
    * What the server has done since it started (see `ServerCounters`): a
    * copy, taken now. Messages dropped under the backpressure policy `drop`
    * include those of the connections still open.

@@ -250,3 +250,35 @@ describe('connection caps', () => {
     expect(() => new WebSocketServer({ maxHandshakes: -1 })).toThrow(expect.objectContaining({ name: 'UsageError' }));
   });
 });
+
+describe('rateViolation(): refusals by a limit of the application', () => {
+  it('count toward sustained abuse together with the route limit, and in rateLimited', async () => {
+    const clock = manualClock();
+    let verdicts: boolean[] = [];
+    const { server, port } = await start(
+      {
+        '/': {
+          rateLimit: { messagesPerSecond: 1000, abuseLimit: 3 },
+          message: (connection, data) => {
+            // The application refuses every "big" message under a rule of its own.
+            if (data === 'big') verdicts.push(server.rateViolation(connection));
+            connection.send(`seen ${String(data)}`);
+          },
+        },
+        '/free': { rateLimit: false, message: (connection) => void verdicts.push(server.rateViolation(connection)) },
+      },
+      { now: clock.now },
+    );
+    const client = await upgrade(port);
+    for (let i = 0; i < 3; i++) expect(await roundTrip(client, 'big')).toBe('seen big');
+    expect(verdicts).toEqual([false, false, true]);
+    expect(server.counters().rateLimited).toBe(3);
+    // A route without limits counts nothing.
+    verdicts = [];
+    const free = await upgrade(port, '/free');
+    free.send({ opcode: OP.text, payload: 'x' });
+    await until(() => verdicts.length === 1, 2000, 'the message hook');
+    expect(verdicts).toEqual([false]);
+    expect(server.counters().rateLimited).toBe(3);
+  });
+});

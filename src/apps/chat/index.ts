@@ -16,12 +16,14 @@ import {
   type ImageHeader,
   type ServerMessage,
 } from './protocol.js';
-import { ByteRateLimiter, RateLimiter, type ByteRateOptions, type RateLimitOptions, type RateVerdict } from './rate-limit.js';
+import { ByteRateLimiter, messageRateLimit, type ByteRateOptions, type RateLimitOptions } from './rate-limit.js';
 import { ChatRooms, type ChatRoomsOptions, type Departure } from './rooms.js';
 
 /**
  * The chat's socket glue: one route at /chat/ws, requests parsed by
- * protocol.ts, state kept by rooms.ts, limits by rate-limit.ts. Room-wide
+ * protocol.ts, state kept by rooms.ts. The message rate is the server's
+ * (the route's `rateLimit`, answered in-band by its `limited` hook); the
+ * image byte allowance is rate-limit.ts's. Room-wide
  * messages (chat messages, images, join/leave notices, presence) are
  * published on the room's topic, so each is framed once for all of the
  * room's members; answers meant for one client (joined, history and its
@@ -51,11 +53,6 @@ export const ABUSE_CLOSE_REASON = 'too many messages, too often';
  */
 export const ROOM_SUBSCRIBER_BUFFER_BYTES = 32 * 1024 * 1024;
 
-interface Limits {
-  messages: RateLimiter;
-  imageBytes: ByteRateLimiter;
-}
-
 /** The pub/sub topic of a room. */
 export function roomTopic(room: string): string {
   return `chat/${room}`;
@@ -69,7 +66,8 @@ export function createChatApp(options: ChatAppOptions = {}): App {
     pageDir: pageDirOf('chat'),
     mount(server, { pubsub, log }) {
       const rooms = new ChatRooms<Connection<unknown>>(options.rooms);
-      const limiters = new Map<Connection<unknown>, Limits>();
+      const rate = messageRateLimit(options.rateLimit);
+      const imageAllowances = new Map<Connection<unknown>, ByteRateLimiter>();
 
       const send = (connection: Connection<unknown>, message: ServerMessage): void => {
         connection.send(encode(message));
@@ -83,11 +81,10 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         });
       };
       /** Answer a refusal by a rate limit; on sustained abuse, close. */
-      const refuse = (connection: Connection<unknown>, verdict: Exclude<RateVerdict, 'accept'>, message: string, request?: string, id?: string): void => {
-        const limiter = limiters.get(connection)!.messages;
-        fail(connection, { code: 'rate_limited', message: verdict === 'abuse' ? `Too many messages, too often: disconnected.` : message }, request, id);
-        if (verdict === 'abuse') {
-          log.info(`chat closing ${connection.remoteAddress ?? '-'}: rate limits exceeded ${limiter.abuseLimit} times within ${limiter.abuseWindowMs} ms`);
+      const refuse = (connection: Connection<unknown>, abuse: boolean, message: string, request?: string, id?: string): void => {
+        fail(connection, { code: 'rate_limited', message: abuse ? `Too many messages, too often: disconnected.` : message }, request, id);
+        if (abuse) {
+          log.info(`chat closing ${connection.remoteAddress ?? '-'}: rate limits exceeded ${rate.abuseLimit} times within ${rate.abuseWindowMs} ms`);
           // RFC 6455 §7.4.1: 1008, a message that violates the endpoint's policy.
           connection.close(1008, ABUSE_CLOSE_REASON);
         }
@@ -113,11 +110,12 @@ export function createChatApp(options: ChatAppOptions = {}): App {
           fail(connection, { code: 'not_joined', message: 'Join a room before sending images.' }, 'image', upload.clientId);
           return;
         }
-        const allowance = limiters.get(connection)!.imageBytes;
+        const allowance = imageAllowances.get(connection)!;
         if (!allowance.take(size, now)) {
           const seconds = Math.max(1, Math.ceil(allowance.waitFor(size) / 1000));
           const message = `Images are limited to ${describeBytes(allowance.burstBytes)} at once and ${describeBytes(allowance.bytesPerSecond)} per second: wait ${seconds} s before sending that one.`;
-          refuse(connection, limiters.get(connection)!.messages.refuse(now), message, 'image', upload.clientId);
+          // Counted toward sustained abuse together with the refusals of the message rate.
+          refuse(connection, server.rateViolation(connection), message, 'image', upload.clientId);
           return;
         }
         const outcome = rooms.postImage(connection, { name: upload.name, mime: upload.mime, size, clientId: upload.clientId }, (image) => {
@@ -142,17 +140,9 @@ export function createChatApp(options: ChatAppOptions = {}): App {
           connection.close(1009, 'message too big');
           return;
         }
-        const now = performance.now();
-        const limiter = limiters.get(connection)!.messages;
-        const verdict = limiter.check(now);
-        if (verdict !== 'accept') {
-          const message = `At most ${limiter.limit} messages per second: that one was not sent.`;
-          if (isBinary) refuse(connection, verdict, message, 'image', peekImageId(data as Buffer));
-          else refuse(connection, verdict, message);
-          return;
-        }
+        // The message rate was checked by the server before this hook (see `limited` below).
         if (isBinary) {
-          handleImage(connection, data as Buffer, now);
+          handleImage(connection, data as Buffer, performance.now());
           return;
         }
         const text = data as string;
@@ -214,12 +204,19 @@ export function createChatApp(options: ChatAppOptions = {}): App {
 
       server.route(socketPath(app), {
         maxMessageSize: MAX_WIRE_MESSAGE_BYTES,
+        rateLimit: rate,
         open(connection) {
-          limiters.set(connection, { messages: new RateLimiter(options.rateLimit), imageBytes: new ByteRateLimiter(options.imageRate) });
+          imageAllowances.set(connection, new ByteRateLimiter(options.imageRate));
         },
         message: handle,
+        limited(connection, { data, isBinary, closing }) {
+          const message = `At most ${rate.limit} messages per ${rate.windowMs === 1000 ? 'second' : `${rate.windowMs} ms`}: that one was not sent.`;
+          // The error goes out before the server's close; closing here first puts the chat's own reason in the close frame.
+          if (isBinary) refuse(connection, closing, message, 'image', peekImageId(data as Buffer));
+          else refuse(connection, closing, message);
+        },
         close(connection) {
-          limiters.delete(connection);
+          imageAllowances.delete(connection);
           const departure = rooms.leave(connection);
           if (departure !== null) announceDeparture(connection, departure);
         },

@@ -1,21 +1,24 @@
+import type { RateLimitOptions as ServerRateLimit } from '../../node/rate-limit.js';
+
 /**
- * Per-connection message rate: a sliding window over the times of the
- * messages accepted, and a second one over the messages refused.
+ * The chat's limits per connection. The message rate and the count of
+ * refusals that makes sustained abuse are enforced by the server (the
+ * route's generic `rateLimit`, token buckets); what stays here is the
+ * allowance of image bytes, which the generic byte limit cannot express:
+ * it counts only images, and refuses an image larger than what is left
+ * rather than letting it overdraw.
  *
- * - At most `limit` messages are accepted in any `windowMs` span (5 in any
- *   second by default). A sliding window rather than fixed one-second slots:
- *   with slots, 5 messages at the end of one and 5 at the start of the next
- *   would pass as 10 in a few milliseconds.
+ * - At most `limit` messages per `windowMs` (5 per second by default), an
+ *   image counting as one message: a burst of `limit` at once, then one
+ *   every `windowMs / limit`.
  * - Every refused message counts as a violation; the `abuseLimit`-th
  *   violation within `abuseWindowMs` (10 within 10 s by default) is
- *   sustained abuse, and the caller closes the connection. A person who
- *   types too fast meets the error a few times and slows down; a script
- *   that keeps pushing is gone within seconds.
- *
- * Time is passed in, so the logic is tested without a clock.
+ *   sustained abuse, and the connection is closed. A person who types too
+ *   fast meets the error a few times and slows down; a script that keeps
+ *   pushing is gone within seconds.
  */
 export interface RateLimitOptions {
-  /** Messages accepted in any window. Default 5. */
+  /** Messages accepted per window, and at once. Default 5. */
   limit?: number;
   /** Window length, ms. Default 1000. */
   windowMs?: number;
@@ -25,40 +28,21 @@ export interface RateLimitOptions {
   abuseWindowMs?: number;
 }
 
-/** `accept`: handle it; `drop`: refuse it with an error; `abuse`: refuse it and close the connection. */
-export type RateVerdict = 'accept' | 'drop' | 'abuse';
-
-export class RateLimiter {
-  readonly limit: number;
-  readonly windowMs: number;
-  readonly abuseLimit: number;
-  readonly abuseWindowMs: number;
-  /** Times of the last `limit` accepted messages, oldest first. */
-  private readonly accepted: number[] = [];
-  /** Times of the last `abuseLimit` refused messages, oldest first. */
-  private readonly refused: number[] = [];
-
-  constructor(options: RateLimitOptions = {}) {
-    this.limit = positive(options.limit ?? 5, 'limit');
-    this.windowMs = positive(options.windowMs ?? 1000, 'windowMs');
-    this.abuseLimit = positive(options.abuseLimit ?? 10, 'abuseLimit');
-    this.abuseWindowMs = positive(options.abuseWindowMs ?? 10_000, 'abuseWindowMs');
-  }
-
-  /** Account for one message arriving at `now` (ms) and say what to do with it. */
-  check(now: number): RateVerdict {
-    if (admit(this.accepted, this.limit, this.windowMs, now)) return 'accept';
-    return this.refuse(now);
-  }
-
-  /**
-   * Count a message refused at `now` by another limit (the image byte rate)
-   * as a violation, like one over the message rate.
-   */
-  refuse(now: number): Exclude<RateVerdict, 'accept'> {
-    // The refused message fills the abuse window: that many refusals in it is too many.
-    return admit(this.refused, this.abuseLimit - 1, this.abuseWindowMs, now) ? 'drop' : 'abuse';
-  }
+/** The chat's message limits, checked, in the server's terms (`Route.rateLimit`). */
+export function messageRateLimit(options: RateLimitOptions = {}): Required<RateLimitOptions> & ServerRateLimit {
+  const limit = positive(options.limit ?? 5, 'limit');
+  const windowMs = positive(options.windowMs ?? 1000, 'windowMs');
+  const abuseLimit = positive(options.abuseLimit ?? 10, 'abuseLimit');
+  const abuseWindowMs = positive(options.abuseWindowMs ?? 10_000, 'abuseWindowMs');
+  return {
+    limit,
+    windowMs,
+    abuseLimit,
+    abuseWindowMs,
+    messagesPerSecond: (limit * 1000) / windowMs,
+    messageBurst: limit,
+    onExceeded: 'drop',
+  };
 }
 
 export interface ByteRateOptions {
@@ -76,7 +60,7 @@ export interface ByteRateOptions {
  * room would otherwise have to download. Stricter than the message rate,
  * which counts an image as one message whatever its size.
  *
- * Time is passed in, as for `RateLimiter`.
+ * Time is passed in, so the logic is tested without a clock.
  */
 export class ByteRateLimiter {
   readonly burstBytes: number;
@@ -106,21 +90,6 @@ export class ByteRateLimiter {
     if (bytes <= this.available) return 0;
     return Math.ceil(((Math.min(bytes, this.burstBytes) - this.available) / this.bytesPerSecond) * 1000);
   }
-}
-
-/**
- * Record an event at `now` if fewer than `capacity` recorded events fall
- * within the last `windowMs`; the list keeps only the latest `capacity`.
- * With capacity 0 nothing is admitted.
- */
-function admit(times: number[], capacity: number, windowMs: number, now: number): boolean {
-  if (capacity <= 0) return false;
-  if (times.length === capacity) {
-    if (now - times[0]! < windowMs) return false;
-    times.shift();
-  }
-  times.push(now);
-  return true;
 }
 
 function positive(value: number, name: string): number {

@@ -1,85 +1,38 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ByteRateLimiter, RateLimiter } from '../../../src/apps/chat/rate-limit.js';
+import { ByteRateLimiter, messageRateLimit } from '../../../src/apps/chat/rate-limit.js';
+import { ConnectionRate, ratePolicy } from '../../../src/node/rate-limit.js';
 
-describe('RateLimiter', () => {
-  it('accepts 5 messages in a second and drops the sixth', () => {
-    const limiter = new RateLimiter();
-    const verdicts = [0, 100, 200, 300, 400, 500].map((t) => limiter.check(t));
-    expect(verdicts).toEqual(['accept', 'accept', 'accept', 'accept', 'accept', 'drop']);
+describe('messageRateLimit: the chat\'s message limits in the server\'s terms', () => {
+  it('defaults to 5 per second, 5 at once, abuse at 10 refusals within 10 s', () => {
+    expect(messageRateLimit()).toEqual({
+      limit: 5,
+      windowMs: 1000,
+      abuseLimit: 10,
+      abuseWindowMs: 10_000,
+      messagesPerSecond: 5,
+      messageBurst: 5,
+      onExceeded: 'drop',
+    });
   });
 
-  it('slides: a message is accepted once the oldest of the last 5 is a full window old', () => {
-    const limiter = new RateLimiter();
-    for (const t of [0, 100, 200, 300, 400]) expect(limiter.check(t)).toBe('accept');
-    expect(limiter.check(999)).toBe('drop');
-    expect(limiter.check(1000)).toBe('accept');
-    // The window now holds 100..400 and 1000: the next slot opens at 1100.
-    expect(limiter.check(1099)).toBe('drop');
-    expect(limiter.check(1100)).toBe('accept');
+  it('turns a limit per window into a rate per second with that burst', () => {
+    expect(messageRateLimit({ limit: 2, windowMs: 500 })).toMatchObject({ messagesPerSecond: 4, messageBurst: 2 });
   });
 
-  it('does not let 5 at the end of one second and 5 at the start of the next pass', () => {
-    const limiter = new RateLimiter();
-    const verdicts = [995, 996, 997, 998, 999, 1001, 1002, 1003, 1004, 1005].map((t) => limiter.check(t));
-    expect(verdicts.filter((v) => v === 'accept')).toHaveLength(5);
+  it('refuses nonsense', () => {
+    expect(() => messageRateLimit({ limit: 0 })).toThrow(RangeError);
+    expect(() => messageRateLimit({ windowMs: 1.5 })).toThrow(RangeError);
   });
 
-  it('calls the tenth refused message within 10 s abuse, not the ninth', () => {
-    const limiter = new RateLimiter();
-    for (let i = 0; i < 5; i++) limiter.check(0);
-    for (let i = 1; i <= 9; i++) expect(limiter.check(i)).toBe('drop');
-    expect(limiter.check(10)).toBe('abuse');
-  });
-
-  it('forgives refusals older than the abuse window', () => {
-    const limiter = new RateLimiter();
-    // 9 refusals at t=0..8, then more than 10 s later another 9: never 10 within 10 s.
-    for (let i = 0; i < 5; i++) limiter.check(0);
-    for (let i = 0; i < 9; i++) expect(limiter.check(i)).toBe('drop');
-    for (let i = 0; i < 5; i++) limiter.check(20_000);
-    for (let i = 0; i < 9; i++) expect(limiter.check(20_000 + i)).toBe('drop');
-    expect(limiter.check(20_010)).toBe('abuse');
-  });
-
-  it('takes its numbers from options and refuses nonsense', () => {
-    const limiter = new RateLimiter({ limit: 2, windowMs: 50, abuseLimit: 1, abuseWindowMs: 10 });
-    expect([limiter.check(0), limiter.check(0), limiter.check(0)]).toEqual(['accept', 'accept', 'abuse']);
-    expect(() => new RateLimiter({ limit: 0 })).toThrow(RangeError);
-    expect(() => new RateLimiter({ windowMs: 1.5 })).toThrow(RangeError);
-  });
-
-  it('never accepts more than `limit` messages in any window (property)', () => {
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 8 }),
-        fc.integer({ min: 1, max: 2000 }),
-        fc.array(fc.integer({ min: 0, max: 500 }), { maxLength: 200 }),
-        (limit, windowMs, gaps) => {
-          const limiter = new RateLimiter({ limit, windowMs, abuseLimit: 1_000_000 });
-          const accepted: number[] = [];
-          let now = 0;
-          for (const gap of gaps) {
-            now += gap;
-            if (limiter.check(now) === 'accept') accepted.push(now);
-          }
-          for (let i = limit; i < accepted.length; i++) {
-            if (accepted[i]! - accepted[i - limit]! < windowMs) return false;
-          }
-          return true;
-        },
-      ),
-    );
-  });
-});
-
-describe('RateLimiter.refuse', () => {
-  it('counts refusals by another limit toward abuse, together with its own', () => {
-    const limiter = new RateLimiter();
-    for (let i = 0; i < 5; i++) expect(limiter.check(0)).toBe('accept');
-    for (let i = 0; i < 5; i++) expect(limiter.refuse(10)).toBe('drop');
-    for (let i = 0; i < 4; i++) expect(limiter.check(20)).toBe('drop');
-    expect(limiter.refuse(30)).toBe('abuse');
+  it('holds the server\'s buckets to 5 at once and 5 a second after that (what the chat promises)', () => {
+    const policy = ratePolicy(messageRateLimit());
+    const rate = new ConnectionRate(policy!, 0);
+    const verdicts = [0, 1, 2, 3, 4, 5].map((t) => rate.admit(10, t));
+    expect(verdicts).toEqual([null, null, null, null, null, 'messages']);
+    // One more every 200 ms.
+    expect(rate.admit(10, 199)).toBe('messages');
+    expect(rate.admit(10, 201)).toBeNull();
   });
 });
 
