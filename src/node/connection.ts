@@ -421,9 +421,12 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   }
 
   resume(): void {
-    this.pausedByApp = false;
-    // Nothing could be heard from the peer while paused: give it a whole interval.
-    this.heartbeatPending = false;
+    if (this.pausedByApp) {
+      this.pausedByApp = false;
+      // Nothing could be heard from the peer while paused: give it a whole interval.
+      // (Only then: resume() on a connection that was not paused leaves the heartbeat alone.)
+      this.heartbeatPending = false;
+    }
     if (!this.pausedForBacklog && !this.pausedForOutput) this.socket.resume();
   }
 

@@ -83,6 +83,16 @@ describe('heartbeat while the application holds reading paused', () => {
     expect(closeInfo).not.toBeNull();
   });
 
+  it('is not reset by resume() on a connection that was not paused', async () => {
+    const [local] = await socketPair();
+    const connection = new Connection(local, { role: Role.Server, closeTimeout: 100 }, undefined);
+    const closing = new Promise<CloseInfo>((resolve) => connection.once('close', resolve));
+    connection.heartbeat(1000);
+    connection.resume();
+    connection.heartbeat(1000);
+    expect((await closing).error).toMatchObject({ code: 'WS_ERR_HEARTBEAT_TIMEOUT' });
+  });
+
   it('does not drop a peer whose messages wait in an iterator that fell behind', async () => {
     const [local, peer] = await socketPair();
     const connection = new Connection(local, { role: Role.Server }, undefined);
