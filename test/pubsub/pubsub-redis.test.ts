@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 import { WebSocketServer } from '../../src/node/server.js';
 import { PubSub, type RecoveryResult } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
-import type { StreamPosition } from '../../src/pubsub/broker.js';
+import type { StreamPosition, TopicDiscontinuity } from '../../src/pubsub/broker.js';
 import { until } from '../node/raw-client.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
@@ -94,5 +94,27 @@ describe('PubSub on the Redis broker', () => {
     expect(a.results[0]).toMatchObject({ recovered: true, position: { epoch, offset: 7 } });
     expect(a.hub.stats.recovered).toBe(4);
     expect(a.hub.stats.broker).toMatchObject({ state: 'ready', queueDepth: 0 });
+  });
+
+  it('tells the application when Redis came back without its data, and keeps delivering', async () => {
+    const node = await startNode();
+    const holes: TopicDiscontinuity[] = [];
+    node.hub.onDiscontinuity = (event) => holes.push(event);
+    const received = await client(node.port);
+    await until(() => node.hub.subscriberCount('room') === 1, 5000);
+    await node.hub.live('room');
+    await node.hub.publish('room', 'before');
+    await until(() => received.length === 1, 5000);
+    await redis.kill();
+    await until(() => node.hub.stats.broker.state === 'reconnecting', 5000, 'the broker to see Redis gone');
+    await redis.restart();
+    await until(() => node.hub.stats.broker.state === 'ready', 10_000, 'the broker to reconnect');
+    await node.hub.publish('room', 'after');
+    await until(() => received.length === 2, 10_000, 'delivery to resume');
+    // The first test of this file used the topic too: "before" is wherever its sequence was.
+    const beforeOffset = Number(body(received[0]!).split(':')[0]);
+    expect(body(received[1]!)).toBe('1:after');
+    expect(holes).toMatchObject([{ topic: 'room', reason: 'epoch-changed', from: { offset: beforeOffset }, to: { offset: 0 } }]);
+    expect(holes[0]!.to.epoch).not.toBe(holes[0]!.from.epoch);
   });
 });

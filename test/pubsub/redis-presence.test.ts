@@ -84,3 +84,61 @@ describe('Redis presence', () => {
     expect(events.map(describeEvent)).toEqual(['join x null', 'leave x']);
   });
 });
+
+describe('Redis presence: claim', () => {
+  it('lets exactly one of three nodes win each id when they race for it', async () => {
+    const nodes = await Promise.all([node(), node(), node()]);
+    const ids = Array.from({ length: 20 }, (_, i) => `nick${i}`);
+    // Every node claims every id at once: the scripts interleave in Redis.
+    const results = await Promise.all(
+      ids.map((id) => Promise.all(nodes.map((broker, n) => broker.presence.claim('race', id, { node: n })))),
+    );
+    for (const perNode of results) expect(perNode.filter(Boolean)).toHaveLength(1);
+    const members = await nodes[0]!.presence.members('race');
+    expect(members.map((m) => m.id).sort()).toEqual([...ids].sort());
+    // Each member carries the data of the node that won it.
+    for (const [i, id] of ids.entries()) {
+      const winner = results[i]!.indexOf(true);
+      expect(members.find((m) => m.id === id)?.data).toEqual({ node: winner });
+    }
+  });
+
+  it('refuses an id held by another member, accepts the holder again, and frees it on leave', async () => {
+    const [a, b] = await Promise.all([node(), node()]);
+    expect(await a.presence.claim('hall', 'ann', { by: 'a' })).toBe(true);
+    expect(await b.presence.claim('hall', 'ann', { by: 'b' })).toBe(false);
+    expect(await a.presence.claim('hall', 'ann', { by: 'a' })).toBe(true); // the holder's own claim: a refresh
+    expect(await a.presence.members('hall')).toEqual([{ id: 'ann', data: { by: 'a' } }]);
+    await a.presence.leave('hall', 'ann');
+    expect(await b.presence.claim('hall', 'ann', { by: 'b' })).toBe(true);
+    expect(await a.presence.members('hall')).toEqual([{ id: 'ann', data: { by: 'b' } }]);
+  });
+
+  it('keeps a claim past the TTL while its node lives, and frees it within the TTL once its node is cut off', async () => {
+    const ttl = 900;
+    const [holder, other, cut] = await Promise.all([node(ttl), node(ttl), node(ttl)]);
+    const events: PresenceEvent[] = [];
+    other.presence.watch('porch', (event) => events.push(event));
+    await subscribed('porch');
+    expect(await holder.presence.claim('porch', 'kept', 1)).toBe(true);
+    expect(await cut.presence.claim('porch', 'lost', 2)).toBe(true);
+    cut.disconnectAbruptly();
+    const cutAt = Date.now();
+    // Claim until the dead node's entry has expired: refused at first, then won.
+    let won = false;
+    for (let attempt = 0; attempt < 200 && !won && Date.now() - cutAt < ttl * 4; attempt++) {
+      won = await other.presence.claim('porch', 'lost', 3);
+      if (!won) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(won).toBe(true);
+    expect(Date.now() - cutAt).toBeGreaterThanOrEqual(ttl / 3);
+    // Well past the TTL, the live node's claim is still its own.
+    await new Promise((resolve) => setTimeout(resolve, ttl));
+    expect(await other.presence.claim('porch', 'kept', 4)).toBe(false);
+    expect((await other.presence.members('porch')).sort((x, y) => x.id.localeCompare(y.id))).toEqual([
+      { id: 'kept', data: 1 },
+      { id: 'lost', data: 3 },
+    ]);
+    await until(() => events.some((e) => e.type === 'leave' && e.id === 'lost' && e.expired), 2000, 'the expired leave event');
+  });
+});
