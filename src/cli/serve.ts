@@ -49,7 +49,7 @@ Examples:
   sockeye serve --allow-origin https://example.com --max-message 4MiB
   sockeye serve echo
   sockeye serve echo --port 9000 --host 0.0.0.0 --max-message 16MiB
-  sockeye serve exec 'tr a-z A-Z' --port 9001
+  sockeye serve exec 'stdbuf -oL tr a-z A-Z' --port 9001   (stdbuf: a line at a time)
   sockeye serve exec 'wc -c' --port 9002 --binary --max-processes 4
 `;
 
