@@ -513,7 +513,7 @@ export class WebSocketServer {
       headers: headersFromRaw(request.rawHeaders),
     };
     socket.on('error', noop);
-    void this.upgrade(parsed, socket, head);
+    this.startUpgrade(parsed, socket, head);
   }
 
   /**
@@ -630,7 +630,7 @@ export class WebSocketServer {
         this.refuse(socket, '', result.status, result.reason);
         return;
       }
-      void this.upgrade(result.head, socket, result.rest);
+      this.startUpgrade(result.head, socket, result.rest);
     };
     socket.on('data', onData);
     socket.once('close', onClose);
@@ -664,6 +664,20 @@ export class WebSocketServer {
       }
     }, Math.max(10, Math.min(1000, timeout / 4)));
     this.handshakeSweep.unref();
+  }
+
+  /**
+   * Run the upgrade, whose promise nobody awaits: the hooks' failures are
+   * handled inside it, and anything else that throws (a bug, an exhausted
+   * resource) ends that socket and is logged, rather than becoming an
+   * unhandled rejection that ends the process.
+   */
+  private startUpgrade(head: RequestHead, socket: Duplex, rest: Uint8Array): void {
+    this.upgrade(head, socket, rest).catch((error: unknown) => {
+      this.handshaking.delete(socket);
+      socket.destroy();
+      this.log({ event: 'error', path: pathOf(head.target), remoteAddress: (socket as Socket).remoteAddress, error: asError(error) });
+    });
   }
 
   private async upgrade(head: RequestHead, socket: Duplex, rest: Uint8Array): Promise<void> {
@@ -801,7 +815,19 @@ export class WebSocketServer {
       }
     }
 
-    const response = buildAcceptResponse({ key, protocol, extensions });
+    let response: string;
+    try {
+      response = buildAcceptResponse({ key, protocol, extensions });
+    } catch (error) {
+      // The one value from a hook that goes into the response: a protocols
+      // function that chose something that is not a token (RFC 6455 §4.2.2).
+      const failure = asError(error);
+      this.stats.hookFailures++;
+      this.log({ event: 'error', path: request.path, remoteAddress: request.remoteAddress, error: failure, hook: 'protocols' });
+      this.reportFailure(failure, { path: mounted.key, hook: 'protocols', request });
+      this.refuse(socket, request.path, 500, 'the upgrade could not be completed');
+      return false;
+    }
     this.handshaking.delete(socket);
     socket.write(response, 'latin1');
     const connection = new Connection<unknown>(

@@ -290,3 +290,18 @@ describe('hooks before the upgrade may be async', () => {
     expect(seen).toEqual([{ user: 'ada' }]);
   });
 });
+
+describe('a hook value the response cannot carry', () => {
+  it('a protocols function that picks something that is not a token gets 500 and onError, not a crash', async () => {
+    const harness = await start({ protocols: () => 'bad value\r\nX-Injected: 1' });
+    const client = await RawClient.open(harness.port);
+    clients.push(client);
+    client.write(upgradeRequest({ path: '/hooks', extra: ['Sec-WebSocket-Protocol: chat'] }));
+    const response = await client.readResponse();
+    expect(response.status).toBe(500);
+    expect(response.head).not.toContain('X-Injected');
+    expect(harness.failures.map((f) => [f.failure.hook, f.error.name])).toEqual([['protocols', 'UsageError']]);
+    await settle();
+    expect(unhandled).toEqual([]);
+  });
+});
