@@ -13,6 +13,14 @@ export class MemoryPresence implements Presence {
     return Promise.resolve();
   }
 
+  /** One process: a check and a join in the same synchronous step cannot be raced. */
+  claim(topic: string, id: string, data: PresenceData): Promise<boolean> {
+    const holder = this.membersByTopic.get(topic)?.get(id);
+    if (holder !== undefined) return Promise.resolve(JSON.stringify(holder) === JSON.stringify(data));
+    void this.join(topic, id, data);
+    return Promise.resolve(true);
+  }
+
   leave(topic: string, id: string): Promise<void> {
     const members = this.membersByTopic.get(topic);
     if (members !== undefined && members.delete(id)) {

@@ -25,6 +25,16 @@ export type PresenceListener = (event: PresenceEvent) => void;
 export interface Presence {
   /** Add (or update) a member of the topic; it lives until `leave` or until this process stops refreshing it. */
   join(topic: string, id: string, data: PresenceData): Promise<void>;
+  /**
+   * Join only if no live member of the topic has this id (a nickname that
+   * must be unique across every process): resolves true if the member is
+   * now this process's, false if someone else holds the id. Atomic across
+   * processes, so two racing for one id cannot both win. Claiming again
+   * with the same data is a refresh and resolves true. A claimed member
+   * lives like a joined one: until `leave`, or until this process stops
+   * refreshing it.
+   */
+  claim(topic: string, id: string, data: PresenceData): Promise<boolean>;
   leave(topic: string, id: string): Promise<void>;
   /** Every live member of the topic, from every process. */
   members(topic: string): Promise<PresenceMember[]>;

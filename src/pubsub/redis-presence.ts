@@ -1,10 +1,11 @@
 import type { Redis as RedisClient } from 'ioredis';
 import { BrokerError } from './broker-error.js';
 import type { Presence, PresenceData, PresenceEvent, PresenceListener, PresenceMember } from './presence.js';
-import { PRESENCE_JOIN_SCRIPT, PRESENCE_LEAVE_SCRIPT, PRESENCE_MEMBERS_SCRIPT } from './redis-scripts.js';
+import { PRESENCE_CLAIM_SCRIPT, PRESENCE_JOIN_SCRIPT, PRESENCE_LEAVE_SCRIPT, PRESENCE_MEMBERS_SCRIPT } from './redis-scripts.js';
 
 interface PresenceCommands {
   sockeyePresenceJoin(zset: string, hash: string, channel: string, ttlMs: number, ...idData: string[]): Promise<number>;
+  sockeyePresenceClaim(zset: string, hash: string, channel: string, ttlMs: number, ...idData: string[]): Promise<number[]>;
   sockeyePresenceLeave(zset: string, hash: string, channel: string, id: string): Promise<number>;
   sockeyePresenceMembers(zset: string, hash: string, channel: string): Promise<string[]>;
 }
@@ -31,6 +32,12 @@ export class RedisPresence implements Presence {
   private readonly options: RedisPresenceOptions;
   /** The members this node added, per topic (id -> data JSON): refreshed on the timer. */
   private readonly local = new Map<string, Map<string, string>>();
+  /**
+   * Of those, the ids this node claimed (per topic): refreshed by the claim
+   * script, which never takes over an id someone else claimed meanwhile
+   * (this node was cut off past the TTL); such an id is dropped from `local`.
+   */
+  private readonly claimed = new Map<string, Set<string>>();
   private readonly watchers = new Map<string, Set<PresenceListener>>();
   private readonly topicsByChannel = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
@@ -43,6 +50,7 @@ export class RedisPresence implements Presence {
   /** @internal Called by the broker once its command connection exists. */
   defineScripts(client: RedisClient): void {
     client.defineCommand('sockeyePresenceJoin', { numberOfKeys: 2, lua: PRESENCE_JOIN_SCRIPT });
+    client.defineCommand('sockeyePresenceClaim', { numberOfKeys: 2, lua: PRESENCE_CLAIM_SCRIPT });
     client.defineCommand('sockeyePresenceLeave', { numberOfKeys: 2, lua: PRESENCE_LEAVE_SCRIPT });
     client.defineCommand('sockeyePresenceMembers', { numberOfKeys: 2, lua: PRESENCE_MEMBERS_SCRIPT });
   }
@@ -61,12 +69,28 @@ export class RedisPresence implements Presence {
     await this.commands().sockeyePresenceJoin(keys.zset, keys.hash, keys.channel, this.options.ttlMs, id, json);
   }
 
+  /**
+   * One script in Redis checks and adds, so of two nodes racing for an id
+   * one wins. Only a won claim is kept by this node (refreshed); one whose
+   * answer was lost (Redis unreachable: rejects) expires by itself.
+   */
+  async claim(topic: string, id: string, data: PresenceData): Promise<boolean> {
+    const json = JSON.stringify(data);
+    const keys = this.keys(topic);
+    const [won] = await this.commands().sockeyePresenceClaim(keys.zset, keys.hash, keys.channel, this.options.ttlMs, id, json);
+    if (won !== 1) return false;
+    let members = this.local.get(topic);
+    if (members === undefined) this.local.set(topic, (members = new Map()));
+    members.set(id, json);
+    let ids = this.claimed.get(topic);
+    if (ids === undefined) this.claimed.set(topic, (ids = new Set()));
+    ids.add(id);
+    this.arm();
+    return true;
+  }
+
   async leave(topic: string, id: string): Promise<void> {
-    const members = this.local.get(topic);
-    if (members !== undefined) {
-      members.delete(id);
-      if (members.size === 0) this.local.delete(topic);
-    }
+    this.forgetLocal(topic, id);
     this.disarmIfIdle();
     const keys = this.keys(topic);
     await this.commands().sockeyePresenceLeave(keys.zset, keys.hash, keys.channel, id);
@@ -140,6 +164,7 @@ export class RedisPresence implements Presence {
       );
     }
     this.local.clear();
+    this.claimed.clear();
     this.watchers.clear();
     this.topicsByChannel.clear();
   }
@@ -149,6 +174,19 @@ export class RedisPresence implements Presence {
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  private forgetLocal(topic: string, id: string): void {
+    const members = this.local.get(topic);
+    if (members !== undefined) {
+      members.delete(id);
+      if (members.size === 0) this.local.delete(topic);
+    }
+    const ids = this.claimed.get(topic);
+    if (ids !== undefined) {
+      ids.delete(id);
+      if (ids.size === 0) this.claimed.delete(topic);
+    }
   }
 
   private commands(): PresenceCommands {
@@ -182,9 +220,21 @@ export class RedisPresence implements Presence {
     const work: Promise<unknown>[] = [];
     for (const [topic, members] of this.local) {
       const keys = this.keys(topic);
+      const claimed = this.claimed.get(topic);
       const pairs: string[] = [];
-      for (const [id, json] of members) pairs.push(id, json);
-      work.push(commands.sockeyePresenceJoin(keys.zset, keys.hash, keys.channel, this.options.ttlMs, ...pairs));
+      const claims: string[] = [];
+      for (const [id, json] of members) (claimed?.has(id) === true ? claims : pairs).push(id, json);
+      if (pairs.length > 0) work.push(commands.sockeyePresenceJoin(keys.zset, keys.hash, keys.channel, this.options.ttlMs, ...pairs));
+      if (claims.length > 0) {
+        work.push(
+          commands.sockeyePresenceClaim(keys.zset, keys.hash, keys.channel, this.options.ttlMs, ...claims).then((results) => {
+            // An id someone else holds now (claimed while this node's entry had expired) is theirs.
+            results.forEach((won, i) => {
+              if (won !== 1 && this.local.get(topic)?.get(claims[2 * i]!) === claims[2 * i + 1]) this.forgetLocal(topic, claims[2 * i]!);
+            });
+          }),
+        );
+      }
     }
     for (const topic of this.watchers.keys()) {
       const keys = this.keys(topic);

@@ -93,6 +93,45 @@ redis.call('PEXPIRE', KEYS[2], ttl * 2)
 return 1
 `;
 
+/**
+ * Claim. ARGV as for join. For each id, adds it only if no live member
+ * has it (an entry past its expiry counts as gone: it is removed with its
+ * leave event first), or refreshes it if the member there has the same
+ * data (the claimant's own entry). Returns one 1 (claimed or refreshed) or
+ * 0 (held by someone else) per id. Being one script, a check and its add
+ * cannot be split by another node's claim.
+ */
+export const PRESENCE_CLAIM_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV, 2 do
+  local id, data = ARGV[i], ARGV[i + 1]
+  local expiry = redis.call('ZSCORE', KEYS[1], id)
+  if expiry and tonumber(expiry) <= now then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('PUBLISH', ARGV[1], cjson.encode({type = 'leave', id = id, expired = true}))
+    expiry = false
+  end
+  if not expiry then
+    redis.call('ZADD', KEYS[1], now + ttl, id)
+    redis.call('HSET', KEYS[2], id, data)
+    redis.call('PUBLISH', ARGV[1], cjson.encode({type = 'join', id = id, data = data}))
+    out[#out + 1] = 1
+  elseif redis.call('HGET', KEYS[2], id) == data then
+    redis.call('ZADD', KEYS[1], now + ttl, id)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ttl * 2)
+redis.call('PEXPIRE', KEYS[2], ttl * 2)
+return out
+`;
+
 /** Leave. ARGV: 1 channel, 2 id. */
 export const PRESENCE_LEAVE_SCRIPT = `
 if redis.call('ZREM', KEYS[1], ARGV[2]) == 1 then
