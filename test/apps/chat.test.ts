@@ -678,6 +678,42 @@ describe('chat: images', () => {
   });
 });
 
+describe('chat: limits shared with the server', () => {
+  it('counts image-allowance refusals and message-rate refusals toward the same abuse limit', async () => {
+    const port = await start({ rateLimit: { limit: 1, windowMs: 60_000 }, imageRate: { burstBytes: 100, bytesPerSecond: 1 } });
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    // The join used the one message of the minute: five text messages are refused by the server's rate limit...
+    for (let i = 0; i < 5; i++) ann.send({ type: 'message', text: `text ${i}` });
+    // ...and five images too (the message rate counts them first: the chat's byte allowance never sees them).
+    const image = Buffer.concat([png(1, 1), Buffer.alloc(600 - png(1, 1).length)]);
+    for (let i = 0; i < 5; i++) ann.sendImage({ type: 'image', id: `img-${i}` }, image);
+    // Ten refusals within ten seconds: disconnected with the chat's own reason.
+    expect(await ann.closeCode()).toEqual({ code: 1008, reason: 'too many messages, too often' });
+    const errors = ann.received.filter((message) => message['code'] === 'rate_limited');
+    expect(errors).toHaveLength(10);
+    expect(errors.slice(5).map((error) => error['id'])).toEqual(['img-0', 'img-1', 'img-2', 'img-3', 'img-4']);
+  });
+
+  it('an image refused by the byte allowance counts together with refusals by the message rate', async () => {
+    const port = await start({ rateLimit: { limit: 6, windowMs: 60_000 }, imageRate: { burstBytes: 100, bytesPerSecond: 1 } });
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    const image = Buffer.concat([png(1, 1), Buffer.alloc(600 - png(1, 1).length)]);
+    // Five images within the message rate (6 a minute, the join included), each too big for the 100-byte allowance...
+    for (let i = 0; i < 5; i++) ann.sendImage({ type: 'image', id: `big-${i}` }, image);
+    // ...then five text messages over the message rate: ten refusals of two kinds.
+    for (let i = 0; i < 5; i++) ann.send({ type: 'message', text: `text ${i}` });
+    expect(await ann.closeCode()).toEqual({ code: 1008, reason: 'too many messages, too often' });
+    const errors = ann.received.filter((message) => message['code'] === 'rate_limited');
+    expect(errors.map((error) => error['message'])).toEqual([
+      ...Array.from({ length: 5 }, () => expect.stringMatching(/^Images are limited to 100 bytes at once/)),
+      ...Array.from({ length: 4 }, () => expect.stringMatching(/^At most 6 messages per 60000 ms/)),
+      'Too many messages, too often: disconnected.',
+    ]);
+  });
+});
+
 describe('chat: the page', () => {
   it('is listed by /api/apps and served at /chat/ as HTML, with its script and style', async () => {
     const port = await start();
