@@ -6,6 +6,7 @@ export {
   type SubscribeOptions,
   type ResumeOptions,
   type RecoveryResult,
+  type MessageEnvelope,
 } from './pubsub.js';
 export { MemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
 export { BrokerError, type BrokerErrorCode } from './broker-error.js';
@@ -24,4 +25,6 @@ export type {
   TopicDiscontinuity,
 } from './broker.js';
 export type { Presence, PresenceData, PresenceEvent, PresenceListener, PresenceMember } from './presence.js';
+export type { MemoryPresence } from './memory-presence.js';
+export type { RedisPresence, RedisPresenceOptions } from './redis-presence.js';
 export { RedisBroker, type RedisBrokerOptions } from './redis-broker.js';

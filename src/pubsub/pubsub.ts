@@ -66,7 +66,17 @@ export interface SubscribeOptions {
    * slow for the next.
    */
   maxBuffer?: number;
+  /**
+   * What this subscription receives for a message, in place of the hub's
+   * `envelope`: e.g. an application's own wrapping with the position, on a
+   * hub shared with other applications. Computed (and framed) once per
+   * message for all the subscriptions that pass the same function.
+   */
+  envelope?: MessageEnvelope;
 }
+
+/** Turns a message into what subscribers receive: a string is sent as text, bytes as binary. */
+export type MessageEnvelope = (message: BrokerMessage) => string | Uint8Array;
 
 /** What resuming a subscription from a position gave. */
 export type RecoveryResult =
@@ -79,7 +89,7 @@ export type RecoveryResult =
     }
   | {
       readonly recovered: false;
-      readonly reason: RecoveryFailure;
+      readonly reason: RecoveryFailure | 'unavailable';
       /** The topic's position now: live delivery continues after it; a snapshot should describe the state there. */
       readonly position: StreamPosition;
     };
@@ -105,6 +115,8 @@ interface Peer {
 interface Subscription {
   readonly peer: Peer;
   readonly maxBuffer: number;
+  /** The subscription's own envelope, or null for the hub's. */
+  readonly envelope: MessageEnvelope | null;
   /** Live messages held while this subscription's history is being read; null once live. */
   held: BrokerMessage[] | null;
 }
@@ -135,7 +147,7 @@ export class PubSub {
   private readonly presenceOf = new Map<Subscriber, Set<string>>();
   private readonly maxBuffer: number;
   private readonly closeSlow: boolean;
-  private readonly envelope: ((message: BrokerMessage) => string | Uint8Array) | null;
+  private readonly envelope: MessageEnvelope | null;
   /**
    * Counts event-loop turns in which something was delivered: a peer whose
    * `turn` differs has not been measured in this one. Moved on by a
@@ -210,7 +222,7 @@ export class PubSub {
 
   /** Add a connection to a topic, live from now; it leaves all its topics when it closes. Returns false if already subscribed. */
   subscribe(connection: Connection<unknown>, topic: string, options: SubscribeOptions = {}): boolean {
-    return this.add(connection, topic, options.maxBuffer ?? this.maxBuffer, false) !== null;
+    return this.add(connection, topic, options, false) !== null;
   }
 
   /**
@@ -219,8 +231,10 @@ export class PubSub {
    * ones, with no hole and no duplicate at the seam. When that cannot be
    * done (the topic's epoch changed, or its history no longer reaches back
    * to `since`), the result says so and the connection continues live from
-   * the result's position. Resolves `null` if the connection was already
-   * subscribed to the topic (nothing is replayed then).
+   * the result's position; `unavailable` means the broker could not be
+   * asked (Redis unreachable) and the connection continues live. Never
+   * rejects. Resolves `null` if the connection was already subscribed to
+   * the topic, or left it before the replay (nothing is replayed then).
    */
   async subscribeSince(
     connection: Connection<unknown>,
@@ -228,19 +242,26 @@ export class PubSub {
     since: StreamPosition,
     options: ResumeOptions = {},
   ): Promise<RecoveryResult | null> {
-    const subscription = this.add(connection, topic, options.maxBuffer ?? this.maxBuffer, true);
+    const subscription = this.add(connection, topic, options, true);
     if (subscription === null) return null;
     let result: RecoveryResult;
     try {
       // Live delivery must be running before history is read: then every
-      // message is either in what history returns or arrives live (§ the
+      // message is either in what history returns or arrives live (the
       // broker's `subscribe` contract), and the cursor removes the overlap.
       await this.live(topic);
       const history = await this.broker.history(topic, since);
       result = this.replay(connection, topic, subscription, since, history.ok ? history.messages : null, history.ok ? null : history.reason, history.position);
     } catch (error) {
+      // Never a rejection (callers often ignore the promise): the broker
+      // could not answer, or the topic was left meanwhile.
       this.goLive(subscription);
-      throw error;
+      if (!this.isSubscribed(connection, topic, subscription)) return null;
+      this.stats.recoveryFailed++;
+      result = { recovered: false, reason: 'unavailable', position: since };
+      this.onBrokerError?.(error instanceof Error ? error : new Error(String(error)));
+      options.onRecovery?.(result);
+      return result;
     }
     options.onRecovery?.(result);
     this.releaseHeld(connection, topic, subscription, result.position);
@@ -307,7 +328,7 @@ export class PubSub {
   private readonly topicReady = new Map<string, Promise<StreamPosition>>();
 
   /** The new subscription, or null if the connection already had one to the topic. */
-  private add(connection: Subscriber, topic: string, maxBuffer: number, resuming: boolean): Subscription | null {
+  private add(connection: Subscriber, topic: string, options: SubscribeOptions, resuming: boolean): Subscription | null {
     let peer = this.peers.get(connection);
     if (peer === undefined) {
       peer = { topics: new Set(), turn: 0, before: 0 };
@@ -316,7 +337,7 @@ export class PubSub {
     }
     if (peer.topics.has(topic)) return null;
     peer.topics.add(topic);
-    const subscription: Subscription = { peer, maxBuffer, held: resuming ? [] : null };
+    const subscription: Subscription = { peer, maxBuffer: options.maxBuffer ?? this.maxBuffer, envelope: options.envelope ?? null, held: resuming ? [] : null };
     let subscribers = this.subscribersByTopic.get(topic);
     if (subscribers === undefined) {
       subscribers = new Map();
@@ -389,20 +410,22 @@ export class PubSub {
     return this.subscribersByTopic.get(topic)?.get(connection) === subscription;
   }
 
-  private frameOf(message: BrokerMessage): PreparedFrame {
-    if (this.envelope === null) return prepareFrame(message.data, message.binary);
-    const out = this.envelope(message);
+  private frameOf(message: BrokerMessage, envelope: MessageEnvelope | null = this.envelope): PreparedFrame {
+    if (envelope === null) return prepareFrame(message.data, message.binary);
+    const out = envelope(message);
     return typeof out === 'string' ? prepareFrame(Buffer.from(out, 'utf8'), false) : prepareFrame(out, true);
   }
 
   private writeOne(connection: Subscriber, subscription: Subscription, message: BrokerMessage): void {
-    this.send(connection, subscription, this.frameOf(message));
+    this.send(connection, subscription, this.frameOf(message, subscription.envelope ?? this.envelope));
   }
 
   private deliver(message: BrokerMessage): void {
     const subscribers = this.subscribersByTopic.get(message.topic);
     if (subscribers === undefined) return;
     let frame: PreparedFrame | null = null;
+    /** Frames of the subscriptions' own envelopes, one per function. */
+    let framesByEnvelope: Map<MessageEnvelope, PreparedFrame> | null = null;
     for (const [subscriber, subscription] of subscribers) {
       const held = subscription.held;
       if (held !== null) {
@@ -410,8 +433,16 @@ export class PubSub {
         if (held.length < MAX_HELD) held.push(message);
         continue;
       }
-      frame ??= this.frameOf(message);
-      this.send(subscriber, subscription, frame);
+      const own = subscription.envelope;
+      if (own === null) {
+        frame ??= this.frameOf(message);
+        this.send(subscriber, subscription, frame);
+        continue;
+      }
+      framesByEnvelope ??= new Map();
+      let ownFrame = framesByEnvelope.get(own);
+      if (ownFrame === undefined) framesByEnvelope.set(own, (ownFrame = this.frameOf(message, own)));
+      this.send(subscriber, subscription, ownFrame);
     }
   }
 

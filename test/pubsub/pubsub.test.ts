@@ -275,4 +275,25 @@ describe('PubSub', () => {
     expect(left).toEqual([a]);
     expect(await hub.presence.members('room')).toEqual([{ id: b, data: { nick: 'n1' } }]);
   });
+
+  it('resolves a resumption the broker cannot answer as unavailable, live from then on, never as a rejection', async () => {
+    const broker = new MemoryBroker();
+    broker.history = () => Promise.reject(new BrokerError('WS_ERR_BROKER_UNAVAILABLE', 'down'));
+    const hub = new PubSub({ broker: broker as Broker });
+    const errors: Error[] = [];
+    hub.onBrokerError = (error) => errors.push(error);
+    const results: (RecoveryResult | null)[] = [];
+    server = new WebSocketServer({ heartbeat: false });
+    server.route('/resume', {
+      open: (connection) => void hub.subscribeSince(connection, 'room', { epoch: 'e', offset: 3 }).then((r) => results.push(r)),
+    });
+    const port = (await server.listen(0)).port;
+    const peer = await client(port, '/resume');
+    await until(() => results.length === 1);
+    expect(results[0]).toEqual({ recovered: false, reason: 'unavailable', position: { epoch: 'e', offset: 3 } });
+    expect(errors).toHaveLength(1);
+    await hub.publish('room', 'live');
+    await until(() => peer.received.length === 1);
+    expect(peer.received).toEqual(['live']);
+  });
 });
