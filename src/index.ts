@@ -1,6 +1,10 @@
 /** Sockeye: a WebSocket server and client for Node.js. */
 export {
   WebSocketServer,
+  type HookFailure,
+  type HookName,
+  type HookResult,
+  type RateLimited,
   type Route,
   type RouteTraffic,
   type ServerOptions,
@@ -9,6 +13,8 @@ export {
   type ShutdownOptions,
   type TrafficCounts,
 } from './node/server.js';
+export type { ServerCounters } from './node/server-counters.js';
+export type { RateLimitKind, RateLimitOptions } from './node/rate-limit.js';
 export { connect, type ConnectOptions, type ClientDeflateOptions } from './node/client.js';
 export {
   Connection,

@@ -26,5 +26,7 @@ export {
   acceptServerResponse,
   type DeflateOptions,
   type DeflateParams,
+  type DeflateResponseErrorCode,
+  type DeflateResponseResult,
 } from './permessage-deflate.js';
 export * from './handshake/index.js';

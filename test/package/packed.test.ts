@@ -6,7 +6,7 @@ import type { Program } from 'typescript';
 import { BROWSER_COMPILER_OPTIONS, BROWSER_CONSUMER, COMMONJS_CONSUMER, NODE_COMPILER_OPTIONS, NODE_CONSUMER } from './consumers.js';
 import { cleanEnv, packAndInstall, REPO_MODULES, REPO_ROOT, run, type Installed } from './packed-install.js';
 import { PUBLIC_NAMES, PUBLIC_TYPES } from './public-names.js';
-import { compilerOptions, createProgram, declaredNames, problems, resolveEntries } from './typescript-program.js';
+import { compilerOptions, createProgram, declaredNames, problems, resolveEntries, unnameableTypes } from './typescript-program.js';
 
 /**
  * The package as users meet it: `npm pack`, `npm install` of the tarball
@@ -126,6 +126,11 @@ describe('the packed package', () => {
       );
     }
   }, 60_000);
+
+  it('exports every type its public declarations mention, so users can name what they are handed', () => {
+    const { program, entryFiles } = nodeConsumers();
+    expect(unnameableTypes(program, entryFiles, installed.packageDir), 'export these from an entry point (and pin them)').toEqual([]);
+  });
 
   it('has every name the README imports, from the entry point it names', () => {
     const imported = namesImportedByReadme();

@@ -77,6 +77,58 @@ export function declaredNames(program: ts.Program, entryFiles: ReadonlyMap<strin
   return result;
 }
 
+/**
+ * Types the public declarations mention that no entry point exports: a user
+ * meets them (a parameter, a return value, a base interface) but cannot
+ * name them. Walks every exported declaration of the entry points, and the
+ * declarations of what it finds, within the package's own files. Only types
+ * their own module exports count: a module's private helper alias is its
+ * author's business, a named type left out of the entry points is an
+ * oversight. Each answer reads `Name (in Where)`.
+ */
+export function unnameableTypes(program: ts.Program, entryFiles: ReadonlyMap<string, string>, packageDir: string): string[] {
+  const checker = program.getTypeChecker();
+  const resolve = (symbol: ts.Symbol): ts.Symbol => (symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol);
+  const ours = (symbol: ts.Symbol): boolean =>
+    symbol.declarations?.some((declaration) => declaration.getSourceFile().fileName.startsWith(packageDir + sep)) === true;
+  const exported = new Set<ts.Symbol>();
+  for (const file of entryFiles.values()) {
+    const module = checker.getSymbolAtLocation(program.getSourceFile(file)!);
+    for (const symbol of module === undefined ? [] : checker.getExportsOfModule(module)) exported.add(resolve(symbol));
+  }
+  const exportedByItsModule = (symbol: ts.Symbol): boolean =>
+    symbol.declarations?.some((declaration) => {
+      const module = checker.getSymbolAtLocation(declaration.getSourceFile());
+      return module !== undefined && checker.getExportsOfModule(module).some((candidate) => resolve(candidate) === symbol);
+    }) === true;
+  const found = new Map<string, string>();
+  const visited = new Set<ts.Symbol>();
+  const queue: ts.Symbol[] = [...exported];
+  for (let steps = 0; queue.length > 0 && steps < 100_000; steps++) {
+    const owner = queue.shift()!;
+    if (visited.has(owner)) continue;
+    visited.add(owner);
+    for (const declaration of owner.declarations ?? []) {
+      const visit = (node: ts.Node): void => {
+        // Private members carry no types in declarations; skip them all the same.
+        if (ts.canHaveModifiers(node) && ts.getModifiers(node)?.some((modifier) => modifier.kind === ts.SyntaxKind.PrivateKeyword)) return;
+        const name = ts.isTypeReferenceNode(node) ? node.typeName : ts.isExpressionWithTypeArguments(node) ? node.expression : undefined;
+        const referenced = name === undefined ? undefined : checker.getSymbolAtLocation(name);
+        if (referenced !== undefined) {
+          const target = resolve(referenced);
+          if (!(target.flags & ts.SymbolFlags.TypeParameter) && ours(target)) {
+            if (!exported.has(target) && !found.has(target.name) && exportedByItsModule(target)) found.set(target.name, owner.name);
+            queue.push(target);
+          }
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(declaration);
+    }
+  }
+  return [...found].map(([name, where]) => `${name} (in ${where})`).sort();
+}
+
 function formatHost(project: string): ts.FormatDiagnosticsHost {
   return { getCanonicalFileName: (name) => name, getCurrentDirectory: () => project, getNewLine: () => '\n' };
 }
