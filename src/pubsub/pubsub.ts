@@ -190,9 +190,12 @@ export class PubSub {
   /**
    * Add the connection to the topic's presence with `data` (a nickname...),
    * under an id unique to the connection (returned); it leaves every topic's
-   * presence when it closes. Joining again replaces the data.
+   * presence when it closes. Joining again replaces the data. Like
+   * `publish`, the promise may be ignored: a failure (Redis unreachable;
+   * the member is added on the broker's next refresh) is not an unhandled
+   * rejection.
    */
-  async join(connection: Connection<unknown>, topic: string, data: PresenceData): Promise<string> {
+  join(connection: Connection<unknown>, topic: string, data: PresenceData): Promise<string> {
     let id = this.memberIds.get(connection);
     if (id === undefined) {
       id = newEpoch();
@@ -208,16 +211,20 @@ export class PubSub {
       });
     }
     topics.add(topic);
-    await this.broker.presence.join(topic, id, data);
-    return id;
+    const member = id;
+    const joined = this.broker.presence.join(topic, member, data).then(() => member);
+    joined.catch(ignore);
+    return joined;
   }
 
-  /** Take the connection out of the topic's presence. */
-  async leave(connection: Connection<unknown>, topic: string): Promise<void> {
+  /** Take the connection out of the topic's presence (the promise may be ignored, as with `join`). */
+  leave(connection: Connection<unknown>, topic: string): Promise<void> {
     const id = this.memberIds.get(connection);
     const topics = this.presenceOf.get(connection);
-    if (id === undefined || topics === undefined || !topics.delete(topic)) return;
-    await this.broker.presence.leave(topic, id);
+    if (id === undefined || topics === undefined || !topics.delete(topic)) return Promise.resolve();
+    const left = this.broker.presence.leave(topic, id);
+    left.catch(ignore);
+    return left;
   }
 
   /** Add a connection to a topic, live from now; it leaves all its topics when it closes. Returns false if already subscribed. */
