@@ -62,7 +62,7 @@ export const PUBLIC_TYPES: Readonly<Record<string, readonly string[]>> = {
   ],
   'sockeye/pubsub': [
     'Broker', 'BrokerErrorCode', 'BrokerMessage', 'BrokerState', 'BrokerStats', 'HistoryOptions',
-    'HistoryPolicy', 'HistoryResult', 'HubStats', 'MemoryBrokerOptions', 'MemoryPresence', 'Presence',
+    'HistoryPolicy', 'HistoryResult', 'HubStats', 'MemoryBrokerOptions', 'MemoryPresence', 'MessageEnvelope', 'Presence',
     'PresenceData', 'PresenceEvent', 'PresenceListener', 'PresenceMember', 'PubSubOptions', 'PubSubStats',
     'PublishOptions', 'RecoveryFailure', 'RecoveryResult', 'RedisBrokerOptions', 'RedisPresence',
     'RedisPresenceOptions', 'ResumeOptions', 'SkippedRange', 'StreamPosition', 'SubscribeOptions',
