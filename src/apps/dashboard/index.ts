@@ -1,8 +1,11 @@
 import { hostname } from 'node:os';
+import { ConnectionState } from '../../node/connection.js';
 import { socketPath, type App } from '../app.js';
 import { EventLoopDelayWindow, sampleBetween, takeReading } from '../metrics.js';
 import { pageDirOf } from '../paths.js';
 import type { DashboardMessage, NodeSample } from './protocol.js';
+import { SampleWindow } from './sample-window.js';
+import { TopicListener } from '../topic-listener.js';
 
 export type { DashboardMessage, NodeSample } from './protocol.js';
 
@@ -31,21 +34,29 @@ function checkNodeName(node: string): string {
   return node;
 }
 
-/** Topics of the dashboard's samples start with this; the rest names the server instance. */
-export const DASHBOARD_TOPIC_PREFIX = 'dashboard/';
+/**
+ * The one topic every node publishes its samples on, as the JSON text pages
+ * receive (`{"type":"sample",...}`): a page subscribed on any node gets
+ * every node's samples, framed once per node for all its pages. It needs no
+ * more history than a new node's catch-up reads (see `catchUp` below).
+ */
+export const DASHBOARD_TOPIC = 'dashboard/samples';
+
+/** How far back a node that starts reads the topic, in messages, largest first: see `catchUp`. */
+const CATCH_UP_ATTEMPTS = [1000, 300, 60] as const;
 
 /**
- * The live dashboard: the server samples itself every interval (traffic per
- * application, CPU, memory, event-loop delay; see ../metrics.ts), keeps the
- * last few minutes, and publishes each sample to the pages that subscribed.
- * A page that connects gets the history first, then every new sample.
+ * The live dashboard: each node samples itself every interval (traffic per
+ * application, CPU, memory, event-loop delay; see ../metrics.ts) and
+ * publishes the sample on `DASHBOARD_TOPIC`. Every node also listens to
+ * that topic and keeps the last few minutes of every node's samples
+ * (sample-window.ts): a page that connects, to any node, gets that history
+ * first, then every new sample of every node. The page shows their total
+ * and one line per node (src/web/dashboard-series.ts); a node that stops
+ * publishing is left out of the total within a few intervals and forgotten
+ * by the servers after `historySize` intervals.
  *
- * Samples are figures of this process, named by its `node`. The topic is
- * still this server instance's own: behind a broker shared by several
- * processes, a page sees the figures of the process it is connected to.
- * The page already sums samples of several nodes and draws a line per node
- * (src/web/dashboard-series.ts); publishing every node's samples to every
- * page is for the cluster change.
+ * `/metrics` is not this: it stays the figures of the one process asked.
  */
 export function createDashboardApp(options: DashboardOptions = {}): App {
   const intervalMs = options.intervalMs ?? 1000;
@@ -58,22 +69,65 @@ export function createDashboardApp(options: DashboardOptions = {}): App {
     summary: 'The server measures itself every second: connections, messages and bytes per application, CPU, memory, event-loop delay.',
     pageDir: pageDirOf('dashboard'),
     mount(server, { pubsub, log }) {
-      const topic = `${DASHBOARD_TOPIC_PREFIX}${globalThis.crypto.randomUUID()}`;
       const loop = new EventLoopDelayWindow();
-      const history: NodeSample[] = [];
-      /** The history message, encoded once per interval however many pages connect. */
+      const window = new SampleWindow(historySize, historySize * intervalMs);
+      /** The history message, encoded once per change however many pages connect. */
       let historyText: string | null = null;
       let previous = takeReading(server);
+      let stopped = false;
+
+      const receive = (data: Uint8Array): void => {
+        const sample = parseSample(data);
+        if (sample === null) {
+          log.info('dashboard: a message on the samples topic that is not a sample; ignored');
+          return;
+        }
+        if (window.add(sample)) historyText = null;
+      };
+      const listener = new TopicListener(pubsub, receive, (error) => {
+        log.info(`dashboard: a sample could not be taken: ${error instanceof Error ? error.message : String(error)}`);
+      });
+
+      /**
+       * A node that starts reads the last samples of the others from the
+       * topic's history, so its first pages do not start empty. It does not
+       * know how much history the broker keeps (a deployment setting), so it
+       * asks for less each time the history is too short; the last attempt
+       * that fails still leaves it listening live. Retrying loses nothing:
+       * each attempt replays from further back than the live messages missed
+       * between two attempts.
+       */
+      const catchUp = async (): Promise<void> => {
+        const now = await pubsub.live(DASHBOARD_TOPIC);
+        for (const back of CATCH_UP_ATTEMPTS) {
+          if (stopped) return;
+          const since = { epoch: now.epoch, offset: Math.max(0, now.offset - back) };
+          const result = await listener.listenSince(DASHBOARD_TOPIC, since);
+          if (result === null || result.recovered || back === CATCH_UP_ATTEMPTS.at(-1)) return;
+          listener.unlisten(DASHBOARD_TOPIC);
+        }
+      };
+      /** Settles once the catch-up is over (whatever its outcome): pages that come earlier wait for it. */
+      let caughtUp = false;
+      const catchingUp = catchUp()
+        .catch((error: unknown) => {
+          log.info(`dashboard: reading other nodes' recent samples failed: ${error instanceof Error ? error.message : String(error)}`);
+          if (!stopped) listener.listen(DASHBOARD_TOPIC);
+        })
+        .finally(() => {
+          caughtUp = true;
+        });
 
       const tick = (): void => {
         try {
           const reading = takeReading(server);
           const sample: NodeSample = { ...sampleBetween(previous, reading, loop.take()), node };
           previous = reading;
-          history.push(sample);
-          if (history.length > historySize) history.shift();
-          historyText = null;
-          if (pubsub.subscriberCount(topic) > 0) pubsub.publish(topic, encode({ type: 'sample', sample }));
+          if (window.prune(sample.time)) historyText = null;
+          // Back through the topic (synchronously with the in-memory broker) into `window`, like every node's.
+          pubsub.publish(DASHBOARD_TOPIC, encode({ type: 'sample', sample })).catch((error: unknown) => {
+            log.info(`dashboard: publishing a sample failed: ${error instanceof Error ? error.message : String(error)}`);
+          });
         } catch (error) {
           log.info(`dashboard: sampling failed: ${error instanceof Error ? error.message : String(error)}`);
         }
@@ -84,11 +138,16 @@ export function createDashboardApp(options: DashboardOptions = {}): App {
 
       server.route(socketPath(app), {
         open(connection) {
-          historyText ??= encode({ type: 'history', intervalMs, samples: history });
-          // History and subscription in the same turn as every tick: no sample
-          // is both in the history and published to this page, none is missed.
-          connection.send(historyText);
-          pubsub.subscribe(connection, topic);
+          const start = (): void => {
+            if (connection.state !== ConnectionState.Open) return;
+            historyText ??= encode({ type: 'history', intervalMs, samples: window.all() });
+            // History and subscription in the same turn as every delivery to the
+            // listener: no sample is both in the history and sent after it, none is missed.
+            connection.send(historyText);
+            pubsub.subscribe(connection, DASHBOARD_TOPIC);
+          };
+          if (caughtUp) start();
+          else void catchingUp.then(start);
         },
         message(connection) {
           connection.send(encode({ type: 'error', message: 'The dashboard only sends; it does not take messages.' }));
@@ -96,12 +155,30 @@ export function createDashboardApp(options: DashboardOptions = {}): App {
       });
 
       return () => {
+        stopped = true;
         clearInterval(timer);
         loop.close();
+        listener.close();
       };
     },
   };
   return app;
+}
+
+/** A sample message from the topic, or null if it is not one (the topic is the deployment's own: checked loosely). */
+function parseSample(data: Uint8Array): NodeSample | null {
+  let message: unknown;
+  try {
+    message = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof message !== 'object' || message === null || (message as { type?: unknown }).type !== 'sample') return null;
+  const sample = (message as { sample?: unknown }).sample;
+  if (typeof sample !== 'object' || sample === null) return null;
+  const { node, time } = sample as { node?: unknown; time?: unknown };
+  if (typeof node !== 'string' || typeof time !== 'number' || !Number.isFinite(time)) return null;
+  return sample as NodeSample;
 }
 
 function encode(message: DashboardMessage): string {
