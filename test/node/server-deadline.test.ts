@@ -156,6 +156,30 @@ describe('wss://: the deadline starts at TCP accept', () => {
     expect(received).toMatch(/^HTTP\/1\.1 408 /);
   });
 
+  it('maxHandshakes counts TCP connections still before TLS: one more is closed at once', async () => {
+    const server = makeServer({}, { tls: { key, cert }, handshakeTimeout: 10_000, maxHandshakes: 1 });
+    const { port } = await server.listen(0);
+    const open = (): Socket => {
+      const socket = track(connectTcp({ port, host: '127.0.0.1' }));
+      socket.on('error', () => {});
+      return socket;
+    };
+    const pair = [open(), open()];
+    // Whichever the server accepted second is closed long before the 10 s deadline; the other stays.
+    const first = await Promise.race(
+      pair.map((socket, index) =>
+        closesWithin(socket, BOUND).then(
+          () => index,
+          // The one left open: not a failure, and never the first to settle before the other closed.
+          () => new Promise<number>(() => {}),
+        ),
+      ),
+    );
+    const survivor = pair[1 - first]!;
+    expect(survivor.destroyed).toBe(false);
+    expect(server.counters().refused[503]).toBe(1);
+  });
+
   it('still opens connections that complete in time', async () => {
     const server = makeServer({ message: (connection, data) => void connection.send(data) }, { tls: { key, cert } });
     const { port } = await server.listen(0);
