@@ -145,7 +145,8 @@ describe('wss://: the deadline starts at TCP accept', () => {
   });
 
   it('answers 408 to a client that completes TLS and sends no request', async () => {
-    const server = makeServer({}, { tls: { key, cert } });
+    // Long enough for a TLS handshake on a busy machine, short enough to wait for.
+    const server = makeServer({}, { tls: { key, cert }, handshakeTimeout: 1000 });
     const { port } = await server.listen(0);
     const socket = track(connectTls({ port, host: '127.0.0.1', ca: cert }));
     socket.on('error', () => {});
@@ -181,7 +182,7 @@ describe('wss://: the deadline starts at TCP accept', () => {
   });
 
   it('still opens connections that complete in time', async () => {
-    const server = makeServer({ message: (connection, data) => void connection.send(data) }, { tls: { key, cert } });
+    const server = makeServer({ message: (connection, data) => void connection.send(data) }, { tls: { key, cert }, handshakeTimeout: 10_000 });
     const { port } = await server.listen(0);
     const connection = await connect(`wss://127.0.0.1:${port}/`, { tls: { ca: cert } });
     const echoed = new Promise((resolve) => connection.once('message', resolve));
