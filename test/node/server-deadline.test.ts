@@ -17,7 +17,8 @@ import { RawClient, upgradeRequest } from './raw-client.js';
  * Every test waits for the socket's close, each on its own port.
  */
 
-const TIMEOUT = 200;
+/** Short enough to wait for, long enough for a request on loopback to arrive on a busy machine. */
+const TIMEOUT = 500;
 /** Far above the deadline plus the sweep's quarter-timeout lateness, far below node:tls's 120 s. */
 const BOUND = 3000;
 
