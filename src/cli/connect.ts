@@ -12,7 +12,7 @@ import { backoffDelay } from '../node/reconnecting.js';
 import { commandVector } from './command-line.js';
 import { listEndpoints } from './endpoint-hint.js';
 import { DEFAULT_MAX_REDIRECTS, headersAfterRedirect, probeRedirect, redirectTarget, REDIRECT_STATUSES } from './redirects.js';
-import { ProcessBridge } from './exec-bridge.js';
+import { MAX_LINE_BYTES, ProcessBridge } from './exec-bridge.js';
 import { ExitStatus } from './exit-status.js';
 import {
   describeBinary,
@@ -58,6 +58,7 @@ Options:
                               and write received binary messages' bytes to standard
                               output (text messages stay text lines); implies --raw
       --lines                 with --binary: one binary message per input line instead
+                              (a line over 1 MiB is sent in 1 MiB pieces)
   -1, --once                  close after the first message received and exit 0; exit 1
                               if none came within --wait seconds of the end of input
       --json                  pretty-print messages that are JSON; with --raw, one
@@ -317,6 +318,8 @@ async function* binaryInput(input: NodeJS.ReadableStream, byLine: boolean): Asyn
       yield pending.subarray(start, end);
       start = end + 1;
     }
+    // A run without line feeds does not grow without bound: it goes in pieces.
+    for (; pending.length - start > MAX_LINE_BYTES; start += MAX_LINE_BYTES) yield pending.subarray(start, start + MAX_LINE_BYTES);
     pending = pending.subarray(start);
   }
   if (byLine && pending.length > 0) yield pending;

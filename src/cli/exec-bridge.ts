@@ -118,6 +118,13 @@ export class ProcessBridge {
 
 const NEWLINE = Buffer.from('\n');
 
+/**
+ * The longest line kept whole: a program that prints without line feeds
+ * must not grow memory without bound, so a longer run is passed on in
+ * pieces of this size (1 MiB, the servers' default message limit).
+ */
+export const MAX_LINE_BYTES = 1024 * 1024;
+
 /** Call `onLine` for each line of the stream (without its line feed, or CR LF), the unterminated last one included. */
 function splitLines(stream: NodeJS.ReadableStream, onLine: (line: Buffer) => void): void {
   let pending: Buffer = Buffer.alloc(0);
@@ -126,9 +133,11 @@ function splitLines(stream: NodeJS.ReadableStream, onLine: (line: Buffer) => voi
     let start = 0;
     for (let end = pending.indexOf(0x0a); end >= 0; end = pending.indexOf(0x0a, start)) {
       const stop = end > start && pending[end - 1] === 0x0d ? end - 1 : end;
+      for (; stop - start > MAX_LINE_BYTES; start += MAX_LINE_BYTES) onLine(pending.subarray(start, start + MAX_LINE_BYTES));
       onLine(pending.subarray(start, stop));
       start = end + 1;
     }
+    for (; pending.length - start > MAX_LINE_BYTES; start += MAX_LINE_BYTES) onLine(pending.subarray(start, start + MAX_LINE_BYTES));
     pending = pending.subarray(start);
   });
   stream.once('end', () => {

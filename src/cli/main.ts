@@ -12,9 +12,14 @@ Commands:
   listen PORT   run a small server that prints what clients send and sends them what you type
   serve         run the web server with every application: pages at /, WebSockets at /<app>/ws
   serve echo    run a bare WebSocket echo server (any path)
+  serve exec 'CMD ARGS'
+                run CMD once per connection, its input and output bridged to the socket
   version       print the version (also --version, -V)
 
 Run "sockeye <command> --help" for a command's options and examples.
+
+Exit status of connect: 0 clean close, 1 failure or timeout, 2 invalid
+arguments, 3 upgrade refused with an HTTP status, 130 interrupted.
 
 Examples (the first two talk to "npm start", that is sockeye serve on port 8080):
   sockeye connect ws://127.0.0.1:8080/echo/ws

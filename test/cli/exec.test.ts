@@ -1,5 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { commandVector, splitCommand } from '../../src/cli/command-line.js';
+import { MAX_LINE_BYTES } from '../../src/cli/exec-bridge.js';
 import { connect } from '../../src/node/client.js';
 import type { CloseInfo, Connection } from '../../src/node/connection.js';
 import { HandshakeError } from '../../src/node/errors.js';
@@ -216,5 +217,17 @@ describe('sockeye serve exec', () => {
       (failure: unknown) => failure,
     );
     expect((error as HandshakeError).status).toBe(403);
+  });
+});
+
+describe('long output lines', () => {
+  it('passes a line longer than 1 MiB on in 1 MiB pieces rather than holding it whole', async () => {
+    const server = await startServer({});
+    // 2.5 MiB of "a" and no line feed, from head: three messages, 1 MiB, 1 MiB, the rest.
+    const size = MAX_LINE_BYTES * 2 + MAX_LINE_BYTES / 2;
+    const run = runCli(['connect', server.url, '--max-message', '4MiB', '--shell', '--exec', `head -c ${size} /dev/zero | tr '\\0' a`], { stdin: 'ignore' });
+    expect(await run.exitCode(15_000)).toBe(0);
+    expect(server.messages.map((m) => m.length)).toEqual([MAX_LINE_BYTES, MAX_LINE_BYTES, MAX_LINE_BYTES / 2]);
+    expect(server.messages.every((m) => typeof m === 'string' && /^a+$/.test(m))).toBe(true);
   });
 });
