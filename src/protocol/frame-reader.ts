@@ -24,8 +24,9 @@ export interface FrameSink {
    * Optional: the next unmasked bytes of a payload that is still arriving
    * (only for payloads spread over several reads; `framePayload` follows
    * with the whole payload, these bytes included). Lets the sink fail fast
-   * on what it can judge from a prefix (RFC 6455 §8.1, invalid UTF-8). A
-   * returned error fails the connection.
+   * on what it can judge from a prefix (RFC 6455 §8.1, invalid UTF-8) or
+   * start work on it; it may pause the reader meanwhile. A returned error
+   * fails the connection.
    */
   framePayloadPart?(part: Uint8Array): ProtocolError | null;
   /** A framing violation; the reader has stopped. */
@@ -253,6 +254,13 @@ export class FrameReader {
       if (error !== null) {
         this.stop();
         this.sink.frameError(error);
+        return;
+      }
+      if ((this.state as ReadState) === ReadState.Stopped) return;
+      if (this.paused) {
+        // The sink waits for asynchronous work on this part: the next parts after resume().
+        this.doneChunk = index;
+        this.doneOffset = chunk.length;
         return;
       }
     }

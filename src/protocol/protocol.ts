@@ -150,6 +150,10 @@ export class Protocol implements FrameSink {
   private messageWireBytes = 0;
   /** Leading bytes of the current frame's payload already run through the UTF-8 check while it arrived. */
   private frameChecked = 0;
+  /** Leading bytes of the current (compressed) frame's payload already handed to the decompressor while it arrived. */
+  private frameInflated = 0;
+  /** With `frameEvents`: what those bytes inflated to, for the frame's event. */
+  private frameOutput: Uint8Array[] | null = null;
   private readonly allocate: (size: number) => Uint8Array;
   /** Fragments of the message in progress; created for the first fragmented message. */
   private message: MessageBuffer | null = null;
@@ -192,10 +196,11 @@ export class Protocol implements FrameSink {
   /**
    * Received bytes parked behind a decompression in progress. (Bytes of a
    * frame still arriving are not counted: only more input completes them,
-   * so an I/O layer must not stop reading for those.)
+   * so an I/O layer must not stop reading for those. Nor are the bytes of
+   * a compressed frame still arriving that were already inflated.)
    */
   get bufferedInput(): number {
-    return this.inflating ? this.input.bufferedBytes : 0;
+    return this.inflating ? Math.max(0, this.input.bufferedBytes - this.frameInflated) : 0;
   }
 
   /**
@@ -381,6 +386,8 @@ export class Protocol implements FrameSink {
     this.frameFin = fin;
     this.frameRsv1 = rsv1;
     this.frameChecked = 0;
+    this.frameInflated = 0;
+    this.frameOutput = null;
     if (isControl(opcode)) {
       // RFC 7692 §6.1: control frames are never compressed.
       return rsv1 ? new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a control frame') : null;
@@ -417,7 +424,9 @@ export class Protocol implements FrameSink {
       return;
     }
     if (this.messageCompressed) {
-      this.inflate(payload, this.frameFin);
+      const done = this.frameInflated;
+      this.frameInflated = 0; // the reader no longer holds those bytes
+      this.inflate(done === 0 ? payload : payload.subarray(done), this.frameFin, true);
       return;
     }
     if (this.frameEvents) {
@@ -429,11 +438,19 @@ export class Protocol implements FrameSink {
 
   /**
    * §8.1: invalid UTF-8 fails the connection when its bytes arrive, not when
-   * the rest of a long frame has. Compressed payloads are judged once
-   * inflated (RFC 7692 §6: the text is the decompressed message).
+   * the rest of a long frame has. A compressed payload is inflated as it
+   * arrives (DEFLATE is a stream: frame and read boundaries mean nothing to
+   * it) and its text judged when inflated (RFC 7692 §6: the text is the
+   * decompressed message); reading waits meanwhile, so input arriving during
+   * one decompression goes to the next in one piece.
    */
   framePayloadPart(part: Uint8Array): ProtocolError | null {
-    if (this.messageOpcode !== Opcode.Text || this.messageCompressed || isControl(this.frameOpcode)) return null;
+    if (isControl(this.frameOpcode)) return null;
+    if (this.messageCompressed) {
+      this.inflate(part, false, false);
+      return null;
+    }
+    if (this.messageOpcode !== Opcode.Text) return null;
     this.frameChecked += part.length;
     return this.utf8!.update(part) ? null : new ProtocolError('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8');
   }
@@ -463,9 +480,14 @@ export class Protocol implements FrameSink {
     this.host.event({ type: 'message', data: whole, binary: !text });
   }
 
-  private inflate(payload: Uint8Array, fin: boolean): void {
+  /**
+   * Decompress `payload`: the rest of a frame (`frameEnd`; `fin` when it
+   * ends the message) or a part of one still arriving.
+   */
+  private inflate(payload: Uint8Array, fin: boolean, frameEnd: boolean): void {
     this.reader.pause();
     this.inflating = true;
+    if (!frameEnd) this.frameInflated += payload.length;
     const limit = this.maxMessageSize - (this.message?.length ?? 0);
     this.deflate!.codec.decompress(payload, fin, limit, (error, output, tooBig) => {
       this.inflating = false;
@@ -479,13 +501,19 @@ export class Protocol implements FrameSink {
         return;
       }
       if (this.frameEvents) {
-        const opcode = this.frameOpcode;
-        this.host.event({ type: 'frame', opcode, fin, rsv1: this.frameRsv1, payload: joinChunks(output, this.allocate) });
-        if (this.input !== this.reader) return; // the application closed from inside the event
+        if (!frameEnd) {
+          (this.frameOutput ??= []).push(...output);
+        } else {
+          const all = this.frameOutput === null ? output : [...this.frameOutput, ...output];
+          this.frameOutput = null;
+          const opcode = this.frameOpcode;
+          this.host.event({ type: 'frame', opcode, fin, rsv1: this.frameRsv1, payload: joinChunks(all, this.allocate) });
+          if (this.input !== this.reader) return; // the application closed from inside the event
+        }
       }
       const last = output.length - 1;
       if (last < 0) {
-        this.messagePart(EMPTY, fin);
+        if (frameEnd) this.messagePart(EMPTY, fin);
       } else {
         for (let i = 0; i <= last && this.input === this.reader; i++) this.messagePart(output[i]!, fin && i === last);
       }

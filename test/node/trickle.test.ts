@@ -1,8 +1,11 @@
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection, type CloseInfo } from '../../src/node/connection.js';
+import { createZlibCodec } from '../../src/node/zlib-codec.js';
 import { Role } from '../../src/protocol/role.js';
 import { closePayload, frame, OP, until } from './raw-client.js';
 
@@ -124,6 +127,36 @@ describe('a large frame trickled a byte per TCP segment', () => {
     expect(close[0]).toBe(0x88);
     expect(close.subarray(2, 4).equals(closePayload(1007).subarray(0, 2))).toBe(true);
     peer.end(); // no close frame back: the server gives up on the handshake and reports why it failed
+    expect((await closed).error).toMatchObject({ code: 'WS_ERR_INVALID_UTF8' });
+  });
+
+  it('fails a trickled compressed text frame with 1007 once the invalid bytes inflate, long before its end', async () => {
+    const [[local, peer]] = await socketPairs(1);
+    // 100 KB of base64 text (it compresses only to about 75%), an overlong "/" at byte 20.
+    const text = Buffer.from(randomBytes(75_000).toString('base64'));
+    Buffer.from([0xc0, 0xaf]).copy(text, 20);
+    const deflated = deflateRawSync(text, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    const wire = deflated.subarray(0, deflated.length - 4); // RFC 7692 §7.2.1
+    expect(wire.length).toBeGreaterThan(50_000);
+    const bytes = frame({ opcode: OP.text, rsv1: true, payload: wire, mask: Buffer.from([9, 8, 7, 6]) });
+    const params = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 };
+    const connection = new Connection(local, { role: Role.Server, deflate: { codec: createZlibCodec(params, 'server'), threshold: 0 } }, undefined);
+    const closed = new Promise<CloseInfo>((resolve) => connection.once('close', (info) => resolve(info)));
+    const fromServer: Buffer[] = [];
+    peer.on('data', (chunk: Buffer) => fromServer.push(chunk));
+    peer.write(bytes.subarray(0, 14));
+    let sent = 14;
+    // Four bytes per turn: the decompressions run on the thread pool meanwhile.
+    for (; sent < 20_000 && fromServer.length === 0; sent += 4) {
+      peer.write(bytes.subarray(sent, sent + 4));
+      await nextTurn();
+    }
+    await until(() => fromServer.length > 0, 5000, 'the close frame');
+    expect(sent).toBeLessThan(5000);
+    const close = Buffer.concat(fromServer);
+    expect(close[0]).toBe(0x88);
+    expect(close.readUInt16BE(2)).toBe(1007);
+    peer.end();
     expect((await closed).error).toMatchObject({ code: 'WS_ERR_INVALID_UTF8' });
   });
 });

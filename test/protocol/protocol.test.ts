@@ -1129,6 +1129,49 @@ describe('permessage-deflate: receiving', () => {
     });
   }
 
+  for (const role of ROLES) {
+    it(`${role}: inflates a compressed text frame as it arrives and fails invalid UTF-8 in it (1007) before the frame ends`, () => {
+      // FakeCodec "inflates" to the same bytes: the payload is the text itself.
+      const codec = new FakeCodec(false);
+      const payload = utf8('x'.repeat(1000));
+      payload.set(hex('61 62 63 64 65 ed a0 80 66 67'), 0); // ED A0 80: a UTF-16 surrogate (RFC 3629 §3)
+      const bytes = peerFrame(role, { opcode: 1, rsv1: true, payload });
+      const headerLength = role === Role.Server ? 8 : 4;
+      const { protocol, host } = deflating(role, codec);
+      feed(protocol, bytes.subarray(0, headerLength + 6));
+      expect(host.events).toEqual([]);
+      feed(protocol, bytes.subarray(headerLength + 6, headerLength + 10));
+      expectFailedWith(host, role, 'WS_ERR_INVALID_UTF8', 1007);
+      expect(codec.decompressCalls.map((c) => [toHex(c.data), c.fin])).toEqual([
+        ['61 62 63 64 65 ed', false],
+        ['a0 80 66 67', false],
+      ]);
+    });
+  }
+
+  it('sends the parts of a compressed frame to the decompressor one call at a time, in order, and the rest with fin at the end', () => {
+    const codec = new FakeCodec(true);
+    const { protocol, host } = makeProtocol(Role.Server, { deflate: { codec, threshold: 0 }, frameEvents: true });
+    const text = 'abcdefghij'.repeat(30);
+    const bytes = peerFrame(Role.Server, { opcode: 1, rsv1: true, payload: text });
+    const pieces = splitAt(bytes, [20, 100, 101, 102, 250]);
+    feed(protocol, pieces[0]!); // header and 12 bytes: a part goes to the codec, reading waits
+    expect(codec.pending).toBe(1);
+    feed(protocol, pieces[1]!, pieces[2]!); // arrive while the codec works
+    expect(codec.pending).toBe(1);
+    expect(protocol.bufferedInput).toBe(81);
+    codec.step(); // the first part's output; the 81 bytes that waited go next, as one call
+    expect(codec.pending).toBe(1);
+    feed(protocol, pieces[3]!, pieces[4]!, pieces[5]!);
+    codec.drain();
+    expect(codec.maxDecompressInFlight).toBe(1);
+    const calls = codec.decompressCalls;
+    expect(calls.map((c) => c.fin)).toEqual([...calls.slice(1).map(() => false), true]);
+    expect(decodeUtf8(concat(...calls.map((c) => c.data)))).toBe(text);
+    expect(messages(host).map((m) => m.text)).toEqual([text]);
+    expect(host.ofType('frame').map((f) => [f.fin, f.rsv1, decodeUtf8(f.payload)])).toEqual([[true, true, text]]);
+  });
+
   it('frameEvents reports each frame of a compressed message with its RSV1 bit and its decompressed bytes', () => {
     const codec = new FakeCodec(false);
     // A stand-in "decompression" whose output differs from its input, in two chunks.
