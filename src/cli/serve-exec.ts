@@ -10,8 +10,8 @@ import { ProcessBridge } from './exec-bridge.js';
  * `sockeye serve exec 'CMD ARGS'`: one process per WebSocket connection,
  * on any path, wired by `ProcessBridge`. At most `maxProcesses` run at
  * once; a connection past that is refused with 503 (or, when several
- * pass that check together, closed with 1008 and a reason saying so: the
- * core does not send 1013, which RFC 6455 §7.4.1 leaves unassigned). A process is stopped when its connection closes, and
+ * pass that check together, closed with 1013 "try again later", from the
+ * IANA close code registry). A process is stopped when its connection closes, and
  * its connection closed when it exits: 1000 for status 0, 1011 otherwise.
  * Pages of other origins are refused (a program is at least as sensitive
  * as any app), unless allowed.
@@ -43,7 +43,7 @@ export async function startExecServer(settings: ExecServerSettings, log: (line: 
     authenticate: () => (running.size >= settings.maxProcesses ? reject(503, `all ${settings.maxProcesses} processes are busy; try again later`) : undefined),
     open(connection) {
       if (running.size >= settings.maxProcesses) {
-        connection.close(CloseCode.PolicyViolation, 'all processes are busy; try again later');
+        connection.close(CloseCode.TryAgainLater, 'all processes are busy');
         return;
       }
       const tag = `[#${++sequence} ${connection.remoteAddress ?? '-'}:${connection.remotePort ?? '-'}]`;

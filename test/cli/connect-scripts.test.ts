@@ -298,3 +298,15 @@ describe('--auth', () => {
     expect(run.stderr()).toBe('sockeye: invalid --auth: use USER:PASSWORD\n');
   });
 });
+
+describe('exit status 130', () => {
+  it('closes normally on the first SIGINT and gives up at once on the second, when the server never answers the close', async () => {
+    const url = await startMuteServer();
+    const run = runCli(['connect', url]);
+    await run.waitFor(/\* connected to /);
+    run.child.kill('SIGINT');
+    await run.waitFor(/\* closing \(press Ctrl-C again to quit at once\)\n/);
+    run.child.kill('SIGINT');
+    expect(await run.exitCode()).toBe(130);
+  });
+});
