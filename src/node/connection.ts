@@ -603,14 +603,15 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     const socket = this.socket;
     this.flushedBytes += total;
     // Writes complete in order: the last chunk's callback means the whole batch left.
-    // While reading waits for output to drain, it also tells when to read again:
-    // the socket emits 'drain' only past its own high-water mark, which may be above ours.
+    // While reading waits for output to drain, or the application for `drain`, it
+    // also tells when: the socket emits 'drain' only past its own high-water mark,
+    // which may be above ours.
     const written =
-      this.writtenEvents || this.pausedForOutput
+      this.writtenEvents || this.pausedForOutput || this.needDrain
         ? (error?: Error | null): void => {
             if (error != null) return;
             if (this.writtenEvents) this.emit('written', total);
-            this.outputDrained();
+            this.onSocketDrain();
           }
         : undefined;
     const pieces = chunks.length === 1 ? chunks : coalesce(chunks);

@@ -186,6 +186,23 @@ describe('output bounds on a transport whose writes the test completes', () => {
   });
 });
 
+describe('drain', () => {
+  it('comes when output falls under a high-water mark below the socket\'s own (16 KiB)', async () => {
+    const socket = new ManualSocket();
+    const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
+    let drains = 0;
+    connection.on('drain', () => drains++);
+    expect(connection.send(Buffer.alloc(5000))).toBe('queued');
+    await until(() => socket.heldWrites === 1, 2000, 'the batch to reach the socket');
+    // 5,004 bytes wait: under the socket's own mark, so it will not emit 'drain' itself.
+    expect(socket.writableNeedDrain).toBe(false);
+    expect(drains).toBe(0);
+    socket.accept();
+    await until(() => drains === 1, 2000, 'drain');
+    expect(connection.bufferedAmount).toBe(0);
+  });
+});
+
 describe('backpressure with permessage-deflate', () => {
   it('counts messages waiting for the compressor: queued, then dropped at the limit, bufferedAmount never 0, memory bounded', async () => {
     const wss = new WebSocketServer({
