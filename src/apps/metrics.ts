@@ -1,6 +1,7 @@
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import type { RouteTraffic, TrafficCounts, WebSocketServer } from '../node/server.js';
-import type { PubSubStats } from '../pubsub/pubsub.js';
+import type { BrokerState } from '../pubsub/broker.js';
+import type { HubStats } from '../pubsub/pubsub.js';
 
 /**
  * The server measuring itself: what it reads at one instant (cumulative
@@ -333,11 +334,11 @@ function formatValue(value: number): string {
   return String(value);
 }
 
-/** What `/metrics` reports: a reading, the event-loop delay since the previous scrape, the pub/sub counters. */
+/** What `/metrics` reports: a reading, the event-loop delay since the previous scrape, the pub/sub and broker counters. */
 export interface MetricsInput {
   reading: Reading;
   loop: LoopDelay;
-  pubsub: PubSubStats;
+  pubsub: HubStats;
   /** Process start, seconds since the epoch. */
   startTimeSeconds: number;
 }
@@ -351,6 +352,7 @@ export function metricFamilies({ reading, loop, pubsub, startTimeSeconds }: Metr
   const perApp = (pick: (entry: AppTraffic) => number): MetricFamily['samples'] =>
     reading.apps.map((entry) => ({ labels: { app: entry.app }, value: pick(entry) }));
   const one = (value: number): MetricFamily['samples'] => [{ value }];
+  const broker = pubsub.broker;
   return [
     { name: 'sockeye_connections', type: 'gauge', help: 'Open WebSocket connections.', samples: perApp((e) => e.connections) },
     { name: 'sockeye_connections_opened_total', type: 'counter', help: 'WebSocket connections accepted.', samples: perApp((e) => e.opened) },
@@ -362,6 +364,21 @@ export function metricFamilies({ reading, loop, pubsub, startTimeSeconds }: Metr
     { name: 'sockeye_pubsub_delivered_total', type: 'counter', help: 'Published messages delivered to a local subscriber, one per subscriber.', samples: one(pubsub.delivered) },
     { name: 'sockeye_pubsub_dropped_total', type: 'counter', help: 'Deliveries skipped because the subscriber was too slow.', samples: one(pubsub.dropped) },
     { name: 'sockeye_pubsub_closed_slow_total', type: 'counter', help: 'Subscribers closed because they were too slow.', samples: one(pubsub.closedSlow) },
+    { name: 'sockeye_pubsub_recovered_total', type: 'counter', help: 'Messages replayed from history to subscribers that resumed from a position.', samples: one(pubsub.recovered) },
+    { name: 'sockeye_pubsub_recovery_failed_total', type: 'counter', help: 'Resumptions that could not replay (epoch changed, history too short, broker unavailable).', samples: one(pubsub.recoveryFailed) },
+    { name: 'sockeye_broker_published_total', type: 'counter', help: 'Publishes the broker acknowledged as stored.', samples: one(broker.published) },
+    { name: 'sockeye_broker_received_total', type: 'counter', help: 'Messages the broker delivered to this process, once each.', samples: one(broker.received) },
+    { name: 'sockeye_broker_duplicates_total', type: 'counter', help: 'Duplicate messages the broker dropped by offset.', samples: one(broker.duplicates) },
+    { name: 'sockeye_broker_gaps_caught_up_total', type: 'counter', help: "Holes in a topic's live stream filled from history.", samples: one(broker.gapsCaughtUp) },
+    { name: 'sockeye_broker_gaps_lost_total', type: 'counter', help: "Holes in a topic's live stream that history could not fill.", samples: one(broker.gapsLost) },
+    { name: 'sockeye_broker_publish_failed_total', type: 'counter', help: 'Publishes that failed (queue full, broker unreachable past the wait).', samples: one(broker.publishFailed) },
+    { name: 'sockeye_broker_queue_depth', type: 'gauge', help: 'Publishes waiting for the broker to store them.', samples: one(broker.queueDepth) },
+    {
+      name: 'sockeye_broker_state',
+      type: 'gauge',
+      help: "The broker connection's state: 1 for the current one, 0 for the others.",
+      samples: BROKER_STATES.map((state) => ({ labels: { state }, value: state === broker.state ? 1 : 0 })),
+    },
     { name: 'sockeye_event_loop_delay_mean_seconds', type: 'gauge', help: 'Mean event-loop delay since the previous scrape.', samples: one(loop.mean / 1000) },
     { name: 'sockeye_event_loop_delay_p99_seconds', type: 'gauge', help: '99th percentile of the event-loop delay since the previous scrape.', samples: one(loop.p99 / 1000) },
     { name: 'sockeye_event_loop_delay_max_seconds', type: 'gauge', help: 'Longest event-loop delay since the previous scrape.', samples: one(loop.max / 1000) },
@@ -375,6 +392,8 @@ export function metricFamilies({ reading, loop, pubsub, startTimeSeconds }: Metr
     { name: 'nodejs_external_memory_bytes', type: 'gauge', help: 'Memory of C++ objects bound to JavaScript objects, bytes.', samples: one(reading.memory.external) },
   ];
 }
+
+const BROKER_STATES: readonly BrokerState[] = ['connecting', 'ready', 'reconnecting', 'closed'];
 
 /** Process start, seconds since the epoch (from the time origin of `performance`). */
 export function processStartTimeSeconds(): number {

@@ -297,7 +297,15 @@ describe('metricFamilies', () => {
       system: 500_000,
     }),
     loop: { mean: 1, p99: 20, max: 250 },
-    pubsub: { published: 1, delivered: 2, dropped: 3, closedSlow: 4 },
+    pubsub: {
+      published: 1,
+      delivered: 2,
+      dropped: 3,
+      closedSlow: 4,
+      recovered: 5,
+      recoveryFailed: 6,
+      broker: { published: 7, received: 8, duplicates: 9, gapsCaughtUp: 10, gapsLost: 11, queueDepth: 12, publishFailed: 13, state: 'reconnecting' as const },
+    },
     startTimeSeconds: 1_700_000_000.5,
   };
 
@@ -323,6 +331,21 @@ describe('metricFamilies', () => {
     expect(value('sockeye_messages_sent_total', { app: 'chat' })).toBe(6);
     expect(value('sockeye_sent_bytes_total', { app: 'chat' })).toBe(7);
     expect(value('sockeye_pubsub_closed_slow_total')).toBe(4);
+    expect(value('sockeye_pubsub_recovered_total')).toBe(5);
+    expect(value('sockeye_pubsub_recovery_failed_total')).toBe(6);
+    expect(value('sockeye_broker_published_total')).toBe(7);
+    expect(value('sockeye_broker_received_total')).toBe(8);
+    expect(value('sockeye_broker_duplicates_total')).toBe(9);
+    expect(value('sockeye_broker_gaps_caught_up_total')).toBe(10);
+    expect(value('sockeye_broker_gaps_lost_total')).toBe(11);
+    expect(value('sockeye_broker_queue_depth')).toBe(12);
+    expect(value('sockeye_broker_publish_failed_total')).toBe(13);
+    expect(parsed.get('sockeye_broker_state')?.samples).toEqual([
+      { labels: { state: 'connecting' }, value: 0 },
+      { labels: { state: 'ready' }, value: 0 },
+      { labels: { state: 'reconnecting' }, value: 1 },
+      { labels: { state: 'closed' }, value: 0 },
+    ]);
     expect(value('process_cpu_seconds_total')).toBe(2);
     expect(value('process_cpu_user_seconds_total')).toBe(1.5);
     expect(value('sockeye_event_loop_delay_p99_seconds')).toBe(0.02);
