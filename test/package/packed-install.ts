@@ -64,8 +64,9 @@ export function run(file: string, args: readonly string[], cwd: string, timeoutM
   });
 }
 
-function npm(args: readonly string[], cwd: string, timeoutMs?: number): Promise<RunResult> {
-  return run('npm', args, cwd, timeoutMs);
+/** npm, told to stay off the network (nothing here needs it) and to keep its notices to itself. */
+function npm(args: readonly string[], cwd: string, cache: string, timeoutMs?: number): Promise<RunResult> {
+  return run('npm', [...args, '--offline', '--cache', cache, '--no-update-notifier', '--loglevel=error'], cwd, timeoutMs);
 }
 
 /** Node's lookup: `name` in the nearest node_modules at or above `fromDir`. */
@@ -152,7 +153,7 @@ async function packAndInstallIn(root: string): Promise<Installed> {
   // The build needs the compiler and @types/node: the repository's, not a second install.
   symlinkSync(REPO_MODULES, join(source, 'node_modules'), 'dir');
 
-  const packed = await npm(['pack', '--json', '--pack-destination', tarballs, '--cache', cache, '--loglevel=error'], source, 120_000);
+  const packed = await npm(['pack', '--json', '--pack-destination', tarballs], source, cache, 120_000);
   // Lifecycle scripts may print before the JSON; the JSON is the last thing printed.
   const start = packed.stdout.startsWith('[') ? 0 : packed.stdout.indexOf('\n[') + 1;
   const listing = JSON.parse(packed.stdout.slice(start)) as Array<{ files: Array<{ path: string }> }>;
@@ -160,14 +161,11 @@ async function packAndInstallIn(root: string): Promise<Installed> {
 
   const dependencyDirs = runtimeDependencyDirs(readManifest(source), REPO_ROOT);
   if (dependencyDirs.length > 0) {
-    await npm(['pack', ...dependencyDirs, '--ignore-scripts', '--pack-destination', tarballs, '--cache', cache, '--loglevel=error'], root);
+    await npm(['pack', ...dependencyDirs, '--ignore-scripts', '--pack-destination', tarballs], root, cache);
   }
 
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }, null, 2));
   const files = readdirSync(tarballs).filter((name) => name.endsWith('.tgz')).map((name) => join(tarballs, name));
-  await npm(
-    ['install', ...files, '--offline', '--cache', cache, '--no-audit', '--no-fund', '--no-package-lock', '--ignore-scripts', '--loglevel=error'],
-    project,
-  );
+  await npm(['install', ...files, '--no-audit', '--no-fund', '--no-package-lock', '--ignore-scripts'], project, cache);
   return { root, project, packageDir: join(project, 'node_modules', 'sockeye'), packedFiles };
 }
