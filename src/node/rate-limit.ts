@@ -80,6 +80,8 @@ export class ConnectionRate {
   /** Times of the latest `abuseLimit` refusals, a ring; created on the first refusal. */
   private refusals: number[] | null = null;
   private nextRefusal = 0;
+  /** The connection's received-bytes counter after the last message measured. */
+  private seenBytes = 0;
 
   constructor(
     private readonly policy: RatePolicy,
@@ -88,6 +90,17 @@ export class ConnectionRate {
     this.messages = policy.messageBurst;
     this.bytes = policy.byteBurst;
     this.last = now;
+  }
+
+  /**
+   * The size of the message just received, from the connection's running
+   * count of received payload bytes (which it updates before handing the
+   * message on): no second pass over a string to count its UTF-8 bytes.
+   */
+  sizeOf(bytesReceived: number): number {
+    const size = bytesReceived - this.seenBytes;
+    this.seenBytes = bytesReceived;
+    return size;
   }
 
   /** `onExceeded: 'close'`: the first refusal closes the connection. */

@@ -307,11 +307,8 @@ interface Mount {
   readonly route: AnyRoute;
   /** The connection's allowances, when its route has rate limits. */
   readonly rate: ConnectionRate | null;
-  /** Its `connection.bytesReceived` after the last message checked against the byte allowance. */
-  seenBytes: number;
   /** The address its admission slot was counted under, if the server counts them. */
   readonly admitted: string | undefined;
-  readonly admission: boolean;
   readonly tally: RouteTally;
   /** The request's path. */
   readonly path: string;
@@ -722,7 +719,7 @@ export class WebSocketServer {
     const request = new IncomingUpgrade(head, pathname, url, validation.protocols, validation.extensions, socket, params);
     const admission = this.admission;
     if (admission === null) {
-      await this.runPipeline(mounted, request, validation.key, socket, rest, undefined, false);
+      await this.runPipeline(mounted, request, validation.key, socket, rest, undefined);
       return;
     }
     // The slot is held from here: through the hooks, then by the open connection.
@@ -734,7 +731,7 @@ export class WebSocketServer {
     }
     let opened = false;
     try {
-      opened = await this.runPipeline(mounted, request, validation.key, socket, rest, address, true);
+      opened = await this.runPipeline(mounted, request, validation.key, socket, rest, address);
     } finally {
       if (!opened) admission.release(address);
     }
@@ -748,7 +745,6 @@ export class WebSocketServer {
     socket: Duplex,
     rest: Uint8Array,
     address: string | undefined,
-    admitted: boolean,
   ): Promise<boolean> {
     const route = mounted.route;
 
@@ -847,7 +843,7 @@ export class WebSocketServer {
     );
     // The connection handles socket errors from here on.
     socket.off('error', noop);
-    this.adopt(connection, mounted, request, socket as Socket, address, admitted);
+    this.adopt(connection, mounted, request, socket as Socket, address);
     if (rest.length > 0) connection.receiveInitial(rest);
     // Reads unless the open hook paused the connection.
     connection.start();
@@ -860,7 +856,6 @@ export class WebSocketServer {
     request: UpgradeRequest,
     socket: Socket,
     address: string | undefined,
-    admitted: boolean,
   ): void {
     const path = request.path;
     const route = mounted.route;
@@ -875,9 +870,7 @@ export class WebSocketServer {
       server: this,
       route,
       rate: mounted.rate === null ? null : new ConnectionRate(mounted.rate, this.clock()),
-      seenBytes: 0,
       admitted: address,
-      admission: admitted,
       tally,
       path,
       key: mounted.key,
@@ -945,7 +938,8 @@ export class WebSocketServer {
     const mount = this.serverData as Mount;
     const server = mount.server;
     server.connectionSet.delete(this);
-    if (mount.admission) server.admission!.release(mount.admitted);
+    // With caps, every connection holds a slot (reserved before its hooks ran).
+    server.admission?.release(mount.admitted);
     countClose(server.stats, info, this.droppedMessages);
     if (mount.tally.open.delete(this)) addTraffic(mount.tally.closed, this);
     server.log({ event: 'close', path: mount.path, remoteAddress: mount.remoteAddress, code: info.code, reason: info.reason, wasClean: info.wasClean });
@@ -971,8 +965,7 @@ export class WebSocketServer {
    */
   private withinRate(connection: Connection<unknown>, mount: Mount, data: string | Buffer, isBinary: boolean): boolean {
     // The connection counted this message's bytes (after decompression) before emitting it.
-    const size = connection.bytesReceived - mount.seenBytes;
-    mount.seenBytes = connection.bytesReceived;
+    const size = mount.rate!.sizeOf(connection.bytesReceived);
     // Messages that arrive after the close frame went out are not worth checking or delivering.
     if (connection.state !== ConnectionState.Open) return false;
     const now = this.clock();
