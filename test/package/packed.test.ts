@@ -91,9 +91,11 @@ describe('the packed package', () => {
       if (entry !== 'cli/main') expect(files).toContain(`dist/src/${entry}.d.ts`);
     }
     for (const app of APPS_WITH_PAGES) expect(files).toContain(`src/apps/${app}/page/index.html`);
+    // The wire formats the README points to.
+    expect(files).toEqual(expect.arrayContaining(['src/apps/chat/PROTOCOL.md', 'src/apps/canvas/PROTOCOL.md']));
     expect(files.filter((file) => file.endsWith('.map') || file.startsWith('test/') || file.startsWith('dist/test/'))).toEqual([]);
-    // Page files yes, TypeScript sources no.
-    expect(files.filter((file) => file.startsWith('src/') && !/^src\/apps\/[^/]+\/page\//.test(file))).toEqual([]);
+    // Page files and protocol notes yes, TypeScript sources no.
+    expect(files.filter((file) => file.startsWith('src/') && !/^src\/apps\/[^/]+\/(page\/|PROTOCOL\.md$)/.test(file))).toEqual([]);
   });
 
   it('says it needs Node >= 20.19 (require() of ES modules), which the Node running this test is', () => {
