@@ -1,7 +1,7 @@
 import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close-code.js';
 import type { CompressionCodec } from './codec.js';
 import { ProtocolError, UsageError } from './errors.js';
-import { allocateZeroed, FrameReader, type FrameSink } from './frame-reader.js';
+import { allocateZeroed, FrameReader } from './frame-reader.js';
 import { frameHeaderSize, writeFrameHeader } from './frame-writer.js';
 import { applyMask, randomMaskKey } from './mask.js';
 import { MessageBuffer } from './message-buffer.js';
@@ -127,7 +127,10 @@ const encoder = new TextEncoder();
 // Close reasons are decoded as UTF-8 without stripping a leading BOM (WHATWG "UTF-8 decode without BOM").
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
-export class Protocol implements FrameSink {
+// The frame reader's callbacks below are marked internal (they are not for
+// hosts to call) and left out of the published types, so the class does not
+// declare `implements FrameSink`; `new FrameReader(this, ...)` checks it is one.
+export class Protocol {
   private stateValue = ProtocolState.Open;
   private readonly reader: FrameReader;
   private input: Input;
@@ -380,6 +383,7 @@ export class Protocol implements FrameSink {
 
   // ---- Receiving (FrameSink) ---------------------------------------------
 
+  /** @internal */
   frameHeader(fin: boolean, rsv1: boolean, opcode: Opcode, length: number): ProtocolError | null {
     if (this.headerEvents) this.host.event({ type: 'frameHeader', opcode, fin, rsv1, length });
     this.frameOpcode = opcode;
@@ -417,6 +421,7 @@ export class Protocol implements FrameSink {
     return null;
   }
 
+  /** @internal */
   framePayload(payload: Uint8Array): void {
     const opcode = this.frameOpcode;
     if (isControl(opcode)) {
@@ -437,6 +442,7 @@ export class Protocol implements FrameSink {
   }
 
   /**
+   * @internal
    * §8.1: invalid UTF-8 fails the connection when its bytes arrive, not when
    * the rest of a long frame has. A compressed payload is inflated as it
    * arrives (DEFLATE is a stream: frame and read boundaries mean nothing to
@@ -455,6 +461,7 @@ export class Protocol implements FrameSink {
     return this.utf8!.update(part) ? null : new ProtocolError('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8');
   }
 
+  /** @internal */
   frameError(error: ProtocolError): void {
     this.fail(error);
   }
