@@ -1,10 +1,14 @@
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { allApps, AppServer, DEFAULT_APP_MAX_MESSAGE_BYTES } from '../apps/index.js';
 import { normalizeAllowedOrigin } from '../apps/origin-policy.js';
 import type { LogLevel } from '../apps/log.js';
 import { WebSocketServer } from '../node/server.js';
+import { PubSub } from '../pubsub/pubsub.js';
+import { RedisBroker } from '../pubsub/redis-broker.js';
 import { parsePort, parseSize, UsageFailure } from './args.js';
 import { commandVector } from './command-line.js';
+import { startCluster } from './serve-cluster.js';
 import { startExecServer } from './serve-exec.js';
 
 export const SERVE_HELP = `Usage: sockeye serve [echo | exec 'CMD ARGS'] [options]
@@ -37,6 +41,12 @@ Options:
                         endpoint keeps its own 6MiB limit for images.
   --allow-origin ORIGIN also accept pages from ORIGIN, e.g. https://example.com
                         (repeatable; "*" accepts any origin; not with echo)
+  --redis URL           run the apps on Redis (redis:// or rediss://, password in
+                        the URL), so that several processes or machines serve
+                        one chat, canvas and dashboard (default: in memory, this
+                        process only; or $SOCKEYE_REDIS_URL). See docs/scale-out.md
+  --workers N           start N processes sharing the port (needs --redis: each
+                        process has its own memory, Redis is what they share)
   --max-processes N     exec: processes running at once (default 16); further
                         connections are refused with 503
   --shell               exec: run the command with /bin/sh -c
@@ -47,6 +57,7 @@ Options:
 Examples:
   sockeye serve
   sockeye serve --allow-origin https://example.com --max-message 4MiB
+  sockeye serve --redis redis://127.0.0.1:6379 --workers 4
   sockeye serve echo
   sockeye serve echo --port 9000 --host 0.0.0.0 --max-message 16MiB
   sockeye serve exec 'stdbuf -oL tr a-z A-Z' --port 9001   (stdbuf: a line at a time)
@@ -68,6 +79,8 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
       'no-deflate': { type: 'boolean' },
       'max-message': { type: 'string' },
       'allow-origin': { type: 'string', multiple: true },
+      redis: { type: 'string' },
+      workers: { type: 'string' },
       'max-processes': { type: 'string' },
       shell: { type: 'boolean' },
       binary: { type: 'boolean', short: 'b' },
@@ -104,6 +117,16 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
   if (logLevel !== 'info' && logLevel !== 'debug' && logLevel !== 'silent') {
     throw new UsageFailure(`invalid log level: ${logLevel} (info, debug or silent)`);
   }
+  const redisUrl = parseRedisUrl(values.redis ?? nonEmpty(process.env['SOCKEYE_REDIS_URL']));
+  const workers = parseWorkers(values.workers);
+  if (app !== undefined && values.redis !== undefined) throw new UsageFailure(`--redis is for the apps server; serve ${app} keeps no state to share`);
+  if (app !== undefined && workers !== null) throw new UsageFailure(`--workers is for the apps server, not serve ${app}`);
+  if (workers !== null && redisUrl === null) {
+    throw new UsageFailure(
+      '--workers needs --redis URL (or SOCKEYE_REDIS_URL): each worker is a process with its own memory, so without a shared broker ' +
+        'their chat rooms, nicknames, history and canvas would be split between them. Start Redis and add --redis redis://127.0.0.1:6379',
+    );
+  }
   if (app === 'exec') {
     const maxProcesses = Number(values['max-processes'] ?? '16');
     if (!/^\d+$/.test(values['max-processes'] ?? '16') || maxProcesses < 1) throw new UsageFailure(`invalid process count: ${values['max-processes'] ?? ''}`);
@@ -118,10 +141,22 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
     return exec;
   }
   if (app === undefined) {
-    const apps = new AppServer({ apps: allApps, logLevel: logLevel as LogLevel, allowedOrigins, websocket: { perMessageDeflate, maxMessageSize } });
+    const names = allApps.map((a) => a.name).join(', ');
+    const where = redisUrl === null ? '' : `, on Redis ${displayUrl(redisUrl)}`;
+    if (workers !== null && cluster.isPrimary) {
+      // The primary only forks and reports; each worker runs this same command.
+      const running = await startCluster({ workers, log: (line) => void out.write(`sockeye: ${line}\n`) });
+      const shown = running.address.family === 'IPv6' ? `[${running.address.address}]` : running.address.address;
+      out.write(`sockeye listening on http://${shown}:${running.address.port}/ (apps: ${names}; ${workers} workers${where})\n`);
+      return running;
+    }
+    const pubsub = redisUrl === null ? undefined : new PubSub({ broker: await connectRedis(redisUrl) });
+    const apps = new AppServer({ apps: allApps, logLevel: logLevel as LogLevel, allowedOrigins, pubsub, websocket: { perMessageDeflate, maxMessageSize } });
     const address = await apps.listen(port, host);
+    // A worker's listening line would repeat the primary's; it only logs.
+    if (cluster.isWorker) return apps;
     const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    out.write(`sockeye listening on http://${shown}:${address.port}/ (apps: ${allApps.map((a) => a.name).join(', ')})\n`);
+    out.write(`sockeye listening on http://${shown}:${address.port}/ (apps: ${names}${where})\n`);
     return apps;
   }
   const server = new WebSocketServer({ perMessageDeflate, maxMessageSize });
@@ -134,4 +169,47 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   out.write(`sockeye echo server listening on ws://${shown}:${address.port}\n`);
   return server;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** A redis:// or rediss:// URL, checked here so a typo is an argument error (2), not a connection failure. */
+function parseRedisUrl(value: string | undefined): URL | null {
+  if (value === undefined) return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageFailure(`invalid Redis URL: ${value} (e.g. redis://127.0.0.1:6379 or rediss://:password@host:6380)`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new UsageFailure(`invalid Redis URL: ${displayUrl(url)} (the scheme must be redis:// or rediss://)`);
+  }
+  return url;
+}
+
+function parseWorkers(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count < 1 || count > 256) throw new UsageFailure(`invalid worker count: ${value} (1 to 256)`);
+  return count;
+}
+
+/** The URL without its password, for messages and logs. */
+function displayUrl(url: URL): string {
+  if (url.password === '') return url.href;
+  const shown = new URL(url.href);
+  shown.password = '***';
+  return shown.href;
+}
+
+/** Connect to Redis before listening: a node that cannot reach it says so and exits rather than serve a split cluster. */
+async function connectRedis(url: URL): Promise<RedisBroker> {
+  try {
+    return await RedisBroker.connect({ url: url.href, timeoutMs: 10_000 });
+  } catch (error) {
+    throw new Error(`cannot use Redis at ${displayUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }

@@ -36,9 +36,13 @@ export function killAll(): void {
   for (const child of running.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
-export function runCli(args: string[], options: { stdin?: 'pipe' | 'ignore'; command?: string[] } = {}): CliRun {
+export function runCli(
+  args: string[],
+  options: { stdin?: 'pipe' | 'ignore'; command?: string[]; env?: Readonly<Record<string, string>> } = {},
+): CliRun {
   const command = options.command ?? [process.execPath, MAIN];
-  const child = spawn(command[0]!, [...command.slice(1), ...args], { stdio: [options.stdin ?? 'pipe', 'pipe', 'pipe'] });
+  const env = options.env === undefined ? undefined : { ...process.env, ...options.env };
+  const child = spawn(command[0]!, [...command.slice(1), ...args], { stdio: [options.stdin ?? 'pipe', 'pipe', 'pipe'], env });
   running.push(child);
   const outChunks: Buffer[] = [];
   let outText: string | null = '';
