@@ -1,6 +1,7 @@
 import type { CanvasError, PointerPosition, ServerMessage, StrokeInfo, VisitorInfo } from '../../web/canvas-codec.js';
 import { Drawing, type DrawingLimits, type Stroke } from './drawing.js';
 import { checkName, generatedName, visitorColour } from './names.js';
+import { isDrawingOperation } from './operations.js';
 
 /**
  * The shared canvas's state, without sockets or clocks: who is here (id,
@@ -25,8 +26,6 @@ interface Visitor {
   name: string;
   readonly colour: number;
   pointer: { x: number; y: number } | null;
-  /** The visitor's latest stroke while it may still be open (it may have been trimmed meanwhile). */
-  stroke: Stroke | null;
 }
 
 export type JoinResult = { ok: true; visitor: Readonly<VisitorInfo> } | { ok: false; error: CanvasError };
@@ -38,6 +37,13 @@ export class Board {
   readonly drawing: Drawing;
   readonly maxVisitors: number;
   private readonly visitors = new Map<number, Visitor>();
+  /**
+   * Per visitor id, its latest stroke while it may still be open (it may
+   * have been trimmed or undone meanwhile). Kept apart from `visitors`: the
+   * drawing follows the log of operations, whoever is present; a visitor
+   * on another node may draw before its arrival is known here.
+   */
+  private readonly strokesOf = new Map<number, Stroke>();
   private nextVisitorId = 1;
   private journal: ServerMessage[] = [];
   /** Visitors whose pointer moved since the last flush. */
@@ -54,8 +60,15 @@ export class Board {
     return this.visitors.size;
   }
 
-  /** A newcomer: `name` as chosen, or '' for a made-up one. */
-  join(name: string): JoinResult {
+  /**
+   * A newcomer: `name` as chosen, or '' for a made-up one. `id` is given by
+   * the caller when ids are shared by several nodes (see cluster.ts); by
+   * default the board counts its own.
+   */
+  join(name: string, id?: number): JoinResult {
+    if (id !== undefined && this.visitors.has(id)) {
+      return { ok: false, error: { code: 'already_joined', message: `Visitor ${id} is already here.` } };
+    }
     if (this.visitors.size >= this.maxVisitors) {
       return { ok: false, error: { code: 'full', message: `The canvas is full (${this.maxVisitors} visitors); try again later.` } };
     }
@@ -65,18 +78,31 @@ export class Board {
       if (!checked.ok) return checked;
       chosen = checked.name;
     }
-    const id = this.nextVisitorId++;
-    const visitor: Visitor = { id, name: chosen ?? generatedName(id), colour: visitorColour(id), pointer: null, stroke: null };
-    this.visitors.set(id, visitor);
-    this.journal.push({ type: 'join', id, colour: visitor.colour, name: visitor.name });
-    return { ok: true, visitor: { id, colour: visitor.colour, name: visitor.name, pointer: null } };
+    const given = id ?? this.nextVisitorId++;
+    const visitor: Visitor = { id: given, name: chosen ?? generatedName(given), colour: visitorColour(given), pointer: null };
+    this.visitors.set(given, visitor);
+    this.journal.push({ type: 'join', id: given, colour: visitor.colour, name: visitor.name });
+    return { ok: true, visitor: { id: given, colour: visitor.colour, name: visitor.name, pointer: null } };
   }
 
-  /** The visitor goes: its open stroke ends, its pointer disappears. */
+  /** Whether the visitor is here. */
+  has(id: number): boolean {
+    return this.visitors.has(id);
+  }
+
+  /** The visitor's name as kept, or null if it is not here. */
+  nameOf(id: number): string | null {
+    return this.visitors.get(id)?.name ?? null;
+  }
+
+  /**
+   * The visitor goes: its pointer disappears. Its strokes stay, an open one
+   * too: ending it is a drawing operation (`endStroke`), which the caller
+   * applies first, so that it has its place in the drawing's log.
+   */
   leave(id: number): boolean {
     const visitor = this.visitors.get(id);
     if (visitor === undefined) return false;
-    this.finishStroke(visitor);
     this.visitors.delete(id);
     this.moved.delete(visitor);
     this.journal.push({ type: 'leave', id });
@@ -88,6 +114,8 @@ export class Board {
     if (visitor === undefined) return notJoined();
     const checked = checkName(name);
     if (!checked.ok) return checked;
+    // Presence refreshes repeat a name: only a change is announced.
+    if (visitor.name === checked.name) return OK;
     visitor.name = checked.name;
     this.journal.push({ type: 'renamed', id, name: visitor.name });
     return OK;
@@ -101,13 +129,16 @@ export class Board {
     return OK;
   }
 
+  /*
+   * The drawing operations below take a visitor id, present here or not:
+   * they are applied in the order of the drawing's log, on every node alike.
+   */
+
   /** Start a stroke; the visitor's previous one ends first if it is still open. */
   beginStroke(id: number, colour: number, width: number, x: number, y: number): ChangeResult {
-    const visitor = this.visitors.get(id);
-    if (visitor === undefined) return notJoined();
-    this.finishStroke(visitor);
+    this.finishStroke(id);
     const stroke = this.drawing.begin(id, colour, width, x, y);
-    visitor.stroke = stroke;
+    this.strokesOf.set(id, stroke);
     this.journal.push({ type: 'stroke-begin', id: stroke.id, visitor: id, colour, width, x, y });
     this.noteTrim();
     return OK;
@@ -119,10 +150,8 @@ export class Board {
    * client did nothing wrong, and its stroke is gone for everyone alike.
    */
   addPoints(id: number, flat: readonly number[]): ChangeResult {
-    const visitor = this.visitors.get(id);
-    if (visitor === undefined) return notJoined();
-    const stroke = visitor.stroke;
-    if (stroke === null) return noStroke();
+    const stroke = this.strokesOf.get(id);
+    if (stroke === undefined) return noStroke();
     if (!this.drawing.has(stroke)) return OK;
     const added = this.drawing.append(stroke, flat);
     if (added > 0) this.growing.add(stroke);
@@ -135,10 +164,8 @@ export class Board {
   }
 
   endStroke(id: number): ChangeResult {
-    const visitor = this.visitors.get(id);
-    if (visitor === undefined) return notJoined();
-    if (visitor.stroke === null) return noStroke();
-    this.finishStroke(visitor);
+    if (!this.strokesOf.has(id)) return noStroke();
+    this.finishStroke(id);
     return OK;
   }
 
@@ -147,11 +174,9 @@ export class Board {
    * it goes for everyone. Someone else's strokes are never touched.
    */
   undo(id: number): ChangeResult {
-    const visitor = this.visitors.get(id);
-    if (visitor === undefined) return notJoined();
     const stroke = this.drawing.latestOf(id);
     if (stroke === null) return { ok: false, error: { code: 'nothing_to_undo', message: 'You have no stroke on the board to undo.' } };
-    // If it is still open, `visitor.stroke` keeps pointing at it: the points and
+    // If it is still open, `strokesOf` keeps pointing at it: the points and
     // the end still on their way are then dropped quietly, as for a trimmed stroke.
     this.drawing.remove(stroke);
     this.growing.delete(stroke);
@@ -161,7 +186,6 @@ export class Board {
 
   /** Remove every stroke, everyone's, open ones included (their further points are dropped quietly). */
   clear(id: number): ChangeResult {
-    if (!this.visitors.has(id)) return notJoined();
     this.drawing.clear();
     this.growing.clear();
     this.journal.push({ type: 'cleared', by: id });
@@ -203,6 +227,18 @@ export class Board {
     return { type: 'snapshot', visitors, strokes };
   }
 
+  /**
+   * The whole drawing as applied so far, points not yet announced included,
+   * and the id of the next stroke: what a checkpoint holds (cluster.ts).
+   */
+  drawingState(): { strokes: StrokeInfo[]; nextStrokeId: number } {
+    const strokes: StrokeInfo[] = [];
+    for (const stroke of this.drawing.all()) {
+      strokes.push({ id: stroke.id, visitor: stroke.visitor, colour: stroke.colour, width: stroke.width, open: stroke.open, points: stroke.points.slice() });
+    }
+    return { strokes, nextStrokeId: this.drawing.nextStrokeId };
+  }
+
   /** The position of every pointer that has one, or null if none has. */
   pointers(): (ServerMessage & { type: 'pointers' }) | null {
     const pointers: PointerPosition[] = [];
@@ -212,11 +248,24 @@ export class Board {
     return pointers.length === 0 ? null : { type: 'pointers', pointers };
   }
 
+  /**
+   * Replace the drawing with a checkpoint's (strokes oldest first, and the
+   * id of the next stroke), as a node that joins a cluster does before it
+   * applies the log after the checkpoint. Nothing is announced: the clients
+   * are given snapshots.
+   */
+  restoreDrawing(strokes: readonly StrokeInfo[], nextStrokeId: number): void {
+    this.strokesOf.clear();
+    this.growing.clear();
+    for (const stroke of this.drawing.restore(strokes, nextStrokeId)) this.strokesOf.set(stroke.visitor, stroke);
+    this.journal = this.journal.filter((message) => !isDrawingOperation(message));
+  }
+
   /** End the visitor's open stroke, announcing its last points before the end. */
-  private finishStroke(visitor: Visitor): void {
-    const stroke = visitor.stroke;
-    visitor.stroke = null;
-    if (stroke === null || !this.drawing.has(stroke)) return;
+  private finishStroke(id: number): void {
+    const stroke = this.strokesOf.get(id);
+    this.strokesOf.delete(id);
+    if (stroke === undefined || !this.drawing.has(stroke)) return;
     this.announce(stroke);
     this.growing.delete(stroke);
     this.drawing.end(stroke);

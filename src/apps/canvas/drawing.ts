@@ -1,3 +1,5 @@
+import type { StrokeInfo } from '../../web/canvas-codec.js';
+
 /**
  * The drawing: its strokes, oldest first, within bounds on its size. Points
  * are drawing content, so unlike pointer positions they are never merged
@@ -55,6 +57,39 @@ export class Drawing {
 
   get pointCount(): number {
     return this.points;
+  }
+
+  /** The id the next stroke will get. */
+  get nextStrokeId(): number {
+    return this.nextId;
+  }
+
+  /**
+   * Start again from a checkpoint of another drawing (strokes oldest first,
+   * and the id its next stroke gets): what a node that joins a cluster
+   * loads before applying the operations after the checkpoint. Returns the
+   * strokes still open, for their visitors.
+   */
+  restore(strokes: readonly StrokeInfo[], nextId: number): Stroke[] {
+    this.strokes.clear();
+    this.points = 0;
+    this.trimmedBefore = null;
+    const open: Stroke[] = [];
+    for (const info of strokes) {
+      const stroke: Stroke = { id: info.id, visitor: info.visitor, colour: info.colour, width: info.width, points: info.points.slice(), open: info.open, announced: info.points.length };
+      this.strokes.set(stroke.id, stroke);
+      this.points += stroke.points.length / 2;
+      if (stroke.open) open.push(stroke);
+    }
+    this.nextId = nextId;
+    return open;
+  }
+
+  /** How many of the visitor's strokes are in the drawing. */
+  countOf(visitor: number): number {
+    let count = 0;
+    for (const stroke of this.strokes.values()) if (stroke.visitor === visitor) count++;
+    return count;
   }
 
   /** Start a stroke with its first point; the oldest strokes go if the drawing is over a bound. */

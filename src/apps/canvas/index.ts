@@ -6,6 +6,8 @@ import { Board, type BoardOptions, type ChangeResult } from './board.js';
 import { decodeClientMessage, encodeServerMessage, type CanvasError, type CanvasErrorCode, type ClientMessage } from '../../web/canvas-codec.js';
 import { DEFAULT_MAX_BUFFERED, Fanout, type FanoutStats } from './fanout.js';
 import { InputGuard, type InputGuardOptions } from './input-guard.js';
+import { CanvasCluster, type ClusterOptions } from './cluster.js';
+import { checkName } from './names.js';
 
 /**
  * The shared canvas's socket glue: one route at /canvas/ws. Messages are
@@ -14,7 +16,7 @@ import { InputGuard, type InputGuardOptions } from './input-guard.js';
  * after clients that read slowly. input-guard.ts bounds what one client may
  * send. PROTOCOL.md describes all of it for people.
  */
-export interface CanvasOptions extends BoardOptions, InputGuardOptions {
+export interface CanvasOptions extends BoardOptions, InputGuardOptions, ClusterOptions {
   /** Milliseconds between two batches. Default 33: about 30 updates a second. */
   tickMs?: number;
   /** A client with more than this many bytes waiting is skipped at a tick (see fanout.ts). Default 64 KiB. */
@@ -44,6 +46,7 @@ export const TEXT_CLOSE_REASON = 'canvas messages are binary; see PROTOCOL.md';
 export const FLOOD_CLOSE_REASON = 'too many messages per second';
 export const ERRORS_CLOSE_REASON = 'too many bad messages';
 export const FULL_CLOSE_REASON = 'the canvas is full; try again later';
+export const UNAVAILABLE_CLOSE_REASON = 'the canvas cannot reach its other nodes; try again later';
 
 /** The text probe of the reconnecting client's heartbeat, and its answer: the only text messages. */
 export const HEARTBEAT_PROBE = 'ping';
@@ -53,6 +56,8 @@ interface Client {
   readonly guard: InputGuard;
   /** The visitor id once the hello was accepted. */
   id: number | null;
+  /** While a hello is being answered: the messages that came after it, in order. */
+  waiting: Buffer[] | null;
 }
 
 export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
@@ -76,17 +81,29 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
       return total;
     },
 
-    mount(server, { log }) {
+    mount(server, { pubsub, log }) {
       const board = new Board(options);
       const fanout = new Fanout<Connection<unknown>>(options.maxBuffered ?? DEFAULT_MAX_BUFFERED);
       const mounted = { board, fanout };
       mounts.add(mounted);
       const clients = new Map<Connection<unknown>, Client>();
+      const cluster = new CanvasCluster(pubsub, board, log, () => fanout.size === 0, options);
+      const outbox = cluster.outbox;
       let timer: NodeJS.Timeout | null = null;
       let unmounted = false;
+      /** Hellos wait for this: the board holds the cluster's drawing (or the start failed, logged). */
+      let synced = false;
+      const ready = cluster
+        .start()
+        .catch((error: unknown) => log.info(`canvas: joining the other nodes failed: ${error instanceof Error ? error.message : String(error)}`))
+        .finally(() => {
+          synced = true;
+        });
 
       const tick = (): void => {
         try {
+          // With the in-memory broker the batch is applied to the board during this call: it goes out below.
+          cluster.publish();
           fanout.tick(board);
         } catch (error) {
           log.info(`canvas: tick failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -112,21 +129,48 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
         }
       };
 
-      const hello = (connection: Connection<unknown>, client: Client, name: string, version: number, about: number): void => {
-        if (client.id !== null) {
-          fail(connection, client, { code: 'already_joined', message: 'You already said hello; send rename to change your name.' }, about);
+      /**
+       * A hello: wait until this node holds the drawing, take a visitor id
+       * unique across nodes, then welcome. Messages the client sends
+       * meanwhile wait in `client.waiting` and are handled after.
+       */
+      const hello = async (connection: Connection<unknown>, client: Client, name: string, version: number, about: number): Promise<void> => {
+        if (!synced) await ready;
+        if (connection.state !== ConnectionState.Open) return;
+        if (board.visitorCount >= board.maxVisitors) {
+          fail(connection, client, { code: 'full', message: `The canvas is full (${board.maxVisitors} visitors); try again later.` }, about);
+          connection.close(CloseCode.PolicyViolation, FULL_CLOSE_REASON);
           return;
         }
-        const joined = board.join(name);
+        let chosen = '';
+        if (name !== '') {
+          const checked = checkName(name);
+          if (!checked.ok) {
+            fail(connection, client, checked.error, about);
+            return;
+          }
+          chosen = checked.name;
+        }
+        let id: number;
+        try {
+          id = await cluster.allocateId();
+        } catch (error) {
+          log.info(`canvas: no visitor id for ${connection.remoteAddress ?? '-'}: ${error instanceof Error ? error.message : String(error)}`);
+          // RFC 6455 §7.4.1 and the IANA registry (§11.7): 1013, try again later; the broker is unreachable.
+          connection.close(CloseCode.TryAgainLater, UNAVAILABLE_CLOSE_REASON);
+          return;
+        }
+        if (connection.state !== ConnectionState.Open) return;
+        const joined = board.join(chosen, id);
         if (!joined.ok) {
           fail(connection, client, joined.error, about);
           if (joined.error.code === 'full') connection.close(CloseCode.PolicyViolation, FULL_CLOSE_REASON);
           return;
         }
-        const { id, colour } = joined.visitor;
         client.id = id;
+        cluster.joined(id, joined.visitor.name);
         // The server speaks the client's version (the codec accepted it): see PROTOCOL.md, "Version".
-        connection.send(encodeServerMessage({ type: 'welcome', version, id, colour, name: joined.visitor.name }));
+        connection.send(encodeServerMessage({ type: 'welcome', version, id, colour: joined.visitor.colour, name: joined.visitor.name }));
         fanout.add(connection, version);
         startTicking();
         log.debug(`canvas join ${id} ${joined.visitor.name}`);
@@ -134,29 +178,69 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
 
       const apply = (id: number, guard: InputGuard, message: Exclude<ClientMessage, { type: 'hello' }>): ChangeResult => {
         switch (message.type) {
-          case 'rename':
-            return board.rename(id, message.name);
-          case 'move':
-            return board.move(id, message.x, message.y);
+          case 'rename': {
+            const result = board.rename(id, message.name);
+            if (result.ok) cluster.renamed(id, board.nameOf(id)!);
+            return result;
+          }
+          case 'move': {
+            const result = board.move(id, message.x, message.y);
+            if (result.ok) cluster.move(id, message.x, message.y);
+            return result;
+          }
           case 'stroke-begin':
-            return board.beginStroke(id, message.colour, message.width, message.x, message.y);
+            return outbox.begin(id, message.colour, message.width, message.x, message.y);
           case 'stroke-points':
-            return board.addPoints(id, message.points);
+            return outbox.points(id, message.points);
           case 'stroke-end':
-            return board.endStroke(id);
+            return outbox.end(id);
           case 'undo':
             if (!guard.undo(performance.now())) return rateLimited(`At most ${guard.maxUndosPerSecond} undos a second.`);
-            return board.undo(id);
+            return outbox.undo(id, board.drawing.countOf(id));
           case 'clear':
             if (!guard.clear(performance.now())) return rateLimited(`At most one clear every ${guard.clearIntervalMs / 1000} seconds.`);
-            return board.clear(id);
+            return outbox.clear(id);
         }
+      };
+
+      /** One decoded binary message from a client that may have joined. */
+      const handle = (connection: Connection<unknown>, client: Client, bytes: Buffer): void => {
+        const decoded = decodeClientMessage(bytes);
+        if (!decoded.ok) {
+          fail(connection, client, decoded.error, decoded.about);
+          return;
+        }
+        const message = decoded.message;
+        if (message.type === 'hello') {
+          if (client.id !== null || client.waiting !== null) {
+            fail(connection, client, { code: 'already_joined', message: 'You already said hello; send rename to change your name.' }, bytes[0]!);
+            return;
+          }
+          client.waiting = [];
+          hello(connection, client, message.name, message.version, bytes[0]!)
+            .catch((error: unknown) => log.info(`canvas: hello failed: ${error instanceof Error ? error.message : String(error)}`))
+            .finally(() => {
+              const waiting = client.waiting ?? [];
+              client.waiting = null;
+              for (const later of waiting) {
+                if (connection.state !== ConnectionState.Open) break;
+                handle(connection, client, later);
+              }
+            });
+          return;
+        }
+        if (client.id === null) {
+          fail(connection, client, { code: 'not_joined', message: 'Say hello first.' }, bytes[0]!);
+          return;
+        }
+        const result = apply(client.id, client.guard, message);
+        if (!result.ok) fail(connection, client, result.error, bytes[0]!);
       };
 
       server.route(socketPath(app), {
         maxMessageSize: MAX_CLIENT_MESSAGE_BYTES,
         open(connection) {
-          clients.set(connection, { guard: new InputGuard(options), id: null });
+          clients.set(connection, { guard: new InputGuard(options), id: null, waiting: null });
         },
         message(connection, data, isBinary) {
           // After a close was started (below), what the peer still sends is not read.
@@ -178,29 +262,19 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
             return;
           }
           const bytes = data as Buffer;
-          const decoded = decodeClientMessage(bytes);
-          if (!decoded.ok) {
-            fail(connection, client, decoded.error, decoded.about);
+          if (client.waiting !== null) {
+            // The hello is being answered: this waits for it (the flood limit above bounds how much can).
+            client.waiting.push(bytes);
             return;
           }
-          const message = decoded.message;
-          if (message.type === 'hello') {
-            hello(connection, client, message.name, message.version, bytes[0]!);
-            return;
-          }
-          if (client.id === null) {
-            fail(connection, client, { code: 'not_joined', message: 'Say hello first.' }, bytes[0]!);
-            return;
-          }
-          const result = apply(client.id, client.guard, message);
-          if (!result.ok) fail(connection, client, result.error, bytes[0]!);
+          handle(connection, client, bytes);
         },
         close(connection) {
           const client = clients.get(connection);
           clients.delete(connection);
           if (client === undefined || client.id === null) return;
           fanout.remove(connection);
-          board.leave(client.id);
+          cluster.left(client.id);
           log.debug(`canvas leave ${client.id}`);
           if (fanout.size === 0) {
             // Nobody to tell: the batch is dropped, and the timer sleeps until the next visitor.
@@ -213,6 +287,7 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
       return () => {
         unmounted = true;
         stopTicking();
+        cluster.stop();
         mounts.delete(mounted);
       };
     },

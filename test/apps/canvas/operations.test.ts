@@ -104,6 +104,7 @@ describe('the drawing as an ordered log of operations', () => {
     board.move(joined.visitor.id, 1, 2);
     board.rename(joined.visitor.id, 'Annie');
     board.beginStroke(joined.visitor.id, 0, 1, 0, 0);
+    board.endStroke(joined.visitor.id);
     board.leave(joined.visitor.id);
     expect(board.flush().filter(isDrawingOperation).map((operation) => operation.type)).toEqual(['stroke-begin', 'stroke-end']);
   });

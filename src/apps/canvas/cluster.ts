@@ -1,0 +1,317 @@
+import type { StreamPosition } from '../../pubsub/broker.js';
+import type { PresenceEvent } from '../../pubsub/presence.js';
+import type { PubSub } from '../../pubsub/pubsub.js';
+import type { PointerPosition } from '../../web/canvas-codec.js';
+import type { Logger } from '../log.js';
+import { TopicListener } from '../topic-listener.js';
+import type { Board } from './board.js';
+import { decodeBatch, decodeCheckpoint, decodePointers, encodeBatch, encodeCheckpoint, encodePointers, type Checkpoint, type DrawingBatch } from './log-codec.js';
+import { Outbox } from './outbox.js';
+
+/**
+ * Keeps this node's board in step with every other node's, through the
+ * hub's topics (PROTOCOL.md, "Across several nodes"). With the in-memory
+ * broker the "cluster" is this process and every publish comes back
+ * before `publish` returns, so one process behaves as it always did.
+ *
+ * - **The drawing is a log**: each node publishes its visitors' drawing
+ *   commands once per tick, as one batch, on `DRAWING_TOPIC`; every node
+ *   applies every batch in offset order to its board. Stroke ids are given
+ *   as batches are applied, an undo takes "the visitor's latest stroke"
+ *   and a clear "every stroke" at that point of the log, and the size
+ *   limits trim at the same points: every node holds the same drawing.
+ * - **Checkpoints** bound what a node that starts must read: every
+ *   `checkpointEvery` batches of the log (counted alike by every node),
+ *   the node whose batch it is publishes its drawing right after that
+ *   batch, with the batch's position, on `CHECKPOINT_TOPIC`. A node that
+ *   starts loads the latest checkpoint and applies the log after it. So
+ *   that a quiet drawing keeps one within the topics' history age, a node
+ *   also asks for one (an empty batch marked as a checkpoint) when none
+ *   was taken for `checkpointRefreshMs`.
+ * - **Pointers** are ephemeral: positions that moved, once per tick, on
+ *   `POINTER_TOPIC`, which needs no history.
+ * - **Visitors** are presence entries of `VISITOR_TOPIC` (id, name), so
+ *   a dead node's visitors expire with its entries. Visitor ids are the
+ *   offsets of `VISITOR_ID_TOPIC`: unique across nodes, counting from 1.
+ */
+export const DRAWING_TOPIC = 'canvas/drawing';
+export const CHECKPOINT_TOPIC = 'canvas/checkpoints';
+export const POINTER_TOPIC = 'canvas/pointers';
+export const VISITOR_TOPIC = 'canvas/visitors';
+export const VISITOR_ID_TOPIC = 'canvas/visitor-ids';
+
+export interface ClusterOptions {
+  /** Batches of the log between two checkpoints. Default 200 (about 7 s of one node drawing at 30 ticks a second). */
+  checkpointEvery?: number;
+  /** A checkpoint is asked for when none was taken for this long and the board is not empty. Default 60 000 ms. */
+  checkpointRefreshMs?: number;
+}
+
+/** Own batch positions remembered until their checkpoint is captured (a few ticks' worth). */
+const KEPT_POSITIONS = 64;
+/** Allocations tried for a visitor id before giving up (only after the broker lost its data do ids repeat). */
+const MAX_ID_ATTEMPTS = 300;
+
+export class CanvasCluster {
+  readonly outbox: Outbox;
+  /** This node's name in its batches: random, for this run. */
+  readonly node = globalThis.crypto.randomUUID();
+  private readonly listener: TopicListener;
+  private readonly checkpointEvery: number;
+  private readonly refreshMs: number;
+  private seq = 0;
+  /** Log batches applied since the last checkpoint: counted alike by every node. */
+  private sinceCheckpoint = 0;
+  private lastCheckpointAt = Date.now();
+  private refreshAsked = false;
+  /** Own batches: their positions once stored, and the drawings captured after them. */
+  private readonly positions = new Map<number, StreamPosition>();
+  private readonly captured = new Map<number, Omit<Checkpoint, 'position'>>();
+  /** Positions of this node's visitors that moved since the last tick. */
+  private readonly moved = new Map<number, PointerPosition>();
+  private stopWatching: (() => void) | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly pubsub: PubSub,
+    private readonly board: Board,
+    private readonly log: Logger,
+    /** True while this node has no visitor to tell: what the board announces is then dropped. */
+    private readonly idle: () => boolean,
+    options: ClusterOptions = {},
+  ) {
+    this.outbox = new Outbox(board.drawing.limits.maxStrokePoints);
+    this.checkpointEvery = options.checkpointEvery ?? 200;
+    this.refreshMs = options.checkpointRefreshMs ?? 60_000;
+    this.listener = new TopicListener(pubsub, (data) => this.receive(data), (error) => this.report('applying a message', error));
+  }
+
+  /**
+   * Join the cluster: the visitors present, the latest checkpoint and the
+   * log after it, then live. Resolves once the board holds the drawing
+   * (as far as the topics' history allows; a hole is logged).
+   */
+  async start(): Promise<void> {
+    this.stopWatching = this.pubsub.presence.watch(VISITOR_TOPIC, (event) => this.onPresence(event));
+    for (const member of await this.pubsub.presence.members(VISITOR_TOPIC)) {
+      this.onPresence({ type: 'join', topic: VISITOR_TOPIC, member });
+    }
+    const checkpoint = await this.latestCheckpoint();
+    if (checkpoint !== null) this.board.restoreDrawing(checkpoint.strokes, checkpoint.nextStrokeId);
+    this.sinceCheckpoint = 0;
+    const since = checkpoint?.position ?? { epoch: (await this.pubsub.live(DRAWING_TOPIC)).epoch, offset: 0 };
+    if (this.stopped) return;
+    this.listener.listen(POINTER_TOPIC);
+    const result = await this.listener.listenSince(DRAWING_TOPIC, since);
+    if (result !== null && !result.recovered && (since.offset > 0 || result.position.offset > 0)) {
+      this.log.info(
+        `canvas: the drawing's log does not reach back to ${checkpoint === null ? 'its start' : 'the latest checkpoint'} (${result.reason}): ` +
+          `this node starts from ${checkpoint === null ? 'an empty board' : 'that checkpoint'}`,
+      );
+    }
+    this.lastCheckpointAt = Date.now();
+    // What was applied while catching up goes to nobody: clients are given snapshots.
+    this.board.flush();
+    const jitter = 1 + Math.random() / 4;
+    this.refreshTimer = setInterval(() => this.refresh(), Math.max(10, Math.floor((this.refreshMs * jitter) / 4)));
+    this.refreshTimer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stopWatching?.();
+    this.listener.close();
+    if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
+  }
+
+  /** A visitor id no visitor here has: the next offset of `VISITOR_ID_TOPIC`. */
+  async allocateId(): Promise<number> {
+    for (let attempt = 0; attempt < MAX_ID_ATTEMPTS; attempt++) {
+      const { offset } = await this.pubsub.publish(VISITOR_ID_TOPIC, this.node);
+      // Ids repeat only after the store lost its data (a new epoch): skip those still in use.
+      if (offset >= 1 && offset <= 0xffffffff && !this.board.has(offset)) return offset;
+    }
+    throw new Error('no free visitor id');
+  }
+
+  /** One of this node's visitors arrived (already on the board): it is announced to the other nodes. */
+  joined(id: number, name: string): void {
+    this.outbox.add(id);
+    this.announce(id, name);
+  }
+
+  /** One of this node's visitors changed its name (already on the board). */
+  renamed(id: number, name: string): void {
+    this.announce(id, name);
+  }
+
+  /** One of this node's visitors moved its pointer (already on the board). */
+  move(id: number, x: number, y: number): void {
+    this.moved.set(id, { id, x, y });
+  }
+
+  /**
+   * One of this node's visitors left: its open stroke is ended through the
+   * log (published now, so that with the in-memory broker the end comes
+   * before the departure, as it always did), then it leaves the board and
+   * the presence.
+   */
+  left(id: number): void {
+    this.outbox.remove(id);
+    this.moved.delete(id);
+    this.publish();
+    this.board.leave(id);
+    this.pubsub.presence.leave(VISITOR_TOPIC, String(id)).catch((error: unknown) => this.report('leaving the presence', error));
+  }
+
+  /** Publish what this node's visitors did since the last tick: one batch of drawing commands, one of positions. */
+  publish(): void {
+    if (this.outbox.size > 0) this.publishBatch(false);
+    if (this.moved.size > 0) {
+      const pointers = [...this.moved.values()];
+      this.moved.clear();
+      this.pubsub.publish(POINTER_TOPIC, encodePointers(pointers)).catch((error: unknown) => this.report('publishing pointers', error));
+    }
+  }
+
+  private publishBatch(checkpoint: boolean): void {
+    const seq = ++this.seq;
+    const batch: DrawingBatch = { node: this.node, seq, checkpoint, commands: this.outbox.take() };
+    this.pubsub.publish(DRAWING_TOPIC, encodeBatch(batch)).then(
+      (position) => {
+        const state = this.captured.get(seq);
+        if (state !== undefined) {
+          this.captured.delete(seq);
+          this.publishCheckpoint({ ...state, position });
+          return;
+        }
+        this.positions.set(seq, position);
+        if (this.positions.size > KEPT_POSITIONS) this.positions.delete(this.positions.keys().next().value!);
+      },
+      (error: unknown) => this.report('publishing drawing commands (they are lost)', error),
+    );
+  }
+
+  private announce(id: number, name: string): void {
+    this.pubsub.presence.join(VISITOR_TOPIC, String(id), { name }).catch((error: unknown) => this.report('joining the presence', error));
+  }
+
+  private receive(data: Uint8Array): void {
+    const batch = decodeBatch(data);
+    if (batch !== null) {
+      this.apply(batch);
+    } else {
+      const pointers = decodePointers(data);
+      if (pointers === null) {
+        this.log.info('canvas: a message on a canvas topic that is not one; ignored');
+        return;
+      }
+      for (const { id, x, y } of pointers) {
+        // This node's own visitors' positions are applied when they arrive, not when they come back.
+        if (!this.outbox.has(id) && this.board.has(id)) this.board.move(id, x, y);
+      }
+    }
+    if (this.idle()) this.board.flush();
+  }
+
+  /** One batch of the log, at its place in offset order: the same on every node. */
+  private apply(batch: DrawingBatch): void {
+    const board = this.board;
+    for (const command of batch.commands) {
+      // The board's answers do not matter here: they were given to the client by the outbox.
+      switch (command.op) {
+        case 'begin':
+          board.beginStroke(command.visitor, command.colour, command.width, command.x, command.y);
+          break;
+        case 'points':
+          board.addPoints(command.visitor, command.points);
+          break;
+        case 'end':
+          board.endStroke(command.visitor);
+          break;
+        case 'undo':
+          board.undo(command.visitor);
+          break;
+        case 'clear':
+          board.clear(command.visitor);
+          break;
+      }
+      if (batch.node === this.node) this.outbox.applied(command);
+    }
+    this.sinceCheckpoint++;
+    if (!batch.checkpoint && this.sinceCheckpoint < this.checkpointEvery) return;
+    this.sinceCheckpoint = 0;
+    this.lastCheckpointAt = Date.now();
+    if (batch.node !== this.node) return;
+    this.refreshAsked = false;
+    const state = board.drawingState();
+    const position = this.positions.get(batch.seq);
+    if (position !== undefined) {
+      this.positions.delete(batch.seq);
+      this.publishCheckpoint({ ...state, position });
+    } else {
+      this.captured.set(batch.seq, state);
+      // Kept until the batch's position is known; a publish that failed leaves one behind, so few are kept.
+      if (this.captured.size > 4) this.captured.delete(this.captured.keys().next().value!);
+    }
+  }
+
+  private publishCheckpoint(checkpoint: Checkpoint): void {
+    this.pubsub.publish(CHECKPOINT_TOPIC, encodeCheckpoint(checkpoint)).catch((error: unknown) => this.report('publishing a checkpoint', error));
+  }
+
+  /** Ask for a checkpoint when the drawing has gone without one for `checkpointRefreshMs`. */
+  private refresh(): void {
+    if (this.refreshAsked || this.board.drawing.strokeCount === 0) return;
+    if (Date.now() - this.lastCheckpointAt < this.refreshMs) return;
+    this.refreshAsked = true;
+    this.publishBatch(true);
+  }
+
+  /** The newest checkpoint the topic's history still holds, or null. */
+  private async latestCheckpoint(): Promise<Checkpoint | null> {
+    const now = await this.pubsub.live(CHECKPOINT_TOPIC);
+    if (now.offset === 0) return null;
+    let latest: Checkpoint | null = null;
+    const reader = new TopicListener(
+      this.pubsub,
+      (data) => {
+        const checkpoint = decodeCheckpoint(data);
+        if (checkpoint !== null && (latest === null || checkpoint.position.offset >= latest.position.offset)) latest = checkpoint;
+      },
+      (error) => this.report('reading a checkpoint', error),
+    );
+    try {
+      // The last message and any published since: the history holds it unless it aged out.
+      await reader.listenSince(CHECKPOINT_TOPIC, { epoch: now.epoch, offset: now.offset - 1 });
+    } finally {
+      reader.close();
+    }
+    return latest;
+  }
+
+  /** Another node's visitor arrived, was renamed or left. This node's own are applied as they happen. */
+  private onPresence(event: PresenceEvent): void {
+    const id = Number(event.type === 'join' ? event.member.id : event.id);
+    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff || this.outbox.has(id)) return;
+    if (event.type === 'join') {
+      const data = event.member.data;
+      const name = typeof data === 'object' && data !== null && !Array.isArray(data) && typeof (data as { name?: unknown }).name === 'string' ? (data as { name: string }).name : '';
+      if (this.board.has(id)) this.board.rename(id, name);
+      else this.board.join(name, id);
+    } else {
+      this.board.leave(id);
+      // Its node died or was cut off: its open stroke, if any, is ended through the log, the same for all.
+      if (event.expired) {
+        this.outbox.endFor(id);
+        this.publish();
+      }
+    }
+    if (this.idle()) this.board.flush();
+  }
+
+  private report(what: string, error: unknown): void {
+    this.log.info(`canvas: ${what} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
