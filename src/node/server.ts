@@ -81,7 +81,10 @@ export interface Route<Context = undefined> {
    * `message`. Answer in-band here if the application has a way to (an
    * error message); when `info.closing` is set the server closes the
    * connection with 1008 right after this hook returns, and what the hook
-   * sent goes out before the close frame.
+   * sent goes out before the close frame. A hook that closes the
+   * connection itself (with a reason of its own) is not overridden.
+   * Messages that arrive once the close has begun are neither delivered
+   * nor reported.
    */
   limited?(connection: Connection<Context>, info: RateLimited): HookResult;
 }
