@@ -10,16 +10,20 @@ import type { UpgradeRequest } from '../node/upgrade.js';
  * hijacking). The server has to refuse foreign origins itself, with 403
  * (RFC 6455 §4.2.2).
  *
- * The default accepts the server's own origin: an `http:` origin whose
- * host and port are those of the request's Host header (the address the
- * browser connected to). The apps host speaks plain HTTP, so an `https:`
- * origin (a TLS proxy in front) must be listed. `null` (sandboxed frames,
+ * The default accepts the server's own origin: same scheme, and the host
+ * and port of the request's Host header (the address the browser connected
+ * to). The apps host speaks plain HTTP, so its scheme is `http:`, unless a
+ * proxy in front that terminates TLS says `https` in `X-Forwarded-Proto` or
+ * `Forwarded: proto=` (RFC 7239 §5.4). Trusting those is safe for this
+ * check: the attack comes from a browser page, and pages cannot add
+ * headers to a WebSocket handshake; a program, which can, can also send
+ * any Origin it likes. `null` (sandboxed frames,
  * `file:` pages; RFC 6454 §7.3) is refused unless listed. Requests without
  * an Origin header come from programs, not pages, and are accepted (the
  * library does not even ask the predicate unless `requireOrigin` is set).
  */
 
-/** The scheme of the apps host's own origin: it listens on plain HTTP. */
+/** The scheme of the apps host's own origin when no proxy says otherwise: it listens on plain HTTP. */
 const OWN_SCHEME = 'http:';
 
 /** The shape of `Route.origins` as a function; `undefined` is a request without an Origin header. */
@@ -54,8 +58,17 @@ export function originPolicy(allowed: readonly string[] = []): OriginPredicate {
     const parsed = parseOrigin(trimmed);
     if (parsed === null) return false;
     if (listed.has(parsed.origin)) return true;
-    return parsed.protocol === OWN_SCHEME && parsed.host === hostOf(request.headers.get('host'));
+    const scheme = ownScheme(request.headers);
+    return parsed.protocol === scheme && parsed.host === hostOf(request.headers.get('host'), scheme);
   };
+}
+
+/** `https:` when a TLS-terminating proxy says the browser used it, `http:` otherwise. */
+function ownScheme(headers: ReadonlyMap<string, string>): string {
+  // The first proxy's word counts: later ones append theirs after a comma.
+  const forwarded = /(?:^|[;,\s])proto="?(https?)"?/i.exec(headers.get('forwarded') ?? '')?.[1];
+  const claimed = forwarded ?? headers.get('x-forwarded-proto')?.split(',')[0]?.trim();
+  return claimed?.toLowerCase() === 'https' ? 'https:' : OWN_SCHEME;
 }
 
 /** An http(s) origin as a URL, or `null` (opaque or unparsable origins never match a host). */
@@ -72,13 +85,13 @@ function parseOrigin(text: string): URL | null {
 
 /**
  * The Host header (RFC 9110 §7.2) as `URL.host` writes it for the server's
- * scheme: lower-case, default port 80 left out, so `Host: Example.com:80`
+ * scheme: lower-case, default port left out, so `Host: Example.com:80`
  * and `Origin: http://example.com` agree. `undefined` when absent or invalid.
  */
-function hostOf(header: string | undefined): string | undefined {
+function hostOf(header: string | undefined, scheme: string): string | undefined {
   if (header === undefined || header === '' || /[/?#@\\\s]/.test(header)) return undefined;
   try {
-    return new URL(`${OWN_SCHEME}//${header}`).host;
+    return new URL(`${scheme}//${header}`).host;
   } catch {
     return undefined;
   }

@@ -4,8 +4,9 @@ import type { UpgradeRequest } from '../../src/node/upgrade.js';
 
 /** The Origin rules of the apps host, without sockets; server-guards.test.ts runs them over the wire. */
 
-function requestTo(host: string | undefined): UpgradeRequest {
+function requestTo(host: string | undefined, extra: Record<string, string> = {}): UpgradeRequest {
   const headers = new Map<string, string>(host === undefined ? [] : [['host', host]]);
+  for (const [name, value] of Object.entries(extra)) headers.set(name, value);
   return { headers } as unknown as UpgradeRequest;
 }
 
@@ -43,6 +44,17 @@ describe('originPolicy', () => {
     expect(allow('http://127.0.0.1:8080', requestTo(undefined))).toBe(false);
     expect(allow('http://a', requestTo('a, b'))).toBe(false);
     expect(allow('http://a', requestTo('a/x'))).toBe(false);
+  });
+
+  it('takes https as its own scheme when a TLS proxy says so (X-Forwarded-Proto, Forwarded proto=), and then only https', () => {
+    const allow = originPolicy();
+    expect(allow('https://example.com', requestTo('example.com', { 'x-forwarded-proto': 'https' }))).toBe(true);
+    expect(allow('https://example.com', requestTo('example.com:443', { 'x-forwarded-proto': 'HTTPS, http' }))).toBe(true);
+    expect(allow('https://example.com', requestTo('example.com', { forwarded: 'for=192.0.2.1;proto=https;host=example.com' }))).toBe(true);
+    expect(allow('http://example.com', requestTo('example.com', { 'x-forwarded-proto': 'https' }))).toBe(false);
+    expect(allow('https://example.com', requestTo('example.com'))).toBe(false);
+    expect(allow('https://example.com', requestTo('example.com', { 'x-forwarded-proto': 'http' }))).toBe(false);
+    expect(allow('https://evil.example', requestTo('example.com', { 'x-forwarded-proto': 'https' }))).toBe(false);
   });
 
   it('adds listed origins, null when listed, and everything with *', () => {

@@ -39,7 +39,7 @@ async function open(port: number): Promise<RawClient> {
 }
 
 /** An upgrade to /echo/ws with the given Host and Origin lines; resolves with the status line and body. */
-async function upgradeWith(port: number, lines: { host?: string; origin?: string }): Promise<{ status: number; body: string }> {
+async function upgradeWith(port: number, lines: { host?: string; origin?: string; extra?: string[] }): Promise<{ status: number; body: string }> {
   const raw = await open(port);
   const headers = [
     `Host: ${lines.host ?? `127.0.0.1:${port}`}`,
@@ -48,6 +48,7 @@ async function upgradeWith(port: number, lines: { host?: string; origin?: string
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
     'Sec-WebSocket-Version: 13',
     ...(lines.origin === undefined ? [] : [`Origin: ${lines.origin}`]),
+    ...(lines.extra ?? []),
   ];
   raw.write(`GET /echo/ws HTTP/1.1\r\n${headers.map((line) => `${line}\r\n`).join('')}\r\n`);
   const head = await raw.readHead(5000);
@@ -64,6 +65,14 @@ describe('Origin (cross-site WebSocket hijacking)', () => {
     // Compared as origins: case of the host and an explicit default port do not matter.
     expect((await upgradeWith(port, { host: 'LocalHost', origin: 'http://localhost:80' })).status).toBe(101);
     expect((await upgradeWith(port, { host: `[::1]:${port}`, origin: `http://[::1]:${port}` })).status).toBe(101);
+  });
+
+  it('behind a TLS proxy that says X-Forwarded-Proto: https, accepts the https origin of the Host', async () => {
+    const { port } = await start();
+    const proxied = { host: 'chat.example', extra: ['X-Forwarded-Proto: https'] };
+    expect((await upgradeWith(port, { ...proxied, origin: 'https://chat.example' })).status).toBe(101);
+    expect((await upgradeWith(port, { ...proxied, origin: 'http://chat.example' })).status).toBe(403);
+    expect((await upgradeWith(port, { ...proxied, origin: 'https://evil.example' })).status).toBe(403);
   });
 
   it('accepts requests without an Origin header (programs, not pages)', async () => {
