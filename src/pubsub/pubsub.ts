@@ -1,6 +1,6 @@
 import { prepareFrame, type PreparedFrame } from '../protocol/protocol.js';
 import type { Connection } from '../node/connection.js';
-import type { Broker, BrokerMessage, BrokerStats, RecoveryFailure, StreamPosition, TopicDiscontinuity } from './broker.js';
+import type { Broker, BrokerMessage, BrokerStats, HistoryResult, RecoveryFailure, StreamPosition, TopicDiscontinuity } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
 import type { Presence, PresenceData } from './presence.js';
 import { newEpoch } from './epoch.js';
@@ -273,6 +273,15 @@ export class PubSub {
     options.onRecovery?.(result);
     this.releaseHeld(connection, topic, subscription, result.position);
     return result;
+  }
+
+  /**
+   * The topic's messages stored after `since` (as far as its history
+   * reaches), or why they cannot be listed: for an application that builds
+   * a snapshot from a topic's recent past (a chat's last messages).
+   */
+  history(topic: string, since: StreamPosition): Promise<HistoryResult> {
+    return this.broker.history(topic, since);
   }
 
   /** Returns false if the connection was not subscribed to the topic. */

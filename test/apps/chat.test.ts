@@ -41,10 +41,27 @@ interface ReceivedImage {
  * order through a cursor, images (binary) in their own list, and the order
  * of both in `sequence` (`<type>` for text, `image:<id>` for images).
  */
+/** Remove `epoch` and `offset` from a message (or image header) and describe them. */
+function takePosition(message: Record<string, unknown>): string {
+  const { epoch, offset } = message;
+  const type = String(message['type']);
+  if (typeof epoch !== 'string' || typeof offset !== 'number') return type;
+  delete message['epoch'];
+  delete message['offset'];
+  return `${type}@${offset}`;
+}
+
 class ChatClient {
   readonly received: Message[] = [];
   readonly images: ReceivedImage[] = [];
   readonly sequence: string[] = [];
+  /**
+   * The position (protocol 2) each message carried, in arrival order, as
+   * `<type>@<offset>`, or `<type>` for one without: taken out of the
+   * message so the assertions on its content stay about the content.
+   */
+  readonly positions: string[] = [];
+  epoch: string | null = null;
   readonly closed: Promise<{ code: number; reason: string }>;
   private cursor = 0;
   private wake: (() => void) | null = null;
@@ -53,16 +70,23 @@ class ChatClient {
     ws.on('message', (data: Buffer, isBinary) => {
       if (isBinary) {
         const image = readEnvelope(data);
+        this.positions.push(takePosition(image.header));
         this.images.push(image);
         this.sequence.push(`image:${String(image.header['id'])}`);
       } else {
         const message = JSON.parse(String(data)) as Message;
+        this.positions.push(takePosition(message));
         this.received.push(message);
         this.sequence.push(message.type);
       }
       this.wake?.();
     });
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  }
+
+  /** The epoch of room general's topic on the test's server. */
+  static async epochOf(_port: number): Promise<string> {
+    return (await server!.pubsub.live(roomTopic('general'))).epoch;
   }
 
   static async open(port: number): Promise<ChatClient> {
@@ -171,7 +195,7 @@ describe('chat: joining', () => {
     const port = await start();
     const ann = await ChatClient.open(port);
     ann.send({ type: 'join', nick: 'ann' });
-    expect(await ann.next()).toEqual({ type: 'joined', room: 'general', nick: 'ann' });
+    expect(await ann.next()).toEqual({ type: 'joined', room: 'general', nick: 'ann', version: 2 });
     expect(await ann.next()).toEqual({ type: 'history', room: 'general', messages: [] });
     const notice = await ann.next();
     expect(notice).toMatchObject({ type: 'notice', event: 'join', room: 'general', nick: 'ann' });
@@ -184,7 +208,7 @@ describe('chat: joining', () => {
     const ann = await ChatClient.open(port);
     const bob = await ChatClient.open(port);
     ann.send({ type: 'join', nick: 'ann', room: 'Kitchen' });
-    expect(await ann.next()).toEqual({ type: 'joined', room: 'kitchen', nick: 'ann' });
+    expect(await ann.next()).toEqual({ type: 'joined', room: 'kitchen', nick: 'ann', version: 2 });
     await bob.join('bob', 'garden');
     ann.send({ type: 'message', text: 'kitchen only' });
     await ann.nextWhere((message) => message.type === 'message' && message['text'] === 'kitchen only', 'own message');
@@ -233,7 +257,7 @@ describe('chat: joining', () => {
     bob.send({ type: 'join', nick: 'bob', room: 'other' });
     expect(await ann.next()).toMatchObject({ type: 'notice', event: 'leave', nick: 'bob', room: 'general' });
     expect(await ann.next()).toEqual({ type: 'presence', room: 'general', nicks: ['ann'] });
-    expect(await bob.nextOfType('joined')).toEqual({ type: 'joined', room: 'other', nick: 'bob' });
+    expect(await bob.nextOfType('joined')).toEqual({ type: 'joined', room: 'other', nick: 'bob', version: 2 });
   });
 
   it('answers a repeated identical join with already_joined', async () => {
@@ -626,7 +650,7 @@ describe('chat: images', () => {
   });
 
   it('keeps only the newest images within the room budget for newcomers, and all of the text', async () => {
-    const port = await start({ ...UNLIMITED, rooms: { roomImageBytes: 2 * (png(4, 4).length + 200) } });
+    const port = await start({ ...UNLIMITED, history: { imageBytes: 2 * (png(4, 4).length + 200) } });
     const ann = await ChatClient.open(port);
     await ann.join('ann');
     for (const name of ['one', 'two', 'three']) {
@@ -711,6 +735,111 @@ describe('chat: limits shared with the server', () => {
       ...Array.from({ length: 4 }, () => expect.stringMatching(/^At most 6 messages per 60000 ms/)),
       'Too many messages, too often: disconnected.',
     ]);
+  });
+});
+
+describe('chat: positions, resumption, resends and typing (protocol 2)', () => {
+  it('gives every room message a position, contiguous for a member, continuing the history’s', async () => {
+    const port = await start(UNLIMITED);
+    const ann = await ChatClient.open(port);
+    await ann.join('ann');
+    for (const text of ['one', 'two']) ann.send({ type: 'message', text });
+    await ann.nextWhere((m) => m.type === 'message' && m['text'] === 'two', 'the second message');
+    const bob = await ChatClient.open(port);
+    bob.send({ type: 'join', nick: 'bob' });
+    const history = await bob.nextOfType('history');
+    expect(history['messages']).toHaveLength(2);
+    const historyAt = Number(/@(\d+)$/.exec(bob.positions[1]!)?.[1]);
+    bob.send({ type: 'message', text: 'three' });
+    await bob.nextWhere((m) => m.type === 'message' && m['text'] === 'three', 'its own message');
+    // joined, history@N, then the room's messages at N+1, N+2 ...: the join notice, the presence list, the message.
+    expect(bob.positions).toEqual(['joined', `history@${historyAt}`, `notice@${historyAt + 1}`, `presence@${historyAt + 2}`, `message@${historyAt + 3}`]);
+    const annRoom = ann.positions.filter((p) => p.includes('@')).map((p) => Number(p.split('@')[1]));
+    expect(annRoom).toEqual(annRoom.map((_, i) => annRoom[0]! + i));
+  });
+
+  it('resumes a member from its position: what it missed, once each, then resumed, then live', async () => {
+    const port = await start(UNLIMITED);
+    const bob = await ChatClient.open(port);
+    await bob.join('bob');
+    const ann = await ChatClient.open(port);
+    ann.send({ type: 'join', nick: 'ann', session: 'ann-page' });
+    await ann.nextWhere((m) => m.type === 'presence' && (m['nicks'] as string[]).includes('ann'), 'her presence');
+    const last = ann.positions.at(-1)!;
+    const epoch = (await ChatClient.epochOf(port)) as string;
+    const since = { epoch, offset: Number(last.split('@')[1]) };
+    ann.ws.terminate();
+    await bob.nextWhere((m) => m.type === 'notice' && m['event'] === 'leave', 'ann leaving');
+    for (const text of ['while', 'you', 'were away']) bob.send({ type: 'message', text });
+    await bob.nextWhere((m) => m['text'] === 'were away', 'the last one');
+    const back = await ChatClient.open(port);
+    back.send({ type: 'join', nick: 'ann', session: 'ann-page', since });
+    const resumed = await back.nextOfType('resumed');
+    expect(resumed).toMatchObject({ room: 'general', replayed: 5 });
+    expect(back.positions[6]).toBe(`resumed@${since.offset + 5}`);
+    // Exactly what followed `since`, in order and once: her leave, the presence list, the three messages.
+    expect(back.sequence.slice(0, 7)).toEqual(['joined', 'notice', 'presence', 'message', 'message', 'message', 'resumed']);
+    expect(back.positions.slice(1, 6)).toEqual([1, 2, 3, 4, 5].map((i) => `${['notice', 'presence', 'message', 'message', 'message'][i - 1]}@${since.offset + i}`));
+    expect(back.received.filter((m) => m.type === 'message').map((m) => m['text'])).toEqual(['while', 'you', 'were away']);
+    // Then live, from the next offset on: her join.
+    await back.nextWhere((m) => m.type === 'notice' && m['event'] === 'join', 'her join notice');
+    expect(back.positions[7]).toBe(`notice@${since.offset + 6}`);
+    expect(back.received.some((m) => m.type === 'history')).toBe(false);
+  });
+
+  it('answers a resumption it cannot make (another epoch) with the latest history, flagged missed', async () => {
+    const port = await start(UNLIMITED);
+    const bob = await ChatClient.open(port);
+    await bob.join('bob');
+    bob.send({ type: 'message', text: 'kept' });
+    await bob.nextOfType('message');
+    const ann = await ChatClient.open(port);
+    ann.send({ type: 'join', nick: 'ann', since: { epoch: 'an-old-epoch', offset: 7 } });
+    const history = await ann.nextOfType('history');
+    expect(history).toMatchObject({ type: 'history', room: 'general', missed: true });
+    expect((history['messages'] as ChatMessage[]).map((m) => m.text)).toEqual(['kept']);
+    expect(ann.received.some((m) => m.type === 'resumed')).toBe(false);
+  });
+
+  it('echoes a message’s client id, and answers a resend of that id with duplicate instead of posting it again', async () => {
+    const port = await start(UNLIMITED);
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    await ann.join('ann');
+    await bob.join('bob');
+    ann.send({ type: 'message', text: 'once', id: 'p1-1' });
+    expect(await bob.nextOfType('message')).toMatchObject({ text: 'once', clientId: 'p1-1', nick: 'ann' });
+    ann.send({ type: 'message', text: 'once', id: 'p1-1' });
+    expect(await ann.nextOfType('duplicate')).toEqual({ type: 'duplicate', room: 'general', id: 'p1-1' });
+    // The same id from another nickname is another message.
+    bob.send({ type: 'message', text: 'mine', id: 'p1-1' });
+    expect(await ann.nextWhere((m) => m.type === 'message' && m['nick'] === 'bob', 'bob’s')).toMatchObject({ clientId: 'p1-1' });
+    await bob.nextWhere((m) => m.type === 'message' && m['text'] === 'mine', 'his own');
+    await bob.quietFor(100);
+    expect(bob.received.filter((m) => m.type === 'message' && m['text'] === 'once')).toHaveLength(1);
+    ann.send({ type: 'message', text: 'x', id: '<bad id>' });
+    expect(await ann.nextOfType('error')).toMatchObject({ code: 'invalid_message', request: 'message' });
+  });
+
+  it('shows typing to the others, at most once per two seconds per member, and never in the history', async () => {
+    let clock = 0;
+    vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    const port = await start(UNLIMITED);
+    const ann = await ChatClient.open(port);
+    const bob = await ChatClient.open(port);
+    await ann.join('ann');
+    await bob.join('bob');
+    bob.send({ type: 'typing' });
+    expect(await ann.nextOfType('typing')).toEqual({ type: 'typing', room: 'general', nick: 'bob' });
+    bob.send({ type: 'typing' }); // within the interval: dropped
+    bob.send({ type: 'ping' });
+    await bob.nextOfType('pong');
+    clock += 2000;
+    bob.send({ type: 'typing' });
+    await ann.nextOfType('typing');
+    expect(ann.received.filter((m) => m.type === 'typing')).toHaveLength(2);
+    const cat = await ChatClient.open(port);
+    expect(await cat.join('cat')).toEqual([]);
   });
 });
 

@@ -33,6 +33,15 @@ export const MAX_IMAGE_NAME_LENGTH = 255;
 export const MAX_WIRE_MESSAGE_BYTES = 6 * 1024 * 1024;
 /** Messages a newcomer receives from the room's past. */
 export const HISTORY_LENGTH = 50;
+/**
+ * The protocol's version, sent in `joined`. 2: room messages carry their
+ * position (epoch, offset), `join` takes `since` and `session`, `message`
+ * takes a client `id`, `typing`, `resumed`, `history.missed`, and state
+ * shared across server processes (PROTOCOL.md).
+ */
+export const PROTOCOL_VERSION = 2;
+/** The shortest gap between two `typing` broadcasts of one member, ms: more often is ignored. */
+export const TYPING_INTERVAL_MS = 2000;
 /** The room joined when `join` names none. */
 export const DEFAULT_ROOM = 'general';
 
@@ -49,7 +58,8 @@ export type ChatErrorCode =
   | 'not_joined'
   | 'already_joined'
   | 'empty_message'
-  | 'unsupported_image';
+  | 'unsupported_image'
+  | 'unavailable';
 
 export interface ChatError {
   code: ChatErrorCode;
@@ -58,16 +68,36 @@ export interface ChatError {
 
 // ---- client to server -------------------------------------------------------
 
+/** A place in a room's sequence of messages (PROTOCOL.md, "Positions"). */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
 export interface JoinRequest {
   type: 'join';
   nick: string;
   /** Default `general`. */
   room?: string;
+  /** The last position the client saw in this room: resume after it instead of receiving the history. */
+  since?: Position;
+  /**
+   * A random token of the page (not of the connection): a nickname held by
+   * the same session on a connection the server has not yet seen close is
+   * taken over rather than refused, so a reconnect keeps its nickname.
+   */
+  session?: string;
 }
 
 export interface MessageRequest {
   type: 'message';
   text: string;
+  /** The client's id of the message: echoed as `clientId`; a resend with the same id is not posted twice. */
+  id?: string;
+}
+
+export interface TypingRequest {
+  type: 'typing';
 }
 
 export interface LeaveRequest {
@@ -78,7 +108,7 @@ export interface PingRequest {
   type: 'ping';
 }
 
-export type ClientMessage = JoinRequest | MessageRequest | LeaveRequest | PingRequest;
+export type ClientMessage = JoinRequest | MessageRequest | LeaveRequest | PingRequest | TypingRequest;
 
 /** An image a client sends: the header of its binary message, checked, and the image's bytes. */
 export interface ImageUpload {
@@ -102,6 +132,8 @@ export interface ChatMessage {
   text: string;
   /** Milliseconds since the Unix epoch, by the server's clock. */
   time: number;
+  /** The sender's id for the message, when it gave one. */
+  clientId?: string;
 }
 
 /** An image as the server stamped it: the header of its binary message, and an entry in `history`. */
@@ -126,8 +158,18 @@ export type HistoryEntry = ChatMessage | ChatImage;
 export type ImageHeader = { type: 'image' } & ChatImage;
 
 export type ServerMessage =
-  | { type: 'joined'; room: string; nick: string }
-  | { type: 'history'; room: string; messages: readonly HistoryEntry[] }
+  | { type: 'joined'; room: string; nick: string; version: number }
+  /**
+   * `epoch`/`offset`: the room's position the history describes (room
+   * messages after it follow). `missed`: the client asked to resume and
+   * could not be (`since` too old, or the room's store lost its data).
+   */
+  | { type: 'history'; room: string; messages: readonly HistoryEntry[]; epoch: string; offset: number; missed?: boolean }
+  /** A resumption succeeded: the `replayed` messages after the client's `since` came just before. */
+  | { type: 'resumed'; room: string; epoch: string; offset: number; replayed: number }
+  | { type: 'typing'; room: string; nick: string }
+  /** A resent message (same client id) that was posted already: its broadcast is in the room's sequence. */
+  | { type: 'duplicate'; room: string; id: string }
   | { type: 'presence'; room: string; nicks: readonly string[] }
   | ({ type: 'message' } & ChatMessage)
   | { type: 'notice'; event: 'join' | 'leave'; room: string; nick: string; time: number }
@@ -176,25 +218,50 @@ export function parseClientMessage(text: string): Parsed {
     case 'join': {
       const nick = record['nick'];
       const room = record['room'];
+      const since = record['since'];
+      const session = record['session'];
       if (typeof nick !== 'string') return bad('"join" needs a "nick" string.');
       if (room !== undefined && typeof room !== 'string') return bad('"room" must be a string.');
-      return { ok: true, message: room === undefined ? { type, nick } : { type, nick, room } };
+      if (session !== undefined && (typeof session !== 'string' || !CLIENT_ID_PATTERN.test(session))) {
+        return bad('"session" must be 1 to 64 of A-Z, a-z, 0-9, "_", ".", ":" or "-".');
+      }
+      const join: JoinRequest = room === undefined ? { type, nick } : { type, nick, room };
+      if (since !== undefined) {
+        const position = readPosition(since);
+        if (position === null) return bad('"since" must be {"epoch": string, "offset": a whole number >= 0}.');
+        join.since = position;
+      }
+      if (session !== undefined) join.session = session as string;
+      return { ok: true, message: join };
     }
     case 'message': {
       const body = record['text'];
+      const id = record['id'];
       if (typeof body !== 'string') return bad('"message" needs a "text" string.');
-      return { ok: true, message: { type, text: body } };
+      if (id !== undefined && (typeof id !== 'string' || !CLIENT_ID_PATTERN.test(id))) {
+        return bad('"id" must be 1 to 64 of A-Z, a-z, 0-9, "_", ".", ":" or "-".');
+      }
+      return { ok: true, message: id === undefined ? { type, text: body } : { type, text: body, id: id as string } };
     }
     case 'leave':
     case 'ping':
+    case 'typing':
       return { ok: true, message: { type } };
     default:
       return {
         ok: false,
-        error: chatError('unknown_type', `Unknown message type ${JSON.stringify(type.slice(0, 40))}; use join, message, leave or ping.`),
+        error: chatError('unknown_type', `Unknown message type ${JSON.stringify(type.slice(0, 40))}; use join, message, typing, leave or ping.`),
         request: type.slice(0, 40),
       };
   }
+}
+
+function readPosition(value: unknown): Position | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const { epoch, offset } = value as Record<string, unknown>;
+  if (typeof epoch !== 'string' || epoch.length === 0 || epoch.length > 64) return null;
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) return null;
+  return { epoch, offset };
 }
 
 /** What `parseImageUpload` found: an image to post, or the error to answer (with the upload's id when it had one). */

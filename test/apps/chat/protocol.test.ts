@@ -14,6 +14,20 @@ describe('parseClientMessage', () => {
     expect(parseClientMessage('{"type":"ping"}')).toEqual({ ok: true, message: { type: 'ping' } });
   });
 
+  it('reads protocol 2’s fields: join since and session, a message’s client id, typing; refuses malformed ones', () => {
+    expect(parseClientMessage('{"type":"join","nick":"ann","since":{"epoch":"e1","offset":4},"session":"s-1"}')).toEqual({
+      ok: true,
+      message: { type: 'join', nick: 'ann', since: { epoch: 'e1', offset: 4 }, session: 's-1' },
+    });
+    expect(parseClientMessage('{"type":"message","text":"hi","id":"p-1"}')).toEqual({ ok: true, message: { type: 'message', text: 'hi', id: 'p-1' } });
+    expect(parseClientMessage('{"type":"typing","x":1}')).toEqual({ ok: true, message: { type: 'typing' } });
+    for (const since of ['"e1"', '{"epoch":"e1"}', '{"epoch":"e1","offset":-1}', '{"epoch":"e1","offset":1.5}', '{"epoch":"","offset":1}']) {
+      expect(parseClientMessage(`{"type":"join","nick":"ann","since":${since}}`)).toMatchObject({ ok: false, error: { code: 'invalid_message' }, request: 'join' });
+    }
+    expect(parseClientMessage('{"type":"join","nick":"ann","session":"a b"}')).toMatchObject({ ok: false, request: 'join' });
+    expect(parseClientMessage('{"type":"message","text":"x","id":7}')).toMatchObject({ ok: false, request: 'message' });
+  });
+
   it('tells malformed JSON from a JSON value that is not a message', () => {
     expect(parseClientMessage('{')).toMatchObject({ ok: false, error: { code: 'invalid_json' } });
     expect(parseClientMessage('')).toMatchObject({ ok: false, error: { code: 'invalid_json' } });
