@@ -1,9 +1,11 @@
 // Sockeye benchmark harness: Sockeye's echo server, a `ws` echo server and a
-// plain TCP echo, measured side by side in one run on loopback; and a fan-out
+// plain TCP echo, measured side by side in one run on loopback; a fan-out
 // line (one publisher, 1,000 subscribers) for Sockeye's pub/sub hub against
-// ws's documented broadcast loop.
+// ws's documented broadcast loop; and a cross-node fan-out line: two nodes on
+// one redis-server, Sockeye's RedisBroker against ws with a hand-written
+// Redis PUBLISH/SUBSCRIBE relay.
 //
-//   node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,tcp]
+//   node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,tcp] [--only msg64,xfanout,...]
 //
 // The load generator is bench/loadgen.c, compiled here with gcc. Servers are
 // pinned to CPU 0 and the generator to CPU 1 (taskset), every measurement
@@ -27,7 +29,7 @@ const sockeyeMain = path.join(rootDir, 'dist', 'src', 'cli', 'main.js');
 // ---------------------------------------------------------------- options
 
 function parseArgs(argv) {
-  const o = { rounds: undefined, quick: false, json: undefined, retries: 0, servers: ['sockeye', 'ws', 'tcp'] };
+  const o = { rounds: undefined, quick: false, json: undefined, retries: 0, servers: ['sockeye', 'ws', 'tcp'], only: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -44,8 +46,9 @@ function parseArgs(argv) {
       if (!Number.isInteger(o.retries) || o.retries < 0) fail('--retries must be a non-negative integer');
     }
     else if (a === '--servers') o.servers = next().split(',').filter(Boolean);
+    else if (a === '--only') o.only = next().split(',').filter(Boolean);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,tcp]');
+      console.log('usage: node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,tcp] [--only msg64,bin16k,bin1m,latency,connrate,fanout,xfanout,mem]');
       process.exit(0);
     } else fail(`unknown option ${a}`);
   }
@@ -75,7 +78,7 @@ const T = opts.quick
 const FANOUT_WINDOW = 16;
 
 // One measurement = one generator run; it yields one or more table lines.
-const MEASUREMENTS = [
+const ALL_MEASUREMENTS = [
   {
     id: 'msg64',
     gen: ['--mode', 'throughput', '--conns', '100', '--inflight', '16', '--size', '64', '--text'],
@@ -116,7 +119,24 @@ const MEASUREMENTS = [
     gen: ['--mode', 'fanout', '--conns', '1000', '--size', '64', '--text', '--window', String(FANOUT_WINDOW), '--sampled', '8'],
     fanout: true, // the servers are bench/servers/*-fanout.mjs
     tcp: false,
-    figures: [{ id: 'fanout', label: 'fan-out 64 B deliveries/s (1 publisher, 1,000 subscribers)', better: 'higher', pick: (r) => r.deliveries_per_s, fmt: fmtInt }],
+    figures: [
+      { id: 'fanout', label: 'fan-out 64 B deliveries/s (1 publisher, 1,000 subscribers)', better: 'higher', pick: (r) => r.deliveries_per_s, fmt: fmtInt },
+      { id: 'fanout_p50', label: 'fan-out publish-to-delivery median us (lower is better)', better: 'lower', pick: (r) => r.median_us, fmt: fmtInt },
+      { id: 'fanout_p99', label: 'fan-out publish-to-delivery p99 us (lower is better)', better: 'lower', pick: (r) => r.p99_us, fmt: fmtInt },
+    ],
+  },
+  {
+    // The same load across two nodes on one redis-server: the publisher on
+    // node A, the subscribers split over A and B (loadgen --sub-port2).
+    id: 'xfanout',
+    gen: ['--mode', 'fanout', '--conns', '1000', '--size', '64', '--text', '--window', String(FANOUT_WINDOW), '--sampled', '8'],
+    cross: true, // the servers are bench/servers/*-redis-fanout.mjs, two of each, and a redis-server
+    tcp: false,
+    figures: [
+      { id: 'xfanout', label: 'cross-node fan-out 64 B deliveries/s (2 nodes on Redis)', better: 'higher', pick: (r) => r.deliveries_per_s, fmt: fmtInt },
+      { id: 'xfanout_p50', label: 'cross-node publish-to-delivery median us (lower is better)', better: 'lower', pick: (r) => r.median_us, fmt: fmtInt },
+      { id: 'xfanout_p99', label: 'cross-node publish-to-delivery p99 us (lower is better)', better: 'lower', pick: (r) => r.p99_us, fmt: fmtInt },
+    ],
   },
   {
     id: 'mem',
@@ -125,6 +145,9 @@ const MEASUREMENTS = [
     figures: [{ id: 'mem', label: `idle memory bytes/conn, ${T.idleConns.toLocaleString('en-US')} conns (lower is better)`, better: 'lower', pick: (r) => r.bytes_per_conn, fmt: fmtInt }],
   },
 ];
+
+for (const id of opts.only ?? []) if (!ALL_MEASUREMENTS.some((m) => m.id === id)) fail(`unknown measurement ${id} (--only takes ${ALL_MEASUREMENTS.map((m) => m.id).join(',')})`);
+const MEASUREMENTS = opts.only ? ALL_MEASUREMENTS.filter((m) => opts.only.includes(m.id)) : ALL_MEASUREMENTS;
 
 function fmtInt(v) {
   return Math.round(v).toLocaleString('en-US');
@@ -141,12 +164,14 @@ const SERVERS = {
     available: () => (fs.existsSync(sockeyeMain) ? null : `${path.relative(rootDir, sockeyeMain)} not found (not built yet?)`),
     argv: (port) => [process.execPath, sockeyeMain, 'serve', 'echo', '--port', String(port), '--host', '127.0.0.1', '--no-deflate'],
     fanoutArgv: (port) => [process.execPath, path.join(benchDir, 'servers', 'sockeye-fanout.mjs'), String(port)],
+    crossArgv: (port, redisUrl) => [process.execPath, path.join(benchDir, 'servers', 'sockeye-redis-fanout.mjs'), String(port), redisUrl],
     raw: false,
   },
   ws: {
     available: () => null,
     argv: (port) => [process.execPath, path.join(benchDir, 'servers', 'ws-echo.mjs'), String(port)],
     fanoutArgv: (port) => [process.execPath, path.join(benchDir, 'servers', 'ws-fanout.mjs'), String(port)],
+    crossArgv: (port, redisUrl) => [process.execPath, path.join(benchDir, 'servers', 'ws-redis-fanout.mjs'), String(port), redisUrl],
     raw: false,
   },
   tcp: {
@@ -327,10 +352,11 @@ function canConnect(port) {
 }
 
 // Start a server and wait until its port accepts a TCP connection.
-// `fanout`: start the server's fan-out script instead of its echo server.
-async function startServer(name, { fanout = false } = {}) {
+// `fanout`: start the server's fan-out script instead of its echo server;
+// `argv`: start exactly this command.
+async function startServer(name, { fanout = false, argv: given } = {}) {
   const port = await freePort();
-  const argv = fanout ? SERVERS[name].fanoutArgv(port) : SERVERS[name].argv(port);
+  const argv = given ? given(port) : fanout ? SERVERS[name].fanoutArgv(port) : SERVERS[name].argv(port);
   const [cmd, args] = serverCommand(argv);
   const child = track(spawn(cmd, args, { cwd: rootDir, stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
@@ -402,24 +428,55 @@ const NOISY_PCT = 20;
 
 const timing = ['--warmup', String(T.warmup), '--duration', String(T.duration)];
 
+const REDIS_SERVER = '/usr/bin/redis-server';
+
+// The cross-node line's parts: a private redis-server and two nodes of the
+// server under test on it. Their CPU time is counted together as the server's.
+async function startCross(name) {
+  const redis = await startServer(name, { argv: (port) => [REDIS_SERVER, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'] });
+  const url = `redis://127.0.0.1:${redis.port}`;
+  const nodes = [];
+  try {
+    for (let i = 0; i < 2; i++) nodes.push(await startServer(name, { argv: (port) => SERVERS[name].crossArgv(port, url) }));
+  } catch (e) {
+    for (const node of nodes) await stop(node.child);
+    await stop(redis.child);
+    throw e;
+  }
+  const [a, b] = nodes;
+  return {
+    child: a.child,
+    port: a.port,
+    port2: b.port,
+    pids: [a.child.pid, b.child.pid, redis.child.pid],
+    output: a.output,
+    async stopAll() {
+      for (const node of nodes) await stop(node.child);
+      await stop(redis.child);
+    },
+  };
+}
+
 async function measureLoad(m, name, server) {
   const args = [...m.gen, ...timing, '--port', String(server.port)];
+  if (server.port2) args.push('--sub-port2', String(server.port2));
   if (SERVERS[name].raw) args.push('--raw');
-  const pid = server.child.pid;
+  const pids = server.pids ?? [server.child.pid];
+  const serverCpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   const cpus = pin.ok ? [0, 1] : null;
   let start;
   const { result } = runGenerator(args, {
     timeoutMs: (T.warmup + T.duration + 40) * 1000,
     onLine: (line) => {
       if (line === 'measure') {
-        start = { t: performance.now(), server: cpuSeconds(pid), busy: cpuTicksBusy(cpus), self: process.cpuUsage() };
+        start = { t: performance.now(), server: serverCpu(), busy: cpuTicksBusy(cpus), self: process.cpuUsage() };
       }
     },
   });
   const r = await result;
   if (start) {
     const wall = (performance.now() - start.t) / 1000;
-    const server = cpuSeconds(pid) - start.server;
+    const server = serverCpu() - start.server;
     const self = process.cpuUsage(start.self);
     const gen = (r.cpu_pct / 100) * r.seconds;
     r.server_cpu_pct = (100 * server) / wall;
@@ -501,13 +558,13 @@ async function measureMemory(name, server) {
 }
 
 async function measure(m, name) {
-  const server = await startServer(name, { fanout: m.fanout });
+  const server = m.cross ? await startCross(name) : await startServer(name, { fanout: m.fanout });
   try {
     const r = m.memory ? await measureMemory(name, server) : await measureLoad(m, name, server);
     if (server.child.exitCode !== null || server.child.signalCode !== null) {
       throw new Error(`server exited during the run: ${server.output().trim()}`);
     }
-    if (m.fanout) {
+    if (m.fanout || m.cross) {
       r.server_stats = await fanoutServerStats(server);
       if (!r.server_stats) r.warning = `${r.warning ? `${r.warning}; ` : ''}the server printed no counters`;
       // Sockeye's hub skips a subscriber with more than maxSubscriberBuffer
@@ -518,7 +575,8 @@ async function measure(m, name) {
     }
     return r;
   } finally {
-    await stop(server.child);
+    if (server.stopAll) await server.stopAll();
+    else await stop(server.child);
   }
 }
 
@@ -598,6 +656,10 @@ async function main() {
     }
   }
   if (servers.length === 0) fail('no server could be started');
+  if (!fs.existsSync(REDIS_SERVER)) {
+    skipped.redis = `${REDIS_SERVER} not found (Debian's redis-server; scripts/test-deps.sh installs it): no cross-node line`;
+    console.error(`bench: skipping the cross-node line: ${skipped.redis}`);
+  }
 
   const runs = []; // every single result, for --json
   const values = {}; // figure id -> server -> [values]
@@ -607,7 +669,10 @@ async function main() {
   let step = 0;
   for (let round = 0; round < opts.rounds; round++) {
     for (const m of MEASUREMENTS) {
-      const eligible = servers.filter((s) => (s !== 'tcp' || m.tcp) && (!m.fanout || SERVERS[s].fanoutArgv));
+      const eligible = servers.filter(
+        (s) => (s !== 'tcp' || m.tcp) && (!m.fanout || SERVERS[s].fanoutArgv) && (!m.cross || (SERVERS[s].crossArgv && !skipped.redis)),
+      );
+      if (eligible.length === 0) continue;
       const k = step++ % eligible.length;
       const order = [...eligible.slice(k), ...eligible.slice(0, k)];
       for (const s of order) {
