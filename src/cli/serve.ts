@@ -28,9 +28,9 @@ error is logged, tagged by connection. The command is split into words like
 a shell would (quotes, backslashes) but not run by one unless --shell.
 
 Browser pages may open the WebSockets of the apps and of exec only from the
-server's own origin (http://HOST:PORT as the browser reached it); other
-origins, and "null", get 403. Programs, which send no Origin header, are
-accepted.
+server's own origin (http://HOST:PORT as the browser reached it, or https://
+behind a TLS proxy that sends X-Forwarded-Proto: https); other origins, and
+"null", get 403. Programs, which send no Origin header, are accepted.
 
 Options:
   --port N              port to listen on (default 8080, or $PORT)
