@@ -12,7 +12,7 @@
  */
 export const NODE_CONSUMER = `
 import { WebSocketServer, connect, Connection, ConnectionState, HandshakeError, ReconnectingWebSocket, reject, type CloseInfo } from 'sockeye';
-import { CloseCode } from 'sockeye/protocol';
+import { CloseCode, Protocol, Role, type ProtocolEvent } from 'sockeye/protocol';
 import { PubSub, MemoryBroker } from 'sockeye/pubsub';
 
 interface User {
@@ -57,6 +57,18 @@ function internals(connection: Connection<unknown>): void {
   void connection.drop;
   // @ts-expect-error receiveInitial is internal
   connection.receiveInitial(new Uint8Array(0));
+}
+
+/** The sans-I/O core, driven by hand: bytes in, events out. */
+export function sansIo(received: Uint8Array): ProtocolEvent[] {
+  const events: ProtocolEvent[] = [];
+  const protocol = new Protocol({ writeFrame: () => {}, event: (event) => void events.push(event) }, { role: Role.Server });
+  protocol.receive(received);
+  // @ts-expect-error frameHeader is the frame reader's callback, internal
+  protocol.frameHeader(true, false, 1, 0);
+  // @ts-expect-error frameError is the frame reader's callback, internal
+  void protocol.frameError;
+  return events;
 }
 
 async function main(): Promise<void> {

@@ -154,7 +154,7 @@ describe('the packed package', () => {
     for (const entry of ENTRY_POINTS) expect(names[entry], entry).toEqual(PUBLIC_NAMES[entry]);
   });
 
-  it('type-checks strict TypeScript consumers (ESM and CommonJS) that cannot reach the internals of Connection', () => {
+  it('type-checks strict TypeScript consumers (ESM and CommonJS) that cannot reach the internals of Connection or Protocol', () => {
     // Internals are gone from the declarations, not only hidden behind a type.
     const declarations = readFileSync(join(installed.packageDir, 'dist/src/node/connection.d.ts'), 'utf8');
     const classBody = declarations.slice(declarations.indexOf('declare class Connection'));
