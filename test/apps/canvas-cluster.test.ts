@@ -37,7 +37,11 @@ afterEach(async () => {
 });
 
 async function startNode(options: CanvasOptions = {}, history?: HistoryOptions): Promise<number> {
-  const broker = await RedisBroker.connect({ url: redis.url, ...(history === undefined ? {} : { history }) });
+  return (await startNodeWithBroker(options, history)).port;
+}
+
+async function startNodeWithBroker(options: CanvasOptions = {}, history?: HistoryOptions, presenceTtlMs?: number): Promise<{ port: number; broker: RedisBroker }> {
+  const broker = await RedisBroker.connect({ url: redis.url, ...(history === undefined ? {} : { history }), ...(presenceTtlMs === undefined ? {} : { presenceTtlMs }) });
   const server = new AppServer({
     apps: [createCanvasApp(options)],
     logLevel: 'silent',
@@ -45,7 +49,7 @@ async function startNode(options: CanvasOptions = {}, history?: HistoryOptions):
     websocket: { heartbeat: false, perMessageDeflate: false },
   });
   servers.push(server);
-  return (await server.listen(0)).port;
+  return { port: (await server.listen(0)).port, broker };
 }
 
 type Of<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;
@@ -198,6 +202,26 @@ describe('canvas across nodes on one Redis', () => {
     // Nothing of Bob's is left to undo, on either node.
     bob.send({ type: 'undo' });
     await bob.until((m) => m.type === 'error' && m.code === 'nothing_to_undo', 'nothing_to_undo for Bob');
+  });
+
+  it('makes the visitors of a node cut off from Redis leave on the others once their presence expires, ending their open stroke', async () => {
+    const ttl = 1000;
+    const a = await startNodeWithBroker({}, undefined, ttl);
+    const b = await startNodeWithBroker({}, undefined, ttl);
+    const ann = await CanvasClient.join(a.port, 'Ann');
+    const bob = await CanvasClient.join(b.port, 'Bob');
+    await ann.until((m) => m.type === 'join' && m.id === bob.id, 'Bob on A');
+    bob.send({ type: 'stroke-begin', colour: 0xaa0000, width: 2, x: 5, y: 5 });
+    bob.send({ type: 'stroke-points', points: [6, 6, 7, 7] });
+    await ann.drawingWhere((s) => s.length === 1 && s[0]!.open && s[0]!.points.length === 6, 'Bob’s open stroke on A');
+
+    // No goodbye: B's connections to Redis drop, and its client goes with it.
+    b.broker.disconnectAbruptly();
+    bob.ws.terminate();
+    // Expiry takes the TTL plus one sweep (a third of it): well within the wait's bound.
+    await ann.until((m) => m.type === 'leave' && m.id === bob.id, 'Bob leaving A by expiry');
+    const board = await ann.drawingWhere((s) => s.length === 1 && !s[0]!.open, 'Bob’s stroke ended on A');
+    expect(board[0]).toMatchObject({ visitor: bob.id, points: [5, 5, 6, 6, 7, 7] });
   });
 
   it('gives a newcomer on a third node, started later, the whole board from a checkpoint and the log after it', async () => {
