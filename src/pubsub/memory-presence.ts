@@ -21,8 +21,9 @@ export class MemoryPresence implements Presence {
     return Promise.resolve(true);
   }
 
-  leave(topic: string, id: string): Promise<void> {
+  leave(topic: string, id: string, data?: PresenceData): Promise<void> {
     const members = this.membersByTopic.get(topic);
+    if (data !== undefined && members?.has(id) === true && JSON.stringify(members.get(id)) !== JSON.stringify(data)) return Promise.resolve();
     if (members !== undefined && members.delete(id)) {
       if (members.size === 0) this.membersByTopic.delete(topic);
       this.emit(topic, { type: 'leave', topic, id, expired: false });

@@ -35,7 +35,12 @@ export interface Presence {
    * refreshing it.
    */
   claim(topic: string, id: string, data: PresenceData): Promise<boolean>;
-  leave(topic: string, id: string): Promise<void>;
+  /**
+   * Remove a member. With `data`, only if the member still has exactly
+   * this data (compared as JSON): whoever claimed or joined the id since
+   * with other data keeps it. Atomic across processes.
+   */
+  leave(topic: string, id: string, data?: PresenceData): Promise<void>;
   /** Every live member of the topic, from every process. */
   members(topic: string): Promise<PresenceMember[]>;
   /** Receive the topic's join and leave events from every process. Returns the function that stops them. */

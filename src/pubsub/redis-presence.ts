@@ -6,7 +6,7 @@ import { PRESENCE_CLAIM_SCRIPT, PRESENCE_JOIN_SCRIPT, PRESENCE_LEAVE_SCRIPT, PRE
 interface PresenceCommands {
   sockeyePresenceJoin(zset: string, hash: string, channel: string, ttlMs: number, ...idData: string[]): Promise<number>;
   sockeyePresenceClaim(zset: string, hash: string, channel: string, ttlMs: number, ...idData: string[]): Promise<number[]>;
-  sockeyePresenceLeave(zset: string, hash: string, channel: string, id: string): Promise<number>;
+  sockeyePresenceLeave(zset: string, hash: string, channel: string, id: string, data?: string): Promise<number>;
   sockeyePresenceMembers(zset: string, hash: string, channel: string): Promise<string[]>;
 }
 
@@ -89,11 +89,14 @@ export class RedisPresence implements Presence {
     return true;
   }
 
-  async leave(topic: string, id: string): Promise<void> {
-    this.forgetLocal(topic, id);
+  async leave(topic: string, id: string, data?: PresenceData): Promise<void> {
+    const json = data === undefined ? undefined : JSON.stringify(data);
+    // With data, this node stops refreshing the member only if it is the one with that data.
+    if (json === undefined || this.local.get(topic)?.get(id) === json) this.forgetLocal(topic, id);
     this.disarmIfIdle();
     const keys = this.keys(topic);
-    await this.commands().sockeyePresenceLeave(keys.zset, keys.hash, keys.channel, id);
+    if (json === undefined) await this.commands().sockeyePresenceLeave(keys.zset, keys.hash, keys.channel, id);
+    else await this.commands().sockeyePresenceLeave(keys.zset, keys.hash, keys.channel, id, json);
   }
 
   async members(topic: string): Promise<PresenceMember[]> {

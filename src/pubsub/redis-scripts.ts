@@ -132,8 +132,11 @@ redis.call('PEXPIRE', KEYS[2], ttl * 2)
 return out
 `;
 
-/** Leave. ARGV: 1 channel, 2 id. */
+/** Leave. ARGV: 1 channel, 2 id, 3 (optional) the data the member must still have. */
 export const PRESENCE_LEAVE_SCRIPT = `
+if ARGV[3] and redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then
+  return 0
+end
 if redis.call('ZREM', KEYS[1], ARGV[2]) == 1 then
   redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('PUBLISH', ARGV[1], cjson.encode({type = 'leave', id = ARGV[2], expired = false}))

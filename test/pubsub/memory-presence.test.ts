@@ -14,6 +14,8 @@ describe('MemoryPresence.claim', () => {
     expect(await presence.members('room')).toEqual([{ id: 'ann', data: { by: 1 } }]);
     await presence.leave('room', 'ann');
     expect(await presence.claim('room', 'ann', { by: 2 })).toBe(true);
+    await presence.leave('room', 'ann', { by: 1 }); // not the holder's data: no effect
+    expect(await presence.members('room')).toEqual([{ id: 'ann', data: { by: 2 } }]);
     expect(events.map((e) => (e.type === 'join' ? `join ${e.member.id} ${JSON.stringify(e.member.data)}` : `leave ${e.id}`))).toEqual([
       'join ann {"by":1}',
       'leave ann',

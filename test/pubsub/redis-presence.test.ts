@@ -114,6 +114,16 @@ describe('Redis presence: claim', () => {
     expect(await a.presence.members('hall')).toEqual([{ id: 'ann', data: { by: 'b' } }]);
   });
 
+  it('leaves with data only if the member still has that data: a takeover survives the old holder’s leave', async () => {
+    const [a, b] = await Promise.all([node(), node()]);
+    expect(await a.presence.claim('hall', 'ann', { conn: 1 })).toBe(true);
+    await b.presence.join('hall', 'ann', { conn: 2 }); // taken over by another node
+    await a.presence.leave('hall', 'ann', { conn: 1 });
+    expect(await a.presence.members('hall')).toEqual([{ id: 'ann', data: { conn: 2 } }]);
+    await b.presence.leave('hall', 'ann', { conn: 2 });
+    expect(await a.presence.members('hall')).toEqual([]);
+  });
+
   it('keeps a claim past the TTL while its node lives, and frees it within the TTL once its node is cut off', async () => {
     const ttl = 900;
     const [holder, other, cut] = await Promise.all([node(ttl), node(ttl), node(ttl)]);

@@ -83,6 +83,8 @@ const REAP_HOLD_MS = 60_000;
 interface Member {
   room: string;
   nick: string;
+  /** The page's session token given at the join (or the connection's own). */
+  session: string;
   /** When its last typing indicator went out (performance.now()). */
   lastTyping: number;
 }
@@ -198,14 +200,14 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         const member = peer.member;
         if (member === null) return;
         peer.member = null;
-        const { room, nick } = member;
+        const { room, nick, session } = member;
         pubsub.unsubscribe(connection, roomTopic(room));
         pubsub.unsubscribe(connection, typingTopic(room));
         try {
           // Taken over by a newer connection of the same session: that one is the member now.
           if (!(await roomMembers.holds(room, nick, peer.owner))) return;
           await publish(room, { type: 'notice', event: 'leave', room, nick, time: now() });
-          await roomMembers.release(room, nick);
+          await roomMembers.release(room, nick, session, peer.owner);
           await publishPresence(room);
           log.debug(`chat leave #${room} ${nick}`);
         } finally {
@@ -243,7 +245,8 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         if (current !== null && current.room === room && current.nick === nick) {
           return fail(connection, { code: 'already_joined', message: `You are already in #${room} as ${nick}.` }, 'join');
         }
-        const claim = await roomMembers.claim(room, nick, request.session ?? peer.owner, peer.owner);
+        const session = request.session ?? peer.owner;
+        const claim = await roomMembers.claim(room, nick, session, peer.owner);
         if (claim === 'taken') {
           return fail(connection, { code: 'nick_taken', message: `The nickname ${nick} is taken in #${room}; pick another.` }, 'join');
         }
@@ -260,10 +263,10 @@ export function createChatApp(options: ChatAppOptions = {}): App {
           }
         }
         if (connection.state !== ConnectionState.Open) {
-          await roomMembers.release(room, nick);
+          await roomMembers.release(room, nick, session, peer.owner);
           return;
         }
-        peer.member = { room, nick, lastTyping: -Infinity };
+        peer.member = { room, nick, session, lastTyping: -Infinity };
         watchRoom(room);
         send(connection, { type: 'joined', room, nick, version: PROTOCOL_VERSION });
         const topic = roomTopic(room);
@@ -289,7 +292,8 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         // The room's store lost its data between the read and the subscription (rare): a fresh history, flagged.
         if (seamLost && connection.state === ConnectionState.Open) await sendHistory(connection, room, true);
         pubsub.subscribe(connection, typingTopic(room));
-        if (claim === 'claimed' || current?.room !== room) await publish(room, { type: 'notice', event: 'join', room, nick, time: now() });
+        // A member taken over from a connection not seen closing (its process died) never left: no new notice.
+        if (claim === 'claimed' || (current !== null && current.room !== room)) await publish(room, { type: 'notice', event: 'join', room, nick, time: now() });
         await publishPresence(room);
         log.debug(`chat join #${room} ${nick}${claim === 'resumed' ? ' (resumed)' : ''}`);
       };

@@ -52,8 +52,10 @@ export class RoomMembers {
     return (await this.holder(room, nickKey(nick)))?.owner === owner;
   }
 
-  release(room: string, nick: string): Promise<void> {
-    return this.presence.leave(roomTopic(room), nickKey(nick));
+  /** Give the nickname up, unless a newer connection of the session took it over meanwhile (checked atomically). */
+  release(room: string, nick: string, session: string, owner: string): Promise<void> {
+    const data: Holder & PresenceData = { nick, session, owner };
+    return this.presence.leave(roomTopic(room), nickKey(nick), data);
   }
 
   /** The room's nicknames, sorted regardless of case. */
