@@ -280,10 +280,11 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   /**
    * @internal Frames that arrived in the same packet as the handshake. If
    * the open hook paused the connection they go back to the socket, read
-   * with the rest on `resume()`.
+   * with the rest on `resume()` (unless the peer's FIN was already seen:
+   * a stream takes nothing back after its end).
    */
   receiveInitial(bytes: Uint8Array): void {
-    if (this.pausedByApp) this.socket.unshift(asBuffer(bytes));
+    if (this.pausedByApp && !this.socket.readableEnded) this.socket.unshift(asBuffer(bytes));
     else this.onData(bytes);
   }
 

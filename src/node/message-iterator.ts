@@ -13,7 +13,9 @@ export interface MessageIteratorOptions {
    * Stop reading from the socket once this many messages wait for the
    * consumer; read again when half of them were taken. Default 16.
    * Messages already inside the bytes read (one socket chunk, or input
-   * waiting for decompression) are still queued after the pause.
+   * waiting for decompression) are still queued after the pause. This
+   * pause is the application's (`Connection.pause()`): the heartbeat
+   * neither pings nor drops the connection while it holds.
    */
   highWaterMark?: number;
 }
