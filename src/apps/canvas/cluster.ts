@@ -93,12 +93,15 @@ export class CanvasCluster {
    * (as far as the topics' history allows; a hole is logged).
    */
   async start(): Promise<void> {
+    // Another attempt after a failed one starts from scratch.
+    this.stopWatching?.();
+    this.listener.close();
     this.stopWatching = this.pubsub.presence.watch(VISITOR_TOPIC, (event) => this.onPresence(event));
     for (const member of await this.pubsub.presence.members(VISITOR_TOPIC)) {
       this.onPresence({ type: 'join', topic: VISITOR_TOPIC, member });
     }
     const checkpoint = await this.latestCheckpoint();
-    if (checkpoint !== null) this.board.restoreDrawing(checkpoint.strokes, checkpoint.nextStrokeId);
+    this.board.restoreDrawing(checkpoint?.strokes ?? [], checkpoint?.nextStrokeId ?? 1);
     this.sinceCheckpoint = 0;
     const since = checkpoint?.position ?? { epoch: (await this.pubsub.live(DRAWING_TOPIC)).epoch, offset: 0 };
     if (this.stopped) return;
@@ -113,6 +116,7 @@ export class CanvasCluster {
     this.lastCheckpointAt = Date.now();
     // What was applied while catching up goes to nobody: clients are given snapshots.
     this.board.flush();
+    if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
     const jitter = 1 + Math.random() / 4;
     this.refreshTimer = setInterval(() => this.refresh(), Math.max(10, Math.floor((this.refreshMs * jitter) / 4)));
     this.refreshTimer.unref();

@@ -84,6 +84,11 @@ export class Fanout<P extends Peer> {
     return this.peers.delete(peer);
   }
 
+  /** Every client gets a snapshot at the next tick (or once it reads again): the board was replaced. */
+  resyncAll(): void {
+    for (const [peer, sync] of this.peers) if (sync !== 'fresh') this.peers.set(peer, 'behind');
+  }
+
   sync(peer: P): PeerSync | undefined {
     return this.peers.get(peer);
   }

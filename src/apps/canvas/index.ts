@@ -48,6 +48,9 @@ export const ERRORS_CLOSE_REASON = 'too many bad messages';
 export const FULL_CLOSE_REASON = 'the canvas is full; try again later';
 export const UNAVAILABLE_CLOSE_REASON = 'the canvas cannot reach its other nodes; try again later';
 
+/** Milliseconds between two attempts to join the other nodes when the broker could not be read. */
+const START_RETRY_MS = 2000;
+
 /** The text probe of the reconnecting client's heartbeat, and its answer: the only text messages. */
 export const HEARTBEAT_PROBE = 'ping';
 export const HEARTBEAT_REPLY = 'pong';
@@ -93,12 +96,26 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
       let unmounted = false;
       /** Hellos wait for this: the board holds the cluster's drawing (or the start failed, logged). */
       let synced = false;
-      const ready = cluster
-        .start()
-        .catch((error: unknown) => log.info(`canvas: joining the other nodes failed: ${error instanceof Error ? error.message : String(error)}`))
-        .finally(() => {
-          synced = true;
-        });
+      let retry: NodeJS.Timeout | null = null;
+      /**
+       * Join the other nodes; if the broker cannot be read (Redis down at
+       * start), try again every START_RETRY_MS. Hellos wait for the first
+       * attempt only; clients that came meanwhile are resynced (a snapshot)
+       * once an attempt succeeds.
+       */
+      const sync = (): Promise<void> =>
+        cluster.start().then(
+          () => fanout.resyncAll(),
+          (error: unknown) => {
+            log.info(`canvas: joining the other nodes failed (trying again): ${error instanceof Error ? error.message : String(error)}`);
+            if (unmounted) return;
+            retry = setTimeout(() => void sync(), START_RETRY_MS);
+            retry.unref();
+          },
+        );
+      const ready = sync().finally(() => {
+        synced = true;
+      });
 
       const tick = (): void => {
         try {
@@ -287,6 +304,7 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
       return () => {
         unmounted = true;
         stopTicking();
+        if (retry !== null) clearTimeout(retry);
         cluster.stop();
         mounts.delete(mounted);
       };

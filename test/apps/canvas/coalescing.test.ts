@@ -209,6 +209,19 @@ describe('a peer that falls behind', () => {
     expect(fanout.sync(slow)).toBe('current');
   });
 
+  it('gives every client a snapshot of a board replaced whole (resyncAll), and a newcomer still just one', () => {
+    const { board, fanout, peers } = setUp(2);
+    const newcomer = new FakePeer();
+    fanout.add(newcomer);
+    board.restoreDrawing([{ id: 7, visitor: 3, colour: 1, width: 2, open: false, points: [9, 9] }], 8);
+    fanout.resyncAll();
+    fanout.tick(board);
+    for (const peer of [...peers, newcomer]) {
+      expect(peer.take()).toEqual([{ type: 'snapshot', visitors: expect.any(Array), strokes: [{ id: 7, visitor: 3, colour: 1, width: 2, open: false, points: [9, 9] }] }]);
+    }
+    expect(fanout.stats.resyncs).toBe(2);
+  });
+
   it('catching up in a tick that also has content gets that content and then every latest position', () => {
     const { board, fanout, ids, peers } = setUp(2);
     const slow = peers[1]!;
