@@ -1,6 +1,7 @@
 /** Sockeye: a WebSocket server and client for Node.js. */
 export {
   WebSocketServer,
+  routeParams,
   type HookFailure,
   type HookName,
   type HookResult,
@@ -14,6 +15,9 @@ export {
   type TrafficCounts,
 } from './node/server.js';
 export type { ServerCounters } from './node/server-counters.js';
+export type { RouteParams } from './node/route-pattern.js';
+export type { BroadcastOptions } from './node/broadcast.js';
+export type { TopicHub } from './node/topic-hub.js';
 export type { RateLimitKind, RateLimitOptions } from './node/rate-limit.js';
 export { connect, type ConnectOptions, type ClientDeflateOptions } from './node/client.js';
 export {

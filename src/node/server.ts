@@ -14,13 +14,15 @@ import {
 import { UsageError } from '../protocol/errors.js';
 import { encodeClosePayload } from '../protocol/protocol.js';
 import { Role } from '../protocol/role.js';
-import { Connection, ConnectionState, type CloseInfo, type ConnectionOptions } from './connection.js';
+import { Connection, ConnectionState, type CloseInfo, type ConnectionOptions, type SendData } from './connection.js';
 import { Admission } from './admission.js';
 import { ConnectionError } from './errors.js';
 import { ConnectionRate, ratePolicy, type RateLimitKind, type RateLimitOptions, type RatePolicy } from './rate-limit.js';
 import { copyCounters, countClose, countRefusal, emptyCounters, type ServerCounters } from './server-counters.js';
 import { compileRoutePattern, isRoutePattern, type RouteParams, type RoutePattern } from './route-pattern.js';
 import { UpgradeRejection, type UpgradeRequest } from './upgrade.js';
+import { broadcast, type BroadcastOptions } from './broadcast.js';
+import type { TopicHub } from './topic-hub.js';
 import { createZlibCodec } from './zlib-codec.js';
 import { ZlibLimiter } from './zlib-limiter.js';
 
@@ -165,6 +167,12 @@ export interface ServerOptions {
   tls?: TlsOptions;
   /** Called for each notable event (open, close, refused upgrade); off by default. */
   log?: (entry: ServerLogEntry) => void;
+  /**
+   * The hub behind `publish()`, `subscribe()` and `unsubscribe()`: a
+   * `PubSub` from `sockeye/pubsub` (in memory, or on Redis for several
+   * processes). Without one those three throw; `broadcast()` needs none.
+   */
+  pubsub?: TopicHub;
   /**
    * Every hook that threw or rejected, on any route, with what it threw
    * (as an Error) and where. Called once per failure, before the
@@ -446,6 +454,45 @@ export class WebSocketServer {
   /** Open connections, all routes together. */
   get connections(): ReadonlySet<Connection<unknown>> {
     return this.connectionSet;
+  }
+
+  /**
+   * Send one message to every open connection of the server, or of one
+   * route (`path`: the route as mounted, e.g. `/chat` or `/room/:id`),
+   * framed once for all of them. Returns how many connections took it.
+   */
+  broadcast(data: SendData, options: BroadcastOptions & { path?: string } = {}): number {
+    if (options.path === undefined) return broadcast(this.connectionSet, data, options);
+    const mounted = this.routes.get(options.path);
+    if (mounted === undefined) throw new UsageError('WS_ERR_INVALID_ARGUMENT', `no route is mounted at ${options.path}`);
+    return broadcast(mounted.tally.open, data, options);
+  }
+
+  /**
+   * Publish to a topic of the server's hub (`pubsub` option): every
+   * subscriber, in every process the hub's broker reaches, gets it, framed
+   * once per process. Resolves once the broker stored it.
+   */
+  publish(topic: string, data: string | Uint8Array, options?: { binary?: boolean }): Promise<unknown> {
+    return this.hub('publish').publish(topic, data, options);
+  }
+
+  /** Subscribe a connection to a topic of the server's hub; it leaves its topics when it closes. False if already subscribed. */
+  subscribe(connection: Connection<unknown>, topic: string): boolean {
+    return this.hub('subscribe').subscribe(connection, topic);
+  }
+
+  /** False if the connection was not subscribed to the topic. */
+  unsubscribe(connection: Connection<unknown>, topic: string): boolean {
+    return this.hub('unsubscribe').unsubscribe(connection, topic);
+  }
+
+  private hub(method: string): TopicHub {
+    const hub = this.options.pubsub;
+    if (hub === undefined) {
+      throw new UsageError('WS_ERR_INVALID_ARGUMENT', `${method}() needs a hub: new WebSocketServer({ pubsub: new PubSub() }) (PubSub from sockeye/pubsub)`);
+    }
+    return hub;
   }
 
   /**

@@ -12,7 +12,7 @@ export const PUBLIC_NAMES: Readonly<Record<string, readonly string[]>> = {
     'ClientState', 'CloseCode', 'CloseEvent', 'Connection', 'ConnectionError', 'ConnectionState',
     'HandshakeError', 'Opcode', 'ProtocolError', 'ProxyError', 'ReconnectingWebSocket',
     'ReconnectingWebSocketError', 'UpgradeRejection', 'UsageError', 'WebSocket', 'WebSocketClient',
-    'WebSocketServer', 'backoffDelay', 'connect', 'reject',
+    'WebSocketServer', 'backoffDelay', 'connect', 'reject', 'routeParams',
   ],
   'sockeye/protocol': [
     'CloseCode', 'DEFAULT_HEAD_LIMITS', 'DEFAULT_MAX_MESSAGE_SIZE', 'FrameReader', 'MAX_CLOSE_REASON_BYTES',
@@ -39,14 +39,14 @@ export const PUBLIC_NAMES: Readonly<Record<string, readonly string[]>> = {
 /** The type-only names (interfaces, type aliases) the declarations of each entry point export. */
 export const PUBLIC_TYPES: Readonly<Record<string, readonly string[]>> = {
   sockeye: [
-    'BackoffOptions', 'BinaryType', 'BlobLike', 'ClientDeflateOptions', 'ClientError', 'CloseEventInit',
+    'BackoffOptions', 'BinaryType', 'BlobLike', 'BroadcastOptions', 'ClientDeflateOptions', 'ClientError', 'CloseEventInit',
     'CloseInfo', 'ConnectOptions', 'ConnectionErrorCode', 'ConnectionEvents', 'FrameInfo',
     'HandshakeErrorCode', 'HeartbeatOptions', 'HookFailure', 'HookName', 'HookResult', 'MessageData',
     'MessageIteratorOptions', 'OutgoingData', 'ProtocolErrorCode', 'RateLimitKind', 'RateLimitOptions',
     'RateLimited', 'ReceivedMessage', 'ReconnectState', 'ReconnectingErrorCode',
-    'ReconnectingWebSocketEventMap', 'ReconnectingWebSocketOptions', 'Route', 'RouteTraffic', 'SendData',
+    'ReconnectingWebSocketEventMap', 'ReconnectingWebSocketOptions', 'Route', 'RouteParams', 'RouteTraffic', 'SendData',
     'SendOptions', 'SendStatus', 'ServerCounters', 'ServerDeflateOptions', 'ServerLogEntry', 'ServerOptions',
-    'ShutdownOptions', 'SocketEvent', 'Timers', 'TrafficCounts', 'UpgradeRequest', 'UsageErrorCode',
+    'ShutdownOptions', 'SocketEvent', 'Timers', 'TopicHub', 'TrafficCounts', 'UpgradeRequest', 'UsageErrorCode',
     'WebSocketClientEvents', 'WebSocketClientOptions', 'WebSocketConstructor', 'WebSocketEventHandler',
     'WebSocketEventMap', 'WebSocketLike', 'WebSocketOptions', 'WireFrame',
   ],
