@@ -31,7 +31,7 @@ export interface AppServerOptions {
    * message size limit defaults to `DEFAULT_APP_MAX_MESSAGE_BYTES` here,
    * not to the library's 64 MiB; routes that need more set their own.
    */
-  websocket?: Omit<ServerOptions, 'log' | 'tls'>;
+  websocket?: Omit<ServerOptions, 'log' | 'tls' | 'pubsub'>;
   /**
    * Origins, besides the server's own, whose pages may open the apps'
    * WebSockets: `https://example.com`, `null`, or `*` for any. Requests
@@ -105,6 +105,8 @@ export class AppServer {
         maxMessageSize: DEFAULT_APP_MAX_MESSAGE_BYTES,
         handshakeTimeout,
         ...options.websocket,
+        // The apps' hub, so a route may also use server.publish/subscribe.
+        pubsub: this.pubsub,
         log: (entry) => logServerEntry(log, entry),
       },
       log.level === 'debug' ? log : null,
