@@ -171,7 +171,7 @@ export class Protocol {
   private compressing = false;
   /** Frames waiting behind a compression in progress (created the first time one waits). */
   private backlog: OutgoingFrame[] | null = null;
-  /** Payload bytes of the message being compressed plus those of the backlog: a running sum. */
+  /** What the message being compressed and the backlog weigh (see `queuedBytes`): a running sum. */
   private pendingSend = 0;
 
   constructor(
@@ -207,11 +207,13 @@ export class Protocol {
   }
 
   /**
-   * Payload bytes accepted for sending but not yet handed to
-   * `host.writeFrame()`: the message being compressed and every frame queued
-   * behind it. An I/O layer counts these as buffered output (backpressure
-   * must see data that waits for the compressor). Kept as a running sum, so
-   * reading it costs nothing.
+   * Bytes accepted for sending but not yet handed to `host.writeFrame()`:
+   * the message being compressed and every frame queued behind it, each
+   * counted as its payload (before compression) plus the header it will be
+   * written with, so that empty frames weigh something too. An I/O layer
+   * counts these as buffered output (backpressure must see data that waits
+   * for the compressor, and pongs queued behind it). Kept as a running sum,
+   * so reading it costs nothing.
    */
   get pendingSendBytes(): number {
     return this.pendingSend;
@@ -313,7 +315,7 @@ export class Protocol {
   private enqueue(frame: OutgoingFrame): void {
     if (this.compressing) {
       (this.backlog ??= []).push(frame);
-      this.pendingSend += frame.data.length;
+      this.pendingSend += queuedBytes(frame.data, this.masking);
     } else {
       this.emit(frame);
     }
@@ -329,10 +331,11 @@ export class Protocol {
       return;
     }
     this.compressing = true;
-    this.pendingSend += frame.data.length;
+    const weight = queuedBytes(frame.data, this.masking);
+    this.pendingSend += weight;
     this.deflate!.codec.compress(frame.data, frame.fin, (error, output) => {
       this.compressing = false;
-      this.pendingSend -= frame.data.length;
+      this.pendingSend -= weight;
       if (error !== null || output === null) {
         this.compressionFailed(error);
         return;
@@ -341,7 +344,7 @@ export class Protocol {
       const backlog = this.backlog;
       while (!this.compressing && backlog !== null && backlog.length > 0) {
         const next = backlog.shift()!;
-        this.pendingSend -= next.data.length;
+        this.pendingSend -= queuedBytes(next.data, this.masking);
         this.emit(next);
       }
     });
@@ -621,6 +624,15 @@ function joinChunks(chunks: readonly Uint8Array[], allocate: (size: number) => U
     at += chunk.length;
   }
   return out;
+}
+
+/**
+ * What a frame waiting to be sent counts in `pendingSendBytes`: its payload
+ * and the header it will carry (§5.2; a compressed payload's header is
+ * estimated from the uncompressed length, the same on the way in and out).
+ */
+function queuedBytes(data: Uint8Array, masked: boolean): number {
+  return data.length + frameHeaderSize(data.length, masked);
 }
 
 /**

@@ -3,6 +3,7 @@ import { createServer, connect as tcpConnect, type Server, type Socket } from 'n
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from '../../src/index.js';
 import { Connection, type CloseInfo, type SendStatus } from '../../src/node/connection.js';
+import type { CompressionCodec } from '../../src/protocol/codec.js';
 import { Opcode } from '../../src/protocol/opcode.js';
 import { Role } from '../../src/protocol/role.js';
 import { ManualSocket } from './manual-socket.js';
@@ -190,6 +191,41 @@ describe('output bounds on a transport whose writes the test completes', () => {
   });
 });
 
+describe('pongs queued behind a compression', () => {
+  it('count too: a flood of empty pings during a long compression stops reading', async () => {
+    const socket = new ManualSocket();
+    const compressions: Array<() => void> = [];
+    const codec: CompressionCodec = {
+      compress(data, _fin, done) {
+        const copy = Uint8Array.from(data);
+        compressions.push(() => done(null, copy));
+      },
+      decompress(data, _fin, _limit, done) {
+        done(null, [Uint8Array.from(data)], false);
+      },
+      close() {},
+    };
+    const connection = new Connection(socket.asSocket(), { role: Role.Server, deflate: { codec, threshold: 0 } }, undefined);
+    let pings = 0;
+    connection.on('ping', () => pings++);
+    connection.send('held in the compressor');
+    await new Promise((resolve) => setImmediate(resolve)); // the stream starts flowing: reads are delivered as they come
+    // 50 reads of 1,000 empty pings: each pong waits behind the compression, 2 header bytes each.
+    const ping = frame({ opcode: OP.ping });
+    const read = Buffer.concat(Array.from({ length: 1000 }, () => ping));
+    for (let i = 0; i < 50; i++) socket.receive(read);
+    // Past the 64 KiB mark (32,768 pongs) the next read that adds one stops reading.
+    expect(socket.isPaused()).toBe(true);
+    expect(pings).toBe(33_000);
+    expect(connection.bufferedAmount).toBeGreaterThan(64 * 1024);
+    // The compression ends, everything is written and taken: reading resumes and the rest is answered.
+    compressions.shift()!();
+    await until(() => socket.heldWrites > 0, 2000, 'the batch');
+    socket.accept();
+    await until(() => pings === 50_000, 2000, 'the remaining pings');
+  });
+});
+
 describe('drain', () => {
   it('comes when output falls under a high-water mark below the socket\'s own (16 KiB)', async () => {
     const socket = new ManualSocket();
@@ -244,10 +280,10 @@ describe('backpressure with permessage-deflate', () => {
     await until(() => framesOut === accepted, 20_000, 'the accepted messages to be compressed');
     const growth = bufferMemory() - before;
 
-    // 16 x 256 KiB = 4 MiB waits for the compressor before anything is written; the 17th would pass the limit.
-    expect(statuses.slice(0, 16)).toEqual(Array(16).fill('queued'));
-    expect(statuses.slice(16)).toEqual(Array(384).fill('dropped'));
-    expect(connection.droppedMessages).toBe(384);
+    // Each waits for the compressor as 256 KiB plus a 10-byte header: 15 fit in 4 MiB, the 16th would pass it.
+    expect(statuses.slice(0, 15)).toEqual(Array(15).fill('queued'));
+    expect(statuses.slice(15)).toEqual(Array(385).fill('dropped'));
+    expect(connection.droppedMessages).toBe(385);
     expect(Math.min(...buffered)).toBeGreaterThan(0);
     // Unbounded, 400 compressed copies (100 MB) would wait in the socket.
     expect(growth).toBeLessThan(16 * MiB);
