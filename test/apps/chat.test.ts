@@ -411,7 +411,7 @@ describe('chat: limits', () => {
     for (let i = 1; i <= 6; i++) ann.send({ type: 'message', text: `burst ${i}` });
     for (let i = 1; i <= 5; i++) expect(await ann.next()).toMatchObject({ type: 'message', text: `burst ${i}` });
     const error = await ann.next();
-    expect(error).toMatchObject({ type: 'error', code: 'rate_limited' });
+    expect(error).toMatchObject({ type: 'error', code: 'rate_limited', request: 'message' });
     expect(error['message']).toMatch(/5 messages per second/);
     await ann.quietFor(1000);
     ann.send({ type: 'message', text: 'later' });

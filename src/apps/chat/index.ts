@@ -15,6 +15,7 @@ import {
   parseClientMessage,
   parseImageUpload,
   peekImageId,
+  peekMessage,
   PROTOCOL_VERSION,
   TYPING_INTERVAL_MS,
   type ChatError,
@@ -415,9 +416,13 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         message: handle,
         limited(connection, { data, isBinary, closing }) {
           const message = `At most ${rate.limit} messages per ${rate.windowMs === 1000 ? 'second' : `${rate.windowMs} ms`}: that one was not sent.`;
+          const { request, id } = isBinary ? { request: 'image', id: peekImageId(data as Buffer) } : peekMessage(data as string);
           // The error goes out before the server's close; closing here first puts the chat's own reason in the close frame.
-          if (isBinary) refuse(connection, closing, message, 'image', peekImageId(data as Buffer));
-          else refuse(connection, closing, message);
+          if (closing) return refuse(connection, closing, message, request, id);
+          // Otherwise after the answers to the requests before it, in the order they came.
+          const peer = peers.get(connection);
+          if (peer === undefined) refuse(connection, false, message, request, id);
+          else enqueue(peer, async () => refuse(connection, false, message, request, id));
         },
         close(connection) {
           const peer = peers.get(connection);

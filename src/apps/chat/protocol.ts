@@ -275,6 +275,24 @@ const CLIENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 const UNSHOWN_CHARACTERS = /[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
 
 /**
+ * The type and client id of a text message refused before it is handled
+ * (the message rate), so a page can tell which of its pending messages was
+ * not sent. Only messages within the text ceiling are read.
+ */
+export function peekMessage(text: string): { request?: string; id?: string } {
+  if (text.length > MAX_FRAME_BYTES) return {};
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+    const { type, id } = value as Record<string, unknown>;
+    if (type !== 'message') return {};
+    return typeof id === 'string' && CLIENT_ID_PATTERN.test(id) ? { request: type, id } : { request: type };
+  } catch {
+    return {};
+  }
+}
+
+/**
  * The client's id of the upload in a binary message, if it has a readable
  * and valid one: for answering a message refused before it is parsed (the
  * message rate), so the client can still tell which upload failed.

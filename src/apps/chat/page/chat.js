@@ -3,6 +3,11 @@
 // textContent and attributes, never as HTML. Images travel as binary
 // messages (PROTOCOL.md, "Images") and are shown from blob: URLs, revoked
 // when their message leaves the page.
+//
+// Protocol 2 (PROTOCOL.md): the page keeps its position in the room and
+// rejoins with it after a reconnect, to resume without loss or duplicate;
+// messages typed meanwhile wait as pending and are marked delivered when
+// the room's broadcast echoes their client id.
 import { pageSocket, parseEnvelope, sendEnvelope, showState } from '/web/page-socket.js';
 
 /** The server's limit on one message, in UTF-8 bytes of its JSON. */
@@ -19,6 +24,14 @@ const PROGRESS_EVERY_MS = 100;
 const ERROR_SHOW_MS = 6000;
 /** Messages kept on screen; older ones are removed so a long session stays light. */
 const MAX_SHOWN = 500;
+/** The server lets a member's `typing` through once per 2 s; sent a little less often than that. */
+const TYPING_EVERY_MS = 2500;
+/** How long "… is typing" stays after someone's last indicator. */
+const TYPING_SHOWN_MS = 4000;
+/** Pending messages sent after a rejoin: spaced to stay under the server's 5 messages a second. */
+const RESEND_SPACING_MS = 250;
+/** A message the server could not store (`unavailable`) is tried again after this long. */
+const RETRY_UNAVAILABLE_MS = 2000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -40,6 +53,7 @@ const ui = {
   imageInput: $('image-input'),
   leave: $('leave'),
   chatError: $('chat-error'),
+  typing: $('typing'),
 };
 
 /** Where the user wants to be ({nick, room}), kept across reconnects; null on the join form. */
@@ -57,6 +71,26 @@ const awaitingBytes = new Map();
 /** Client ids: random per page, so two pages never match each other's uploads. */
 const uploadPrefix = Math.random().toString(36).slice(2, 8);
 let uploadCounter = 0;
+/**
+ * This page load's session token, sent with every join: a nickname still
+ * held by this page's previous connection (its server died) is given back.
+ */
+const session = `${uploadPrefix}${Math.random().toString(36).slice(2, 10)}`;
+/** The last position received per room ({epoch, offset}): where a rejoin resumes. */
+const positions = new Map();
+/** Messages typed and not yet echoed by the room, in the order typed, by client id: { id, text, item }. */
+const pending = new Map();
+let messageCounter = 0;
+/** Messages shown, by sender and client id (a resend never shows twice). */
+let shownClientIds = new Set();
+/** Whether the current join's catch-up (history or resumption) is done: pending messages may go. */
+let synced = false;
+let resendTimer = null;
+/** Messages from others that arrived while the tab was hidden: shown in the title. */
+let unread = 0;
+/** Who is typing, by nickname: the timer that forgets them. */
+const typers = new Map();
+let lastTypingSent = -Infinity;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -81,13 +115,16 @@ socket.on('open', ({ reconnected }) => {
   // Sent before anything queued while offline, so queued messages go to the room.
   if (membership !== null) {
     if (reconnected) addSystem(`Reconnected; rejoining #${membership.room} as ${membership.nick}…`);
-    send({ type: 'join', nick: membership.nick, room: membership.room });
+    joinRoom(membership.nick, membership.room);
   }
 });
 
 socket.on('close', ({ code, reason, willReconnect }) => {
   const wasInRoom = inRoom;
   inRoom = false;
+  synced = false;
+  clearTimeout(resendTimer);
+  clearTypers();
   if (uploads.size > 0) {
     for (const id of [...uploads.keys()]) dropUpload(id);
     showError('The connection was lost before the server confirmed an image; send it again.', { code: 'offline' });
@@ -112,11 +149,25 @@ socket.on('message', ({ data }) => {
   }
   const message = parseEnvelope(data);
   const handler = message === null ? undefined : HANDLERS[message.type];
-  if (handler !== undefined) handler(message);
+  if (handler === undefined) return;
+  handler(message);
+  notePosition(message);
 });
 
 function send(message) {
   sendEnvelope(socket, message);
+}
+
+/** Join (or rejoin) a room; with a position kept for it, resume from there. */
+function joinRoom(nick, room) {
+  const since = positions.get(room);
+  send({ type: 'join', nick, room, session, ...(since === undefined ? {} : { since }) });
+}
+
+/** Room messages, `history` and `resumed` carry a position: the latest is where a rejoin resumes. */
+function notePosition(message) {
+  if (typeof message.epoch !== 'string' || typeof message.offset !== 'number' || typeof message.room !== 'string') return;
+  positions.set(message.room, { epoch: message.epoch, offset: message.offset });
 }
 
 // ---- what the server says -------------------------------------------------------
@@ -125,18 +176,24 @@ const HANDLERS = {
   joined(message) {
     membership = { nick: message.nick, room: message.room };
     inRoom = true;
+    // Pending messages wait for the history or the resumption that follows.
+    synced = false;
     remember(membership);
     if (shownRoom !== message.room) {
       clearMessages();
       shownRoom = message.room;
     }
     ui.roomTitle.textContent = `#${message.room}`;
-    document.title = `#${message.room} · Chat · Sockeye`;
+    updateTitle();
     ui.joinError.textContent = '';
     showRoomView(true);
     addSystem(`You are ${message.nick} in #${message.room}.`);
   },
   history(message) {
+    if (message.missed === true) {
+      // Asked to resume and could not be: what was sent meanwhile may not all be here.
+      addSystem('Some messages may be missing: the server could not replay everything sent while you were away.', Date.now(), 'missed');
+    }
     for (const entry of message.messages) {
       if (typeof entry.mime !== 'string') {
         addMessage(entry);
@@ -146,9 +203,29 @@ const HANDLERS = {
       const item = addImageEntry(entry);
       if (item !== null) awaitingBytes.set(entry.id, item);
     }
+    caughtUp();
+  },
+  resumed(message) {
+    if (message.replayed > 0) addSystem(`Back: ${message.replayed} message${message.replayed === 1 ? '' : 's'} sent while you were away, above.`);
+    caughtUp();
   },
   message(message) {
     addMessage(message);
+    forgetTyper(message.nick);
+  },
+  typing(message) {
+    if (message.room !== shownRoom || (membership !== null && message.nick === membership.nick)) return;
+    clearTimeout(typers.get(message.nick));
+    typers.set(
+      message.nick,
+      setTimeout(() => forgetTyper(message.nick), TYPING_SHOWN_MS),
+    );
+    showTypers();
+  },
+  duplicate(message) {
+    // Posted before (the first try got through): its echo is in the room's sequence.
+    const entry = pending.get(message.id);
+    if (entry !== undefined) markDelivered(entry, null);
   },
   notice(message) {
     if (message.room !== shownRoom) return;
@@ -171,10 +248,23 @@ const HANDLERS = {
   left() {
     membership = null;
     inRoom = false;
+    synced = false;
+    pending.clear();
     showRoomView(false);
   },
   error(message) {
     if (message.request === 'image' && typeof message.id === 'string') dropUpload(message.id);
+    if (message.request === 'message' && typeof message.id === 'string' && pending.has(message.id)) {
+      const entry = pending.get(message.id);
+      if (message.code === 'unavailable') {
+        // The server could not reach its store: the message may or may not be posted; the same id makes a retry safe.
+        setTimeout(() => sendPending(entry), RETRY_UNAVAILABLE_MS);
+      } else {
+        // Refused (too fast, too long...): it will not be posted; the error says why.
+        pending.delete(entry.id);
+        entry.item.remove();
+      }
+    }
     if (message.request === 'join' && !inRoom) {
       // A refused join, or a refused rejoin after a reconnect (the nickname
       // was taken meanwhile): back to the form, which says why.
@@ -200,7 +290,7 @@ ui.joinForm.addEventListener('submit', (event) => {
     ui.joinError.textContent = 'Pick a nickname.';
     return;
   }
-  send({ type: 'join', nick, room });
+  joinRoom(nick, room);
 });
 
 ui.composer.addEventListener('submit', (event) => {
@@ -214,6 +304,21 @@ ui.text.addEventListener('keydown', (event) => {
     event.preventDefault();
     sendText();
   }
+});
+
+// Others see that someone is typing (the server passes one indicator per 2 s through).
+ui.text.addEventListener('input', () => {
+  if (!inRoom || socket.state !== 'open' || ui.text.value.trim() === '') return;
+  const now = performance.now();
+  if (now - lastTypingSent < TYPING_EVERY_MS) return;
+  lastTypingSent = now;
+  send({ type: 'typing' });
+});
+
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) return;
+  unread = 0;
+  updateTitle();
 });
 
 ui.leave.addEventListener('click', () => {
@@ -342,19 +447,111 @@ function followProgress(id, upload, total) {
   step();
 }
 
+/**
+ * A typed message becomes pending: shown at once, marked as not yet
+ * delivered, and sent now if the page is in its room, else once it has
+ * rejoined. Its client id makes the room's echo recognisable and a resend
+ * harmless (PROTOCOL.md, "Pending and delivered").
+ */
 function sendText() {
   const text = ui.text.value;
   if (text.trim() === '') return;
-  const message = JSON.stringify({ type: 'message', text });
-  if (encoder.encode(message).length > MAX_MESSAGE_BYTES) {
+  if (membership === null) return;
+  const id = `${uploadPrefix}-m${++messageCounter}`;
+  if (encoder.encode(JSON.stringify({ type: 'message', text, id })).length > MAX_MESSAGE_BYTES) {
     showError(`A message may have at most ${MAX_MESSAGE_BYTES / 1024} KB; this one is too long.`, { code: 'too_large' });
     return;
   }
-  if (!socket.send(message)) {
-    showError('Not connected: the message was not sent.', { code: 'offline' });
-    return;
-  }
+  const entry = { id, text, item: addPendingMessage(id, text) };
+  pending.set(id, entry);
   ui.text.value = '';
+  lastTypingSent = -Infinity;
+  if (synced) sendPending(entry);
+}
+
+/** Send a pending message unless it was delivered meanwhile; only on an open connection (never into the offline queue). */
+function sendPending(entry) {
+  if (!pending.has(entry.id) || !synced || socket.state !== 'open') return;
+  send({ type: 'message', text: entry.text, id: entry.id });
+  entry.item.querySelector('.status-line').textContent = 'sending…';
+}
+
+/** The join's catch-up is over (its history or its resumption came): send what is still pending, in order. */
+function caughtUp() {
+  synced = true;
+  const waiting = [...pending.values()];
+  clearTimeout(resendTimer);
+  const next = (index) => {
+    if (index >= waiting.length || !synced) return;
+    sendPending(waiting[index]);
+    // The first few at once (the rate's burst), then spaced.
+    resendTimer = setTimeout(() => next(index + 1), index < 3 ? 0 : RESEND_SPACING_MS);
+  };
+  next(0);
+}
+
+function addPendingMessage(id, text) {
+  const item = document.createElement('li');
+  item.className = 'message own pending';
+  item.dataset.clientId = id;
+  const nick = document.createElement('span');
+  nick.className = 'nick';
+  nick.textContent = membership?.nick ?? '';
+  const body = document.createElement('span');
+  body.className = 'text';
+  body.textContent = text;
+  const status = document.createElement('span');
+  status.className = 'status-line';
+  status.textContent = synced ? 'sending…' : 'pending: will be sent when reconnected';
+  item.append(timeElement(Date.now()), nick, body, status);
+  append(item);
+  return item;
+}
+
+/** The room echoed a pending message (`message`), or said it was posted already (null): it is delivered. */
+function markDelivered(entry, message) {
+  pending.delete(entry.id);
+  const item = entry.item;
+  item.classList.remove('pending');
+  item.classList.add('delivered');
+  item.querySelector('.status-line')?.remove();
+  if (membership !== null) shownClientIds.add(`${membership.nick}\n${entry.id}`);
+  if (message === null) return;
+  item.dataset.id = message.id;
+  shownIds.add(message.id);
+  item.querySelector('time')?.replaceWith(timeElement(message.time));
+}
+
+function forgetTyper(nick) {
+  if (!typers.has(nick)) return;
+  clearTimeout(typers.get(nick));
+  typers.delete(nick);
+  showTypers();
+}
+
+function clearTypers() {
+  for (const timer of typers.values()) clearTimeout(timer);
+  typers.clear();
+  showTypers();
+}
+
+function showTypers() {
+  const names = [...typers.keys()];
+  ui.typing.textContent =
+    names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : 'Several people are typing…';
+}
+
+/** The room in the title, and while the tab is hidden the number of messages that came meanwhile. */
+function updateTitle() {
+  const base = shownRoom === null ? 'Chat · Sockeye' : `#${shownRoom} · Chat · Sockeye`;
+  document.title = unread > 0 ? `(${unread}) ${base}` : base;
+}
+
+/** A message from someone else reached the screen: counted while the tab is hidden. */
+function noteArrival(nick) {
+  if (!document.hidden || (membership !== null && nick === membership.nick)) return;
+  unread++;
+  updateTitle();
 }
 
 // ---- the page -----------------------------------------------------------------
@@ -366,10 +563,12 @@ function showRoomView(show) {
     ui.text.focus();
   } else {
     ui.roomTitle.textContent = '';
-    document.title = 'Chat · Sockeye';
     ui.presence.replaceChildren();
     ui.count.textContent = '0';
     shownRoom = null;
+    unread = 0;
+    updateTitle();
+    clearTypers();
     if (membership === null && ui.nick.value === '') prefill();
   }
 }
@@ -377,10 +576,20 @@ function showRoomView(show) {
 function addMessage(message) {
   if (message.room !== shownRoom || shownIds.has(message.id)) return;
   shownIds.add(message.id);
+  const byClientId = typeof message.clientId === 'string' ? `${message.nick}\n${message.clientId}` : null;
+  // Shown already under its client id (a resend that was posted twice, past the server's memory of ids).
+  if (byClientId !== null && shownClientIds.has(byClientId)) return;
+  const own = membership !== null && message.nick === membership.nick;
+  const entry = own && typeof message.clientId === 'string' ? pending.get(message.clientId) : undefined;
+  if (entry !== undefined) {
+    markDelivered(entry, message);
+    return;
+  }
+  if (byClientId !== null) shownClientIds.add(byClientId);
+  noteArrival(message.nick);
   const item = document.createElement('li');
   item.className = 'message';
   item.dataset.id = message.id;
-  const own = membership !== null && message.nick === membership.nick;
   if (own) item.classList.add('own');
   const nick = document.createElement('span');
   nick.className = 'nick';
@@ -411,6 +620,7 @@ function addImageEntry(entry, { replacing = null } = {}) {
   placeholder.textContent = 'loading image…';
   const caption = document.createElement('figcaption');
   caption.textContent = `${entry.name} · ${describeSize(entry.size)}`;
+  noteArrival(entry.nick);
   figure.append(placeholder, caption);
   body.append(figure);
   item.append(timeElement(entry.time), nick, body);
@@ -428,6 +638,7 @@ function receiveImage(buffer) {
   const envelope = unwrapEnvelope(buffer);
   if (envelope === null || envelope.header.type !== 'image') return;
   const { header, bytes } = envelope;
+  notePosition(header);
   if (!IMAGE_TYPES.has(header.mime)) return;
   let item = awaitingBytes.get(header.id);
   awaitingBytes.delete(header.id);
@@ -526,6 +737,9 @@ function clearMessages() {
   for (const item of ui.messages.children) releaseItem(item);
   ui.messages.replaceChildren();
   shownIds = new Set();
+  shownClientIds = new Set();
+  // Pending messages belong to the room they were typed in.
+  pending.clear();
 }
 
 /** 1536 -> "1.5 KB", as the server counts (1 KB = 1024 bytes). */
@@ -535,9 +749,9 @@ function describeSize(bytes) {
   return `${bytes} bytes`;
 }
 
-function addSystem(text, time = Date.now()) {
+function addSystem(text, time = Date.now(), kind = '') {
   const item = document.createElement('li');
-  item.className = 'system';
+  item.className = kind === '' ? 'system' : `system ${kind}`;
   const body = document.createElement('span');
   body.className = 'text';
   body.textContent = text;
