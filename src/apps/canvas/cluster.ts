@@ -22,12 +22,15 @@ import { Outbox } from './outbox.js';
  *   limits trim at the same points: every node holds the same drawing.
  * - **Checkpoints** bound what a node that starts must read: every
  *   `checkpointEvery` batches of the log (counted alike by every node),
- *   the node whose batch it is publishes its drawing right after that
- *   batch, with the batch's position, on `CHECKPOINT_TOPIC`. A node that
- *   starts loads the latest checkpoint and applies the log after it. So
- *   that a quiet drawing keeps one within the topics' history age, a node
- *   also asks for one (an empty batch marked as a checkpoint) when none
- *   was taken for `checkpointRefreshMs`.
+ *   the node whose batch it is publishes its drawing as it stood right
+ *   after that batch, with the batch's position, into the log itself. A
+ *   node that starts reads the log's recent history, loads the latest
+ *   checkpoint in it and applies the batches after the checkpoint's
+ *   position. Kept in the log, checkpoints share its bounded history: a
+ *   few of them at most, never a topic of their own that grows. So that a
+ *   quiet drawing keeps one within the history's age, a node also asks
+ *   for one (an empty batch marked as a checkpoint) when none was taken
+ *   for `checkpointRefreshMs`.
  * - **Pointers** are ephemeral: positions that moved, once per tick, on
  *   `POINTER_TOPIC`, which needs no history.
  * - **Visitors** are presence entries of `VISITOR_TOPIC` (id, name), so
@@ -35,18 +38,28 @@ import { Outbox } from './outbox.js';
  *   offsets of `VISITOR_ID_TOPIC`: unique across nodes, counting from 1.
  */
 export const DRAWING_TOPIC = 'canvas/drawing';
-export const CHECKPOINT_TOPIC = 'canvas/checkpoints';
 export const POINTER_TOPIC = 'canvas/pointers';
 export const VISITOR_TOPIC = 'canvas/visitors';
 export const VISITOR_ID_TOPIC = 'canvas/visitor-ids';
 
 export interface ClusterOptions {
-  /** Batches of the log between two checkpoints. Default 200 (about 7 s of one node drawing at 30 ticks a second). */
+  /**
+   * Batches of the log between two checkpoints. Default 200 (about 7 s of
+   * one node drawing at 30 ticks a second): keep it well under the drawing
+   * topic's history size, so that a node that starts finds a checkpoint.
+   */
   checkpointEvery?: number;
   /** A checkpoint is asked for when none was taken for this long and the board is not empty. Default 60 000 ms. */
   checkpointRefreshMs?: number;
 }
 
+/**
+ * How far back a node that starts reads the drawing's log, in messages,
+ * largest first, halving (see `catchUp`): the first that the history
+ * holds is at least half of what it holds, so a checkpoint is in it as
+ * long as checkpoints come more often than every third of the history.
+ */
+const CATCH_UP_ATTEMPTS: readonly number[] = Array.from({ length: 10 }, (_, i) => 4096 >> i);
 /** Own batch positions remembered until their checkpoint is captured (a few ticks' worth). */
 const KEPT_POSITIONS = 64;
 /** Allocations tried for a visitor id before giving up (only after the broker lost its data do ids repeat). */
@@ -72,6 +85,8 @@ export class CanvasCluster {
   private stopWatching: (() => void) | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** While starting: the log's messages read so far (see `catchUp`); null once live. */
+  private loading: Uint8Array[] | null = null;
 
   constructor(
     private readonly pubsub: PubSub,
@@ -96,23 +111,14 @@ export class CanvasCluster {
     // Another attempt after a failed one starts from scratch.
     this.stopWatching?.();
     this.listener.close();
+    this.loading = null;
     this.stopWatching = this.pubsub.presence.watch(VISITOR_TOPIC, (event) => this.onPresence(event));
     for (const member of await this.pubsub.presence.members(VISITOR_TOPIC)) {
       this.onPresence({ type: 'join', topic: VISITOR_TOPIC, member });
     }
-    const checkpoint = await this.latestCheckpoint();
-    this.board.restoreDrawing(checkpoint?.strokes ?? [], checkpoint?.nextStrokeId ?? 1);
-    this.sinceCheckpoint = 0;
-    const since = checkpoint?.position ?? { epoch: (await this.pubsub.live(DRAWING_TOPIC)).epoch, offset: 0 };
     if (this.stopped) return;
     this.listener.listen(POINTER_TOPIC);
-    const result = await this.listener.listenSince(DRAWING_TOPIC, since);
-    if (result !== null && !result.recovered && (since.offset > 0 || result.position.offset > 0)) {
-      this.log.info(
-        `canvas: the drawing's log does not reach back to ${checkpoint === null ? 'its start' : 'the latest checkpoint'} (${result.reason}): ` +
-          `this node starts from ${checkpoint === null ? 'an empty board' : 'that checkpoint'}`,
-      );
-    }
+    await this.catchUp();
     this.lastCheckpointAt = Date.now();
     // What was applied while catching up goes to nobody: clients are given snapshots.
     this.board.flush();
@@ -120,6 +126,64 @@ export class CanvasCluster {
     const jitter = 1 + Math.random() / 4;
     this.refreshTimer = setInterval(() => this.refresh(), Math.max(10, Math.floor((this.refreshMs * jitter) / 4)));
     this.refreshTimer.unref();
+  }
+
+  /**
+   * Read the log's recent history, then go on live: the latest checkpoint
+   * in it and the batches after its position, or, when the history reaches
+   * back to the log's start, every batch. How much history the broker keeps
+   * is a deployment setting, so the read asks for less each time the
+   * history does not reach back far enough (nothing is lost between two
+   * attempts: each replays from further back than the live messages since).
+   */
+  private async catchUp(): Promise<void> {
+    const now = await this.pubsub.live(DRAWING_TOPIC);
+    // From the start of the log if it is short, then less and less.
+    const attempts = [now.offset, ...CATCH_UP_ATTEMPTS.filter((back) => back < now.offset)];
+    for (const back of attempts) {
+      if (this.stopped) return;
+      const since = { epoch: now.epoch, offset: now.offset - back };
+      const loading: Uint8Array[] = [];
+      this.loading = loading;
+      const result = await this.listener.listenSince(DRAWING_TOPIC, since);
+      if (result === null) return;
+      if (!result.recovered && back !== attempts.at(-1)) {
+        this.listener.unlisten(DRAWING_TOPIC);
+        continue;
+      }
+      // Replayed, then live, without a hole: message i is at offset since + 1 + i. Synchronous from here to live.
+      const first = result.recovered ? since.offset + 1 : result.position.offset + 1;
+      this.load(loading, first, since.offset === 0 && result.recovered);
+      if (!result.recovered) this.log.info(`canvas: the drawing's log could not be read (${result.reason}): this node starts from an empty board`);
+      return;
+    }
+  }
+
+  /**
+   * Build the board from the log's messages read at start (the first at
+   * offset `first`): from the latest checkpoint whose position they reach
+   * back to, or from nothing when they start at the log's beginning. Then
+   * live delivery applies messages as they come.
+   */
+  private load(messages: readonly Uint8Array[], first: number, fromStart: boolean): void {
+    this.loading = null;
+    let start = 0;
+    let checkpoint: Checkpoint | null = null;
+    for (let i = messages.length - 1; i >= 0; i--) {
+      const candidate = decodeCheckpoint(messages[i]!);
+      // Usable if every batch after its position is among the messages read.
+      if (candidate !== null && candidate.position.offset >= first - 1 && candidate.position.offset < first + i) {
+        checkpoint = candidate;
+        start = candidate.position.offset - first + 1;
+        break;
+      }
+    }
+    if (checkpoint === null && !fromStart && messages.length > 0) {
+      this.log.info('canvas: the drawing\'s history holds no checkpoint it reaches back to: this node shows what the history holds');
+    }
+    this.board.restoreDrawing(checkpoint?.strokes ?? [], checkpoint?.nextStrokeId ?? 1);
+    this.sinceCheckpoint = 0;
+    for (const data of messages.slice(start)) this.receive(data);
   }
 
   stop(): void {
@@ -202,9 +266,16 @@ export class CanvasCluster {
   }
 
   private receive(data: Uint8Array): void {
+    if (this.loading !== null) {
+      // Starting: kept until the history has been read (see `load`). Pointers are not kept.
+      if (decodePointers(data) === null) this.loading.push(data);
+      return;
+    }
     const batch = decodeBatch(data);
     if (batch !== null) {
       this.apply(batch);
+    } else if (decodeCheckpoint(data) !== null) {
+      // A node's drawing at an earlier point of the log: for nodes that start; this one has it.
     } else {
       const pointers = decodePointers(data);
       if (pointers === null) {
@@ -262,7 +333,7 @@ export class CanvasCluster {
   }
 
   private publishCheckpoint(checkpoint: Checkpoint): void {
-    this.pubsub.publish(CHECKPOINT_TOPIC, encodeCheckpoint(checkpoint)).catch((error: unknown) => this.report('publishing a checkpoint', error));
+    this.pubsub.publish(DRAWING_TOPIC, encodeCheckpoint(checkpoint)).catch((error: unknown) => this.report('publishing a checkpoint', error));
   }
 
   /** Ask for a checkpoint when the drawing has gone without one for `checkpointRefreshMs`. */
@@ -271,28 +342,6 @@ export class CanvasCluster {
     if (Date.now() - this.lastCheckpointAt < this.refreshMs) return;
     this.refreshAsked = true;
     this.publishBatch(true);
-  }
-
-  /** The newest checkpoint the topic's history still holds, or null. */
-  private async latestCheckpoint(): Promise<Checkpoint | null> {
-    const now = await this.pubsub.live(CHECKPOINT_TOPIC);
-    if (now.offset === 0) return null;
-    let latest: Checkpoint | null = null;
-    const reader = new TopicListener(
-      this.pubsub,
-      (data) => {
-        const checkpoint = decodeCheckpoint(data);
-        if (checkpoint !== null && (latest === null || checkpoint.position.offset >= latest.position.offset)) latest = checkpoint;
-      },
-      (error) => this.report('reading a checkpoint', error),
-    );
-    try {
-      // The last message and any published since: the history holds it unless it aged out.
-      await reader.listenSince(CHECKPOINT_TOPIC, { epoch: now.epoch, offset: now.offset - 1 });
-    } finally {
-      reader.close();
-    }
-    return latest;
   }
 
   /** Another node's visitor arrived, was renamed or left. This node's own are applied as they happen. */
