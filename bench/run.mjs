@@ -1,11 +1,12 @@
-// Sockeye benchmark harness: Sockeye's echo server, a `ws` echo server and a
-// plain TCP echo, measured side by side in one run on loopback; a fan-out
-// line (one publisher, 1,000 subscribers) for Sockeye's pub/sub hub against
-// ws's documented broadcast loop; and a cross-node fan-out line: two nodes on
-// one redis-server, Sockeye's RedisBroker against ws with a hand-written
-// Redis PUBLISH/SUBSCRIBE relay.
+// Sockeye benchmark harness: Sockeye's echo server, a `ws` echo server, Bun's
+// built-in WebSocket server (when a `bun` binary is found) and a plain TCP
+// echo, measured side by side in one run on loopback; a fan-out line (one
+// publisher, 1,000 subscribers) for Sockeye's pub/sub hub against ws's
+// documented broadcast loop and Bun's server.publish; and a cross-node
+// fan-out line: two nodes on one redis-server, Sockeye's RedisBroker against
+// ws with a hand-written Redis PUBLISH/SUBSCRIBE relay.
 //
-//   node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,tcp] [--only msg64,xfanout,...]
+//   node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,bun,tcp] [--only msg64,xfanout,...]
 //
 // The load generator is bench/loadgen.c, compiled here with gcc. Servers are
 // pinned to CPU 0 and the generator to CPU 1 (taskset), every measurement
@@ -29,7 +30,7 @@ const sockeyeMain = path.join(rootDir, 'dist', 'src', 'cli', 'main.js');
 // ---------------------------------------------------------------- options
 
 function parseArgs(argv) {
-  const o = { rounds: undefined, quick: false, json: undefined, retries: 0, servers: ['sockeye', 'ws', 'tcp'], only: null };
+  const o = { rounds: undefined, quick: false, json: undefined, retries: 0, servers: ['sockeye', 'ws', 'bun', 'tcp'], only: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -48,11 +49,11 @@ function parseArgs(argv) {
     else if (a === '--servers') o.servers = next().split(',').filter(Boolean);
     else if (a === '--only') o.only = next().split(',').filter(Boolean);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,tcp] [--only msg64,bin16k,bin1m,latency,connrate,fanout,xfanout,mem]');
+      console.log('usage: node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,bun,tcp] [--only msg64,bin16k,bin1m,latency,connrate,fanout,xfanout,mem]');
       process.exit(0);
     } else fail(`unknown option ${a}`);
   }
-  for (const s of o.servers) if (!['sockeye', 'ws', 'tcp'].includes(s)) fail(`unknown server ${s}`);
+  for (const s of o.servers) if (!['sockeye', 'ws', 'bun', 'tcp'].includes(s)) fail(`unknown server ${s}`);
   o.rounds ??= o.quick ? 1 : 5;
   return o;
 }
@@ -74,8 +75,9 @@ const T = opts.quick
 // Fan-out: messages the publisher may have outstanding (not yet received by
 // the slowest of 8 sampled subscribers). ws is on its plateau from 16 on;
 // Sockeye's throughput keeps rising with the window up to 256. The line uses
-// the smallest window of the sweep, so as not to pick the one that favours us.
-const FANOUT_WINDOW = 16;
+// 8, the window of issue 13's table, below the smallest of the sweep, so as
+// not to pick one that favours us.
+const FANOUT_WINDOW = 8;
 
 // One measurement = one generator run; it yields one or more table lines.
 const ALL_MEASUREMENTS = [
@@ -93,9 +95,9 @@ const ALL_MEASUREMENTS = [
   },
   {
     id: 'bin1m',
-    gen: ['--mode', 'throughput', '--conns', '10', '--inflight', '2', '--size', '1048576', '--binary'],
+    gen: ['--mode', 'throughput', '--conns', '4', '--inflight', '2', '--size', '1048576', '--binary'],
     tcp: true,
-    figures: [{ id: 'bin1m', label: '1 MiB binary MB/s (10 conns x 2 in flight)', better: 'higher', pick: (r) => r.mb_per_s, fmt: fmt1 }],
+    figures: [{ id: 'bin1m', label: '1 MiB binary MB/s (4 conns x 2 in flight)', better: 'higher', pick: (r) => r.mb_per_s, fmt: fmt1 }],
   },
   {
     id: 'latency',
@@ -158,6 +160,27 @@ function fmt1(v) {
 
 // ------------------------------------------------------------------ servers
 
+// Bun is an anchor column, not a dependency (CI must not download it): a
+// `bun` binary on PATH, or the npm package installed into bench/build/.
+const BUN_VERSION = '1.4.5';
+const bunInBuild = path.join(buildDir, 'node_modules', '.bin', 'bun');
+let bunFound; // undefined: not looked for yet; null: none
+
+function findBun() {
+  if (bunFound !== undefined) return bunFound;
+  bunFound = lookForBun();
+  return bunFound;
+}
+
+function lookForBun() {
+  const candidates = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, 'bun')), bunInBuild];
+  for (const c of candidates) {
+    const r = spawnSync(c, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+    if (!r.error && r.status === 0) return { bin: c, version: r.stdout.trim() };
+  }
+  return null;
+}
+
 // `fanoutArgv`: the server for the fan-out line, for those that have one.
 const SERVERS = {
   sockeye: {
@@ -172,6 +195,15 @@ const SERVERS = {
     argv: (port) => [process.execPath, path.join(benchDir, 'servers', 'ws-echo.mjs'), String(port)],
     fanoutArgv: (port) => [process.execPath, path.join(benchDir, 'servers', 'ws-fanout.mjs'), String(port)],
     crossArgv: (port, redisUrl) => [process.execPath, path.join(benchDir, 'servers', 'ws-redis-fanout.mjs'), String(port), redisUrl],
+    raw: false,
+  },
+  bun: {
+    available: () => {
+      if (findBun()) return null;
+      return `no bun binary on PATH or in ${path.relative(rootDir, buildDir)}/; get it with: npm install --prefix bench/build bun@${BUN_VERSION}`;
+    },
+    argv: (port) => [findBun().bin, path.join(benchDir, 'servers', 'bun-echo.mjs'), String(port)],
+    fanoutArgv: (port) => [findBun().bin, path.join(benchDir, 'servers', 'bun-fanout.mjs'), String(port)],
     raw: false,
   },
   tcp: {
@@ -580,6 +612,15 @@ async function measure(m, name) {
   }
 }
 
+// Whether a server has a part in a measurement at all (the TCP echo has no
+// upgrade, no fan-out; Bun has no Redis relay): '-' in the table otherwise.
+function runsOn(m, s) {
+  if (s === 'tcp' && !m.tcp) return false;
+  if (m.fanout && !SERVERS[s].fanoutArgv) return false;
+  if (m.cross && !SERVERS[s].crossArgv) return false;
+  return true;
+}
+
 // ------------------------------------------------------------------ machine
 
 function machine() {
@@ -599,6 +640,7 @@ function machine() {
     kernel: `${os.type()} ${os.release()}`,
     gcc,
     ws: wsVersion,
+    bun: opts.servers.includes('bun') ? (findBun()?.version ?? 'not found') : 'not run',
     pinning: pin.ok ? 'server on CPU 0, generator on CPU 1' : `none (${pin.why})`,
   };
 }
@@ -625,7 +667,7 @@ async function main() {
   buildLoadgen();
   const mach = machine();
   console.log(`machine: ${mach.cpu}, ${mach.cores} cores, Node ${mach.node}, ${mach.kernel}`);
-  console.log(`pinning: ${mach.pinning}; ws ${mach.ws}; gcc ${mach.gcc}`);
+  console.log(`pinning: ${mach.pinning}; ws ${mach.ws}; bun ${mach.bun}; gcc ${mach.gcc}`);
   console.log(`rounds: ${opts.rounds}${opts.quick ? ' (quick)' : ''}; warm-up ${T.warmup} s + ${T.duration} s per load figure`);
   const busy = await cpuBusy(1000);
   mach.busy_before_pct = busy.map((b) => Math.round(b));
@@ -669,9 +711,7 @@ async function main() {
   let step = 0;
   for (let round = 0; round < opts.rounds; round++) {
     for (const m of MEASUREMENTS) {
-      const eligible = servers.filter(
-        (s) => (s !== 'tcp' || m.tcp) && (!m.fanout || SERVERS[s].fanoutArgv) && (!m.cross || (SERVERS[s].crossArgv && !skipped.redis)),
-      );
+      const eligible = servers.filter((s) => runsOn(m, s) && (!m.cross || !skipped.redis));
       if (eligible.length === 0) continue;
       const k = step++ % eligible.length;
       const order = [...eligible.slice(k), ...eligible.slice(0, k)];
@@ -715,7 +755,8 @@ async function main() {
   const elapsed = (Date.now() - started) / 1000;
 
   // Table: medians over the rounds.
-  const cols = ['sockeye', 'ws', 'tcp'];
+  const cols = ['sockeye', 'ws', 'bun', 'tcp'];
+  const colNames = { sockeye: 'sockeye', ws: 'ws', bun: 'bun', tcp: 'node:net' };
   const medians = {};
   const rows = [];
   for (const m of MEASUREMENTS) {
@@ -723,23 +764,23 @@ async function main() {
       const med = {};
       for (const s of cols) med[s] = median(values[f.id]?.[s] ?? []);
       medians[f.id] = med;
-      const cell = (s) => (s === 'tcp' && !m.tcp ? '-' : med[s] === undefined ? 'n/a' : f.fmt(med[s]));
+      const cell = (s) => (!runsOn(m, s) ? '-' : med[s] === undefined ? 'n/a' : f.fmt(med[s]));
       const ratio = med.sockeye !== undefined && med.ws ? `${(med.sockeye / med.ws).toFixed(2)}x` : 'n/a';
       rows.push([f.label, ...cols.map(cell), ratio]);
     }
   }
-  const table = markdownTable(['figure', ...cols, 'sockeye/ws'], rows);
+  const table = markdownTable(['figure', ...cols.map((s) => colNames[s]), 'sockeye/ws'], rows);
 
   const cpuRows = MEASUREMENTS.filter((m) => !m.memory).map((m) => [
     m.id,
     ...cols.map((s) => {
       const g = median(genCpu[m.id]?.[s] ?? []);
       const v = median(srvCpu[m.id]?.[s] ?? []);
-      if (s === 'tcp' && !m.tcp) return '-';
+      if (!runsOn(m, s)) return '-';
       return g === undefined ? 'n/a' : `${g.toFixed(0)}% / ${v === undefined ? '?' : v.toFixed(0)}%`;
     }),
   ]);
-  const cpuTable = markdownTable(['CPU use: generator / server', ...cols], cpuRows);
+  const cpuTable = markdownTable(['CPU use: generator / server', ...cols.map((s) => colNames[s])], cpuRows);
 
   console.log('');
   console.log(`Machine: ${mach.cpu}, ${mach.cores} cores, Node ${mach.node}, ${mach.kernel}; ${mach.pinning}.`);
