@@ -4,10 +4,10 @@ import type { ServerMessage, StrokeInfo } from '../../web/canvas-codec.js';
  * The drawing as an ordered log of operations. Every change the board makes
  * to the drawing goes out as one of these messages, in the order it was
  * made, and the drawing is exactly what folding them over a snapshot gives:
- * `snapshot` + the operations after it = the next `snapshot`. That is what
- * lets a later version keep the drawing in a topic's history (a snapshot,
- * then the operations after it) so that a node that did not see the
- * drawing happen can rebuild it (PROTOCOL.md, "Across several nodes").
+ * `snapshot` + the operations after it = the next `snapshot`. The same
+ * rule, one level down, lets a node that did not see the drawing happen
+ * rebuild it from a checkpoint and the log of commands after it
+ * (cluster.ts; PROTOCOL.md, "Across several nodes").
  *
  * Pointer positions, arrivals, departures and names are not part of the
  * drawing: they are presence, and stay out of the log.
