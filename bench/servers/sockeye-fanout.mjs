@@ -30,7 +30,7 @@ server.route('/pub', {
     pubsub.publish('all', data);
   },
   close() {
-    const { broker, ...hub } = pubsub.stats;
+    const { broker: _broker, ...hub } = pubsub.stats;
     console.log(JSON.stringify({ fanout_stats: { server: 'sockeye', ...hub } }));
   },
 });

@@ -43,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'serve') {
     // Signal handlers go in before the "listening" line is printed, so a
     // signal sent as soon as it appears still shuts down gracefully.
-    let running: Awaited<ReturnType<typeof serve>> | undefined;
+    let running: Awaited<ReturnType<typeof serve>> | undefined = undefined;
     const stop = (): void => {
       if (running === undefined || running === null) process.exit(0);
       void running.close().then(() => process.exit(0));

@@ -549,6 +549,9 @@ export class Protocol {
       case Opcode.Close:
         this.closeFrame(payload);
         return;
+      default:
+        // Only control opcodes come here: the reader sends data frames down the message path.
+        return;
     }
   }
 

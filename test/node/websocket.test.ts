@@ -736,6 +736,7 @@ describe('event handler attributes', () => {
     const ws = open(server.url('/echo'));
     let self: unknown;
     ws.onopen = function (this: WebSocket) {
+      // eslint-disable-next-line @typescript-eslint/no-this-alias -- what `this` was is the point of the test
       self = this;
     };
     await recordEvents(ws).next('open');

@@ -26,7 +26,7 @@ async function start(hub: PubSub): Promise<number> {
       hub.subscribe(connection, 'room');
     },
     message(_connection, data) {
-      hub.publish('room', data);
+      void hub.publish('room', data);
     },
   });
   return (await server.listen(0)).port;
@@ -86,7 +86,7 @@ describe('PubSub', () => {
     const [first, second] = [...server!.connections];
     expect(hub.unsubscribe(first!, 'room')).toBe(true);
     expect(hub.unsubscribe(first!, 'room')).toBe(false);
-    hub.publish('room', 'after unsubscribe');
+    void hub.publish('room', 'after unsubscribe');
     await until(() => a.received.length + b.received.length === 1);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(a.received.length + b.received.length).toBe(1);
@@ -171,7 +171,7 @@ describe('PubSub', () => {
     await until(() => hub.subscriberCount('room') === 1);
     const payload = Buffer.alloc(64 * 1024, 0x62);
     for (let round = 0; round < 20 && hub.stats.closedSlow === 0; round++) {
-      for (let i = 0; i < 32; i++) hub.publish('room', payload, { binary: true });
+      for (let i = 0; i < 32; i++) void hub.publish('room', payload, { binary: true });
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(hub.stats.closedSlow).toBe(1);
