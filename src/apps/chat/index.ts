@@ -4,7 +4,7 @@ import type { App } from '../app.js';
 import { socketPath } from '../app.js';
 import { pageDirOf } from '../paths.js';
 import { wrap } from './envelope.js';
-import { readRecent, roomTopic, selectHistory, typingTopic, type HistoryBudget } from './history.js';
+import { chatTopicHistory, readRecent, roomTopic, selectHistory, typingTopic, type HistoryBudget } from './history.js';
 import { checkNick, checkRoom, nickKey } from './names.js';
 import { withPosition } from './positions.js';
 import {
@@ -106,6 +106,7 @@ export function createChatApp(options: ChatAppOptions = {}): App {
     title: 'Chat',
     summary: 'Rooms with nicknames, presence, join and leave notices, images, typing, and the last 50 messages for newcomers; resumes after a reconnect.',
     pageDir: pageDirOf('chat'),
+    topicHistory: chatTopicHistory,
     mount(server, { pubsub, log }) {
       const rate = messageRateLimit(options.rateLimit);
       const now = options.now ?? Date.now;
