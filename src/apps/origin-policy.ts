@@ -47,8 +47,10 @@ export function normalizeAllowedOrigin(text: string): string | null {
 /**
  * The predicate for `Route.origins`: the server's own origin, plus the
  * `allowed` entries (already normalised; `*` allows every origin).
+ * `secure`: the server itself speaks TLS (`--tls-cert`), so its own origin
+ * is `https:` whatever the request's headers say.
  */
-export function originPolicy(allowed: readonly string[] = []): OriginPredicate {
+export function originPolicy(allowed: readonly string[] = [], secure = false): OriginPredicate {
   const any = allowed.includes('*');
   const listed = new Set(allowed);
   return (origin, request) => {
@@ -58,7 +60,7 @@ export function originPolicy(allowed: readonly string[] = []): OriginPredicate {
     const parsed = parseOrigin(trimmed);
     if (parsed === null) return false;
     if (listed.has(parsed.origin)) return true;
-    const scheme = ownScheme(request.headers);
+    const scheme = secure ? 'https:' : ownScheme(request.headers);
     return parsed.protocol === scheme && parsed.host === hostOf(request.headers.get('host'), scheme);
   };
 }

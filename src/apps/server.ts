@@ -1,4 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TlsOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { basename, dirname } from 'node:path';
@@ -46,6 +48,11 @@ export interface AppServerOptions {
    * `websocket.handshakeTimeout` says otherwise.
    */
   handshakeTimeout?: number;
+  /**
+   * Serve https:// and wss:// with this certificate and key (node:https,
+   * same handler); the server's own origin is then `https://HOST:PORT`.
+   */
+  tls?: TlsOptions;
 }
 
 /**
@@ -110,7 +117,7 @@ export class AppServer {
         log: (entry) => logServerEntry(log, entry),
       },
       log.level === 'debug' ? log : null,
-      originPolicy(allowed),
+      originPolicy(allowed, options.tls !== undefined),
     );
     this.websockets.route(SHELL_SOCKET_PATH, {
       message(connection, data, isBinary) {
@@ -132,7 +139,7 @@ export class AppServer {
       headersTimeout: handshakeTimeout,
       requestTimeout: handshakeTimeout,
     };
-    this.http = createServer(httpOptions, (request, response) => {
+    const handler = (request: IncomingMessage, response: ServerResponse): void => {
       if (log.level === 'debug') {
         // Read the address now: once the socket is gone, remoteAddress is undefined.
         const remote = request.socket.remoteAddress ?? '-';
@@ -144,7 +151,8 @@ export class AppServer {
         if (!response.headersSent) response.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
         response.end('internal error\n');
       });
-    });
+    };
+    this.http = options.tls === undefined ? createServer(httpOptions, handler) : createHttpsServer({ ...httpOptions, ...options.tls }, handler);
     this.http.on('upgrade', (request, socket, head) => this.websockets.handleUpgrade(request, socket, head));
     this.http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket));
   }

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { connect, type ConnectOptions } from '../node/client.js';
 import type { CloseInfo, Connection, SendStatus } from '../node/connection.js';
 import { HandshakeError } from '../node/errors.js';
+import { parseProxyUrl } from '../node/proxy-env.js';
 import { CloseCode } from '../protocol/close-code.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { parseSeconds, parseSize, UsageFailure } from './args.js';
@@ -26,6 +27,7 @@ import {
 import { rawPayload } from './payload-output.js';
 import { parseCloseArgs, parseInputLine } from './slash.js';
 import { parseTargetUrl } from './target-url.js';
+import { certificateHint, clientTlsOptions } from './tls-files.js';
 
 export const CONNECT_HELP = `Usage: sockeye connect URL [options]
 
@@ -86,6 +88,20 @@ Options:
       --max-message BYTES     largest message accepted, e.g. 1MiB (default 64MiB)
   -t, --timeout SECONDS       time allowed to connect and upgrade (default 10)
   -k, --insecure              wss://: accept any server certificate
+      --ca FILE               wss://: trust the CAs in this PEM file (in place of the
+                              system's), e.g. to reach a server with a private CA
+      --cert FILE             wss://: present this client certificate (PEM); its key is
+                              read from --key, or from FILE itself when --key is absent
+      --key FILE              the private key of --cert (PEM, not encrypted)
+      --proxy URL             go through this proxy: http://[user:password@]host:port
+                              (HTTP CONNECT), socks5:// or socks5h:// (names resolved by
+                              the proxy), port 1080 when none is given. Without it the
+                              environment variables are read as curl reads them: for
+                              wss:// wss_proxy, https_proxy or HTTPS_PROXY; for ws://
+                              ws_proxy or http_proxy (lower case only); then all_proxy or
+                              ALL_PROXY; no_proxy or NO_PROXY lists hosts and domain
+                              suffixes reached directly ("*" for all), even with --proxy
+      --no-proxy              connect directly, whatever the environment says
   -h, --help                  show this help
 
 Commands (type them, pipe them, or pass them to --execute):
@@ -176,6 +192,11 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
       'max-message': { type: 'string' },
       timeout: { type: 'string', short: 't' },
       insecure: { type: 'boolean', short: 'k' },
+      ca: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      proxy: { type: 'string' },
+      'no-proxy': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -211,7 +232,19 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
     handshakeTimeout: parseSeconds(values.timeout, 10_000, 'timeout'),
   };
   if (options.handshakeTimeout === 0) throw new UsageFailure('invalid timeout: 0');
-  if (values.insecure === true) options.tls = { rejectUnauthorized: false };
+  const tls = clientTlsOptions({ ca: values.ca, cert: values.cert, key: values.key, insecure: values.insecure });
+  if (tls !== undefined) options.tls = tls;
+  if (values.proxy !== undefined && values['no-proxy'] === true) throw new UsageFailure('--proxy and --no-proxy contradict each other');
+  if (values.proxy !== undefined) {
+    // Checked here so a typo is an argument error (2), not a failed connection.
+    try {
+      parseProxyUrl(values.proxy, '--proxy');
+    } catch (error) {
+      throw new UsageFailure((error as Error).message);
+    }
+    options.proxy = values.proxy;
+  }
+  if (values['no-proxy'] === true) options.proxy = false;
   return {
     url: parseTargetUrl(positionals[0]!).href,
     options,
@@ -458,7 +491,8 @@ class ClientSession {
           return;
         }
       }
-      this.fail(message, refused ? ExitStatus.Refused : ExitStatus.Failure);
+      const hint = certificateHint(error);
+      this.fail(hint === null ? message : `${message}\nsockeye: ${hint}`, refused ? ExitStatus.Refused : ExitStatus.Failure);
       return;
     }
     if (this.finished || this.leaving) {

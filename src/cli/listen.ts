@@ -1,3 +1,4 @@
+import type { TlsOptions } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -15,6 +16,7 @@ import {
   oneLine,
 } from './format.js';
 import { firstWord, parseCloseArgs, parseInputLine } from './slash.js';
+import { serverTlsOptions } from './tls-files.js';
 
 export const LISTEN_HELP = `Usage: sockeye listen PORT [options]
 
@@ -28,6 +30,8 @@ you type to all connected clients.
 
 Options:
   --host HOST             address to bind (default 127.0.0.1)
+  --tls-cert FILE         serve wss:// with this certificate (PEM, the chain after it)
+  --tls-key FILE          the certificate's private key (PEM)
   -s, --subprotocol NAME  a subprotocol to accept (repeatable, in order of preference);
                           without it the client's first offer is accepted
   --no-deflate            do not accept permessage-deflate (accepted by default)
@@ -87,6 +91,8 @@ interface ListenSettings {
   json: boolean;
   showPingPong: boolean;
   trace: boolean;
+  /** wss:// with this certificate and key. */
+  tls: TlsOptions | undefined;
 }
 
 function parseListenArgs(argv: string[]): ListenSettings | null {
@@ -101,6 +107,8 @@ function parseListenArgs(argv: string[]): ListenSettings | null {
       json: { type: 'boolean' },
       'show-ping-pong': { type: 'boolean' },
       trace: { type: 'boolean' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -116,6 +124,7 @@ function parseListenArgs(argv: string[]): ListenSettings | null {
     json: values.json === true,
     showPingPong: values['show-ping-pong'] === true,
     trace: values.trace === true,
+    tls: serverTlsOptions(values['tls-cert'], values['tls-key']),
   };
 }
 
@@ -168,7 +177,7 @@ class Listener {
     this.settings = settings;
     this.terminal = terminal;
     this.exit = new Promise((resolve) => (this.resolveExit = resolve));
-    this.server = new WebSocketServer({ perMessageDeflate: settings.deflate, maxMessageSize: settings.maxMessageSize });
+    this.server = new WebSocketServer({ perMessageDeflate: settings.deflate, maxMessageSize: settings.maxMessageSize, tls: settings.tls });
     const { protocols, json } = settings;
     this.server.route<Client>('*', {
       // RFC 6455 §4.2.2: the server picks one of the offered subprotocols, or none.
@@ -192,7 +201,7 @@ class Listener {
       throw new Error(`cannot listen on ${host}:${port}: ${error instanceof Error ? error.message : String(error)}`);
     }
     const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    this.note(`listening on ws://${shown}:${address.port} (any path)`);
+    this.note(`listening on ${this.settings.tls === undefined ? 'ws' : 'wss'}://${shown}:${address.port} (any path)`);
     if (this.terminal.interactive) this.note('lines you type go to every client; /help lists the commands; Ctrl-D stops');
   }
 

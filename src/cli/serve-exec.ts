@@ -1,3 +1,4 @@
+import type { TlsOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { originPolicy } from '../apps/origin-policy.js';
 import type { Connection } from '../node/connection.js';
@@ -26,6 +27,8 @@ export interface ExecServerSettings {
   perMessageDeflate: boolean;
   maxMessageSize: number;
   allowedOrigins: string[];
+  /** Serve wss:// with this certificate and key. */
+  tls?: TlsOptions;
 }
 
 export interface ExecServer {
@@ -36,10 +39,10 @@ export interface ExecServer {
 export async function startExecServer(settings: ExecServerSettings, log: (line: string) => void): Promise<ExecServer> {
   const running = new Map<Connection<unknown>, ProcessBridge>();
   let sequence = 0;
-  const server = new WebSocketServer({ perMessageDeflate: settings.perMessageDeflate, maxMessageSize: settings.maxMessageSize });
+  const server = new WebSocketServer({ perMessageDeflate: settings.perMessageDeflate, maxMessageSize: settings.maxMessageSize, tls: settings.tls });
   const tags = new WeakMap<Connection<unknown>, string>();
   server.route('*', {
-    origins: originPolicy(settings.allowedOrigins),
+    origins: originPolicy(settings.allowedOrigins, settings.tls !== undefined),
     authenticate: () => (running.size >= settings.maxProcesses ? reject(503, `all ${settings.maxProcesses} processes are busy; try again later`) : undefined),
     open(connection) {
       if (running.size >= settings.maxProcesses) {

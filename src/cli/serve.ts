@@ -10,6 +10,7 @@ import { parsePort, parseSize, UsageFailure } from './args.js';
 import { commandVector } from './command-line.js';
 import { startCluster } from './serve-cluster.js';
 import { startExecServer } from './serve-exec.js';
+import { serverTlsOptions } from './tls-files.js';
 
 export const SERVE_HELP = `Usage: sockeye serve [echo | exec 'CMD ARGS'] [options]
 
@@ -51,6 +52,9 @@ Options:
                         connections are refused with 503
   --shell               exec: run the command with /bin/sh -c
   -b, --binary          exec: binary messages, output sent chunk by chunk
+  --tls-cert FILE       serve https:// and wss:// with this certificate (PEM, the
+                        chain after it); the pages' own origin is then https://
+  --tls-key FILE        the certificate's private key (PEM)
   --log-level LEVEL     info (default), debug (also every frame) or silent
   -h, --help            show this help
 
@@ -58,6 +62,7 @@ Examples:
   sockeye serve
   sockeye serve --allow-origin https://example.com --max-message 4MiB
   sockeye serve --redis redis://127.0.0.1:6379 --workers 4
+  sockeye serve --port 8443 --tls-cert cert.pem --tls-key key.pem
   sockeye serve echo
   sockeye serve echo --port 9000 --host 0.0.0.0 --max-message 16MiB
   sockeye serve exec 'stdbuf -oL tr a-z A-Z' --port 9001   (stdbuf: a line at a time)
@@ -85,6 +90,8 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
       shell: { type: 'boolean' },
       binary: { type: 'boolean', short: 'b' },
       'log-level': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -117,6 +124,8 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
   if (logLevel !== 'info' && logLevel !== 'debug' && logLevel !== 'silent') {
     throw new UsageFailure(`invalid log level: ${logLevel} (info, debug or silent)`);
   }
+  const tls = serverTlsOptions(values['tls-cert'], values['tls-key']);
+  const scheme = tls === undefined ? { http: 'http', ws: 'ws' } : { http: 'https', ws: 'wss' };
   const redisUrl = parseRedisUrl(values.redis ?? nonEmpty(process.env['SOCKEYE_REDIS_URL']));
   const workers = parseWorkers(values.workers);
   if (app !== undefined && values.redis !== undefined) throw new UsageFailure(`--redis is for the apps server; serve ${app} keeps no state to share`);
@@ -133,11 +142,11 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
     const argv = commandVector(positionals[1]!, values.shell === true);
     const log = logLevel === 'silent' ? () => undefined : (line: string) => void out.write(`${line}\n`);
     const exec = await startExecServer(
-      { argv, binary: values.binary === true, maxProcesses, port, host, perMessageDeflate, maxMessageSize, allowedOrigins },
+      { argv, binary: values.binary === true, maxProcesses, port, host, perMessageDeflate, maxMessageSize, allowedOrigins, tls },
       log,
     );
     const shown = exec.address.family === 'IPv6' ? `[${exec.address.address}]` : exec.address.address;
-    out.write(`sockeye exec server listening on ws://${shown}:${exec.address.port} (${argv.join(' ')}, at most ${maxProcesses} at once)\n`);
+    out.write(`sockeye exec server listening on ${scheme.ws}://${shown}:${exec.address.port} (${argv.join(' ')}, at most ${maxProcesses} at once)\n`);
     return exec;
   }
   if (app === undefined) {
@@ -147,19 +156,19 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
       // The primary only forks and reports; each worker runs this same command.
       const running = await startCluster({ workers, log: (line) => void out.write(`sockeye: ${line}\n`) });
       const shown = running.address.family === 'IPv6' ? `[${running.address.address}]` : running.address.address;
-      out.write(`sockeye listening on http://${shown}:${running.address.port}/ (apps: ${names}; ${workers} workers${where})\n`);
+      out.write(`sockeye listening on ${scheme.http}://${shown}:${running.address.port}/ (apps: ${names}; ${workers} workers${where})\n`);
       return running;
     }
     const pubsub = redisUrl === null ? undefined : new PubSub({ broker: await connectRedis(redisUrl) });
-    const apps = new AppServer({ apps: allApps, logLevel: logLevel as LogLevel, allowedOrigins, pubsub, websocket: { perMessageDeflate, maxMessageSize } });
+    const apps = new AppServer({ apps: allApps, logLevel: logLevel as LogLevel, allowedOrigins, pubsub, websocket: { perMessageDeflate, maxMessageSize }, tls });
     const address = await apps.listen(port, host);
     // A worker's listening line would repeat the primary's; it only logs.
     if (cluster.isWorker) return apps;
     const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    out.write(`sockeye listening on http://${shown}:${address.port}/ (apps: ${names}${where})\n`);
+    out.write(`sockeye listening on ${scheme.http}://${shown}:${address.port}/ (apps: ${names}${where})\n`);
     return apps;
   }
-  const server = new WebSocketServer({ perMessageDeflate, maxMessageSize });
+  const server = new WebSocketServer({ perMessageDeflate, maxMessageSize, tls });
   server.route('*', {
     message(connection, data, isBinary) {
       connection.send(data, { binary: isBinary });
@@ -167,7 +176,7 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
   });
   const address = await server.listen(port, host);
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  out.write(`sockeye echo server listening on ws://${shown}:${address.port}\n`);
+  out.write(`sockeye echo server listening on ${scheme.ws}://${shown}:${address.port}\n`);
   return server;
 }
 
