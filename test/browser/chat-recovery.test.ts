@@ -176,6 +176,25 @@ describe('chat page: recovery and pending messages', () => {
   });
 });
 
+describe('chat page: leaving and coming back', () => {
+  it('gives a page that left a room and joins it again the room’s history, not only what it missed', async () => {
+    const ann = await openChat();
+    const bob = await openChat();
+    await join(ann, 'ann', 'again-room');
+    await join(bob, 'bob', 'again-room');
+    await say(ann, 'first');
+    await messagesWith(bob, 'first').waitFor({ timeout: WAIT });
+    await ann.locator('#leave').click();
+    await ann.locator('#join').waitFor({ state: 'visible', timeout: WAIT });
+    await say(bob, 'second');
+    await messagesWith(bob, 'second').waitFor({ timeout: WAIT });
+    await join(ann, 'ann', 'again-room');
+    await messagesWith(ann, 'second').waitFor({ timeout: WAIT });
+    expect(await ann.locator('#messages li.message .text').allTextContents()).toEqual(['first', 'second']);
+    expect(await ann.locator('#messages li.system.missed').count()).toBe(0);
+  });
+});
+
 describe('chat page: typing, unread count, phone layout', () => {
   it('shows who is typing, and clears it when their message arrives', async () => {
     const ann = await openChat();

@@ -158,9 +158,13 @@ function send(message) {
   sendEnvelope(socket, message);
 }
 
-/** Join (or rejoin) a room; with a position kept for it, resume from there. */
+/**
+ * Join (or rejoin) a room. Rejoining the room still on screen (after a
+ * reconnect) resumes from the last position received, so that what is
+ * shown is continued without a hole; any other join starts with the history.
+ */
 function joinRoom(nick, room) {
-  const since = positions.get(room);
+  const since = room === shownRoom ? positions.get(room) : undefined;
   send({ type: 'join', nick, room, session, ...(since === undefined ? {} : { since }) });
 }
 
