@@ -2,14 +2,42 @@
  * Masking (RFC 6455 §5.3): byte i of the payload is XORed with byte i % 4 of
  * the key. The same operation masks and unmasks.
  */
+import { createSimdMask, type MaskFunction } from './mask-simd.js';
+
+/**
+ * Payloads of at least this many bytes go through WebAssembly SIMD where the
+ * runtime has it (mask-simd.ts); shorter ones stay on the plain loop, where
+ * the two copies and the call into WebAssembly cost more than they save.
+ * The measured crossover is near 128 bytes (figures in mask-simd.ts); 256 is
+ * the smallest size at which SIMD won in every run.
+ */
+export const SIMD_MASK_THRESHOLD = 256;
+
+/** undefined until the first large payload: no WebAssembly is compiled for programs that never need it. */
+let simdMask: MaskFunction | null | undefined;
 
 /**
  * XOR `source` with `key` into `target` (which may be `source` itself, to
- * unmask in place a buffer we own). Works a 32-bit word at a time over the
- * part of `target` that is 4-byte aligned; that is what makes megabyte
- * payloads cheap in plain JavaScript.
+ * unmask in place a buffer we own). Large payloads take the WebAssembly SIMD
+ * path where the runtime offers it, everything else the plain loop below.
  */
 export function applyMask(source: Uint8Array, key: Uint8Array, target: Uint8Array = source): void {
+  if (source.length >= SIMD_MASK_THRESHOLD) {
+    if (simdMask === undefined) simdMask = createSimdMask();
+    if (simdMask !== null) {
+      simdMask(source, key, target);
+      return;
+    }
+  }
+  applyMaskPlain(source, key, target);
+}
+
+/**
+ * `applyMask` in plain JavaScript, for every runtime. Works a 32-bit word at
+ * a time over the part of `target` that is 4-byte aligned, which makes
+ * megabyte payloads cheap even without SIMD.
+ */
+export function applyMaskPlain(source: Uint8Array, key: Uint8Array, target: Uint8Array = source): void {
   const length = source.length;
   let i = 0;
   if (length >= 32) {
