@@ -122,6 +122,7 @@ export class CanvasCluster {
     this.lastCheckpointAt = Date.now();
     // What was applied while catching up goes to nobody: clients are given snapshots.
     this.board.flush();
+    if (this.stopped) return;
     if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
     const jitter = 1 + Math.random() / 4;
     this.refreshTimer = setInterval(() => this.refresh(), Math.max(10, Math.floor((this.refreshMs * jitter) / 4)));
@@ -137,7 +138,9 @@ export class CanvasCluster {
    * attempts: each replays from further back than the live messages since).
    */
   private async catchUp(): Promise<void> {
-    const now = await this.pubsub.live(DRAWING_TOPIC);
+    // The log's end, from a batch of this node's (empty unless commands wait): the hub's `live()`
+    // gives the position at which this process began to receive the topic, which may be long past.
+    const now = await this.pubsub.publish(DRAWING_TOPIC, encodeBatch({ node: this.node, seq: ++this.seq, checkpoint: false, commands: this.outbox.take() }));
     // From the start of the log if it is short, then less and less.
     const attempts = [now.offset, ...CATCH_UP_ATTEMPTS.filter((back) => back < now.offset)];
     for (const back of attempts) {
@@ -257,7 +260,11 @@ export class CanvasCluster {
         this.positions.set(seq, position);
         if (this.positions.size > KEPT_POSITIONS) this.positions.delete(this.positions.keys().next().value!);
       },
-      (error: unknown) => this.report('publishing drawing commands (they are lost)', error),
+      (error: unknown) => {
+        // A refresh that failed may be asked for again.
+        if (checkpoint) this.refreshAsked = false;
+        this.report('publishing drawing commands (they are lost)', error);
+      },
     );
   }
 

@@ -98,6 +98,7 @@ export function createDashboardApp(options: DashboardOptions = {}): App {
        * between two attempts.
        */
       const catchUp = async (): Promise<void> => {
+        // The topic's end now: at mount nothing of this hub subscribes to it yet, so `live()` asks the broker.
         const now = await pubsub.live(DASHBOARD_TOPIC);
         for (const back of CATCH_UP_ATTEMPTS) {
           if (stopped) return;
