@@ -312,7 +312,13 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         }
         const message: ChatMessage = { id: newId(), room, nick, text, time: now() };
         if (clientId !== undefined) message.clientId = clientId;
-        await publish(room, { type: 'message', ...message });
+        try {
+          await publish(room, { type: 'message', ...message });
+        } catch (error) {
+          // Not acknowledged: perhaps not stored. The id is forgotten so that the page's retry is posted, not answered duplicate.
+          if (clientId !== undefined) await sentIds.forget(room, nickKey(nick), clientId).catch(() => undefined);
+          throw error;
+        }
       };
 
       /** A binary message: an image for the room (PROTOCOL.md, "Images"). */

@@ -53,6 +53,16 @@ export class SentIds {
     return won;
   }
 
+  /** Forget an id whose message could not be posted after all (the store failed): a resend must post it. */
+  async forget(room: string, nickKey: string, id: string): Promise<void> {
+    const topic = `chat-sent/${room}`;
+    const member = `${nickKey}/${id}`;
+    const index = this.held.findIndex((entry) => entry.topic === topic && entry.id === member);
+    if (index < 0) return;
+    this.held.splice(index, 1);
+    await this.presence.leave(topic, member);
+  }
+
   /** Release the claims past the window or beyond the count. */
   expire(): void {
     const oldest = this.now() - this.windowMs;

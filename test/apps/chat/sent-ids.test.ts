@@ -12,6 +12,8 @@ describe('SentIds', () => {
       expect(await b.first('r', 'ann', 'p-1')).toBe(false); // another process
       expect(await b.first('r', 'bob', 'p-1')).toBe(true); // another sender
       expect(await b.first('other', 'ann', 'p-1')).toBe(true); // another room
+      await a.forget('r', 'ann', 'p-1'); // its message could not be stored
+      expect(await b.first('r', 'ann', 'p-1')).toBe(true);
     } finally {
       a.stop();
       b.stop();
