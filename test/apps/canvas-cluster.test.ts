@@ -3,7 +3,8 @@ import WebSocket from 'ws';
 import { createCanvasApp, type CanvasOptions } from '../../src/apps/canvas/index.js';
 import { applyOperation, drawingFrom, isDrawingOperation } from '../../src/apps/canvas/operations.js';
 import { AppServer } from '../../src/apps/server.js';
-import type { HistoryOptions } from '../../src/pubsub/broker.js';
+import { DEFAULT_HISTORY, type HistoryOptions } from '../../src/pubsub/broker.js';
+import { CANVAS_HISTORY } from '../../src/apps/canvas/cluster.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import { decodeServerMessage, encodeClientMessage, PROTOCOL_VERSION, type ClientMessage, type ServerMessage, type StrokeInfo } from '../../src/web/canvas-codec.js';
@@ -41,7 +42,9 @@ async function startNode(options: CanvasOptions = {}, history?: HistoryOptions):
 }
 
 async function startNodeWithBroker(options: CanvasOptions = {}, history?: HistoryOptions, presenceTtlMs?: number): Promise<{ port: number; broker: RedisBroker }> {
-  const broker = await RedisBroker.connect({ url: redis.url, ...(history === undefined ? {} : { history }), ...(presenceTtlMs === undefined ? {} : { presenceTtlMs }) });
+  // By default the history the canvas asks deployments for: none for pointers and id allocation.
+  const policy = history === undefined ? (topic: string) => CANVAS_HISTORY[topic] ?? DEFAULT_HISTORY : history;
+  const broker = await RedisBroker.connect({ url: redis.url, history: policy, ...(presenceTtlMs === undefined ? {} : { presenceTtlMs }) });
   const server = new AppServer({
     apps: [createCanvasApp(options)],
     logLevel: 'silent',

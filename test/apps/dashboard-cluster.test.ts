@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createDashboardApp, type DashboardMessage, type NodeSample } from '../../src/apps/dashboard/index.js';
+import { createDashboardApp, DASHBOARD_HISTORY, type DashboardMessage, type NodeSample } from '../../src/apps/dashboard/index.js';
 import { AppServer } from '../../src/apps/server.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
@@ -36,7 +36,7 @@ afterEach(async () => {
 });
 
 async function startNode(node: string, historySize = 100): Promise<{ server: AppServer; port: number }> {
-  const pubsub = new PubSub({ broker: await RedisBroker.connect({ url: redis.url }) });
+  const pubsub = new PubSub({ broker: await RedisBroker.connect({ url: redis.url, history: DASHBOARD_HISTORY }) });
   const server = new AppServer({
     apps: [createDashboardApp({ node, intervalMs: INTERVAL_MS, historySize })],
     logLevel: 'silent',

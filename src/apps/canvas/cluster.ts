@@ -1,4 +1,4 @@
-import type { StreamPosition } from '../../pubsub/broker.js';
+import type { HistoryOptions, StreamPosition } from '../../pubsub/broker.js';
 import type { PresenceEvent } from '../../pubsub/presence.js';
 import type { PubSub } from '../../pubsub/pubsub.js';
 import type { PointerPosition } from '../../web/canvas-codec.js';
@@ -41,6 +41,19 @@ export const DRAWING_TOPIC = 'canvas/drawing';
 export const POINTER_TOPIC = 'canvas/pointers';
 export const VISITOR_TOPIC = 'canvas/visitors';
 export const VISITOR_ID_TOPIC = 'canvas/visitor-ids';
+
+/**
+ * The history the broker should keep for each canvas topic (a deployment's
+ * `HistoryPolicy` decides; see docs/scale-out.md and PROTOCOL.md): the
+ * drawing's log comfortably more than three checkpoint intervals, and
+ * longer than the refresh of a quiet board's checkpoint; pointers and id
+ * allocation none (their offsets are all that is used).
+ */
+export const CANVAS_HISTORY: Readonly<Record<string, HistoryOptions>> = {
+  [DRAWING_TOPIC]: { size: 1000, ttlMs: 10 * 60_000 },
+  [POINTER_TOPIC]: { size: 0, ttlMs: 0 },
+  [VISITOR_ID_TOPIC]: { size: 0, ttlMs: 0 },
+};
 
 export interface ClusterOptions {
   /**

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { ConnectionState } from '../../node/connection.js';
+import type { HistoryOptions } from '../../pubsub/broker.js';
 import { socketPath, type App } from '../app.js';
 import { EventLoopDelayWindow, sampleBetween, takeReading } from '../metrics.js';
 import { pageDirOf } from '../paths.js';
@@ -41,6 +42,14 @@ function checkNodeName(node: string): string {
  * more history than a new node's catch-up reads (see `catchUp` below).
  */
 export const DASHBOARD_TOPIC = 'dashboard/samples';
+
+/**
+ * The history the broker should keep for the dashboard's topic (a
+ * deployment's `HistoryPolicy` decides; see docs/scale-out.md): five
+ * minutes, and room for 300 samples of each of up to 10 nodes. The
+ * default (1,000 messages) covers three nodes.
+ */
+export const DASHBOARD_HISTORY: HistoryOptions = { size: 3000, ttlMs: 5 * 60_000 };
 
 /** How far back a node that starts reads the topic, in messages, largest first: see `catchUp`. */
 const CATCH_UP_ATTEMPTS = [1000, 300, 60] as const;

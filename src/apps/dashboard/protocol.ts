@@ -14,10 +14,13 @@ export interface NodeSample extends Sample {
  * What the dashboard's socket (`/dashboard/ws`) sends, as JSON text:
  *
  * - `history` first, once per connection: the samples of the last few
- *   minutes, oldest first (empty right after the server started).
- * - `sample` then, once per interval: the newest sample. Its `time` is
- *   later than that of every sample before it from the same node, so a page
- *   can append samples after the history without duplicates.
+ *   minutes of every node publishing them, oldest first (empty right after
+ *   the first node started).
+ * - `sample` then, once per interval per node: a node's newest sample.
+ *   Its `time` is later than that of every sample before it from the same
+ *   node, so a page can append samples after the history without
+ *   duplicates. Whichever node the page is connected to, it receives every
+ *   node's samples (they share one topic, `DASHBOARD_TOPIC`).
  * - `error` for anything the client sends: the dashboard only talks.
  */
 export type DashboardMessage =
