@@ -165,7 +165,9 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         if (!(await pubsub.presence.claim(topic, key, processId))) return;
         const release = setTimeout(() => void pubsub.presence.leave(topic, key).catch(() => undefined), REAP_HOLD_MS);
         release.unref();
-        const nick = watched.get(room)?.nicks.get(key) ?? key;
+        const nicks = watched.get(room)?.nicks;
+        const nick = nicks?.get(key) ?? key;
+        nicks?.delete(key);
         await publish(room, { type: 'notice', event: 'leave', room, nick, time: now() });
         await publishPresence(room);
         log.debug(`chat expired #${room} ${nick}`);
@@ -176,12 +178,15 @@ export function createChatApp(options: ChatAppOptions = {}): App {
           entry.count++;
           return;
         }
+        /** How the room's members show their nicknames, for announcing one that expired (by key; members only, so bounded). */
         const nicks = new Map<string, string>();
         const stop = roomMembers.watch(room, (event) => {
           if (event.type === 'join') {
             const holder = holderOf(event.member);
             if (holder !== null) nicks.set(event.member.id, holder.nick);
-          } else if (event.expired) {
+          } else if (!event.expired) {
+            nicks.delete(event.id);
+          } else {
             reap(room, event.id).catch((error: unknown) => log.info(`chat: announcing an expired member failed: ${String(error)}`));
           }
         });
