@@ -20,6 +20,8 @@ import {
 } from '../../src/web/canvas-codec.js';
 import { applyOperation, drawingFrom, isDrawingOperation } from '../../src/apps/canvas/operations.js';
 import { AppServer } from '../../src/apps/server.js';
+import { MemoryBroker } from '../../src/pubsub/memory-broker.js';
+import { PubSub } from '../../src/pubsub/pubsub.js';
 import type { Connection } from '../../src/node/connection.js';
 import { OP, RawClient, frame } from '../node/raw-client.js';
 
@@ -593,5 +595,48 @@ describe('canvas: the raw bytes on the wire', () => {
     expected.writeUInt16LE(0x1234, 5);
     expected.writeUInt16LE(0x5678, 7);
     expect(batch.payload).toEqual(expected);
+  });
+});
+
+describe('canvas: a hello that takes time (the broker is slow to answer)', () => {
+  /** The in-memory broker, holding every publish until `release()`. */
+  class HeldBroker extends MemoryBroker {
+    private held: Array<() => void> | null = [];
+    override publish(...args: Parameters<MemoryBroker['publish']>): ReturnType<MemoryBroker['publish']> {
+      if (this.held === null) return super.publish(...args);
+      return new Promise((resolve, reject) => this.held!.push(() => super.publish(...args).then(resolve, reject)));
+    }
+    release(): void {
+      const held = this.held ?? [];
+      this.held = null;
+      for (const run of held) run();
+    }
+  }
+
+  it('keeps the messages sent after a hello for after the welcome, in order, and refuses those past its bound', async () => {
+    const broker = new HeldBroker();
+    app = createCanvasApp({ maxMessagesPerSecond: 10_000, maxErrors: 1000 });
+    server = new AppServer({ apps: [app], logLevel: 'silent', pubsub: new PubSub({ broker }), websocket: { heartbeat: false, perMessageDeflate: false } });
+    const port = (await server.listen(0)).port;
+    const ann = await CanvasClient.open(port);
+    ann.send({ type: 'hello', version: PROTOCOL_VERSION, name: 'Ann' });
+    ann.send({ type: 'stroke-begin', colour: 0x123456, width: 2, x: 0, y: 0 });
+    const extra = 300;
+    for (let i = 1; i <= extra; i++) ann.send({ type: 'stroke-points', points: [i, i] });
+    ann.send({ type: 'stroke-end' });
+    // 256 wait (the begin and 255 points); the other 46 are refused while the hello is still answered.
+    const refused = extra + 2 - 256;
+    for (let i = 0; i < refused; i++) await ann.nextWhere((m) => m.type === 'error' && m.code === 'not_joined', `refusal ${i + 1}`);
+    expect(ann.received.some((m) => m.type === 'welcome')).toBe(false);
+
+    broker.release();
+    const welcome = await ann.nextOf('welcome');
+    expect(welcome.name).toBe('Ann');
+    // The waiting messages were handled after the welcome, in order: the stroke holds the first 255 points. Its end was refused.
+    await ann.nextWhere((m) => m.type === 'snapshot', 'the first snapshot');
+    const expected = [{ id: 1, visitor: welcome.id, colour: 0x123456, width: 2, open: true, points: [0, 0, ...Array.from({ length: 255 }, (_, i) => [i + 1, i + 1]).flat()] }];
+    const deadline = Date.now() + WAIT_MS;
+    while (JSON.stringify(ann.drawing()) !== JSON.stringify(expected) && Date.now() < deadline) await sleep(10);
+    expect(ann.drawing()).toEqual(expected);
   });
 });

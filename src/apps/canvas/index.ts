@@ -48,6 +48,9 @@ export const ERRORS_CLOSE_REASON = 'too many bad messages';
 export const FULL_CLOSE_REASON = 'the canvas is full; try again later';
 export const UNAVAILABLE_CLOSE_REASON = 'the canvas cannot reach its other nodes; try again later';
 
+/** Messages kept per client while its hello is answered; past it they are refused with `not_joined`. */
+const MAX_WAITING_MESSAGES = 256;
+
 /** Milliseconds between two attempts to join the other nodes when the broker could not be read. */
 const START_RETRY_MS = 2000;
 
@@ -280,8 +283,9 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
           }
           const bytes = data as Buffer;
           if (client.waiting !== null) {
-            // The hello is being answered: this waits for it (the flood limit above bounds how much can).
-            client.waiting.push(bytes);
+            // The hello is being answered: this waits for it, within a bound (the node may be slow to reach the others).
+            if (client.waiting.length < MAX_WAITING_MESSAGES) client.waiting.push(bytes);
+            else fail(connection, client, { code: 'not_joined', message: 'Your hello is still being answered; wait for the welcome.' }, bytes[0]!);
             return;
           }
           handle(connection, client, bytes);
