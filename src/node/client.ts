@@ -17,6 +17,7 @@ import { Connection, type ConnectionOptions } from './connection.js';
 import { HandshakeError } from './errors.js';
 import { selectProxy, type ProxySelection } from './proxy-env.js';
 import { openTunnel } from './proxy-tunnel.js';
+import { Http2ConnectFailure, openWebSocketStream, responseExtensions } from './http2-client.js';
 import { createZlibCodec } from './zlib-codec.js';
 
 export interface ClientDeflateOptions extends DeflateOptions {
@@ -56,6 +57,15 @@ export interface ConnectOptions {
    * `NO_PROXY` applies to both, see `src/node/proxy-env.ts`).
    */
   proxy?: string | false;
+  /**
+   * wss:// only: open the WebSocket as an HTTP/2 stream (RFC 8441 extended
+   * CONNECT) rather than an HTTP/1.1 upgrade. WebSockets to the same origin
+   * (with the same `tls` options object) share one HTTP/2 connection, which
+   * closes when the last of them has. Fails with `WS_ERR_CONNECT_FAILED`
+   * when the server does not speak h2 or does not announce
+   * SETTINGS_ENABLE_CONNECT_PROTOCOL. Not through a proxy. Default false.
+   */
+  http2?: boolean;
 }
 
 /** A refusal's body is kept for the error message, up to this many bytes. */
@@ -103,6 +113,11 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
   const signal = options.signal;
   if (signal?.aborted === true) {
     return Promise.reject(new HandshakeError('WS_ERR_ABORTED', `the connection to ${target.display} was aborted`));
+  }
+  if (options.http2 === true) {
+    if (!target.secure) return Promise.reject(new HandshakeError('WS_ERR_INVALID_URL', 'WebSockets over HTTP/2 need wss:// (HTTP/2 is spoken over TLS here)'));
+    if (proxy !== null) return Promise.reject(new HandshakeError('WS_ERR_INVALID_URL', `WebSockets over HTTP/2 do not go through a proxy here (${proxy.endpoint.display}); pass proxy: false or drop http2`));
+    return connectOverHttp2(target, options, deflateOptions, protocols, extraHeaders);
   }
   return new Promise((resolve, reject) => {
     // Assigned by start(): at once when direct, once the tunnel is open through a proxy.
@@ -245,6 +260,92 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
       );
     }
   });
+}
+
+/**
+ * connect() over HTTP/2: the same offer as the HTTP/1.1 request, sent as
+ * an extended CONNECT's fields (RFC 8441 §4-§5), the same checks of the
+ * answer (RFC 6455 §4.1: a selected subprotocol must have been offered,
+ * extensions must answer ours), and the same `Connection` on the stream.
+ */
+async function connectOverHttp2(
+  target: ReturnType<typeof resolveTarget>,
+  options: ConnectOptions,
+  deflateOptions: ClientDeflateOptions | null,
+  protocols: readonly string[],
+  extraHeaders: ReadonlyArray<readonly [string, string]>,
+): Promise<Connection<undefined>> {
+  const fields: Array<readonly [string, string]> = [];
+  if (protocols.length > 0) fields.push(['sec-websocket-protocol', protocols.join(', ')]);
+  if (deflateOptions !== null) fields.push(['sec-websocket-extensions', formatExtensions([buildClientOffer(deflateOptions)])]);
+  if (options.origin !== undefined) fields.push(['origin', options.origin]);
+  fields.push(...extraHeaders);
+  const timeout = options.handshakeTimeout ?? 10_000;
+  const deadline = AbortSignal.timeout(timeout);
+  const signal = options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline]);
+  let opened: Awaited<ReturnType<typeof openWebSocketStream>>;
+  try {
+    opened = await openWebSocketStream(
+      { host: target.host, port: target.port, authority: target.hostHeader, path: target.path },
+      fields,
+      { tls: options.tls, signal },
+    );
+  } catch (error) {
+    if (deadline.aborted) throw new HandshakeError('WS_ERR_HANDSHAKE_TIMEOUT', `no answer from ${target.display} within ${timeout} ms`);
+    if (options.signal?.aborted === true) throw new HandshakeError('WS_ERR_ABORTED', `the connection to ${target.display} was aborted`);
+    if (error instanceof Http2ConnectFailure) {
+      const code = error.kind === 'refused' ? 'WS_ERR_HANDSHAKE_REFUSED' : error.kind === 'invalid' ? 'WS_ERR_INVALID_RESPONSE' : 'WS_ERR_CONNECT_FAILED';
+      throw new HandshakeError(code, error.message, error.status, error.body, error.cause ?? error);
+    }
+    throw new HandshakeError('WS_ERR_CONNECT_FAILED', `cannot connect to ${target.display}: ${asMessage(error)}`, undefined, undefined, error instanceof Error ? error : undefined);
+  }
+  const { stream, headers } = opened;
+  const refuse = (code: 'WS_ERR_INVALID_RESPONSE' | 'WS_ERR_EXTENSION_REJECTED', message: string): never => {
+    stream.destroy();
+    throw new HandshakeError(code, message, 200);
+  };
+  const protocolField = headers['sec-websocket-protocol'];
+  const protocol = Array.isArray(protocolField) ? protocolField.join(', ') : protocolField;
+  if (protocol !== undefined && !protocols.includes(protocol)) {
+    refuse('WS_ERR_INVALID_RESPONSE', `invalid upgrade response: server selected subprotocol ${JSON.stringify(protocol)} but ${protocols.length === 0 ? 'none was offered' : 'it was not offered'}`);
+  }
+  const parsed = responseExtensions(headers);
+  if (parsed === null || !parsed.ok) return refuse('WS_ERR_INVALID_RESPONSE', 'invalid upgrade response: malformed sec-websocket-extensions');
+  let deflate: ConnectionOptions['deflate'] = null;
+  if (parsed.offers.length > 0) {
+    if (deflateOptions === null) return refuse('WS_ERR_EXTENSION_REJECTED', 'server accepted extensions that were not offered');
+    const agreed = acceptServerResponse(parsed.offers, deflateOptions);
+    if (!agreed.ok) return refuse('WS_ERR_EXTENSION_REJECTED', `unacceptable extension response: ${agreed.reason}`);
+    if (agreed.params !== null) {
+      deflate = {
+        codec: createZlibCodec(agreed.params, 'client', { level: deflateOptions.level, memLevel: deflateOptions.memLevel }),
+        threshold: deflateOptions.threshold ?? DEFAULT_DEFLATE_THRESHOLD,
+      };
+    }
+  }
+  const extensionsField = headers['sec-websocket-extensions'];
+  // The stream stands where the TCP socket stands in RFC 6455 (RFC 8441 §5).
+  const connection = new Connection<undefined>(
+    stream as unknown as Socket,
+    {
+      role: Role.Client,
+      maxMessageSize: options.maxMessageSize,
+      deflate,
+      highWaterMark: options.highWaterMark,
+      maxBufferedAmount: options.maxBufferedAmount,
+      backpressurePolicy: options.backpressurePolicy,
+      closeTimeout: options.closeTimeout,
+      protocol: protocol ?? '',
+      extensions: Array.isArray(extensionsField) ? extensionsField.join(', ') : (extensionsField ?? ''),
+    },
+    undefined,
+  );
+  startHeartbeat(connection, options.heartbeat);
+  return connection;
+}
+
+function asMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function startHeartbeat(connection: Connection<undefined>, interval: number | false | undefined): void {

@@ -243,7 +243,9 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     // socket: five closures per connection would weigh more than the rest
     // of its state (idle connections are counted in the ten thousands).
     (socket as OwnedSocket)[kConnection] = this as Connection<unknown>;
-    socket.setNoDelay(true);
+    // An HTTP/2 stream (RFC 8441) stands in for the socket and has no
+    // setNoDelay: Nagle is its session's socket's business.
+    if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
     socket.on('data', Connection.onSocketData);
     socket.on('error', Connection.onSocketError);
     socket.on('end', Connection.onSocketEnd);

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { constants as http2Constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
@@ -24,6 +25,16 @@ import { UpgradeRejection, type UpgradeRequest } from './upgrade.js';
 import { broadcast, type BroadcastOptions } from './broadcast.js';
 import type { TopicHub } from './topic-hub.js';
 import { createZlibCodec } from './zlib-codec.js';
+import {
+  acceptStream,
+  asHttp2Stream,
+  Http2Acceptor,
+  isWebSocketConnect,
+  refuseStream,
+  remoteAddressOf,
+  validateExtendedConnect,
+} from './http2-upgrade.js';
+import { isToken } from '../protocol/handshake/http-syntax.js';
 import { ZlibLimiter } from './zlib-limiter.js';
 
 /**
@@ -165,6 +176,13 @@ export interface ServerOptions {
   headLimits?: Partial<HeadLimits>;
   /** Serve wss:// with these TLS options when listening standalone. */
   tls?: TlsOptions;
+  /**
+   * With `tls`, when listening standalone: offer `h2` besides `http/1.1` by
+   * ALPN on the same port, and accept WebSockets over HTTP/2 streams
+   * (RFC 8441 extended CONNECT), several on one connection, through the
+   * same routes and hooks as HTTP/1.1 upgrades. Default false.
+   */
+  http2?: boolean;
   /** Called for each notable event (open, close, refused upgrade); off by default. */
   log?: (entry: ServerLogEntry) => void;
   /**
@@ -289,7 +307,7 @@ class IncomingUpgrade implements UpgradeRequest {
   }
 
   get remoteAddress(): string | undefined {
-    return (this.socket as Socket).remoteAddress;
+    return remoteAddressOf(this.socket);
   }
 }
 
@@ -349,6 +367,8 @@ export class WebSocketServer {
   private readonly deflate: ServerDeflateOptions | null;
   private readonly limiter: ZlibLimiter | null;
   private netServer: NetServer | null = null;
+  /** `http2` option: the HTTP/2 sessions of TLS connections that chose h2. */
+  private http2: Http2Acceptor | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private shuttingDown = false;
 
@@ -507,7 +527,26 @@ export class WebSocketServer {
     if (this.netServer !== null) return Promise.reject(new Error('the server is already listening'));
     let server: NetServer;
     if (this.options.tls === undefined) {
+      if (this.options.http2 === true) return Promise.reject(new UsageError('WS_ERR_INVALID_ARGUMENT', 'the http2 option needs tls: browsers speak HTTP/2 only over TLS'));
       server = createNetServer((socket) => this.acceptSocket(socket, performance.now()));
+    } else if (this.options.http2 === true) {
+      // RFC 7301: the client offers protocols, the server picks; h2 first (RFC 9113 §3.2).
+      const acceptor = (this.http2 ??= new Http2Acceptor((stream, headers) => this.onHttp2Stream(stream, headers)));
+      server = createTlsServer({ ALPNProtocols: ['h2', 'http/1.1'], ...this.options.tls }, (socket) => {
+        const acceptedAt = this.tlsDone(socket);
+        if (socket.alpnProtocol !== 'h2') {
+          this.acceptSocket(socket, acceptedAt);
+          return;
+        }
+        if (this.shuttingDown) {
+          socket.destroy();
+          return;
+        }
+        socket.setNoDelay(true);
+        acceptor.adopt(socket);
+      });
+      server.on('connection', (socket: Socket) => this.acceptTls(socket));
+      server.on('tlsClientError', (_error, socket) => socket.destroy());
     } else {
       server = createTlsServer(this.options.tls, (socket) => this.acceptSocket(socket, this.tlsDone(socket)));
       // The deadline starts at TCP accept, not once TLS is done: node:tls
@@ -564,6 +603,54 @@ export class WebSocketServer {
   }
 
   /**
+   * Take a WebSocket over HTTP/2 (RFC 8441) from an existing node:http2
+   * server, created with `settings: { enableConnectProtocol: true }` (the
+   * client may not send an extended CONNECT otherwise, RFC 8441 §3):
+   * `h2server.on('stream', (stream, headers) => { if (!wss.handleHttp2Stream(stream, headers)) serveOther(stream, headers); })`.
+   * The request goes through the same routes and hooks as an HTTP/1.1
+   * upgrade (`request.method` is `CONNECT`, `host` comes from
+   * `:authority`); accepted, it is answered 200 and the stream carries the
+   * connection. Returns false, touching nothing, for a stream that is not
+   * a CONNECT with `:protocol websocket`.
+   */
+  handleHttp2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
+    if (!isWebSocketConnect(headers)) return false;
+    if (this.shuttingDown) {
+      // RFC 9113 §8.7: REFUSED_STREAM tells the client nothing was processed.
+      stream.close(http2Constants.NGHTTP2_REFUSED_STREAM);
+      return true;
+    }
+    this.startHeartbeat();
+    stream.pause();
+    stream.on('error', noop);
+    const full = this.handshakesFull();
+    // The head came in one HEADERS block: the deadline covers the hooks from here.
+    this.handshaking.set(stream, { deadline: performance.now() + this.handshakeTimeout, headIn: true });
+    const path = pathOf(String(headers[':path'] ?? ''));
+    if (full) {
+      this.refuse(stream, path, 503, 'too many handshakes in progress');
+      return true;
+    }
+    this.sweepHandshakes();
+    const validation = validateExtendedConnect(headers);
+    if (!validation.ok) {
+      this.refuse(stream, path, validation.status, validation.reason, validation.headers);
+      return true;
+    }
+    this.startUpgrade(validation.head, stream, new Uint8Array(0), { ok: true, key: null, protocols: validation.protocols, extensions: validation.extensions });
+    return true;
+  }
+
+  /** A stream on one of the `http2` option's own sessions: WebSockets only; anything else is not served here. */
+  private onHttp2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    if (this.handleHttp2Stream(stream, headers)) return;
+    stream.on('error', noop);
+    const method = headers[':method'];
+    if (method === 'CONNECT') refuseStream(stream, 501, 'only CONNECT with :protocol websocket is served here');
+    else refuseStream(stream, 404, 'this server serves WebSockets only (extended CONNECT, RFC 8441)');
+  }
+
+  /**
    * Graceful shutdown: stop accepting, send every peer a close frame (1001 by
    * default), wait for their answers up to the timeout, then destroy the rest.
    * Rejects with a UsageError, changing nothing, for a code that may not be
@@ -580,6 +667,8 @@ export class WebSocketServer {
     const listening = this.netServer;
     this.netServer = null;
     const stopped = listening === null ? Promise.resolve() : new Promise<void>((resolve) => listening.close(() => resolve()));
+    // GOAWAY: no new streams; each session ends once its WebSockets have closed.
+    this.http2?.close();
     for (const socket of this.handshaking.keys()) socket.destroy();
     for (const { socket } of this.tlsPending.values()) socket.destroy();
     if (this.handshakeSweep !== null) clearInterval(this.handshakeSweep);
@@ -601,6 +690,7 @@ export class WebSocketServer {
     await Promise.race([Promise.all(closing), deadline]);
     clearTimeout(timer);
     for (const connection of this.connectionSet) connection.terminate('server shut down');
+    this.http2?.close(true);
     await stopped;
   }
 
@@ -719,16 +809,17 @@ export class WebSocketServer {
    * resource) ends that socket and is logged, rather than becoming an
    * unhandled rejection that ends the process.
    */
-  private startUpgrade(head: RequestHead, socket: Duplex, rest: Uint8Array): void {
-    this.upgrade(head, socket, rest).catch((error: unknown) => {
+  private startUpgrade(head: RequestHead, socket: Duplex, rest: Uint8Array, http2?: Http2Offer): void {
+    this.upgrade(head, socket, rest, http2).catch((error: unknown) => {
       this.handshaking.delete(socket);
       socket.destroy();
-      this.log({ event: 'error', path: pathOf(head.target), remoteAddress: (socket as Socket).remoteAddress, error: asError(error) });
+      this.log({ event: 'error', path: pathOf(head.target), remoteAddress: remoteAddressOf(socket), error: asError(error) });
     });
   }
 
-  private async upgrade(head: RequestHead, socket: Duplex, rest: Uint8Array): Promise<void> {
-    const validation = validateUpgradeRequest(head);
+  /** `http2`: what an extended CONNECT offered, already checked (RFC 8441 has no key); else the head is an HTTP/1.1 upgrade to check. */
+  private async upgrade(head: RequestHead, socket: Duplex, rest: Uint8Array, http2?: Http2Offer): Promise<void> {
+    const validation = http2 ?? validateUpgradeRequest(head);
     const path = pathOf(head.target);
     if (!validation.ok) {
       this.refuse(socket, path, validation.status, validation.reason, validation.headers);
@@ -791,7 +882,8 @@ export class WebSocketServer {
   private async runPipeline(
     mounted: MountedRoute,
     request: IncomingUpgrade,
-    key: string,
+    /** Sec-WebSocket-Key; null over HTTP/2, which has none (RFC 8441 §5). */
+    key: string | null,
     socket: Duplex,
     rest: Uint8Array,
     address: string | undefined,
@@ -861,9 +953,12 @@ export class WebSocketServer {
       }
     }
 
-    let response: string;
+    let response = '';
     try {
-      response = buildAcceptResponse({ key, protocol, extensions });
+      if (key !== null) response = buildAcceptResponse({ key, protocol, extensions });
+      else if (protocol !== undefined && !isToken(protocol)) {
+        throw new UsageError('WS_ERR_INVALID_ARGUMENT', `the selected subprotocol is not a token: ${JSON.stringify(protocol)}`);
+      }
     } catch (error) {
       // The one value from a hook that goes into the response: a protocols
       // function that chose something that is not a token (RFC 6455 §4.2.2).
@@ -875,7 +970,11 @@ export class WebSocketServer {
       return false;
     }
     this.handshaking.delete(socket);
-    socket.write(response, 'latin1');
+    if (key !== null) socket.write(response, 'latin1');
+    else if (!acceptStream(socket as ServerHttp2Stream, protocol, extensions)) {
+      socket.destroy();
+      return false;
+    }
     const connection = new Connection<unknown>(
       socket as Socket,
       {
@@ -1104,8 +1203,13 @@ export class WebSocketServer {
   ): void {
     this.handshaking.delete(socket);
     countRefusal(this.stats, status);
-    if (this.options.log !== undefined) this.log({ event: 'refused', path, remoteAddress: (socket as Socket).remoteAddress, status, reason });
+    if (this.options.log !== undefined) this.log({ event: 'refused', path, remoteAddress: remoteAddressOf(socket), status, reason });
     if (socket.destroyed) return;
+    const stream = asHttp2Stream(socket);
+    if (stream !== null) {
+      refuseStream(stream, status, reason, headers);
+      return;
+    }
     socket.end(buildRejection(status, reason, headers), 'utf8');
     // Do not wait on a peer that never closes its side.
     const timer = setTimeout(() => socket.destroy(), 1000);
@@ -1134,6 +1238,14 @@ export class WebSocketServer {
 }
 
 type ExtensionOfferList = Parameters<typeof negotiateServer>[0];
+
+/** An extended CONNECT's offer, checked by `validateExtendedConnect`: as an HTTP/1.1 validation, without a key. */
+interface Http2Offer {
+  ok: true;
+  key: null;
+  protocols: string[];
+  extensions: ExtensionOffer[];
+}
 
 /**
  * The values a route pattern (`/room/:id`, `/files/*`) matched for this
