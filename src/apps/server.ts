@@ -6,8 +6,9 @@ import type { Duplex } from 'node:stream';
 import { basename, dirname } from 'node:path';
 import { WebSocketServer, type Route, type ServerOptions } from '../node/server.js';
 import { DEFAULT_HEAD_LIMITS } from '../protocol/handshake/http-head.js';
+import { MemoryBroker } from '../pubsub/memory-broker.js';
 import { PubSub } from '../pubsub/pubsub.js';
-import { socketPath, type App } from './app.js';
+import { historyPolicyOf, socketPath, type App } from './app.js';
 import { createLogger, logFrames, logServerEntry, type Logger, type LogLevel } from './log.js';
 import { normalizeAllowedOrigin, originPolicy, type OriginPredicate } from './origin-policy.js';
 import {
@@ -97,7 +98,8 @@ export class AppServer {
   constructor(options: AppServerOptions) {
     this.apps = options.apps;
     this.log = createLogger(options.logLevel ?? 'info', options.logWrite);
-    this.pubsub = options.pubsub ?? new PubSub();
+    // Each app's topics keep the history it asks for (App.topicHistory).
+    this.pubsub = options.pubsub ?? new PubSub({ broker: new MemoryBroker({ history: historyPolicyOf(options.apps) }) });
     const log = this.log;
     const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_APP_HANDSHAKE_TIMEOUT_MS;
     if (!(handshakeTimeout > 0) || !Number.isFinite(handshakeTimeout)) throw new RangeError(`invalid handshakeTimeout: ${handshakeTimeout}`);

@@ -1,9 +1,11 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
+import { historyPolicyOf } from '../apps/app.js';
 import { allApps, AppServer, DEFAULT_APP_MAX_MESSAGE_BYTES } from '../apps/index.js';
 import { normalizeAllowedOrigin } from '../apps/origin-policy.js';
 import type { LogLevel } from '../apps/log.js';
 import { WebSocketServer } from '../node/server.js';
+import type { HistoryPolicy } from '../pubsub/broker.js';
 import { PubSub } from '../pubsub/pubsub.js';
 import { RedisBroker } from '../pubsub/redis-broker.js';
 import { parsePort, parseSize, UsageFailure } from './args.js';
@@ -159,7 +161,7 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
       out.write(`sockeye listening on ${scheme.http}://${shown}:${running.address.port}/ (apps: ${names}; ${workers} workers${where})\n`);
       return running;
     }
-    const pubsub = redisUrl === null ? undefined : new PubSub({ broker: await connectRedis(redisUrl) });
+    const pubsub = redisUrl === null ? undefined : new PubSub({ broker: await connectRedis(redisUrl, historyPolicyOf(allApps)) });
     const apps = new AppServer({ apps: allApps, logLevel: logLevel as LogLevel, allowedOrigins, pubsub, websocket: { perMessageDeflate, maxMessageSize }, tls });
     const address = await apps.listen(port, host);
     // A worker's listening line would repeat the primary's; it only logs.
@@ -215,9 +217,9 @@ function displayUrl(url: URL): string {
 }
 
 /** Connect to Redis before listening: a node that cannot reach it says so and exits rather than serve a split cluster. */
-async function connectRedis(url: URL): Promise<RedisBroker> {
+async function connectRedis(url: URL, history: HistoryPolicy): Promise<RedisBroker> {
   try {
-    return await RedisBroker.connect({ url: url.href, timeoutMs: 10_000 });
+    return await RedisBroker.connect({ url: url.href, history, timeoutMs: 10_000 });
   } catch (error) {
     throw new Error(`cannot use Redis at ${displayUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
   }
