@@ -73,6 +73,8 @@ export interface ClusterOptions {
  * long as checkpoints come more often than every third of the history.
  */
 const CATCH_UP_ATTEMPTS: readonly number[] = Array.from({ length: 10 }, (_, i) => 4096 >> i);
+/** Nodes whose batch numbers are followed at once (see `checkSequence`). */
+const MAX_NODES_TRACKED = 256;
 /** Own batch positions remembered until their checkpoint is captured (a few ticks' worth). */
 const KEPT_POSITIONS = 64;
 /** Allocations tried for a visitor id before giving up (only after the broker lost its data do ids repeat). */
@@ -98,6 +100,10 @@ export class CanvasCluster {
   private stopWatching: (() => void) | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** The last batch number seen from each node (see `checkSequence`). */
+  private readonly lastSeq = new Map<string, number>();
+  /** Set by the owner: part of the log may have been missed; `start()` again rebuilds the board. */
+  onGap: (() => void) | null = null;
   /** While starting: the log's messages read so far (see `catchUp`); null once live. */
   private loading: Uint8Array[] | null = null;
 
@@ -125,6 +131,7 @@ export class CanvasCluster {
     this.stopWatching?.();
     this.listener.close();
     this.loading = null;
+    this.lastSeq.clear();
     this.stopWatching = this.pubsub.presence.watch(VISITOR_TOPIC, (event) => this.onPresence(event));
     for (const member of await this.pubsub.presence.members(VISITOR_TOPIC)) {
       this.onPresence({ type: 'join', topic: VISITOR_TOPIC, member });
@@ -312,6 +319,7 @@ export class CanvasCluster {
 
   /** One batch of the log, at its place in offset order: the same on every node. */
   private apply(batch: DrawingBatch): void {
+    this.checkSequence(batch);
     const board = this.board;
     for (const command of batch.commands) {
       // The board's answers do not matter here: they were given to the client by the outbox.
@@ -349,6 +357,26 @@ export class CanvasCluster {
       this.captured.set(batch.seq, state);
       // Kept until the batch's position is known; a publish that failed leaves one behind, so few are kept.
       if (this.captured.size > 4) this.captured.delete(this.captured.keys().next().value!);
+    }
+  }
+
+  /**
+   * A node numbers its batches 1, 2, 3...: a number skipped means this node
+   * may have missed part of the log (the hub reports holes it could not
+   * fill, but to the process, not to the topic's listener), so its board
+   * may differ from the others'. `onGap` then rebuilds it from the latest
+   * checkpoint. A batch whose publish failed also leaves a number out; the
+   * rebuild then finds the same board, at the cost of one read.
+   */
+  private checkSequence(batch: DrawingBatch): void {
+    const last = this.lastSeq.get(batch.node);
+    this.lastSeq.delete(batch.node);
+    this.lastSeq.set(batch.node, batch.seq);
+    // Nodes come and go (a new name each run): the least recently heard are forgotten.
+    if (this.lastSeq.size > MAX_NODES_TRACKED) this.lastSeq.delete(this.lastSeq.keys().next().value!);
+    if (last !== undefined && batch.seq !== last + 1) {
+      this.log.info(`canvas: batches ${last + 1}..${batch.seq - 1} of a node are missing here: rebuilding the board`);
+      this.onGap?.();
     }
   }
 

@@ -119,6 +119,15 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
       const ready = sync().finally(() => {
         synced = true;
       });
+      /** A rebuild asked for by a hole in the log; one at a time. */
+      let rebuilding = false;
+      cluster.onGap = () => {
+        if (rebuilding || !synced || unmounted) return;
+        rebuilding = true;
+        void sync().finally(() => {
+          rebuilding = false;
+        });
+      };
 
       const tick = (): void => {
         try {

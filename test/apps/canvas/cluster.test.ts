@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Board } from '../../../src/apps/canvas/board.js';
 import { CanvasCluster, type ClusterOptions } from '../../../src/apps/canvas/cluster.js';
-import { decodeCheckpoint } from '../../../src/apps/canvas/log-codec.js';
+import { decodeCheckpoint, encodeBatch } from '../../../src/apps/canvas/log-codec.js';
 import { createLogger } from '../../../src/apps/log.js';
 import { TopicListener } from '../../../src/apps/topic-listener.js';
 import { MemoryBroker } from '../../../src/pubsub/memory-broker.js';
@@ -86,6 +86,40 @@ describe('CanvasCluster', () => {
     const c = await node(hub, { checkpointEvery: 1000 }, lines);
     expect(c.board.drawing.strokeCount).toBeLessThan(25);
     expect(lines.some((line) => line.includes('holds no checkpoint'))).toBe(true);
+  });
+
+  it('reports a batch number skipped by a node (part of the log missed here), and a rebuild gives the others’ drawing', async () => {
+    const hub = new PubSub({ broker: new MemoryBroker() });
+    const a = await node(hub);
+    let gaps = 0;
+    a.cluster.onGap = () => gaps++;
+    const batch = (seq: number, x: number): Uint8Array =>
+      encodeBatch({ node: 'elsewhere', seq, checkpoint: false, commands: [{ op: 'begin', visitor: 9, colour: 0, width: 1, x, y: x }, { op: 'end', visitor: 9 }] });
+    await hub.publish('canvas/drawing', batch(1, 1));
+    await hub.publish('canvas/drawing', batch(2, 2));
+    expect(gaps).toBe(0);
+    // Batch 3 went to the log while this node was not listening: it only sees 4.
+    a.cluster.stop();
+    await hub.publish('canvas/drawing', batch(3, 3));
+    const b = await node(hub);
+    b.cluster.onGap = () => gaps++;
+    await hub.publish('canvas/drawing', batch(4, 4));
+    expect(gaps).toBe(0);
+    const rebuilt = b.board.drawingState();
+    expect(rebuilt.strokes.map((stroke) => stroke.points[0])).toEqual([1, 2, 3, 4]);
+    b.cluster.stop();
+    // A node that missed batch 3 says so at batch 4; starting again gives it the whole log.
+    const c = new Board();
+    const lines: string[] = [];
+    const missing = new CanvasCluster(hub, c, createLogger('info', (line) => lines.push(line)), () => false);
+    clusters.push(missing);
+    missing.onGap = () => gaps++;
+    await missing.start();
+    await hub.publish('canvas/drawing', batch(6, 6));
+    expect(gaps).toBe(1);
+    expect(lines.some((line) => line.includes('batches 5..5 of a node are missing'))).toBe(true);
+    await missing.start();
+    expect(c.drawingState().strokes.map((stroke) => stroke.points[0])).toEqual([1, 2, 3, 4, 6]);
   });
 
   it('asks for a checkpoint when a drawing has gone without one for `checkpointRefreshMs`', async () => {
