@@ -1,0 +1,139 @@
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, killAll, runCli, type CliRun } from '../cli/cli-process.js';
+import { startNginx, type RunningNginx } from '../deploy/nginx.js';
+import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
+import { browserTestsUnavailable, CHROMIUM_ARGS, CHROMIUM_PATH } from './browser.js';
+
+/**
+ * The deployment users run, end to end: two `sockeye serve --redis` nodes
+ * (separate processes on one private redis-server) behind Debian's nginx
+ * with the documented site (docs/deploy/nginx.conf), and two Chromium pages
+ * loaded through nginx. The pages land on different nodes (least_conn) and
+ * chat; then the node of one page is SIGKILLed. That page shows
+ * "reconnecting", keeps what is typed as pending, reconnects through nginx
+ * to the node that is left, resumes from its position and gets exactly what
+ * it missed, once; its pending message is delivered, once.
+ */
+
+const WAIT = 10_000;
+/** The page's back-off (up to 5 s), nginx noticing the dead node, and a loaded machine. */
+const RECONNECT_WAIT = 30_000;
+
+let redis: RedisServer;
+let nginx: RunningNginx;
+let browser: Browser;
+const nodes: Array<CliRun & { port: number }> = [];
+
+async function node(): Promise<CliRun & { port: number }> {
+  const run = runCli(['serve', '--port', '0', '--log-level', 'silent', '--redis', redis.url], { stdin: 'ignore' });
+  const match = await run.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)\//, 20_000);
+  return { ...run, port: Number(match[1]) };
+}
+
+/** Open chat connections on one node, from its own /metrics (not through nginx). */
+async function chatConnections(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Number(/^sockeye_connections\{app="chat"\} (\d+)$/m.exec(text)?.[1] ?? 'NaN');
+}
+
+async function until(check: () => Promise<boolean>, what: string, ms = WAIT): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function openChat(): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (error) => {
+    throw error;
+  });
+  await page.goto(`http://127.0.0.1:${nginx.port}/chat/`);
+  await page.locator('#status[data-state="open"]').waitFor({ timeout: WAIT });
+  return page;
+}
+
+async function join(page: Page, nick: string, room: string): Promise<void> {
+  await page.locator('#nick').fill(nick);
+  await page.locator('#room').fill(room);
+  await page.locator('#join-button').click();
+  await page.locator('#room-view').waitFor({ state: 'visible', timeout: WAIT });
+  await page.locator('#presence li', { hasText: nick }).waitFor({ timeout: WAIT });
+}
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.locator('#text').fill(text);
+  await page.locator('#text').press('Enter');
+}
+
+function messagesWith(page: Page, text: string): ReturnType<Page['locator']> {
+  return page.locator('#messages li.message', { has: page.locator('.text', { hasText: new RegExp(`^${text}$`) }) });
+}
+
+beforeAll(async () => {
+  const unavailable = browserTestsUnavailable();
+  if (unavailable !== null) throw new Error(unavailable);
+  assertBuilt();
+  redis = await startRedis();
+  nodes.push(await node(), await node());
+  nginx = await startNginx(nodes.map((n) => n.port));
+  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: [...CHROMIUM_ARGS] });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await nginx?.stop();
+  killAll();
+  await redis?.stop();
+});
+
+describe('two nodes on Redis behind nginx, in Chromium', () => {
+  it('lets pages on different nodes chat, and a page whose node is killed recovers on the other without loss or duplicate', async () => {
+    const ann = await openChat();
+    await join(ann, 'ann', 'cluster-room');
+    const counts = await Promise.all(nodes.map((n) => chatConnections(n.port)));
+    const annNode = counts.indexOf(1);
+    expect(counts.sort()).toEqual([0, 1]);
+    const bob = await openChat();
+    await join(bob, 'bob', 'cluster-room');
+    // least_conn: the second page went to the node the first is not on.
+    await until(async () => (await chatConnections(nodes[1 - annNode]!.port)) === 1, 'bob on the other node');
+
+    await say(ann, 'hello from ann');
+    await say(bob, 'hello from bob');
+    for (const page of [ann, bob]) {
+      await messagesWith(page, 'hello from ann').waitFor({ timeout: WAIT });
+      await messagesWith(page, 'hello from bob').waitFor({ timeout: WAIT });
+    }
+
+    // The node ann is on dies without a goodbye.
+    const dead = nodes[annNode]!;
+    dead.child.kill('SIGKILL');
+    await dead.exited;
+    await ann.locator('#status[data-state="reconnecting"]').waitFor({ timeout: WAIT });
+    await say(ann, 'typed during the outage');
+    const pending = messagesWith(ann, 'typed during the outage');
+    await pending.waitFor({ timeout: WAIT });
+    expect(await pending.getAttribute('class')).toMatch(/\bpending\b/);
+    // Meanwhile bob, on the node that is left, goes on talking.
+    await say(bob, 'bob while ann is away');
+    await messagesWith(bob, 'bob while ann is away').waitFor({ timeout: WAIT });
+
+    // ann comes back through nginx, on the node that is left, and resumes.
+    await ann.locator('#status[data-state="open"]').waitFor({ timeout: RECONNECT_WAIT });
+    await ann.locator('#messages li.message.delivered', { hasText: 'typed during the outage' }).waitFor({ timeout: RECONNECT_WAIT });
+    await messagesWith(ann, 'bob while ann is away').waitFor({ timeout: WAIT });
+    await messagesWith(bob, 'typed during the outage').waitFor({ timeout: WAIT });
+    expect(await chatConnections(nodes[1 - annNode]!.port)).toBe(2);
+    for (const page of [ann, bob]) {
+      for (const text of ['hello from ann', 'hello from bob', 'typed during the outage', 'bob while ann is away']) {
+        expect(await messagesWith(page, text).count(), text).toBe(1);
+      }
+      expect(await page.locator('#messages li.system.missed').count()).toBe(0);
+    }
+    expect(await ann.locator('#messages li.pending').count()).toBe(0);
+  });
+});
