@@ -81,6 +81,9 @@ export function createZlibCodec(
   return new ZlibCodec(params, role, options);
 }
 
+/** The two independent zlib streams of a codec. */
+type Direction = 'compress' | 'decompress';
+
 interface CompressCall {
   chunks: Buffer[];
   settle(error: Error | null, output: Uint8Array | null): void;
@@ -105,7 +108,14 @@ class ZlibCodec implements CompressionCodec {
   readonly #receiveWindowBits: number;
   readonly #receiveNoContextTakeover: boolean;
 
-  #state: 'open' | 'failed' | 'closed' = 'open';
+  #closed = false;
+  /**
+   * A direction whose zlib stream failed (or was stopped past a limit)
+   * refuses later work. The two directions are separate zlib streams, so a
+   * peer's corrupt or oversized input never takes down what we are still
+   * compressing for it (the close frame that reports it queues behind).
+   */
+  readonly #failed = { compress: false, decompress: false };
   #deflate: zlib.DeflateRaw | null = null;
   #inflate: zlib.InflateRaw | null = null;
   #compressing = false;
@@ -129,7 +139,7 @@ class ZlibCodec implements CompressionCodec {
   }
 
   compress(data: Uint8Array, fin: boolean, done: (error: Error | null, output: Uint8Array | null) => void): void {
-    const refused = this.#refusal(this.#compressing);
+    const refused = this.#refusal('compress', this.#compressing);
     if (refused !== null) {
       process.nextTick(done, refused, null);
       return;
@@ -149,7 +159,7 @@ class ZlibCodec implements CompressionCodec {
         },
       };
       // The codec may have been closed or failed while this job waited.
-      const refusedLate = this.#refusal(false);
+      const refusedLate = this.#refusal('compress', false);
       if (refusedLate !== null) {
         call.settle(refusedLate, null);
         return;
@@ -161,14 +171,14 @@ class ZlibCodec implements CompressionCodec {
       deflate.write(data, (error) => {
         if (this.#compressCall !== call) return; // failed or closed meanwhile
         if (error) {
-          this.#fail();
+          this.#fail('compress');
           // After a zlib error the write fails as "destroyed"; the stream keeps the real cause.
           call.settle(zlibError(deflate.errored ?? error), null);
           return;
         }
         const output = compressedOutput(call.chunks, fin);
         if (output === null) {
-          this.#fail();
+          this.#fail('compress');
           call.settle(new ZlibCodecError('ZLIB_ERROR', 'sync flush output does not end in 00 00 ff ff'), null);
           return;
         }
@@ -185,7 +195,7 @@ class ZlibCodec implements CompressionCodec {
     limit: number,
     done: (error: Error | null, output: Uint8Array[] | null, tooBig: boolean) => void,
   ): void {
-    const refused = this.#refusal(this.#decompressing);
+    const refused = this.#refusal('decompress', this.#decompressing);
     if (refused !== null) {
       process.nextTick(done, refused, null, false);
       return;
@@ -207,7 +217,7 @@ class ZlibCodec implements CompressionCodec {
           done(error, output, tooBig);
         },
       };
-      const refusedLate = this.#refusal(false);
+      const refusedLate = this.#refusal('decompress', false);
       if (refusedLate !== null) {
         call.settle(refusedLate, null, false);
         return;
@@ -218,9 +228,11 @@ class ZlibCodec implements CompressionCodec {
   }
 
   close(): void {
-    if (this.#state === 'closed') return;
-    this.#state = 'closed';
-    this.#abandon(new ZlibCodecError('ZLIB_CODEC_CLOSED', 'the codec was closed'));
+    if (this.#closed) return;
+    this.#closed = true;
+    const error = new ZlibCodecError('ZLIB_CODEC_CLOSED', 'the codec was closed');
+    this.#abandon('compress', error);
+    this.#abandon('decompress', error);
   }
 
   /**
@@ -235,7 +247,7 @@ class ZlibCodec implements CompressionCodec {
     const afterLastWrite = (error: Error | null | undefined): void => {
       if (this.#decompressCall !== call) return; // too big, failed or closed meanwhile
       if (error) {
-        this.#fail();
+        this.#fail('decompress');
         call.settle(zlibError(inflate.errored ?? error), null, false);
         return;
       }
@@ -251,7 +263,7 @@ class ZlibCodec implements CompressionCodec {
           // A fresh stream reads at least a block header; one that reads nothing would loop.
           const stuck = fresh && consumed === 0;
           if (stuck || call.streamEnds > MAX_STREAM_ENDS_PER_FRAME) {
-            this.#fail();
+            this.#fail('decompress');
             const reason = stuck ? 'zlib stopped reading the data' : 'too many final DEFLATE blocks in one frame';
             call.settle(new ZlibCodecError('ZLIB_ERROR', reason), null, false);
             return;
@@ -291,7 +303,7 @@ class ZlibCodec implements CompressionCodec {
     deflate.on('error', (error: Error) => {
       if (this.#deflate !== deflate) return;
       const call = this.#compressCall;
-      this.#fail();
+      this.#fail('compress');
       call?.settle(zlibError(error), null);
     });
     this.#deflate = deflate;
@@ -310,7 +322,7 @@ class ZlibCodec implements CompressionCodec {
       if (call.total > call.limit) {
         // Destroying the stream stops zlib after the chunk it is working on,
         // so a bomb is never inflated further than one chunk past the limit.
-        this.#fail();
+        this.#fail('decompress');
         call.settle(null, null, true);
         return;
       }
@@ -319,7 +331,7 @@ class ZlibCodec implements CompressionCodec {
     inflate.on('error', (error: Error) => {
       if (this.#inflate !== inflate) return;
       const call = this.#decompressCall;
-      this.#fail();
+      this.#fail('decompress');
       call?.settle(zlibError(error), null, false);
     });
     this.#inflate = inflate;
@@ -332,13 +344,14 @@ class ZlibCodec implements CompressionCodec {
   }
 
   /**
-   * A failed call leaves zlib in an unknown state, so the codec refuses all
-   * later work. The caller settles the failing call itself, right after.
+   * A failed call leaves its zlib stream in an unknown state, so that
+   * direction refuses all later work. The caller settles the failing call
+   * itself, right after.
    */
-  #fail(): void {
-    if (this.#state !== 'open') return;
-    this.#state = 'failed';
-    this.#abandon(new ZlibCodecError('ZLIB_CODEC_FAILED', 'the other direction of the codec failed'));
+  #fail(direction: Direction): void {
+    if (this.#closed || this.#failed[direction]) return;
+    this.#failed[direction] = true;
+    this.#abandon(direction, new ZlibCodecError('ZLIB_CODEC_FAILED', `the codec's ${direction} direction failed`));
   }
 
   /**
@@ -346,20 +359,23 @@ class ZlibCodec implements CompressionCodec {
    * current caller has returned, so nobody is re-entered while tearing down;
    * a call that settles first (the one that failed) ignores it.
    */
-  #abandon(error: ZlibCodecError): void {
-    this.#deflate?.destroy();
-    this.#deflate = null;
-    this.#discardInflate();
-    const compressCall = this.#compressCall;
-    const decompressCall = this.#decompressCall;
-    if (compressCall !== null) process.nextTick(() => compressCall.settle(error, null));
-    if (decompressCall !== null) process.nextTick(() => decompressCall.settle(error, null, false));
+  #abandon(direction: Direction, error: ZlibCodecError): void {
+    if (direction === 'compress') {
+      this.#deflate?.destroy();
+      this.#deflate = null;
+      const call = this.#compressCall;
+      if (call !== null) process.nextTick(() => call.settle(error, null));
+    } else {
+      this.#discardInflate();
+      const call = this.#decompressCall;
+      if (call !== null) process.nextTick(() => call.settle(error, null, false));
+    }
   }
 
-  #refusal(busy: boolean): ZlibCodecError | null {
-    if (this.#state === 'closed') return new ZlibCodecError('ZLIB_CODEC_CLOSED', 'the codec was closed');
-    if (this.#state === 'failed') {
-      return new ZlibCodecError('ZLIB_CODEC_FAILED', 'an earlier call failed; the codec cannot be used');
+  #refusal(direction: Direction, busy: boolean): ZlibCodecError | null {
+    if (this.#closed) return new ZlibCodecError('ZLIB_CODEC_CLOSED', 'the codec was closed');
+    if (this.#failed[direction]) {
+      return new ZlibCodecError('ZLIB_CODEC_FAILED', `an earlier ${direction} call failed; that direction cannot be used`);
     }
     if (busy) {
       return new ZlibCodecError('ZLIB_CODEC_BUSY', 'a call in the same direction is still outstanding');

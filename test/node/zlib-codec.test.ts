@@ -559,12 +559,23 @@ describe('createZlibCodec: limits and failures', () => {
     expect(result.tooBig).toBe(true);
   });
 
-  it('leaves the codec unusable after tooBig, in both directions', async () => {
+  it('after tooBig refuses decompression, while compression (a separate zlib stream) goes on', async () => {
     const c = codec(params(), 'server');
     expect((await decompress(c, bomb.subarray(0, 20_000), false, 1000)).tooBig).toBe(true);
     const again = await decompress(c, hex('f2 48 cd c9 c9 07 00'));
     expect(again.error).toMatchObject({ code: 'ZLIB_CODEC_FAILED' });
-    await expect(compress(c, Buffer.from('x'))).rejects.toMatchObject({ code: 'ZLIB_CODEC_FAILED' });
+    // What is still being sent to the peer (queued echoes, the close frame's predecessors) can be compressed.
+    const wire = await compress(c, Buffer.from('still compressing'));
+    expect(inflatePlain(Buffer.concat([wire, TAIL])).toString()).toBe('still compressing');
+  });
+
+  it('a compression already running when decompression fails still completes', async () => {
+    const c = codec(params(), 'server');
+    const message = noise(200_000, 4);
+    const running = compress(c, message);
+    const failed = await decompress(c, hex('ff ff ff ff'));
+    expect(failed.error).toMatchObject({ code: 'ZLIB_ERROR' });
+    expect(inflatePlain(Buffer.concat([await running, TAIL])).equals(message)).toBe(true);
   });
 
   it('reports corrupt data as an error (which the core maps to 1007) and then refuses work', async () => {
