@@ -27,10 +27,13 @@ import { Outbox } from './outbox.js';
  *   node that starts reads the log's recent history, loads the latest
  *   checkpoint in it and applies the batches after the checkpoint's
  *   position. Kept in the log, checkpoints share its bounded history: a
- *   few of them at most, never a topic of their own that grows. So that a
- *   quiet drawing keeps one within the history's age, a node also asks
- *   for one (an empty batch marked as a checkpoint) when none was taken
- *   for `checkpointRefreshMs`.
+ *   few of them at most, never a topic of their own that grows. When the
+ *   history holds none it reaches back to (a quiet board whose history
+ *   aged out, a broker that lost its data), the starting node asks: its
+ *   batch carries a request, a node that holds the drawing answers with a
+ *   batch marked as a checkpoint (after a random delay, unless another
+ *   answered first), and the starting node waits for that checkpoint
+ *   (`checkpointWaitMs`). A quiet board thus costs nothing.
  * - **Pointers** are ephemeral: positions that moved, once per tick, on
  *   `POINTER_TOPIC`, which needs no history.
  * - **Visitors** are presence entries of `VISITOR_TOPIC` (id, name), so
@@ -45,9 +48,8 @@ export const VISITOR_ID_TOPIC = 'canvas/visitor-ids';
 /**
  * The history the broker should keep for each canvas topic (a deployment's
  * `HistoryPolicy` decides; see docs/scale-out.md and PROTOCOL.md): the
- * drawing's log comfortably more than three checkpoint intervals, and
- * longer than the refresh of a quiet board's checkpoint; pointers and id
- * allocation none (their offsets are all that is used).
+ * drawing's log comfortably more than three checkpoint intervals;
+ * pointers and id allocation none (their offsets are all that is used).
  */
 export const CANVAS_HISTORY: Readonly<Record<string, HistoryOptions>> = {
   [DRAWING_TOPIC]: { size: 1000, ttlMs: 10 * 60_000 },
@@ -62,8 +64,12 @@ export interface ClusterOptions {
    * topic's history size, so that a node that starts finds a checkpoint.
    */
   checkpointEvery?: number;
-  /** A checkpoint is asked for when none was taken for this long and the board is not empty. Default 60 000 ms. */
-  checkpointRefreshMs?: number;
+  /**
+   * How long a node that starts waits for the checkpoint it asked for when
+   * the history holds none it can use; past it, it shows what the history
+   * holds. Default 3000 ms.
+   */
+  checkpointWaitMs?: number;
 }
 
 /**
@@ -73,6 +79,8 @@ export interface ClusterOptions {
  * long as checkpoints come more often than every third of the history.
  */
 const CATCH_UP_ATTEMPTS: readonly number[] = Array.from({ length: 10 }, (_, i) => 4096 >> i);
+/** Answers to a request for a checkpoint are spread over this many milliseconds (see `scheduleAnswer`). */
+const ANSWER_SPREAD_MS = 200;
 /** Nodes whose batch numbers are followed at once (see `checkSequence`). */
 const MAX_NODES_TRACKED = 256;
 /** Own batch positions remembered until their checkpoint is captured (a few ticks' worth). */
@@ -86,19 +94,20 @@ export class CanvasCluster {
   readonly node = globalThis.crypto.randomUUID();
   private readonly listener: TopicListener;
   private readonly checkpointEvery: number;
-  private readonly refreshMs: number;
+  private readonly waitMs: number;
   private seq = 0;
   /** Log batches applied since the last checkpoint: counted alike by every node. */
   private sinceCheckpoint = 0;
-  private lastCheckpointAt = Date.now();
-  private refreshAsked = false;
+  /** An answer to another node's request for a checkpoint, waiting for its random delay. */
+  private answer: NodeJS.Timeout | null = null;
+  /** While starting and waiting for a checkpoint: called with each one that arrives. */
+  private onCheckpoint: (() => void) | null = null;
   /** Own batches: their positions once stored, and the drawings captured after them. */
   private readonly positions = new Map<number, StreamPosition>();
   private readonly captured = new Map<number, Omit<Checkpoint, 'position'>>();
   /** Positions of this node's visitors that moved since the last tick. */
   private readonly moved = new Map<number, PointerPosition>();
   private stopWatching: (() => void) | null = null;
-  private refreshTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** The last batch number seen from each node (see `checkSequence`). */
   private readonly lastSeq = new Map<string, number>();
@@ -117,7 +126,7 @@ export class CanvasCluster {
   ) {
     this.outbox = new Outbox(board.drawing.limits.maxStrokePoints);
     this.checkpointEvery = options.checkpointEvery ?? 200;
-    this.refreshMs = options.checkpointRefreshMs ?? 60_000;
+    this.waitMs = options.checkpointWaitMs ?? 3000;
     this.listener = new TopicListener(pubsub, (data) => this.receive(data), (error) => this.report('applying a message', error));
   }
 
@@ -139,14 +148,8 @@ export class CanvasCluster {
     if (this.stopped) return;
     this.listener.listen(POINTER_TOPIC);
     await this.catchUp();
-    this.lastCheckpointAt = Date.now();
     // What was applied while catching up goes to nobody: clients are given snapshots.
     this.board.flush();
-    if (this.stopped) return;
-    if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
-    const jitter = 1 + Math.random() / 4;
-    this.refreshTimer = setInterval(() => this.refresh(), Math.max(10, Math.floor((this.refreshMs * jitter) / 4)));
-    this.refreshTimer.unref();
   }
 
   /**
@@ -160,7 +163,7 @@ export class CanvasCluster {
   private async catchUp(): Promise<void> {
     // The log's end, from a batch of this node's (empty unless commands wait): the hub's `live()`
     // gives the position at which this process began to receive the topic, which may be long past.
-    const now = await this.pubsub.publish(DRAWING_TOPIC, encodeBatch({ node: this.node, seq: ++this.seq, checkpoint: false, commands: this.outbox.take() }));
+    const now = await this.publishBatch({ checkpoint: false, request: false });
     // From the start of the log if it is short, then less and less.
     const attempts = [now.offset, ...CATCH_UP_ATTEMPTS.filter((back) => back < now.offset)];
     for (const back of attempts) {
@@ -174,12 +177,34 @@ export class CanvasCluster {
         this.listener.unlisten(DRAWING_TOPIC);
         continue;
       }
-      // Replayed, then live, without a hole: message i is at offset since + 1 + i. Synchronous from here to live.
+      // Replayed, then live, without a hole: message i is at offset since + 1 + i.
       const first = result.recovered ? since.offset + 1 : result.position.offset + 1;
-      this.load(loading, first, since.offset === 0 && result.recovered);
-      if (!result.recovered) this.log.info(`canvas: the drawing's log could not be read (${result.reason}): this node starts from an empty board`);
+      const fromStart = since.offset === 0 && result.recovered;
+      if (!fromStart && findCheckpoint(loading, first) === null) await this.askForCheckpoint(loading, first);
+      // Synchronous from here to live.
+      this.load(loading, first, fromStart);
       return;
     }
+  }
+
+  /**
+   * Ask the nodes that hold the drawing for a checkpoint, and wait until
+   * one arrives that `loading` reaches back to (or `checkpointWaitMs`).
+   */
+  private async askForCheckpoint(loading: readonly Uint8Array[], first: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.onCheckpoint = null;
+        resolve();
+      };
+      const timer = setTimeout(done, this.waitMs);
+      timer.unref();
+      this.onCheckpoint = () => {
+        if (findCheckpoint(loading, first) !== null) done();
+      };
+      this.publishBatch({ checkpoint: false, request: true }).catch(done);
+    });
   }
 
   /**
@@ -190,30 +215,20 @@ export class CanvasCluster {
    */
   private load(messages: readonly Uint8Array[], first: number, fromStart: boolean): void {
     this.loading = null;
-    let start = 0;
-    let checkpoint: Checkpoint | null = null;
-    for (let i = messages.length - 1; i >= 0; i--) {
-      const candidate = decodeCheckpoint(messages[i]!);
-      // Usable if every batch after its position is among the messages read.
-      if (candidate !== null && candidate.position.offset >= first - 1 && candidate.position.offset < first + i) {
-        checkpoint = candidate;
-        start = candidate.position.offset - first + 1;
-        break;
-      }
+    const found = findCheckpoint(messages, first);
+    if (found === null && !fromStart) {
+      this.log.info('canvas: no checkpoint of the drawing could be had (none in the history, no node answered): this node shows what the history holds');
     }
-    if (checkpoint === null && !fromStart && messages.length > 0) {
-      this.log.info('canvas: the drawing\'s history holds no checkpoint it reaches back to: this node shows what the history holds');
-    }
-    this.board.restoreDrawing(checkpoint?.strokes ?? [], checkpoint?.nextStrokeId ?? 1);
+    this.board.restoreDrawing(found?.checkpoint.strokes ?? [], found?.checkpoint.nextStrokeId ?? 1);
     this.sinceCheckpoint = 0;
-    for (const data of messages.slice(start)) this.receive(data);
+    for (const data of messages.slice(found?.start ?? 0)) this.receive(data);
   }
 
   stop(): void {
     this.stopped = true;
     this.stopWatching?.();
     this.listener.close();
-    if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
+    this.cancelAnswer();
   }
 
   /** A visitor id no visitor here has: the next offset of `VISITOR_ID_TOPIC`. */
@@ -258,7 +273,7 @@ export class CanvasCluster {
 
   /** Publish what this node's visitors did since the last tick: one batch of drawing commands, one of positions. */
   publish(): void {
-    if (this.outbox.size > 0) this.publishBatch(false);
+    if (this.outbox.size > 0) this.publishBatch({ checkpoint: false, request: false }).catch(ignore);
     if (this.moved.size > 0) {
       const pointers = [...this.moved.values()];
       this.moved.clear();
@@ -266,10 +281,16 @@ export class CanvasCluster {
     }
   }
 
-  private publishBatch(checkpoint: boolean): void {
+  /**
+   * Publish this node's waiting commands as one batch, with the given
+   * flags; resolves with its position once stored (its failure is logged
+   * here: the commands are lost).
+   */
+  private publishBatch(flags: { checkpoint: boolean; request: boolean }): Promise<StreamPosition> {
     const seq = ++this.seq;
-    const batch: DrawingBatch = { node: this.node, seq, checkpoint, commands: this.outbox.take() };
-    this.pubsub.publish(DRAWING_TOPIC, encodeBatch(batch)).then(
+    const batch: DrawingBatch = { node: this.node, seq, ...flags, commands: this.outbox.take() };
+    const stored = this.pubsub.publish(DRAWING_TOPIC, encodeBatch(batch));
+    stored.then(
       (position) => {
         const state = this.captured.get(seq);
         if (state !== undefined) {
@@ -280,12 +301,9 @@ export class CanvasCluster {
         this.positions.set(seq, position);
         if (this.positions.size > KEPT_POSITIONS) this.positions.delete(this.positions.keys().next().value!);
       },
-      (error: unknown) => {
-        // A refresh that failed may be asked for again.
-        if (checkpoint) this.refreshAsked = false;
-        this.report('publishing drawing commands (they are lost)', error);
-      },
+      (error: unknown) => this.report('publishing drawing commands (they are lost)', error),
     );
+    return stored;
   }
 
   private announce(id: number, name: string): void {
@@ -296,6 +314,7 @@ export class CanvasCluster {
     if (this.loading !== null) {
       // Starting: kept until the history has been read (see `load`). Pointers are not kept.
       if (decodePointers(data) === null) this.loading.push(data);
+      if (this.onCheckpoint !== null && decodeCheckpoint(data) !== null) this.onCheckpoint();
       return;
     }
     const batch = decodeBatch(data);
@@ -343,11 +362,12 @@ export class CanvasCluster {
       if (batch.node === this.node) this.outbox.applied(command);
     }
     this.sinceCheckpoint++;
+    if (batch.request && batch.node !== this.node) this.scheduleAnswer();
     if (!batch.checkpoint && this.sinceCheckpoint < this.checkpointEvery) return;
     this.sinceCheckpoint = 0;
-    this.lastCheckpointAt = Date.now();
+    // A checkpoint is on its way: an answer to a request is no longer needed.
+    this.cancelAnswer();
     if (batch.node !== this.node) return;
-    this.refreshAsked = false;
     const state = board.drawingState();
     const position = this.positions.get(batch.seq);
     if (position !== undefined) {
@@ -384,12 +404,24 @@ export class CanvasCluster {
     this.pubsub.publish(DRAWING_TOPIC, encodeCheckpoint(checkpoint)).catch((error: unknown) => this.report('publishing a checkpoint', error));
   }
 
-  /** Ask for a checkpoint when the drawing has gone without one for `checkpointRefreshMs`. */
-  private refresh(): void {
-    if (this.refreshAsked || this.board.drawing.strokeCount === 0) return;
-    if (Date.now() - this.lastCheckpointAt < this.refreshMs) return;
-    this.refreshAsked = true;
-    this.publishBatch(true);
+  /**
+   * Another node is starting and asks for a checkpoint. Every node that
+   * holds the drawing may answer: each waits a random moment and answers
+   * with a batch marked as a checkpoint unless one came first, so that
+   * usually one answers.
+   */
+  private scheduleAnswer(): void {
+    if (this.answer !== null || this.loading !== null || this.stopped) return;
+    this.answer = setTimeout(() => {
+      this.answer = null;
+      this.publishBatch({ checkpoint: true, request: false }).catch(ignore);
+    }, Math.floor(Math.random() * ANSWER_SPREAD_MS));
+    this.answer.unref();
+  }
+
+  private cancelAnswer(): void {
+    if (this.answer !== null) clearTimeout(this.answer);
+    this.answer = null;
   }
 
   /** Another node's visitor arrived, was renamed or left. This node's own are applied as they happen. */
@@ -416,3 +448,20 @@ export class CanvasCluster {
     this.log.info(`canvas: ${what} failed: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
+
+/**
+ * The latest checkpoint among `messages` (the first at offset `first`) that
+ * they reach back to: every batch after its position is among them. With
+ * the index of the first message after its position.
+ */
+function findCheckpoint(messages: readonly Uint8Array[], first: number): { checkpoint: Checkpoint; start: number } | null {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const candidate = decodeCheckpoint(messages[i]!);
+    if (candidate !== null && candidate.position.offset >= first - 1 && candidate.position.offset < first + i) {
+      return { checkpoint: candidate, start: candidate.position.offset - first + 1 };
+    }
+  }
+  return null;
+}
+
+function ignore(): void {}

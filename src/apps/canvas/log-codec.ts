@@ -30,6 +30,8 @@ export interface DrawingBatch {
   readonly seq: number;
   /** Its publisher takes a checkpoint right after applying it (cluster.ts). */
   readonly checkpoint: boolean;
+  /** Its publisher is starting and asks a node that has the drawing for a checkpoint (cluster.ts). */
+  readonly request: boolean;
   readonly commands: readonly DrawingCommand[];
 }
 
@@ -194,7 +196,7 @@ function decoding<T>(bytes: Uint8Array, kind: number, read: (reader: Reader) => 
 export function encodeBatch(batch: DrawingBatch): Uint8Array {
   const writer = new Writer();
   writer.u8(BATCH);
-  writer.u8(batch.checkpoint ? 1 : 0);
+  writer.u8((batch.checkpoint ? 1 : 0) | (batch.request ? 2 : 0));
   writer.text(batch.node);
   writer.u32(batch.seq);
   for (const command of batch.commands) {
@@ -216,7 +218,9 @@ export function encodeBatch(batch: DrawingBatch): Uint8Array {
 /** A batch, or null if the bytes are not one. */
 export function decodeBatch(bytes: Uint8Array): DrawingBatch | null {
   return decoding(bytes, BATCH, (reader) => {
-    const checkpoint = (reader.u8() & 1) === 1;
+    const flags = reader.u8();
+    const checkpoint = (flags & 1) !== 0;
+    const request = (flags & 2) !== 0;
     const node = reader.text();
     const seq = reader.u32();
     const commands: DrawingCommand[] = [];
@@ -239,7 +243,7 @@ export function decodeBatch(bytes: Uint8Array): DrawingBatch | null {
           throw new Malformed();
       }
     }
-    return { node, seq, checkpoint, commands };
+    return { node, seq, checkpoint, request, commands };
   });
 }
 

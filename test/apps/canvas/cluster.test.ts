@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Board } from '../../../src/apps/canvas/board.js';
 import { CanvasCluster, type ClusterOptions } from '../../../src/apps/canvas/cluster.js';
-import { decodeCheckpoint, encodeBatch } from '../../../src/apps/canvas/log-codec.js';
+import { encodeBatch } from '../../../src/apps/canvas/log-codec.js';
 import { createLogger } from '../../../src/apps/log.js';
-import { TopicListener } from '../../../src/apps/topic-listener.js';
 import { MemoryBroker } from '../../../src/pubsub/memory-broker.js';
 import { PubSub } from '../../../src/pubsub/pubsub.js';
 
@@ -77,15 +76,30 @@ describe('CanvasCluster', () => {
     expect(c.board.drawingState()).toEqual(a.board.drawingState());
   });
 
-  it('without a checkpoint the history reaches back to, starts from what the history holds and says so', async () => {
+  it('without a checkpoint in the history, asks for one, and a node that has the drawing answers', async () => {
     const hub = new PubSub({ broker: new MemoryBroker({ history: { size: 8, ttlMs: 60_000 } }) });
     const a = await node(hub, { checkpointEvery: 1000 });
     const ann = await visitor(a, 'Ann');
     for (let i = 0; i < 25; i++) dot(a, ann, i);
     const lines: string[] = [];
     const c = await node(hub, { checkpointEvery: 1000 }, lines);
+    expect(c.board.drawing.strokeCount).toBe(25);
+    expect(c.board.drawingState()).toEqual(a.board.drawingState());
+    expect(lines.filter((line) => line.includes('canvas:'))).toEqual([]);
+    dot(c, ann, 99);
+    expect(c.board.drawingState()).toEqual(a.board.drawingState());
+  });
+
+  it('with nobody to answer, waits `checkpointWaitMs`, shows what the history holds and says so', async () => {
+    const hub = new PubSub({ broker: new MemoryBroker({ history: { size: 8, ttlMs: 60_000 } }) });
+    const a = await node(hub, { checkpointEvery: 1000 });
+    const ann = await visitor(a, 'Ann');
+    for (let i = 0; i < 25; i++) dot(a, ann, i);
+    a.cluster.stop();
+    const lines: string[] = [];
+    const c = await node(hub, { checkpointEvery: 1000, checkpointWaitMs: 50 }, lines);
     expect(c.board.drawing.strokeCount).toBeLessThan(25);
-    expect(lines.some((line) => line.includes('holds no checkpoint'))).toBe(true);
+    expect(lines.some((line) => line.includes('no checkpoint of the drawing could be had'))).toBe(true);
   });
 
   it('reports a batch number skipped by a node (part of the log missed here), and a rebuild gives the others’ drawing', async () => {
@@ -94,7 +108,7 @@ describe('CanvasCluster', () => {
     let gaps = 0;
     a.cluster.onGap = () => gaps++;
     const batch = (seq: number, x: number): Uint8Array =>
-      encodeBatch({ node: 'elsewhere', seq, checkpoint: false, commands: [{ op: 'begin', visitor: 9, colour: 0, width: 1, x, y: x }, { op: 'end', visitor: 9 }] });
+      encodeBatch({ node: 'elsewhere', seq, checkpoint: false, request: false, commands: [{ op: 'begin', visitor: 9, colour: 0, width: 1, x, y: x }, { op: 'end', visitor: 9 }] });
     await hub.publish('canvas/drawing', batch(1, 1));
     await hub.publish('canvas/drawing', batch(2, 2));
     expect(gaps).toBe(0);
@@ -122,26 +136,4 @@ describe('CanvasCluster', () => {
     expect(c.drawingState().strokes.map((stroke) => stroke.points[0])).toEqual([1, 2, 3, 4, 6]);
   });
 
-  it('asks for a checkpoint when a drawing has gone without one for `checkpointRefreshMs`', async () => {
-    const hub = new PubSub({ broker: new MemoryBroker() });
-    const a = await node(hub, { checkpointEvery: 1000, checkpointRefreshMs: 40 });
-    const ann = await visitor(a, 'Ann');
-    dot(a, ann, 7);
-    const checkpoints: number[] = [];
-    const watcher = new TopicListener(
-      hub,
-      (data) => {
-        const checkpoint = decodeCheckpoint(data);
-        if (checkpoint !== null) checkpoints.push(checkpoint.strokes.length);
-      },
-      (error) => {
-        throw error;
-      },
-    );
-    watcher.listen('canvas/drawing');
-    const deadline = Date.now() + 5000;
-    while (checkpoints.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    watcher.close();
-    expect(checkpoints[0]).toBe(1);
-  });
 });

@@ -23,8 +23,8 @@ const command: fc.Arbitrary<DrawingCommand> = fc.oneof(
 describe('canvas log codec', () => {
   it('reads back every batch as written (fast-check)', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 40 }), fc.integer({ min: 0, max: 0xffffffff }), fc.boolean(), fc.array(command, { maxLength: 20 }), (node, seq, checkpoint, commands) => {
-        const batch = { node, seq, checkpoint, commands };
+      fc.property(fc.string({ maxLength: 40 }), fc.integer({ min: 0, max: 0xffffffff }), fc.boolean(), fc.boolean(), fc.array(command, { maxLength: 20 }), (node, seq, checkpoint, request, commands) => {
+        const batch = { node, seq, checkpoint, request, commands };
         expect(decodeBatch(encodeBatch(batch))).toEqual(batch);
       }),
       { numRuns: 200 },
@@ -49,14 +49,14 @@ describe('canvas log codec', () => {
   });
 
   it('reads a truncated message, a message with bytes left over, an unknown op or another kind as null', () => {
-    const batch = encodeBatch({ node: 'n', seq: 1, checkpoint: false, commands: [{ op: 'begin', visitor: 1, colour: 0, width: 1, x: 1, y: 1 }] });
+    const batch = encodeBatch({ node: 'n', seq: 1, checkpoint: false, request: false, commands: [{ op: 'begin', visitor: 1, colour: 0, width: 1, x: 1, y: 1 }] });
     for (let cut = 0; cut < batch.length; cut++) {
       // Every prefix that is not a whole batch: the commands end where the message ends, so only cuts between commands are whole.
       const decoded = decodeBatch(batch.subarray(0, cut));
       if (decoded !== null) expect(decoded.commands).toEqual([]);
     }
     expect(decodeBatch(new Uint8Array([...batch, 0]))).toBeNull();
-    const unknown = encodeBatch({ node: 'n', seq: 1, checkpoint: false, commands: [{ op: 'end', visitor: 1 }] });
+    const unknown = encodeBatch({ node: 'n', seq: 1, checkpoint: false, request: false, commands: [{ op: 'end', visitor: 1 }] });
     unknown[unknown.length - 5] = 9;
     expect(decodeBatch(unknown)).toBeNull();
     expect(decodeBatch(encodePointers([]))).toBeNull();
