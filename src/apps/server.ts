@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { TlsOptions } from 'node:tls';
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { basename, dirname } from 'node:path';
@@ -50,8 +50,12 @@ export interface AppServerOptions {
    */
   handshakeTimeout?: number;
   /**
-   * Serve https:// and wss:// with this certificate and key (node:https,
-   * same handler); the server's own origin is then `https://HOST:PORT`.
+   * Serve https:// and wss:// with this certificate and key; the server's
+   * own origin is then `https://HOST:PORT`. ALPN offers h2 and http/1.1 on
+   * the same port: pages are served over either, and WebSockets arrive as
+   * HTTP/1.1 upgrades or as HTTP/2 extended CONNECT streams (RFC 8441,
+   * SETTINGS_ENABLE_CONNECT_PROTOCOL announced), the apps seeing the same
+   * connections either way.
    */
   tls?: TlsOptions;
 }
@@ -89,7 +93,9 @@ export class AppServer {
   readonly websockets: WebSocketServer;
   readonly pubsub: PubSub;
   readonly log: Logger;
-  private readonly http: Server;
+  private readonly http: Server | Http2SecureServer;
+  /** With `tls`: every TLS connection (HTTP/1.1 or h2), to end them at close. */
+  private readonly tlsSockets = new Set<TLSSocket>();
   private readonly apps: readonly App[];
   private readonly stops: Array<() => void> = [];
   /** Event-loop delay between two scrapes of `/metrics`. */
@@ -154,9 +160,41 @@ export class AppServer {
         response.end('internal error\n');
       });
     };
-    this.http = options.tls === undefined ? createServer(httpOptions, handler) : createHttpsServer({ ...httpOptions, ...options.tls }, handler);
-    this.http.on('upgrade', (request, socket, head) => this.websockets.handleUpgrade(request, socket, head));
+    this.http = options.tls === undefined ? createServer(httpOptions, handler) : this.createSecure(options.tls, httpOptions, handler);
+    this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.websockets.handleUpgrade(request, socket, head));
     this.http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket));
+  }
+
+  /**
+   * node:http2's secure server with HTTP/1.1 allowed: the same handler
+   * serves both (the compatibility API has the request and response
+   * methods the handler uses), and HTTP/1.1 connections get the same
+   * header-size and timeout bounds as the plain server.
+   */
+  private createSecure(
+    tls: TlsOptions,
+    httpOptions: { maxHeaderSize: number; connectionsCheckingInterval: number; headersTimeout: number; requestTimeout: number },
+    handler: (request: IncomingMessage, response: ServerResponse) => void,
+  ): Http2SecureServer {
+    const server = createSecureServer(
+      { ...tls, allowHTTP1: true, settings: { enableConnectProtocol: true, maxHeaderListSize: httpOptions.maxHeaderSize } },
+      handler as unknown as (request: Http2ServerRequest, response: Http2ServerResponse) => void,
+    );
+    // node:http reads these from the server object for HTTP/1.1 connections (allowHTTP1).
+    Object.assign(server, httpOptions);
+    // An extended CONNECT with :protocol websocket (RFC 8441 §4) comes as 'connect'; other CONNECTs are not served here.
+    server.on('connect', (request: Http2ServerRequest, response: Http2ServerResponse) => {
+      if (this.websockets.handleHttp2Stream(request.stream, request.headers)) return;
+      response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });
+      response.end('method not allowed\n');
+    });
+    server.on('secureConnection', (socket: TLSSocket) => {
+      this.tlsSockets.add(socket);
+      socket.once('close', () => this.tlsSockets.delete(socket));
+    });
+    // A session's protocol error ends that session only.
+    server.on('sessionError', () => undefined);
+    return server;
   }
 
   /** Listen on `port` (0: an ephemeral one) and resolve with the bound address. */
@@ -176,7 +214,8 @@ export class AppServer {
     this.scrapeLoopDelay.close();
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     await this.websockets.close();
-    this.http.closeAllConnections();
+    if ('closeAllConnections' in this.http) this.http.closeAllConnections();
+    for (const socket of this.tlsSockets) socket.destroy();
     await httpClosed;
     await this.pubsub.close();
   }

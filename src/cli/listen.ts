@@ -30,7 +30,8 @@ you type to all connected clients.
 
 Options:
   --host HOST             address to bind (default 127.0.0.1)
-  --tls-cert FILE         serve wss:// with this certificate (PEM, the chain after it)
+  --tls-cert FILE         serve wss:// with this certificate (PEM, the chain after it),
+                          over HTTP/1.1 and HTTP/2 (RFC 8441) on the same port
   --tls-key FILE          the certificate's private key (PEM)
   -s, --subprotocol NAME  a subprotocol to accept (repeatable, in order of preference);
                           without it the client's first offer is accepted
@@ -177,7 +178,7 @@ class Listener {
     this.settings = settings;
     this.terminal = terminal;
     this.exit = new Promise((resolve) => (this.resolveExit = resolve));
-    this.server = new WebSocketServer({ perMessageDeflate: settings.deflate, maxMessageSize: settings.maxMessageSize, tls: settings.tls });
+    this.server = new WebSocketServer({ perMessageDeflate: settings.deflate, maxMessageSize: settings.maxMessageSize, tls: settings.tls, http2: settings.tls !== undefined });
     const { protocols, json } = settings;
     this.server.route<Client>('*', {
       // RFC 6455 §4.2.2: the server picks one of the offered subprotocols, or none.

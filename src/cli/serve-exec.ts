@@ -39,7 +39,7 @@ export interface ExecServer {
 export async function startExecServer(settings: ExecServerSettings, log: (line: string) => void): Promise<ExecServer> {
   const running = new Map<Connection<unknown>, ProcessBridge>();
   let sequence = 0;
-  const server = new WebSocketServer({ perMessageDeflate: settings.perMessageDeflate, maxMessageSize: settings.maxMessageSize, tls: settings.tls });
+  const server = new WebSocketServer({ perMessageDeflate: settings.perMessageDeflate, maxMessageSize: settings.maxMessageSize, tls: settings.tls, http2: settings.tls !== undefined });
   const tags = new WeakMap<Connection<unknown>, string>();
   server.route('*', {
     origins: originPolicy(settings.allowedOrigins, settings.tls !== undefined),

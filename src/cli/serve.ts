@@ -55,7 +55,9 @@ Options:
   --shell               exec: run the command with /bin/sh -c
   -b, --binary          exec: binary messages, output sent chunk by chunk
   --tls-cert FILE       serve https:// and wss:// with this certificate (PEM, the
-                        chain after it); the pages' own origin is then https://
+                        chain after it); the pages' own origin is then https://.
+                        HTTP/2 and HTTP/1.1 on the same port (ALPN); WebSockets
+                        over HTTP/2 too (RFC 8441), as current browsers open them
   --tls-key FILE        the certificate's private key (PEM)
   --log-level LEVEL     info (default), debug (also every frame) or silent
   -h, --help            show this help
@@ -170,7 +172,8 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
     out.write(`sockeye listening on ${scheme.http}://${shown}:${address.port}/ (apps: ${names}${where})\n`);
     return apps;
   }
-  const server = new WebSocketServer({ perMessageDeflate, maxMessageSize, tls });
+  // With TLS, h2 and http/1.1 by ALPN, WebSockets over either (RFC 8441).
+  const server = new WebSocketServer({ perMessageDeflate, maxMessageSize, tls, http2: tls !== undefined });
   server.route('*', {
     message(connection, data, isBinary) {
       connection.send(data, { binary: isBinary });

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect as connectHttp2, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { get as httpsGet } from 'node:https';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/node/client.js';
@@ -177,6 +179,57 @@ describe('the servers with --tls-cert/--tls-key', () => {
     );
     expect(foreign).toBeInstanceOf(HandshakeError);
     expect((foreign as HandshakeError).status).toBe(403);
+  });
+
+  it('serve speaks HTTP/2 too: pages over h2, and the apps take WebSockets as extended CONNECT streams', async () => {
+    const server = runCli(['serve', '--port', '0', '--log-level', 'silent', ...tlsArgs()]);
+    const [, port] = await listening(server, /listening on https:\/\/127\.0\.0\.1:(\d+)\//);
+    const session: ClientHttp2Session = connectHttp2(`https://127.0.0.1:${port}`, { ca: pki.ca });
+    try {
+      await once(session, 'remoteSettings');
+      expect(session.alpnProtocol).toBe('h2');
+      const answer = async (fields: Record<string, string>, end: boolean): Promise<IncomingHttpHeaders> => {
+        const stream = session.request(fields, { endStream: end });
+        const [headers] = (await once(stream, 'response')) as [IncomingHttpHeaders];
+        return headers;
+      };
+      expect((await answer({ ':path': '/' }, true))[':status']).toBe(200);
+      const socket = (origin: string): Record<string, string> => ({
+        ':method': 'CONNECT',
+        ':protocol': 'websocket',
+        ':scheme': 'https',
+        ':path': '/echo/ws',
+        ':authority': `127.0.0.1:${port}`,
+        'sec-websocket-version': '13',
+        origin,
+      });
+      expect((await answer(socket(`https://127.0.0.1:${port}`), false))[':status']).toBe(200);
+      expect((await answer(socket('https://evil.example'), false))[':status']).toBe(403);
+      // Our own client over h2, to the same apps.
+      const h2 = await connect(`wss://127.0.0.1:${port}/echo/ws`, { http2: true, tls: { ca: pki.ca } });
+      const echoed = new Promise((resolve) => h2.once('message', resolve));
+      h2.send('h2 to the apps');
+      expect(await echoed).toBe('h2 to the apps');
+      h2.close();
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it('serve echo and listen take WebSockets over HTTP/2 as well', async () => {
+    const echo = runCli(['serve', 'echo', '--port', '0', ...tlsArgs()]);
+    const [, echoPort] = await listening(echo, /listening on wss:\/\/127\.0\.0\.1:(\d+)/);
+    const viaEcho = await connect(`wss://127.0.0.1:${echoPort}/x`, { http2: true, tls: { ca: pki.ca } });
+    const echoed = new Promise((resolve) => viaEcho.once('message', resolve));
+    viaEcho.send('echo over h2');
+    expect(await echoed).toBe('echo over h2');
+    viaEcho.close();
+    const listener = runCli(['listen', '0', ...tlsArgs()]);
+    const [, listenPort] = await listening(listener, /listening on wss:\/\/127\.0\.0\.1:(\d+)/);
+    const viaListen = await connect(`wss://127.0.0.1:${listenPort}/room`, { http2: true, tls: { ca: pki.ca } });
+    viaListen.send('listen over h2');
+    await listening(listener, /< listen over h2/);
+    viaListen.close();
   });
 
   it('listen serves wss:// and prints what a client sends', async () => {
