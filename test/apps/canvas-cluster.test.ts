@@ -227,6 +227,19 @@ describe('canvas across nodes on one Redis', () => {
     expect(board[0]).toMatchObject({ visitor: bob.id, points: [5, 5, 6, 6, 7, 7] });
   });
 
+  it('gives a newcomer on a node started after the history aged out the whole board: a node that has it answers its request', async () => {
+    const history = { size: 1000, ttlMs: 300 };
+    const a = await startNode({}, history);
+    const ann = await CanvasClient.join(a, 'Ann');
+    for (let i = 0; i < 3; i++) ann.stroke(500 + i * 10);
+    const board = await ann.drawingWhere(finished(3), 'three strokes on A');
+    // Nothing happens on the board for longer than the history's age: the log holds nothing a node can replay.
+    await new Promise((resolve) => setTimeout(resolve, 3 * history.ttlMs));
+    const b = await startNode({}, history);
+    const bob = await CanvasClient.join(b, 'Bob');
+    expect(bob.drawing()).toEqual(board);
+  });
+
   it('gives a newcomer on a third node, started later, the whole board from a checkpoint and the log after it', async () => {
     // A history of 20 messages cannot rebuild 30 strokes: the newcomer's node needs a checkpoint.
     const history = { size: 20, ttlMs: 60_000 };
