@@ -528,11 +528,14 @@ export class WebSocketServer {
     let server: NetServer;
     if (this.options.tls === undefined) {
       if (this.options.http2 === true) return Promise.reject(new UsageError('WS_ERR_INVALID_ARGUMENT', 'the http2 option needs tls: browsers speak HTTP/2 only over TLS'));
-      server = createNetServer((socket) => this.acceptSocket(socket, performance.now()));
+      // allowHalfOpen: a peer's FIN must not make Node end our side while
+      // messages (a compression still running) and the close reply are on
+      // their way; the connection ends TCP itself once they are written.
+      server = createNetServer({ allowHalfOpen: true }, (socket) => this.acceptSocket(socket, performance.now()));
     } else if (this.options.http2 === true) {
       // RFC 7301: the client offers protocols, the server picks; h2 first (RFC 9113 §3.2).
       const acceptor = (this.http2 ??= new Http2Acceptor((stream, headers) => this.onHttp2Stream(stream, headers)));
-      server = createTlsServer({ ALPNProtocols: ['h2', 'http/1.1'], ...this.options.tls }, (socket) => {
+      server = createTlsServer({ allowHalfOpen: true, ALPNProtocols: ['h2', 'http/1.1'], ...this.options.tls }, (socket) => {
         const acceptedAt = this.tlsDone(socket);
         if (socket.alpnProtocol !== 'h2') {
           this.acceptSocket(socket, acceptedAt);
@@ -548,7 +551,7 @@ export class WebSocketServer {
       server.on('connection', (socket: Socket) => this.acceptTls(socket));
       server.on('tlsClientError', (_error, socket) => socket.destroy());
     } else {
-      server = createTlsServer(this.options.tls, (socket) => this.acceptSocket(socket, this.tlsDone(socket)));
+      server = createTlsServer({ allowHalfOpen: true, ...this.options.tls }, (socket) => this.acceptSocket(socket, this.tlsDone(socket)));
       // The deadline starts at TCP accept, not once TLS is done: node:tls
       // alone would hold a peer that never starts TLS for 120 s.
       server.on('connection', (socket: Socket) => this.acceptTls(socket));
@@ -744,6 +747,8 @@ export class WebSocketServer {
     const pending: PendingHandshake = { deadline: acceptedAt + this.handshakeTimeout, headIn: full };
     this.handshaking.set(socket, pending);
     socket.on('error', noop);
+    // Half-open sockets (allowHalfOpen): a peer that ends before its upgrade is done will never complete one.
+    socket.once('end', destroyOnEnd);
     if (full) {
       this.refuse(socket, '', 503, 'too many handshakes in progress');
       return;
@@ -970,6 +975,8 @@ export class WebSocketServer {
       return false;
     }
     this.handshaking.delete(socket);
+    // From here the connection answers the peer's FIN (after what is queued).
+    socket.off('end', destroyOnEnd);
     if (key !== null) socket.write(response, 'latin1');
     else if (!acceptStream(socket as ServerHttp2Stream, protocol, extensions)) {
       socket.destroy();
@@ -1346,5 +1353,9 @@ function addTraffic(into: TrafficCounts, from: TrafficCounts): void {
 }
 
 function noop(): void {}
+
+function destroyOnEnd(this: Duplex): void {
+  this.destroy();
+}
 
 export { ConnectionError };
