@@ -102,6 +102,8 @@ Options:
                               ALL_PROXY; no_proxy or NO_PROXY lists hosts and domain
                               suffixes reached directly ("*" for all), even with --proxy
       --no-proxy              connect directly, whatever the environment says
+      --http2                 wss://: open the WebSocket as an HTTP/2 stream (RFC 8441
+                              extended CONNECT); fails if the server does not offer it
   -h, --help                  show this help
 
 Commands (type them, pipe them, or pass them to --execute):
@@ -197,6 +199,7 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
       key: { type: 'string' },
       proxy: { type: 'string' },
       'no-proxy': { type: 'boolean' },
+      http2: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -245,6 +248,13 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
     options.proxy = values.proxy;
   }
   if (values['no-proxy'] === true) options.proxy = false;
+  if (values.http2 === true) {
+    if (values.proxy !== undefined) throw new UsageFailure('--http2 does not go through a proxy; drop --proxy or --http2');
+    if (!/^(wss|https):/i.test(parseTargetUrl(positionals[0]!).protocol)) throw new UsageFailure('--http2 needs a wss:// URL (HTTP/2 is spoken over TLS)');
+    options.http2 = true;
+    // The environment's proxy would make connect() refuse: HTTP/2 here is direct.
+    options.proxy = false;
+  }
   return {
     url: parseTargetUrl(positionals[0]!).href,
     options,
@@ -548,6 +558,7 @@ class ClientSession {
     if (this.settings.exec !== null) this.startProgram(connection, this.settings.exec);
 
     const details = [
+      this.options.http2 === true ? 'over HTTP/2' : null,
       connection.protocol === '' ? null : `subprotocol ${connection.protocol}`,
       connection.extensions === '' ? null : `extensions ${connection.extensions}`,
     ].filter((d) => d !== null);

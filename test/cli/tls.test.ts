@@ -219,6 +219,14 @@ describe('the servers with --tls-cert/--tls-key', () => {
   it('serve echo and listen take WebSockets over HTTP/2 as well', async () => {
     const echo = runCli(['serve', 'echo', '--port', '0', ...tlsArgs()]);
     const [, echoPort] = await listening(echo, /listening on wss:\/\/127\.0\.0\.1:(\d+)/);
+    // sockeye connect --http2 to it: the same echo, as a stream.
+    const cli = await connectOnce(`wss://127.0.0.1:${echoPort}/cli`, ['--http2', '--ca', pki.files.ca]);
+    expect(cli.code, cli.run.stderr()).toBe(0);
+    expect(cli.run.stdout()).toContain('< hello');
+    expect(cli.run.stdout()).toMatch(/connected to wss:.*over HTTP\/2/);
+    const plainUrl = await connectOnce(`ws://127.0.0.1:${echoPort}/cli`, ['--http2']);
+    expect(plainUrl.code).toBe(2);
+    expect(plainUrl.run.stderr()).toContain('--http2 needs a wss:// URL');
     const viaEcho = await connect(`wss://127.0.0.1:${echoPort}/x`, { http2: true, tls: { ca: pki.ca } });
     const echoed = new Promise((resolve) => viaEcho.once('message', resolve));
     viaEcho.send('echo over h2');
