@@ -215,6 +215,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private peerClose: { code: number; reason: string; initiator: 'local' | 'remote' } | null = null;
   private failure: Error | null = null;
   private closed = false;
+  /** The peer sent its TCP FIN while input was still being decompressed: end our side once it is read. */
+  private endWhenRead = false;
 
   /** @internal Sockets are adopted by the server and by `connect()`; applications do not construct connections. */
   constructor(socket: Socket, options: ConnectionOptions, context: Context) {
@@ -593,6 +595,10 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       this.pausedForBacklog = false;
       if (!this.pausedByApp && !this.pausedForOutput) this.socket.resume();
     }
+    if (this.endWhenRead && !this.core.decompressing) {
+      this.endWhenRead = false;
+      this.endSocket();
+    }
   }
 
   /** @internal Write everything the core produced this turn in one go. */
@@ -731,7 +737,10 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
    * within the close timeout.
    */
   private onPeerEnd(): void {
-    this.endSocket();
+    // What arrived before the FIN still counts: messages waiting for
+    // decompression are read (and answered) before our side ends.
+    if (this.core.decompressing) this.endWhenRead = true;
+    else this.endSocket();
     this.armCloseTimer();
   }
 

@@ -58,7 +58,10 @@ export interface ProtocolHost {
    */
   writeFrame(header: Uint8Array, payload: Uint8Array): void;
   event(event: ProtocolEvent): void;
-  /** Called when input that piled up during decompression has been parsed. */
+  /**
+   * Called when a decompression ended and the input parked behind it has
+   * been parsed (as far as it goes: another decompression may have begun).
+   */
   backlogDrained?(): void;
 }
 
@@ -194,6 +197,15 @@ export class Protocol {
 
   get state(): ProtocolState {
     return this.stateValue;
+  }
+
+  /**
+   * A received message is being decompressed: input that already arrived
+   * is not parsed yet. An I/O layer whose peer has ended waits for this to
+   * turn false before it ends its side, so nothing that arrived is lost.
+   */
+  get decompressing(): boolean {
+    return this.inflating;
   }
 
   /**
@@ -530,7 +542,7 @@ export class Protocol {
       if (this.input !== this.reader) return;
       const backlog = this.reader.bufferedBytes;
       this.reader.resume();
-      if (backlog > 0) this.host.backlogDrained?.();
+      if (backlog > 0 || !this.inflating) this.host.backlogDrained?.();
     });
   }
 

@@ -1,16 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from '../../src/index.js';
-import { frame, OP, parseClose, RawClient, type RawFrame } from './raw-client.js';
+import { deflateMessage, frame, OP, parseClose, RawClient, type RawFrame } from './raw-client.js';
 
 /**
- * Echoes still in the permessage-deflate compressor when the connection
- * ends (issue 9, item 6: "closing waits for what is already queued,
- * compressed or not"), on the library's own standalone server. Found by the
- * fuzz test (fuzz.test.ts); each case passes without compression, where
- * the same echoes are written at once.
- *
- * OPEN BUGS, not committed: both cases with deflate fail on main as of
- * 8b42374 (see the report for issue 9).
+ * Echoes still in the permessage-deflate compressor (or messages still in
+ * the decompressor) when the connection ends (issue 9, item 6: "closing
+ * waits for what is already queued, compressed or not"), on the library's
+ * own standalone server. Found by the fuzz test (fuzz.test.ts); each case
+ * passes without compression, where the same echoes are written at once.
+ * They failed before the server kept half-open sockets, before a codec
+ * failure stopped taking the other direction down, and before a peer's FIN
+ * waited for the decompressor.
  */
 
 const servers: WebSocketServer[] = [];
@@ -61,6 +61,18 @@ describe.each([false, true])('standalone server, permessage-deflate %s', (deflat
     const { client } = await RawClient.upgrade(port, { extra: offer });
     clients.push(client);
     client.write(WIRE);
+    client.socket.end();
+    const { data } = await framesUntilEnd(client);
+    expect(data.length, errors.join('; ')).toBe(MESSAGES.length);
+  });
+
+  it.runIf(deflate)('a peer FIN right after 8 compressed messages: every one is decompressed and echoed before the server ends TCP', async () => {
+    const errors: string[] = [];
+    const port = await echoServer(deflate, errors);
+    const { client } = await RawClient.upgrade(port, { extra: offer });
+    clients.push(client);
+    // The messages wait in line for the decompressor when the FIN arrives behind them.
+    client.write(Buffer.concat(MESSAGES.map((payload) => frame({ opcode: OP.binary, rsv1: true, payload: deflateMessage(payload) }))));
     client.socket.end();
     const { data } = await framesUntilEnd(client);
     expect(data.length, errors.join('; ')).toBe(MESSAGES.length);
