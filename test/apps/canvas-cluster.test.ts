@@ -3,8 +3,8 @@ import WebSocket from 'ws';
 import { createCanvasApp, type CanvasOptions } from '../../src/apps/canvas/index.js';
 import { applyOperation, drawingFrom, isDrawingOperation } from '../../src/apps/canvas/operations.js';
 import { AppServer } from '../../src/apps/server.js';
-import { DEFAULT_HISTORY, type HistoryOptions } from '../../src/pubsub/broker.js';
-import { CANVAS_HISTORY } from '../../src/apps/canvas/cluster.js';
+import type { HistoryOptions } from '../../src/pubsub/broker.js';
+import { historyPolicyOf } from '../../src/apps/app.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import { decodeServerMessage, encodeClientMessage, PROTOCOL_VERSION, type ClientMessage, type ServerMessage, type StrokeInfo } from '../../src/web/canvas-codec.js';
@@ -42,11 +42,12 @@ async function startNode(options: CanvasOptions = {}, history?: HistoryOptions):
 }
 
 async function startNodeWithBroker(options: CanvasOptions = {}, history?: HistoryOptions, presenceTtlMs?: number): Promise<{ port: number; broker: RedisBroker }> {
-  // By default the history the canvas asks deployments for: none for pointers and id allocation.
-  const policy = history === undefined ? (topic: string) => CANVAS_HISTORY[topic] ?? DEFAULT_HISTORY : history;
+  const app = createCanvasApp(options);
+  // By default the history the canvas asks its host for (App.topicHistory): none for pointers and id allocation.
+  const policy = history ?? historyPolicyOf([app]);
   const broker = await RedisBroker.connect({ url: redis.url, history: policy, ...(presenceTtlMs === undefined ? {} : { presenceTtlMs }) });
   const server = new AppServer({
-    apps: [createCanvasApp(options)],
+    apps: [app],
     logLevel: 'silent',
     pubsub: new PubSub({ broker }),
     websocket: { heartbeat: false, perMessageDeflate: false },
@@ -253,8 +254,10 @@ describe('canvas across nodes on one Redis', () => {
       bob.stroke(2000 + i * 10);
       // One stroke each at a time, so that both keep well under the flood limit.
       await ann.drawingWhere(finished(2 * (i + 1)), `stroke pair ${i + 1} on A`);
+      await bob.drawingWhere(finished(2 * (i + 1)), `stroke pair ${i + 1} on B`);
     }
     ann.send({ type: 'undo' });
+    await bob.until((m) => m.type === 'stroke-undone', 'the undo on B');
     const board = await bob.drawingWhere(finished(29), 'the undo on B');
     expect(await ann.drawingWhere(finished(29), 'the undo on A')).toEqual(board);
 

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createDashboardApp, DASHBOARD_HISTORY, type DashboardMessage, type NodeSample } from '../../src/apps/dashboard/index.js';
+import { historyPolicyOf } from '../../src/apps/app.js';
+import { createDashboardApp, DASHBOARD_HISTORY, DASHBOARD_TOPIC, type DashboardMessage, type NodeSample } from '../../src/apps/dashboard/index.js';
 import { AppServer } from '../../src/apps/server.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
@@ -36,9 +37,11 @@ afterEach(async () => {
 });
 
 async function startNode(node: string, historySize = 100): Promise<{ server: AppServer; port: number }> {
-  const pubsub = new PubSub({ broker: await RedisBroker.connect({ url: redis.url, history: DASHBOARD_HISTORY }) });
+  const app = createDashboardApp({ node, intervalMs: INTERVAL_MS, historySize });
+  // The history the dashboard asks its host for (App.topicHistory).
+  const pubsub = new PubSub({ broker: await RedisBroker.connect({ url: redis.url, history: historyPolicyOf([app]) }) });
   const server = new AppServer({
-    apps: [createDashboardApp({ node, intervalMs: INTERVAL_MS, historySize })],
+    apps: [app],
     logLevel: 'silent',
     pubsub,
     websocket: { heartbeat: false },
@@ -88,6 +91,12 @@ class Page {
 }
 
 describe('dashboard across nodes on one Redis', () => {
+  it('asks its host for five minutes of history on its one topic, and for no other topic', () => {
+    const policy = historyPolicyOf([createDashboardApp({ node: 'x' })], { size: 1, ttlMs: 1 });
+    expect(typeof policy === 'function' && policy(DASHBOARD_TOPIC)).toEqual(DASHBOARD_HISTORY);
+    expect(typeof policy === 'function' && policy('chat/lobby')).toEqual({ size: 1, ttlMs: 1 });
+  });
+
   it('a page on node A receives the samples of A and B, each named, each node in time order and once', async () => {
     const a = await startNode('node-a');
     await startNode('node-b');

@@ -46,10 +46,10 @@ export const VISITOR_TOPIC = 'canvas/visitors';
 export const VISITOR_ID_TOPIC = 'canvas/visitor-ids';
 
 /**
- * The history the broker should keep for each canvas topic (a deployment's
- * `HistoryPolicy` decides; see docs/scale-out.md and PROTOCOL.md): the
- * drawing's log comfortably more than three checkpoint intervals;
- * pointers and id allocation none (their offsets are all that is used).
+ * The history the canvas asks its host to keep for each of its topics
+ * (`App.topicHistory`; PROTOCOL.md): the drawing's log comfortably more
+ * than three checkpoint intervals; pointers and id allocation none (their
+ * offsets are all that is used).
  */
 export const CANVAS_HISTORY: Readonly<Record<string, HistoryOptions>> = {
   [DRAWING_TOPIC]: { size: 1000, ttlMs: 10 * 60_000 },

@@ -6,7 +6,7 @@ import { Board, type BoardOptions, type ChangeResult } from './board.js';
 import { decodeClientMessage, encodeServerMessage, type CanvasError, type CanvasErrorCode, type ClientMessage } from '../../web/canvas-codec.js';
 import { DEFAULT_MAX_BUFFERED, Fanout, type FanoutStats } from './fanout.js';
 import { InputGuard, type InputGuardOptions } from './input-guard.js';
-import { CanvasCluster, type ClusterOptions } from './cluster.js';
+import { CANVAS_HISTORY, CanvasCluster, type ClusterOptions } from './cluster.js';
 import { checkName } from './names.js';
 
 /**
@@ -75,6 +75,7 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
     title: 'Canvas',
     summary: 'A shared drawing board: everyone’s pointer with their name, live, and strokes everyone sees.',
     pageDir: pageDirOf('canvas'),
+    topicHistory: (topic) => CANVAS_HISTORY[topic],
 
     get stats() {
       const total: CanvasStats = { ticks: 0, frames: 0, skipped: 0, snapshots: 0, resyncs: 0, catchUps: 0, versionResyncs: 0, visitors: 0, strokes: 0, points: 0 };

@@ -44,12 +44,14 @@ function checkNodeName(node: string): string {
 export const DASHBOARD_TOPIC = 'dashboard/samples';
 
 /**
- * The history the broker should keep for the dashboard's topic (a
- * deployment's `HistoryPolicy` decides; see docs/scale-out.md): five
- * minutes, and room for 300 samples of each of up to 10 nodes. The
- * default (1,000 messages) covers three nodes.
+ * The history the dashboard asks its host to keep for its topic
+ * (`App.topicHistory`): five minutes, the page's span, and 1,000 samples,
+ * the last five minutes of three nodes sampling every second. With more
+ * nodes, a node that starts gets a shorter past of the others (its pages
+ * fill in as samples come); the in-memory broker of one process keeps at
+ * most about 2,000 of its own samples.
  */
-export const DASHBOARD_HISTORY: HistoryOptions = { size: 3000, ttlMs: 5 * 60_000 };
+export const DASHBOARD_HISTORY: HistoryOptions = { size: 1000, ttlMs: 5 * 60_000 };
 
 /** How far back a node that starts reads the topic, in messages, largest first: see `catchUp`. */
 const CATCH_UP_ATTEMPTS = [1000, 300, 60] as const;
@@ -77,6 +79,7 @@ export function createDashboardApp(options: DashboardOptions = {}): App {
     title: 'Dashboard',
     summary: 'The server measures itself every second: connections, messages and bytes per application, CPU, memory, event-loop delay.',
     pageDir: pageDirOf('dashboard'),
+    topicHistory: (topic) => (topic === DASHBOARD_TOPIC ? DASHBOARD_HISTORY : undefined),
     mount(server, { pubsub, log }) {
       const loop = new EventLoopDelayWindow();
       const window = new SampleWindow(historySize, historySize * intervalMs);
