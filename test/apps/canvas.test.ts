@@ -604,7 +604,11 @@ describe('canvas: a hello that takes time (the broker is slow to answer)', () =>
     private held: Array<() => void> | null = [];
     override publish(...args: Parameters<MemoryBroker['publish']>): ReturnType<MemoryBroker['publish']> {
       if (this.held === null) return super.publish(...args);
-      return new Promise((resolve, reject) => this.held!.push(() => super.publish(...args).then(resolve, reject)));
+      return new Promise((resolve, reject) =>
+        this.held!.push(() => {
+          super.publish(...args).then(resolve, reject);
+        }),
+      );
     }
     release(): void {
       const held = this.held ?? [];
