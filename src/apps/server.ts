@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import { closeWhenIdle } from '../node/http2-upgrade.js';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -72,6 +73,22 @@ export const DEFAULT_APP_MAX_MESSAGE_BYTES = 1024 * 1024;
 export const DEFAULT_APP_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
+ * The shipped server's own limits (issue 9, item 10), for every route that
+ * sets none of its own (the chat sets its own rate): far above what the
+ * applications do in normal use, low enough that one client or one flood
+ * cannot take the process. No cap per client address by default: behind a
+ * proxy (docs/deploy) every client has the proxy's address.
+ */
+export const DEFAULT_APP_LIMITS = {
+  /** More open connections get 503. */
+  maxConnections: 10_000,
+  /** More connections in their opening handshake get 503. */
+  maxHandshakes: 1_000,
+  /** Per connection: 100 messages a second (200 at once); past it messages are dropped, and sustained abuse is closed with 1008. */
+  rateLimit: { messagesPerSecond: 100, messageBurst: 200 },
+} as const;
+
+/**
  * The shell's own WebSocket endpoint: it answers the text `ping` with
  * `pong`, so the home page can tell whether the server is reachable without
  * depending on any application.
@@ -118,6 +135,9 @@ export class AppServer {
       {
         perMessageDeflate: true,
         maxMessageSize: DEFAULT_APP_MAX_MESSAGE_BYTES,
+        maxConnections: DEFAULT_APP_LIMITS.maxConnections,
+        maxHandshakes: DEFAULT_APP_LIMITS.maxHandshakes,
+        rateLimit: DEFAULT_APP_LIMITS.rateLimit,
         handshakeTimeout,
         ...options.websocket,
         // The apps' hub, so a route may also use server.publish/subscribe.
@@ -194,6 +214,8 @@ export class AppServer {
     });
     // A session's protocol error ends that session only.
     server.on('sessionError', () => undefined);
+    // An h2 connection that carries nothing is closed after the handshake deadline, as an HTTP/1.1 one would be.
+    server.on('session', (session: ServerHttp2Session) => closeWhenIdle(session, httpOptions.headersTimeout));
     return server;
   }
 
@@ -266,6 +288,7 @@ export class AppServer {
         reading: takeReading(this.websockets),
         loop: this.scrapeLoopDelay.take(),
         pubsub: this.pubsub.stats,
+        server: this.websockets.counters(),
         startTimeSeconds: processStartTimeSeconds(),
       }),
     );

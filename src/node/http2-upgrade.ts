@@ -148,6 +148,25 @@ export function remoteAddressOf(transport: Duplex): string | undefined {
 }
 
 /**
+ * End (GOAWAY, RFC 9113 §6.8) a session that has carried no stream for
+ * `ms`: the HTTP/2 counterpart of the HTTP/1.1 handshake deadline, so a
+ * peer cannot hold a TLS connection open by opening nothing on it. A
+ * session with a WebSocket on it stays, however quiet (the WebSocket has
+ * its own heartbeat and idle timeout).
+ */
+export function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
+  let open = 0;
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    open++;
+    stream.once('close', () => open--);
+  });
+  // Node re-arms the timer on every frame, so it fires again after a stream's last frames.
+  session.setTimeout(ms, () => {
+    if (open === 0) session.close();
+  });
+}
+
+/**
  * An HTTP/2 server without a listening socket of its own: TLS connections
  * that chose `h2` by ALPN are handed to it. Its SETTINGS announce
  * SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3), without which a client
@@ -158,9 +177,11 @@ export class Http2Acceptor {
   private readonly server: Http2Server;
   private readonly sessions = new Set<ServerHttp2Session>();
 
-  constructor(onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void) {
+  /** `idleMs`: a session without streams for this long is closed (see `closeWhenIdle`). */
+  constructor(onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void, idleMs: number) {
     this.server = createHttp2Server({ settings: { enableConnectProtocol: true } });
     this.server.on('session', (session: ServerHttp2Session) => {
+      closeWhenIdle(session, idleMs);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       // A session's failure (a protocol error by the peer) ends that session, not the server.
@@ -171,7 +192,22 @@ export class Http2Acceptor {
 
   /** Speak HTTP/2 on this TLS socket (ALPN chose `h2`). */
   adopt(socket: Socket): void {
+    let adopted: ServerHttp2Session | undefined;
+    const take = (session: ServerHttp2Session): void => {
+      adopted = session;
+    };
+    // The session is made synchronously, inside the 'connection' handler.
+    this.server.once('session', take);
     this.server.emit('connection', socket);
+    this.server.off('session', take);
+    // The peer's FIN ends the HTTP/2 connection: no more frames can come, so
+    // no stream on it can finish its closing handshake (HTTP/2 has no
+    // half-closed connection, only half-closed streams, RFC 9113 §5.1).
+    // Node's session, fed through the TLS socket's JS stream, would
+    // otherwise wait for its streams indefinitely.
+    socket.once('end', () => {
+      if (adopted !== undefined && !adopted.destroyed) adopted.destroy();
+    });
   }
 
   /** Sessions open now (each one TLS connection). */

@@ -534,7 +534,7 @@ export class WebSocketServer {
       server = createNetServer({ allowHalfOpen: true }, (socket) => this.acceptSocket(socket, performance.now()));
     } else if (this.options.http2 === true) {
       // RFC 7301: the client offers protocols, the server picks; h2 first (RFC 9113 §3.2).
-      const acceptor = (this.http2 ??= new Http2Acceptor((stream, headers) => this.onHttp2Stream(stream, headers)));
+      const acceptor = (this.http2 ??= new Http2Acceptor((stream, headers) => this.onHttp2Stream(stream, headers), this.handshakeTimeout));
       server = createTlsServer({ allowHalfOpen: true, ALPNProtocols: ['h2', 'http/1.1'], ...this.options.tls }, (socket) => {
         const acceptedAt = this.tlsDone(socket);
         if (socket.alpnProtocol !== 'h2') {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect as connectHttp2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type Settings } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/node/client.js';
-import type { Connection } from '../../src/node/connection.js';
+import { ConnectionState, type Connection } from '../../src/node/connection.js';
 import { HandshakeError } from '../../src/node/errors.js';
 import { WebSocketServer } from '../../src/node/server.js';
 import type { UpgradeRequest } from '../../src/node/upgrade.js';
@@ -39,9 +39,12 @@ afterAll(async () => {
   await server.close({ timeout: 500 });
   pki.remove();
 });
-afterEach(() => {
+afterEach(async () => {
   for (const session of sessions.splice(0)) session.destroy();
   seen = [];
+  // The next test counts connections: wait for this one's to be gone (the peer's FIN ends them).
+  const open = [...server.connections].filter((connection) => connection.state !== ConnectionState.Closed);
+  await timeout(Promise.all(open.map((connection) => new Promise((resolve) => connection.once('close', resolve)))), 'the connections to close');
 });
 
 function timeout<T>(promise: Promise<T>, what: string): Promise<T> {
@@ -174,6 +177,37 @@ describe('extended CONNECT by hand (node:http2 client)', () => {
     stream.end(Buffer.from([0x88, 0x82, ...mask, 0x03 ^ 1, 0xe8 ^ 2]));
     expect(await timeout(closed, 'the close')).toBe(1000);
     await timeout(once(stream, 'close'), 'the stream to close');
+  });
+});
+
+describe('HTTP/2 sessions', () => {
+  it("ends the server's WebSockets (1006) when the client's TCP connection goes away", async () => {
+    const { session: h2 } = await session();
+    await extendedConnect(h2);
+    await extendedConnect(h2);
+    expect(seen).toHaveLength(2);
+    const closes = seen.map(({ connection }) => new Promise<number>((resolve) => connection.once('close', (info) => resolve(info.code))));
+    h2.destroy();
+    expect(await timeout(Promise.all(closes), 'the server-side closes')).toEqual([1006, 1006]);
+  });
+
+  it('closes a session that opens no stream within the handshake deadline', async () => {
+    const strict = new WebSocketServer({ tls: { cert: pki.serverCert, key: pki.serverKey }, http2: true, heartbeat: false, handshakeTimeout: 200 });
+    strict.route('*', {});
+    const { port: strictPort } = await strict.listen(0);
+    try {
+      const idle = connectHttp2(`https://127.0.0.1:${strictPort}`, { ca: pki.ca });
+      sessions.push(idle);
+      idle.on('error', () => undefined);
+      const goaway = once(idle, 'goaway');
+      await timeout(once(idle, 'remoteSettings'), 'the server SETTINGS');
+      // GOAWAY with NO_ERROR (RFC 9113 §6.8): the server ended it, nothing failed.
+      const [code] = (await timeout(goaway, 'the GOAWAY')) as [number];
+      expect(code).toBe(0);
+      await timeout(once(idle, 'close'), 'the session to close');
+    } finally {
+      await strict.close({ timeout: 200 });
+    }
   });
 });
 
