@@ -269,6 +269,9 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
 
       server.route(socketPath(app), {
         maxMessageSize: MAX_CLIENT_MESSAGE_BYTES,
+        // The canvas applies the rate PROTOCOL.md documents itself (input-guard.ts: 240 a second,
+        // closed with its own reason), not the host's default for routes without limits.
+        rateLimit: false,
         open(connection) {
           clients.set(connection, { guard: new InputGuard(options), id: null, waiting: null });
         },
