@@ -1,5 +1,6 @@
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import type { RouteTraffic, TrafficCounts, WebSocketServer } from '../node/server.js';
+import type { ServerCounters } from '../node/server-counters.js';
 import type { BrokerState } from '../pubsub/broker.js';
 import type { HubStats } from '../pubsub/pubsub.js';
 
@@ -339,6 +340,8 @@ export interface MetricsInput {
   reading: Reading;
   loop: LoopDelay;
   pubsub: HubStats;
+  /** The WebSocket server's own counters: opens, refusals, closes, drops. */
+  server: ServerCounters;
   /** Process start, seconds since the epoch. */
   startTimeSeconds: number;
 }
@@ -348,7 +351,7 @@ export interface MetricsInput {
  * totals are left to the query (`sum(...)`), so summing never counts twice.
  * Process metrics use the names Prometheus client libraries commonly use.
  */
-export function metricFamilies({ reading, loop, pubsub, startTimeSeconds }: MetricsInput): MetricFamily[] {
+export function metricFamilies({ reading, loop, pubsub, server, startTimeSeconds }: MetricsInput): MetricFamily[] {
   const perApp = (pick: (entry: AppTraffic) => number): MetricFamily['samples'] =>
     reading.apps.map((entry) => ({ labels: { app: entry.app }, value: pick(entry) }));
   const one = (value: number): MetricFamily['samples'] => [{ value }];
@@ -360,6 +363,15 @@ export function metricFamilies({ reading, loop, pubsub, startTimeSeconds }: Metr
     { name: 'sockeye_messages_sent_total', type: 'counter', help: 'Data messages sent (each subscriber of a published message counts).', samples: perApp((e) => e.messagesSent) },
     { name: 'sockeye_received_bytes_total', type: 'counter', help: 'Payload bytes of the data messages received, after decompression.', samples: perApp((e) => e.bytesReceived) },
     { name: 'sockeye_sent_bytes_total', type: 'counter', help: 'Payload bytes of the data messages sent, before compression.', samples: perApp((e) => e.bytesSent) },
+    { name: 'sockeye_upgrades_accepted_total', type: 'counter', help: 'WebSocket upgrades accepted (101), all routes.', samples: one(server.opened) },
+    { name: 'sockeye_upgrades_refused_total', type: 'counter', help: 'WebSocket upgrade requests refused, by HTTP status.', samples: byKey(server.refused, 'status') },
+    { name: 'sockeye_closes_total', type: 'counter', help: 'WebSocket connections closed, by close code (1006: no close frame).', samples: byKey(server.closed, 'code') },
+    { name: 'sockeye_heartbeat_drops_total', type: 'counter', help: 'Connections dropped for not answering the heartbeat.', samples: one(server.heartbeatDrops) },
+    { name: 'sockeye_backpressure_closes_total', type: 'counter', help: 'Connections dropped for reading too slowly.', samples: one(server.backpressureCloses) },
+    { name: 'sockeye_backpressure_drops_total', type: 'counter', help: 'Messages not sent because the peer read too slowly (drop policy).', samples: one(server.backpressureDrops) },
+    { name: 'sockeye_rate_limited_total', type: 'counter', help: 'Received messages refused by a rate limit.', samples: one(server.rateLimited) },
+    { name: 'sockeye_rate_limit_closes_total', type: 'counter', help: 'Connections closed (1008) for going over a rate limit.', samples: one(server.rateLimitCloses) },
+    { name: 'sockeye_hook_failures_total', type: 'counter', help: 'Application hooks that threw or rejected.', samples: one(server.hookFailures) },
     { name: 'sockeye_pubsub_published_total', type: 'counter', help: 'Messages published.', samples: one(pubsub.published) },
     { name: 'sockeye_pubsub_delivered_total', type: 'counter', help: 'Published messages delivered to a local subscriber, one per subscriber.', samples: one(pubsub.delivered) },
     { name: 'sockeye_pubsub_dropped_total', type: 'counter', help: 'Deliveries skipped because the subscriber was too slow.', samples: one(pubsub.dropped) },
@@ -391,6 +403,13 @@ export function metricFamilies({ reading, loop, pubsub, startTimeSeconds }: Metr
     { name: 'nodejs_heap_size_total_bytes', type: 'gauge', help: 'V8 heap reserved, bytes.', samples: one(reading.memory.heapTotal) },
     { name: 'nodejs_external_memory_bytes', type: 'gauge', help: 'Memory of C++ objects bound to JavaScript objects, bytes.', samples: one(reading.memory.external) },
   ];
+}
+
+/** One sample per key of a counter table (status or close code), in numeric order; a 0 sample when it is empty, so the metric always exists. */
+function byKey(table: Readonly<Record<number, number>>, label: string): MetricFamily['samples'] {
+  const keys = Object.keys(table).sort((a, b) => Number(a) - Number(b));
+  if (keys.length === 0) return [{ labels: { [label]: 'none' }, value: 0 }];
+  return keys.map((key) => ({ labels: { [label]: key }, value: table[Number(key)]! }));
 }
 
 const BROKER_STATES: readonly BrokerState[] = ['connecting', 'ready', 'reconnecting', 'closed'];

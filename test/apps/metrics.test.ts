@@ -306,6 +306,17 @@ describe('metricFamilies', () => {
       recoveryFailed: 6,
       broker: { published: 7, received: 8, duplicates: 9, gapsCaughtUp: 10, gapsLost: 11, queueDepth: 12, publishFailed: 13, state: 'reconnecting' as const },
     },
+    server: {
+      opened: 14,
+      refused: { 404: 2, 403: 1 },
+      closed: { 1006: 3, 1000: 5 },
+      heartbeatDrops: 15,
+      backpressureCloses: 16,
+      backpressureDrops: 17,
+      rateLimited: 18,
+      rateLimitCloses: 19,
+      hookFailures: 20,
+    },
     startTimeSeconds: 1_700_000_000.5,
   };
 
@@ -340,6 +351,19 @@ describe('metricFamilies', () => {
     expect(value('sockeye_broker_gaps_lost_total')).toBe(11);
     expect(value('sockeye_broker_queue_depth')).toBe(12);
     expect(value('sockeye_broker_publish_failed_total')).toBe(13);
+    expect(value('sockeye_upgrades_accepted_total')).toBe(14);
+    expect(parsed.get('sockeye_upgrades_refused_total')?.samples).toEqual([
+      { labels: { status: '403' }, value: 1 },
+      { labels: { status: '404' }, value: 2 },
+    ]);
+    expect(value('sockeye_closes_total', { code: '1000' })).toBe(5);
+    expect(value('sockeye_closes_total', { code: '1006' })).toBe(3);
+    expect(value('sockeye_heartbeat_drops_total')).toBe(15);
+    expect(value('sockeye_backpressure_closes_total')).toBe(16);
+    expect(value('sockeye_backpressure_drops_total')).toBe(17);
+    expect(value('sockeye_rate_limited_total')).toBe(18);
+    expect(value('sockeye_rate_limit_closes_total')).toBe(19);
+    expect(value('sockeye_hook_failures_total')).toBe(20);
     expect(parsed.get('sockeye_broker_state')?.samples).toEqual([
       { labels: { state: 'connecting' }, value: 0 },
       { labels: { state: 'ready' }, value: 0 },
