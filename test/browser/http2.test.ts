@@ -2,6 +2,7 @@ import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, ty
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { allApps, AppServer } from '../../src/apps/index.js';
 import { WebSocketServer } from '../../src/node/server.js';
 import type { UpgradeRequest } from '../../src/node/upgrade.js';
 import { makeTestCertificates, type TestCertificates } from '../node/test-certificates.js';
@@ -121,6 +122,40 @@ describe('Chromium and RFC 8441', () => {
     expect(site.pages).toContain('2.0 /');
     // ... and so did its WebSocket: an extended CONNECT, not an HTTP/1.1 GET.
     expect(site.arrivals).toEqual([{ method: 'CONNECT', path: '/echo' }]);
+  });
+
+  it("the apps host with TLS (sockeye serve --tls-cert) takes the home page's WebSockets over HTTP/2", async () => {
+    const apps = new AppServer({ apps: allApps, tls: { cert: pki.serverCert, key: pki.serverKey }, logLevel: 'silent' });
+    const arrivals: string[] = [];
+    // A probe route on the host's own WebSocket server, to see how the browser's request came.
+    apps.websockets.route('/probe', {
+      authenticate: (request) => void arrivals.push(request.method),
+      message: (connection, data) => void connection.send(data),
+    });
+    const { port } = await apps.listen(0);
+    const context = await browser!.newContext();
+    try {
+      const page = await context.newPage();
+      expect((await page.goto(`https://127.0.0.1:${port}/`))?.status()).toBe(200);
+      const echoed = await page.evaluate(
+        (url) =>
+          new Promise((resolve) => {
+            const socket = new WebSocket(url);
+            socket.onopen = () => socket.send('probe');
+            socket.onmessage = (event) => {
+              resolve(event.data);
+              socket.close(1000);
+            };
+            socket.onerror = () => resolve('failed');
+          }),
+        `wss://127.0.0.1:${port}/probe`,
+      );
+      expect(echoed).toBe('probe');
+      expect(arrivals).toEqual(['CONNECT']);
+    } finally {
+      await context.close();
+      await apps.close();
+    }
   });
 
   it('falls back to an HTTP/1.1 upgrade when the server does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL', async () => {
