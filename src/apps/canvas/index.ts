@@ -24,7 +24,9 @@ export interface CanvasOptions extends BoardOptions, InputGuardOptions, ClusterO
 }
 
 export interface CanvasStats extends FanoutStats {
+  /** Visitors on the board, every node's (as this node knows them from the presence). */
   visitors: number;
+  /** The drawing's strokes and points: the same on every node. */
   strokes: number;
   points: number;
 }
