@@ -60,7 +60,7 @@ export interface ConnectOptions {
   /**
    * wss:// only: open the WebSocket as an HTTP/2 stream (RFC 8441 extended
    * CONNECT) rather than an HTTP/1.1 upgrade. WebSockets to the same origin
-   * (with the same `tls` options object) share one HTTP/2 connection, which
+   * with equal `tls` options share one HTTP/2 connection, which
    * closes when the last of them has. Fails with `WS_ERR_CONNECT_FAILED`
    * when the server does not speak h2 or does not announce
    * SETTINGS_ENABLE_CONNECT_PROTOCOL. Not through a proxy. Default false.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { connect as connectHttp2, constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { parseExtensions } from '../protocol/handshake/extensions-header.js';
@@ -41,16 +42,64 @@ interface PooledSession {
 
 /** Sessions by origin and TLS options: a WebSocket with other certificates or CAs does not share a session. */
 const pool = new Map<string, PooledSession>();
-const tlsIds = new WeakMap<object, number>();
-let nextTlsId = 1;
+/** Objects and functions among TLS options (a secure context, checkServerIdentity) are told apart by identity. */
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 1;
+
+/**
+ * The TLS options as a key: equal options (the same CA text, the same
+ * certificate...) give the same key even when passed as new objects on
+ * every call, so those WebSockets share a session.
+ */
+function tlsKey(tls: TlsConnectionOptions | undefined): string {
+  if (tls === undefined) return '';
+  const digest = createHash('sha256');
+  const add = (value: unknown): void => {
+    if (value === undefined || value === null) digest.update('-');
+    else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') digest.update(`${typeof value}:${String(value)};`);
+    else if (value instanceof Uint8Array) digest.update('bytes:').update(value).update(';');
+    else if (Array.isArray(value)) {
+      digest.update('[');
+      for (const item of value) add(item);
+      digest.update(']');
+    } else if (typeof value === 'object' || typeof value === 'function') {
+      let id = objectIds.get(value);
+      if (id === undefined) {
+        id = nextObjectId++;
+        objectIds.set(value, id);
+      }
+      digest.update(`object:${id};`);
+    }
+  };
+  for (const name of Object.keys(tls).sort()) {
+    digest.update(`${name}=`);
+    add((tls as Record<string, unknown>)[name]);
+  }
+  return digest.digest('hex');
+}
 
 function poolKey(target: Http2Target, tls: TlsConnectionOptions | undefined): string {
-  let id = 0;
-  if (tls !== undefined) {
-    id = tlsIds.get(tls) ?? nextTlsId++;
-    tlsIds.set(tls, id);
-  }
-  return `${target.host}|${target.port}|${id}`;
+  return `${target.host}|${target.port}|${tlsKey(tls)}`;
+}
+
+/** `promise`, or a rejection once `signal` aborts (the caller turns that into its timeout or abort error). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(new Http2ConnectFailure('connect', 'aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Http2ConnectFailure('connect', 'aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function isIp(host: string): boolean {
@@ -118,18 +167,21 @@ export async function openWebSocketStream(
   const session = pooled;
   session.users++;
   let released = false;
-  const release = (): void => {
+  /** `failed`: this WebSocket never opened; a session nobody else uses is then cut rather than closed politely. */
+  const release = (failed = false): void => {
     if (released) return;
     released = true;
     session.users--;
     // The last WebSocket on the session is gone: GOAWAY, then the TLS connection ends.
     if (session.users === 0) {
       if (pool.get(key) === session) pool.delete(key);
-      session.session.close();
+      if (failed) session.session.destroy();
+      else session.session.close();
     }
   };
   try {
-    await session.ready;
+    // A server that never sends its SETTINGS must not outlive the caller's deadline.
+    await abortable(session.ready, options.signal);
     const request: OutgoingHttpHeaders = {
       [h2.HTTP2_HEADER_METHOD]: 'CONNECT',
       ':protocol': 'websocket',
@@ -146,10 +198,13 @@ export async function openWebSocketStream(
       request[lower] = previous === undefined ? value : `${String(previous)}, ${value}`;
     }
     const stream = session.session.request(request, { endStream: false, signal: options.signal });
-    const headers = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
+    const headers = await abortable(new Promise<IncomingHttpHeaders>((resolve, reject) => {
       stream.once('response', resolve);
       stream.once('error', (error) => reject(new Http2ConnectFailure('connect', `the WebSocket stream to ${target.authority} failed: ${error.message}`, undefined, undefined, error)));
       stream.once('close', () => reject(new Http2ConnectFailure('invalid', `${target.authority} closed the stream before answering (RST_STREAM code ${stream.rstCode ?? '?'})`)));
+    }), options.signal).catch((error: unknown) => {
+      stream.destroy();
+      throw error;
     });
     const status = Number(headers[h2.HTTP2_HEADER_STATUS]);
     if (status < 200 || status >= 300) {
@@ -157,10 +212,10 @@ export async function openWebSocketStream(
       stream.destroy();
       throw new Http2ConnectFailure('refused', `server refused the WebSocket with ${status}${body === '' ? '' : `: ${body}`}`, status, body);
     }
-    stream.once('close', release);
-    return { stream, headers, release };
+    stream.once('close', () => release());
+    return { stream, headers, release: () => release() };
   } catch (error) {
-    release();
+    release(true);
     throw error;
   }
 }

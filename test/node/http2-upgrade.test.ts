@@ -1,5 +1,7 @@
 import { once } from 'node:events';
 import { connect as connectHttp2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type Settings } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/node/client.js';
 import { ConnectionState, type Connection } from '../../src/node/connection.js';
@@ -213,11 +215,11 @@ describe('HTTP/2 sessions', () => {
 
 describe('connect(url, { http2: true })', () => {
   it('opens WebSockets as streams of one shared HTTP/2 connection', async () => {
-    const tls = { ca: pki.ca };
     const url = `wss://127.0.0.1:${port}/echo`;
+    // Equal TLS options in separate objects still share the session.
     const [a, b] = await Promise.all([
-      connect(url, { http2: true, tls, protocols: ['chat.v2'], origin: 'https://good.example' }),
-      connect(url, { http2: true, tls, protocols: ['chat.v2'], origin: 'https://good.example' }),
+      connect(url, { http2: true, tls: { ca: pki.ca }, protocols: ['chat.v2'], origin: 'https://good.example' }),
+      connect(url, { http2: true, tls: { ca: pki.ca }, protocols: ['chat.v2'], origin: 'https://good.example' }),
     ]);
     expect(a.protocol).toBe('chat.v2');
     expect(a.extensions).toMatch(/permessage-deflate/);
@@ -251,6 +253,27 @@ describe('connect(url, { http2: true })', () => {
     expect(await timeout(echoed, 'the echo')).toBe('h1');
     expect(seen.map((entry) => entry.method)).toEqual(['GET']);
     http1.close();
+  });
+
+  it('times out on a server that negotiates h2 but never sends its SETTINGS', async () => {
+    const sockets = new Set<TLSSocket>();
+    const mute = createTlsServer({ cert: pki.serverCert, key: pki.serverKey, ALPNProtocols: ['h2'] }, (socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    try {
+      const mutePort = (mute.address() as AddressInfo).port;
+      const failure = await connect(`wss://127.0.0.1:${mutePort}/`, { http2: true, tls: { ca: pki.ca }, handshakeTimeout: 300 }).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(HandshakeError);
+      expect((failure as HandshakeError).code).toBe('WS_ERR_HANDSHAKE_TIMEOUT');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => mute.close(() => resolve()));
+    }
   });
 
   it('fails clearly against a TLS server without http2', async () => {
