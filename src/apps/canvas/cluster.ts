@@ -113,6 +113,8 @@ export class CanvasCluster {
   private readonly lastSeq = new Map<string, number>();
   /** Set by the owner: part of the log may have been missed; `start()` again rebuilds the board. */
   onGap: (() => void) | null = null;
+  /** While `start()` waits for the list of visitors: the ids that left meanwhile. */
+  private departedWhileListing: Set<string> | null = null;
   /** While starting: the log's messages read so far (see `catchUp`); null once live. */
   private loading: Uint8Array[] | null = null;
 
@@ -142,8 +144,16 @@ export class CanvasCluster {
     this.loading = null;
     this.lastSeq.clear();
     this.stopWatching = this.pubsub.presence.watch(VISITOR_TOPIC, (event) => this.onPresence(event));
-    for (const member of await this.pubsub.presence.members(VISITOR_TOPIC)) {
-      this.onPresence({ type: 'join', topic: VISITOR_TOPIC, member });
+    // Events come on one connection and the list on another: a departure announced while the list
+    // was on its way may be in it still, and must not bring that visitor back.
+    const departed = new Set<string>();
+    this.departedWhileListing = departed;
+    try {
+      for (const member of await this.pubsub.presence.members(VISITOR_TOPIC)) {
+        if (!departed.has(member.id)) this.onPresence({ type: 'join', topic: VISITOR_TOPIC, member });
+      }
+    } finally {
+      this.departedWhileListing = null;
     }
     if (this.stopped) return;
     this.listener.listen(POINTER_TOPIC);
@@ -426,6 +436,7 @@ export class CanvasCluster {
 
   /** Another node's visitor arrived, was renamed or left. This node's own are applied as they happen. */
   private onPresence(event: PresenceEvent): void {
+    if (event.type === 'leave') this.departedWhileListing?.add(event.id);
     const id = Number(event.type === 'join' ? event.member.id : event.id);
     if (!Number.isInteger(id) || id < 1 || id > 0xffffffff || this.outbox.has(id)) return;
     if (event.type === 'join') {

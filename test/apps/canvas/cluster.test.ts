@@ -102,6 +102,24 @@ describe('CanvasCluster', () => {
     expect(lines.some((line) => line.includes('no checkpoint of the drawing could be had'))).toBe(true);
   });
 
+  it('does not bring back a visitor whose departure came while the list of visitors was on its way', async () => {
+    const hub = new PubSub({ broker: new MemoryBroker() });
+    const a = await node(hub);
+    const ann = await visitor(a, 'Ann');
+    const bob = await visitor(a, 'Bob');
+    // The list is read before Ann leaves and arrives after her departure's event.
+    const presence = hub.presence;
+    const members = presence.members.bind(presence);
+    presence.members = async (topic) => {
+      const listed = await members(topic);
+      a.cluster.left(ann);
+      return listed;
+    };
+    const c = await node(hub);
+    expect(c.board.has(bob)).toBe(true);
+    expect(c.board.has(ann)).toBe(false);
+  });
+
   it('reports a batch number skipped by a node (part of the log missed here), and a rebuild gives the others’ drawing', async () => {
     const hub = new PubSub({ broker: new MemoryBroker() });
     const a = await node(hub);
