@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/node/client.js';
 import { ConnectionState, type Connection } from '../../src/node/connection.js';
 import { HandshakeError } from '../../src/node/errors.js';
+import { WebSocket } from '../../src/node/websocket.js';
 import { WebSocketServer } from '../../src/node/server.js';
 import type { UpgradeRequest } from '../../src/node/upgrade.js';
 import { makeTestCertificates, type TestCertificates } from './test-certificates.js';
@@ -253,6 +254,21 @@ describe('connect(url, { http2: true })', () => {
     expect(await timeout(echoed, 'the echo')).toBe('h1');
     expect(seen.map((entry) => entry.method)).toEqual(['GET']);
     http1.close();
+  });
+
+  it('the WHATWG WebSocket takes the option too', async () => {
+    const socket = new WebSocket(`wss://127.0.0.1:${port}/echo`, ['chat.v2'], { http2: true, tls: { ca: pki.ca }, origin: 'https://good.example' });
+    const echoed = new Promise<unknown>((resolve, reject) => {
+      socket.onopen = () => socket.send('whatwg over h2');
+      socket.onmessage = (event) => resolve(event.data);
+      socket.onerror = () => reject(new Error('the WebSocket failed'));
+    });
+    expect(await timeout(echoed, 'the echo')).toBe('whatwg over h2');
+    expect(socket.protocol).toBe('chat.v2');
+    expect(seen.map((entry) => entry.method)).toEqual(['CONNECT']);
+    const closed = new Promise((resolve) => (socket.onclose = (event) => resolve(event.code)));
+    socket.close(1000);
+    expect(await timeout(closed, 'the close')).toBe(1000);
   });
 
   it('times out on a server that negotiates h2 but never sends its SETTINGS', async () => {
