@@ -194,6 +194,25 @@ describe('HTTP/2 sessions', () => {
     expect(await timeout(Promise.all(closes), 'the server-side closes')).toEqual([1006, 1006]);
   });
 
+  it('answers 503 on the stream when an authenticate hook outlives the handshake deadline', async () => {
+    const slow = new WebSocketServer({ tls: { cert: pki.serverCert, key: pki.serverKey }, http2: true, heartbeat: false, handshakeTimeout: 200 });
+    slow.route('/slow', { authenticate: () => new Promise<undefined>(() => undefined) });
+    const { port: slowPort } = await slow.listen(0);
+    try {
+      const h2 = connectHttp2(`https://127.0.0.1:${slowPort}`, { ca: pki.ca });
+      sessions.push(h2);
+      const stream = h2.request(
+        { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/slow', ':authority': `127.0.0.1:${slowPort}`, 'sec-websocket-version': '13' },
+        { endStream: false },
+      );
+      const [headers] = (await timeout(once(stream, 'response'), 'the response')) as [IncomingHttpHeaders];
+      expect(headers[':status']).toBe(503);
+      expect(slow.connections.size).toBe(0);
+    } finally {
+      await slow.close({ timeout: 200 });
+    }
+  });
+
   it('closes a session that opens no stream within the handshake deadline', async () => {
     const strict = new WebSocketServer({ tls: { cert: pki.serverCert, key: pki.serverKey }, http2: true, heartbeat: false, handshakeTimeout: 200 });
     strict.route('*', {});
