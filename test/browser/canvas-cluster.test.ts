@@ -7,6 +7,7 @@ import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
 import { browserTestsUnavailable, CHROMIUM_ARGS, CHROMIUM_PATH } from './browser.js';
+import { drawLine, holds as holdsStrokes, myId, openCanvas as openCanvasPage, sees, type StrokeView } from './canvas-page.js';
 
 /**
  * The canvas page in Chromium on two nodes (two AppServers, each with its
@@ -52,67 +53,8 @@ async function startNode(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
-interface StrokeView {
-  id: number;
-  visitor: number;
-  open: boolean;
-  points: number[];
-}
-
-/** What canvas.js exposes as `window.sockeyeCanvas`, as far as this file reads it. */
-interface PageGlobals {
-  sockeyeCanvas: {
-    me: { id: number } | null;
-    connected: boolean;
-    visitors(): Array<{ id: number }>;
-    strokes(): StrokeView[];
-    pendingStrokes(): number;
-  };
-}
-
-async function openCanvas(origin: string): Promise<Page> {
-  const context = await browser!.newContext();
-  const page = await context.newPage();
-  page.on('console', (message) => {
-    if (message.type() === 'error') pageErrors.push(message.text());
-  });
-  page.on('pageerror', (error) => pageErrors.push(`uncaught: ${error.message}`));
-  await page.goto(`${origin}/canvas/`);
-  await page.waitForFunction(
-    () => {
-      const canvas = (globalThis as unknown as PageGlobals).sockeyeCanvas;
-      return canvas.connected && canvas.me !== null && canvas.visitors().some((visitor) => visitor.id === canvas.me!.id);
-    },
-    undefined,
-    { timeout: WAIT },
-  );
-  return page;
-}
-
-const strokesOf = (page: Page): Promise<StrokeView[]> => page.evaluate(() => (globalThis as unknown as PageGlobals).sockeyeCanvas.strokes());
-
-/** Wait until the page holds `count` strokes, all finished, none of its own pending. */
-async function holds(page: Page, count: number): Promise<StrokeView[]> {
-  await page.waitForFunction(
-    (wanted) => {
-      const canvas = (globalThis as unknown as PageGlobals).sockeyeCanvas;
-      const strokes = canvas.strokes();
-      return strokes.length === wanted && strokes.every((stroke) => !stroke.open) && canvas.pendingStrokes() === 0;
-    },
-    count,
-    { timeout: WAIT },
-  );
-  return strokesOf(page);
-}
-
-/** Draw a line with the mouse from (fx, fy) a fifth of the board to the right, as fractions of the board. */
-async function drawLine(page: Page, fx: number, fy: number): Promise<void> {
-  const box = (await page.locator('#board').boundingBox())!;
-  await page.mouse.move(box.x + box.width * fx, box.y + box.height * fy);
-  await page.mouse.down();
-  await page.mouse.move(box.x + box.width * (fx + 0.2), box.y + box.height * fy, { steps: 8 });
-  await page.mouse.up();
-}
+const openCanvas = (origin: string): Promise<Page> => openCanvasPage(browser!, origin, pageErrors, WAIT);
+const holds = (page: Page, count: number): Promise<StrokeView[]> => holdsStrokes(page, count, WAIT);
 
 describe('canvas pages on two nodes', () => {
   it('see each other’s strokes and undos, and a page opened later on the other node gets the whole board', async () => {
@@ -120,8 +62,8 @@ describe('canvas pages on two nodes', () => {
     const b = await startNode();
     const ann = await openCanvas(a);
     const bob = await openCanvas(b);
-    const annId = await ann.evaluate(() => (globalThis as unknown as PageGlobals).sockeyeCanvas.me!.id);
-    await bob.waitForFunction((id) => (globalThis as unknown as PageGlobals).sockeyeCanvas.visitors().some((v) => v.id === id), annId, { timeout: WAIT });
+    const annId = await myId(ann);
+    await sees(bob, annId, WAIT);
 
     await drawLine(ann, 0.1, 0.2);
     await holds(ann, 1);

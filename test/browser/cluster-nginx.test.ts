@@ -4,6 +4,7 @@ import { assertBuilt, killAll, runCli, type CliRun } from '../cli/cli-process.js
 import { startNginx, type RunningNginx } from '../deploy/nginx.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
 import { browserTestsUnavailable, CHROMIUM_ARGS, CHROMIUM_PATH } from './browser.js';
+import { drawLine, holds, myId, openCanvas, sees } from './canvas-page.js';
 
 /**
  * The deployment users run, end to end: two `sockeye serve --redis` nodes
@@ -31,11 +32,13 @@ async function node(): Promise<CliRun & { port: number }> {
   return { ...run, port: Number(match[1]) };
 }
 
-/** Open chat connections on one node, from its own /metrics (not through nginx). */
-async function chatConnections(port: number): Promise<number> {
+/** Open connections of one app on one node, from the node's own /metrics (not through nginx). */
+async function appConnections(port: number, app: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return Number(/^sockeye_connections\{app="chat"\} (\d+)$/m.exec(text)?.[1] ?? 'NaN');
+  return Number(new RegExp(`^sockeye_connections\\{app="${app}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 'NaN');
 }
+
+const chatConnections = (port: number): Promise<number> => appConnections(port, 'chat');
 
 async function until(check: () => Promise<boolean>, what: string, ms = WAIT): Promise<void> {
   const deadline = performance.now() + ms;
@@ -91,6 +94,25 @@ afterAll(async () => {
 });
 
 describe('two nodes on Redis behind nginx, in Chromium', () => {
+  it('lets canvas pages on different nodes see each other and each other’s strokes', async () => {
+    const errors: string[] = [];
+    const origin = `http://127.0.0.1:${nginx.port}`;
+    const ann = await openCanvas(browser, origin, errors, WAIT);
+    const bob = await openCanvas(browser, origin, errors, WAIT);
+    // least_conn: one page on each node.
+    expect((await Promise.all(nodes.map((n) => appConnections(n.port, 'canvas')))).sort()).toEqual([1, 1]);
+    await sees(bob, await myId(ann), WAIT);
+    await drawLine(ann, 0.1, 0.2);
+    await holds(ann, 1, WAIT);
+    await drawLine(bob, 0.1, 0.6);
+    const onBob = await holds(bob, 2, WAIT);
+    expect(await holds(ann, 2, WAIT)).toEqual(onBob);
+    await ann.context().close();
+    await bob.context().close();
+    await until(async () => (await Promise.all(nodes.map((n) => appConnections(n.port, 'canvas')))).every((count) => count === 0), 'the canvas pages to go');
+    expect(errors).toEqual([]);
+  });
+
   it('lets pages on different nodes chat, and a page whose node is killed recovers on the other without loss or duplicate', async () => {
     const ann = await openChat();
     await join(ann, 'ann', 'cluster-room');
