@@ -1,4 +1,4 @@
-import type { Connection, WireFrame } from '../node/connection.js';
+import type { WireFrame } from '../node/connection.js';
 import type { ServerLogEntry } from '../node/server.js';
 import { Opcode } from '../protocol/opcode.js';
 
@@ -36,19 +36,13 @@ export function logServerEntry(log: Logger, entry: ServerLogEntry): void {
     case 'error':
       log.info(`error ${entry.path} ${who} ${entry.error.message}`);
       return;
+    case 'frame':
+      log.debug(`frame ${entry.frame.direction} ${entry.path} ${who} ${describeFrame(entry.frame)}`);
+      return;
   }
 }
 
-/**
- * Debug level: one line per frame in either direction on `connection`,
- * control frames included, from the frame headers (payloads are not logged:
- * they may be large or private).
- */
-export function logFrames(log: Logger, path: string, connection: Connection<unknown>): void {
-  const who = connection.remoteAddress ?? '-';
-  connection.on('wire', (frame) => log.debug(`frame ${frame.direction} ${path} ${who} ${describeFrame(frame)}`));
-}
-
+/** A frame header as a debug line (payloads are not logged: they may be large or private). */
 function describeFrame(frame: WireFrame): string {
   const name = Opcode[frame.opcode]?.toLowerCase() ?? `opcode-${frame.opcode}`;
   return `${name} fin=${frame.fin ? 1 : 0}${frame.rsv1 ? ' rsv1' : ''} masked=${frame.masked ? 1 : 0} length=${frame.length}`;

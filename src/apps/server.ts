@@ -10,7 +10,7 @@ import { DEFAULT_HEAD_LIMITS } from '../protocol/handshake/http-head.js';
 import { MemoryBroker } from '../pubsub/memory-broker.js';
 import { PubSub } from '../pubsub/pubsub.js';
 import { historyPolicyOf, socketPath, type App } from './app.js';
-import { createLogger, logFrames, logServerEntry, type Logger, type LogLevel } from './log.js';
+import { createLogger, logServerEntry, type Logger, type LogLevel } from './log.js';
 import { normalizeAllowedOrigin, originPolicy, type OriginPredicate } from './origin-policy.js';
 import {
   EventLoopDelayWindow,
@@ -143,8 +143,9 @@ export class AppServer {
         // The apps' hub, so a route may also use server.publish/subscribe.
         pubsub: this.pubsub,
         log: (entry) => logServerEntry(log, entry),
+        // Debug level: one line per frame either way (the library's frame log).
+        logFrames: log.level === 'debug',
       },
-      log.level === 'debug' ? log : null,
       originPolicy(allowed, options.tls !== undefined),
     );
     this.websockets.route(SHELL_SOCKET_PATH, {
@@ -348,29 +349,21 @@ function clientErrorStatus(code: string | undefined): number | null {
 
 /**
  * The WebSocket server the apps mount their routes on. Every route gets the
- * host's Origin policy unless it brings its own; at debug level each
- * connection also logs its frames from the moment it opens.
+ * host's Origin policy unless it brings its own.
  */
 class AppWebSocketServer extends WebSocketServer {
   constructor(
     options: ServerOptions,
-    private readonly frameLog: Logger | null,
     private readonly origins: OriginPredicate,
   ) {
     super(options);
   }
 
   override route<Context = undefined>(path: string, route: Route<Context>): this {
-    const log = this.frameLog;
+    if (route.origins !== undefined) return super.route(path, route);
     // Everything else is inherited from the app's route, methods of a class included.
     const wrapped = Object.create(route) as Route<Context>;
-    if (route.origins === undefined) wrapped.origins = this.origins;
-    if (log !== null) {
-      wrapped.open = (connection) => {
-        logFrames(log, path, connection);
-        route.open?.call(route, connection);
-      };
-    }
+    wrapped.origins = this.origins;
     return super.route(path, wrapped);
   }
 }

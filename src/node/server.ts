@@ -15,7 +15,7 @@ import {
 import { UsageError } from '../protocol/errors.js';
 import { encodeClosePayload } from '../protocol/protocol.js';
 import { Role } from '../protocol/role.js';
-import { Connection, ConnectionState, type CloseInfo, type ConnectionOptions, type SendData } from './connection.js';
+import { Connection, ConnectionState, type CloseInfo, type ConnectionOptions, type SendData, type WireFrame } from './connection.js';
 import { Admission } from './admission.js';
 import { ConnectionError } from './errors.js';
 import { ConnectionRate, ratePolicy, type RateLimitKind, type RateLimitOptions, type RatePolicy } from './rate-limit.js';
@@ -186,6 +186,12 @@ export interface ServerOptions {
   /** Called for each notable event (open, close, refused upgrade); off by default. */
   log?: (entry: ServerLogEntry) => void;
   /**
+   * Also log every frame in both directions (`frame` entries: opcode, FIN,
+   * RSV1, masking, length), as python-websockets' debug log does. For
+   * debugging: it costs an object per frame. Needs `log`.
+   */
+  logFrames?: boolean;
+  /**
    * The hub behind `publish()`, `subscribe()` and `unsubscribe()`: a
    * `PubSub` from `sockeye/pubsub` (in memory, or on Redis for several
    * processes). Without one those three throw; `broadcast()` needs none.
@@ -221,7 +227,9 @@ export type ServerLogEntry =
   | { event: 'open'; path: string; remoteAddress: string | undefined; protocol: string; extensions: string }
   | { event: 'close'; path: string; remoteAddress: string | undefined; code: number; reason: string; wasClean: boolean }
   | { event: 'refused'; path: string; remoteAddress: string | undefined; status: number; reason: string }
-  | { event: 'error'; path: string; remoteAddress: string | undefined; error: Error; hook?: HookName };
+  | { event: 'error'; path: string; remoteAddress: string | undefined; error: Error; hook?: HookName }
+  /** With `logFrames`: every frame header in either direction, control frames included (payloads are not logged). */
+  | { event: 'frame'; path: string; remoteAddress: string | undefined; frame: WireFrame };
 
 export interface ShutdownOptions {
   code?: number;
@@ -1042,6 +1050,9 @@ export class WebSocketServer {
     // `on`, not `once`: close comes once anyway, and `once` wraps the listener per connection.
     connection.on('close', WebSocketServer.onClose);
     this.log({ event: 'open', path, remoteAddress: mount.remoteAddress, protocol: connection.protocol, extensions: connection.extensions });
+    if (this.options.logFrames === true && this.options.log !== undefined) {
+      connection.on('wire', (frame) => this.log({ event: 'frame', path, remoteAddress: mount.remoteAddress, frame }));
+    }
     if (route.open !== undefined) {
       let result: unknown;
       try {
