@@ -707,6 +707,7 @@ async function main() {
   const values = {}; // figure id -> server -> [values]
   const genCpu = {}; // figure id -> server -> [generator cpu %]
   const srvCpu = {};
+  const perCpu = {}; // figure id -> server -> [rate per server CPU second]
   const started = Date.now();
   let step = 0;
   for (let round = 0; round < opts.rounds; round++) {
@@ -746,6 +747,11 @@ async function main() {
         console.error(`${tag} ${parts.join(', ')}`);
         for (const f of m.figures) {
           ((values[f.id] ??= {})[s] ??= []).push(f.pick(r));
+          // A rate per second of server CPU: on a shared machine the share of
+          // CPU 0 a server gets varies from run to run, its work per CPU
+          // second much less (as long as the server, not the generator, is
+          // the limit).
+          if (f.better === 'higher' && r.server_cpu_pct > 0) ((perCpu[f.id] ??= {})[s] ??= []).push(f.pick(r) / (r.server_cpu_pct / 100));
         }
         if (Number.isFinite(r.cpu_pct)) ((genCpu[m.id] ??= {})[s] ??= []).push(r.cpu_pct);
         if (Number.isFinite(r.server_cpu_pct)) ((srvCpu[m.id] ??= {})[s] ??= []).push(r.server_cpu_pct);
@@ -782,6 +788,19 @@ async function main() {
   ]);
   const cpuTable = markdownTable(['CPU use: generator / server', ...cols.map((s) => colNames[s])], cpuRows);
 
+  const perCpuRows = [];
+  for (const m of MEASUREMENTS) {
+    for (const f of m.figures) {
+      if (!perCpu[f.id]) continue;
+      const med = {};
+      for (const s of cols) med[s] = median(perCpu[f.id][s] ?? []);
+      const cell = (s) => (!runsOn(m, s) ? '-' : med[s] === undefined ? 'n/a' : f.fmt(med[s]));
+      const ratio = med.sockeye !== undefined && med.ws ? `${(med.sockeye / med.ws).toFixed(2)}x` : 'n/a';
+      perCpuRows.push([f.label.replace(/ \(.*$/, '').replace('/s', ' per server CPU second'), ...cols.map(cell), ratio]);
+    }
+  }
+  const perCpuTable = markdownTable(['figure per second of server CPU', ...cols.map((s) => colNames[s]), 'sockeye/ws'], perCpuRows);
+
   console.log('');
   console.log(`Machine: ${mach.cpu}, ${mach.cores} cores, Node ${mach.node}, ${mach.kernel}; ${mach.pinning}.`);
   console.log(`Medians of ${opts.rounds} round(s)${opts.quick ? ' (quick mode)' : ''}; sockeye/ws > 1 is better for rates, < 1 for latency and memory.`);
@@ -789,6 +808,10 @@ async function main() {
   console.log(table);
   console.log('');
   console.log(cpuTable);
+  if (perCpuRows.length) {
+    console.log('');
+    console.log(perCpuTable);
+  }
   for (const [s, why] of Object.entries(skipped)) console.log(`\n${s}: skipped: ${why}`);
   const noisy = runs.filter((r) => r.other_cpu_pct > NOISY_PCT).length;
   const loadRuns = runs.filter((r) => r.ok && r.mode !== 'memory').length;
@@ -809,6 +832,7 @@ async function main() {
       config: { rounds: opts.rounds, quick: opts.quick, ...T, measurements: MEASUREMENTS.map((m) => ({ id: m.id, generator_args: m.gen ?? null })) },
       skipped,
       medians,
+      per_server_cpu_second: perCpu,
       runs,
       elapsed_s: elapsed,
     };
