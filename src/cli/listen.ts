@@ -17,6 +17,7 @@ import {
 } from './format.js';
 import { firstWord, parseCloseArgs, parseInputLine } from './slash.js';
 import { serverTlsOptions } from './tls-files.js';
+import { CloseCode } from '../protocol/close-code.js';
 
 export const LISTEN_HELP = `Usage: sockeye listen PORT [options]
 
@@ -220,7 +221,7 @@ class Listener {
   quit(): void {
     if (this.stopping) return;
     this.stopping = true;
-    void this.server.close({ code: 1001, reason: 'server stopped' }).then(() => this.resolveExit(0));
+    void this.server.close({ code: CloseCode.GoingAway, reason: 'server stopped' }).then(() => this.resolveExit(0));
   }
 
   /** Ctrl-C or SIGTERM: stop gracefully, or at once when asked twice. */
@@ -286,7 +287,7 @@ class Listener {
       case 'kick': {
         const [which, rest] = firstWord(args);
         const connection = this.client(which);
-        const { code, reason } = parseCloseArgs(rest, 1000);
+        const { code, reason } = parseCloseArgs(rest, CloseCode.Normal);
         this.print(`${connection.context.tag} * closing: ${describeClose(code, reason)}`);
         connection.close(code, reason);
         return;

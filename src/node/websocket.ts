@@ -1,6 +1,6 @@
 import { toUSVString } from 'node:util';
 import { isArrayBuffer, isSharedArrayBuffer } from 'node:util/types';
-import { MAX_CLOSE_REASON_BYTES } from '../protocol/close-code.js';
+import { CloseCode, MAX_CLOSE_REASON_BYTES } from '../protocol/close-code.js';
 import { isToken } from '../protocol/handshake/http-syntax.js';
 import { connect, type ConnectOptions } from './client.js';
 import type { CloseInfo, Connection, SendStatus } from './connection.js';
@@ -51,8 +51,6 @@ const CLOSING = 2;
 const CLOSED = 3;
 type ReadyState = typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof CLOSED;
 
-/** RFC 6455 §7.1.5: no close frame arrived, the code the standard reports for every failure. */
-const ABNORMAL_CLOSURE = 1006;
 
 interface OutgoingData {
   kind: 'data';
@@ -271,7 +269,7 @@ export class WebSocket extends EventTarget {
     let closeCode: number | undefined;
     if (code !== undefined) {
       closeCode = clampUnsignedShort(code);
-      if (closeCode !== 1000 && (closeCode < 3000 || closeCode > 4999)) {
+      if (closeCode !== CloseCode.Normal && (closeCode < 3000 || closeCode > 4999)) {
         throw new DOMException(
           `Failed to execute 'close' on 'WebSocket': the code must be either 1000, or between 3000 and 4999. ${closeCode} is neither.`,
           'InvalidAccessError',
@@ -394,7 +392,8 @@ export class WebSocket extends EventTarget {
     // RFC 6455 §7.1.5: 1006 means no close frame arrived: the connection
     // failed (or was lost), which the standard announces with an error event.
     // Its reason is empty (§7.1.6) and says nothing of the cause.
-    const failed = info.code === ABNORMAL_CLOSURE;
+    // RFC 6455 §7.1.5: 1006, no close frame arrived: the code the standard reports for every failure.
+    const failed = info.code === CloseCode.Abnormal;
     const code = info.code;
     const reason = failed ? '' : info.reason;
     const wasClean = failed ? false : info.wasClean;
@@ -405,7 +404,7 @@ export class WebSocket extends EventTarget {
   #queueFailure(): void {
     if (this.#closeQueued) return;
     this.#closeQueued = true;
-    this.#queueTask(() => this.#fireClose(true, ABNORMAL_CLOSURE, '', false));
+    this.#queueTask(() => this.#fireClose(true, CloseCode.Abnormal, '', false));
   }
 
   #fireClose(failed: boolean, code: number, reason: string, wasClean: boolean): void {

@@ -1,3 +1,4 @@
+import { CloseCode } from '../protocol/close-code.js';
 import { prepareFrame, type PreparedFrame } from '../protocol/protocol.js';
 import type { Connection } from '../node/connection.js';
 import type { Broker, BrokerMessage, BrokerStats, HistoryResult, RecoveryFailure, StreamPosition, TopicDiscontinuity } from './broker.js';
@@ -477,7 +478,7 @@ export class PubSub {
       if (this.closeSlow) {
         stats.closedSlow++;
         this.unsubscribeAll(subscriber);
-        subscriber.close(1008, 'subscriber too slow');
+        subscriber.close(CloseCode.PolicyViolation, 'subscriber too slow');
       } else {
         stats.dropped++;
       }

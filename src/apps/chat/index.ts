@@ -1,4 +1,5 @@
 import { ConnectionState, type Connection } from '../../node/connection.js';
+import { CloseCode } from '../../protocol/close-code.js';
 import type { StreamPosition } from '../../pubsub/broker.js';
 import type { App } from '../app.js';
 import { socketPath } from '../app.js';
@@ -139,7 +140,7 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         if (abuse) {
           log.info(`chat closing ${connection.remoteAddress ?? '-'}: rate limits exceeded ${rate.abuseLimit} times within ${rate.abuseWindowMs} ms`);
           // RFC 6455 §7.4.1: 1008, a message that violates the endpoint's policy.
-          connection.close(1008, ABUSE_CLOSE_REASON);
+          connection.close(CloseCode.PolicyViolation, ABUSE_CLOSE_REASON);
         }
       };
       /** Run a connection's request after the ones before it. */
@@ -368,7 +369,7 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         // The route admits messages up to the size of an image; text has a far lower ceiling.
         if (!isBinary && (data as string).length > MAX_FRAME_BYTES / 3 && Buffer.byteLength(data as string, 'utf8') > MAX_FRAME_BYTES) {
           // RFC 6455 §7.4.1: 1009, a message too big to process.
-          connection.close(1009, 'message too big');
+          connection.close(CloseCode.MessageTooBig, 'message too big');
           return;
         }
         // The message rate was checked by the server before this hook (see `limited` below).
