@@ -87,6 +87,12 @@ export interface ConnectionEvents {
    * follows once the TCP connection is gone.
    */
   closing: [code: number, reason: string];
+  /**
+   * `state` moved on: Open to Closing when either side's close frame is sent
+   * or received (or the connection fails), Closing or Open to Closed when the
+   * TCP connection is gone, just before `close`. Emitted on transitions only.
+   */
+  stateChanged: [state: ConnectionState, previous: ConnectionState];
   close: [info: CloseInfo];
 }
 
@@ -215,6 +221,10 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private peerClose: { code: number; reason: string; initiator: 'local' | 'remote' } | null = null;
   private failure: Error | null = null;
   private closed = false;
+  /** The state the last `stateChanged` reported (Open before any). */
+  private reportedState = ConnectionState.Open;
+  /** How the connection ended, once it has (see `closeInfo`). */
+  private ending: CloseInfo | null = null;
   /** The peer sent its TCP FIN while input was still being decompressed: end our side once it is read. */
   private endWhenRead = false;
 
@@ -295,6 +305,15 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   get state(): ConnectionState {
     if (this.closed) return ConnectionState.Closed;
     return this.core.state === ProtocolState.Open ? ConnectionState.Open : ConnectionState.Closing;
+  }
+
+  /**
+   * How the connection ended, as the `close` event reported it; null while
+   * it is open or closing. For code that learns of the end late, such as a
+   * message loop that simply ran out.
+   */
+  get closeInfo(): CloseInfo | null {
+    return this.ending;
   }
 
   /**
@@ -404,7 +423,10 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
    * that may not be sent or a reason over 123 bytes.
    */
   close(code?: number, reason = ''): void {
-    if (this.core.close(code, reason)) this.armCloseTimer();
+    if (this.core.close(code, reason)) {
+      this.armCloseTimer();
+      this.reportState();
+    }
   }
 
   /** Destroy the TCP connection at once, without a closing handshake. */
@@ -517,6 +539,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.core.close(closeCode, truncateReason(message));
     this.endSocket();
     this.armCloseTimer();
+    this.reportState();
   }
 
   // ---- ProtocolHost ------------------------------------------------------
@@ -580,11 +603,13 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       case 'close':
         this.peerClose = { code: event.code, reason: event.reason, initiator: event.initiator };
         this.closeTransport(false);
+        this.reportState();
         this.emit('closing', event.code, event.reason);
         return;
       case 'error':
         this.recordFailure(event.error);
         this.closeTransport(true);
+        this.reportState();
         return;
     }
   }
@@ -824,7 +849,22 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     if (peer === null && failure === null) {
       info.error = new ConnectionError('WS_ERR_CONNECTION_LOST', 'the connection ended without a close frame');
     }
+    this.ending = info;
+    this.reportState();
     this.emit('close', info);
+  }
+
+  /**
+   * Emit `stateChanged` if `state` moved since it was last reported. Called
+   * only where the state can change (a close frame sent or received, a
+   * failure, the end of TCP), never per message or frame.
+   */
+  private reportState(): void {
+    const state = this.state;
+    const previous = this.reportedState;
+    if (state === previous) return;
+    this.reportedState = state;
+    this.emit('stateChanged', state, previous);
   }
 }
 
