@@ -1,6 +1,7 @@
 import { ProtocolError } from './errors.js';
 import { applyMask } from './mask.js';
 import { isControl, isKnownOpcode, type Opcode } from './opcode.js';
+import { allocateZeroed } from './allocate.js';
 
 /**
  * Incremental frame parser (RFC 6455 §5.2): an explicit state machine over
@@ -46,10 +47,6 @@ export interface FrameReaderOptions {
    * Default: `new Uint8Array`.
    */
   allocate?: (size: number) => Uint8Array;
-}
-
-export function allocateZeroed(size: number): Uint8Array {
-  return new Uint8Array(size);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { allocateZeroed } from './frame-reader.js';
+import { allocateZeroed } from './allocate.js';
 
 /**
  * Collects the fragments of one message. The first fragment is kept as a

@@ -1,7 +1,8 @@
 import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close-code.js';
 import type { CompressionCodec } from './codec.js';
 import { ProtocolError, UsageError } from './errors.js';
-import { allocateZeroed, FrameReader } from './frame-reader.js';
+import { allocateZeroed } from './allocate.js';
+import { FrameReader } from './frame-reader.js';
 import { frameHeaderSize, writeFrameHeader } from './frame-writer.js';
 import { applyMask, randomMaskKey } from './mask.js';
 import { MessageBuffer } from './message-buffer.js';
@@ -310,8 +311,13 @@ export class Protocol {
     const payload = encodeClosePayload(code, reason);
     if (this.stateValue !== ProtocolState.Open) return false;
     this.stateValue = ProtocolState.Closing;
-    this.enqueue({ opcode: Opcode.Close, fin: true, compress: false, first: true, data: payload });
+    this.enqueueClose(payload);
     return true;
+  }
+
+  /** A close frame (§5.5.1) goes behind whatever is queued, compressed or not: never compressed itself. */
+  private enqueueClose(payload: Uint8Array): void {
+    this.enqueue({ opcode: Opcode.Close, fin: true, compress: false, first: true, data: payload });
   }
 
   private control(opcode: Opcode, data: Uint8Array): boolean {
@@ -591,13 +597,7 @@ export class Protocol {
     const initiator = this.stateValue === ProtocolState.Open ? 'remote' : 'local';
     if (this.stateValue === ProtocolState.Open) {
       // §5.5.1: answer once, echoing the status code received.
-      this.enqueue({
-        opcode: Opcode.Close,
-        fin: true,
-        compress: false,
-        first: true,
-        data: payload.length >= 2 ? payload.subarray(0, 2) : EMPTY,
-      });
+      this.enqueueClose(payload.length >= 2 ? payload.subarray(0, 2) : EMPTY);
     }
     this.stateValue = ProtocolState.Closed;
     this.host.event({ type: 'close', code, reason, initiator });
@@ -606,15 +606,7 @@ export class Protocol {
   /** Fail the WebSocket connection (§7.1.7): one place maps every error to its close frame. */
   private fail(error: ProtocolError): void {
     this.stopReading();
-    if (this.stateValue === ProtocolState.Open) {
-      this.enqueue({
-        opcode: Opcode.Close,
-        fin: true,
-        compress: false,
-        first: true,
-        data: encodeClosePayload(error.closeCode, error.message, true),
-      });
-    }
+    if (this.stateValue === ProtocolState.Open) this.enqueueClose(encodeClosePayload(error.closeCode, error.message, true));
     this.stateValue = ProtocolState.Closed;
     this.host.event({ type: 'error', error });
   }
