@@ -33,13 +33,6 @@ export {
 } from './node/connection.js';
 export { WebSocket, type BinaryType, type WebSocketEventHandler, type WebSocketEventMap, type WebSocketOptions } from './node/websocket.js';
 export { CloseEvent, type CloseEventInit } from './node/events.js';
-export {
-  WebSocketClient,
-  ClientState,
-  type ClientError,
-  type WebSocketClientEvents,
-  type WebSocketClientOptions,
-} from './node/websocket-client.js';
 export type { ReceivedMessage, MessageIteratorOptions } from './node/message-iterator.js';
 export {
   ReconnectingWebSocket,

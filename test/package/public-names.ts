@@ -9,9 +9,9 @@
  */
 export const PUBLIC_NAMES: Readonly<Record<string, readonly string[]>> = {
   sockeye: [
-    'ClientState', 'CloseCode', 'CloseEvent', 'Connection', 'ConnectionError', 'ConnectionState',
+    'CloseCode', 'CloseEvent', 'Connection', 'ConnectionError', 'ConnectionState',
     'HandshakeError', 'Opcode', 'ProtocolError', 'ProxyError', 'ReconnectingWebSocket',
-    'ReconnectingWebSocketError', 'UpgradeRejection', 'UsageError', 'WebSocket', 'WebSocketClient',
+    'ReconnectingWebSocketError', 'UpgradeRejection', 'UsageError', 'WebSocket',
     'WebSocketServer', 'backoffDelay', 'connect', 'reject', 'routeParams',
   ],
   'sockeye/protocol': [
@@ -39,7 +39,7 @@ export const PUBLIC_NAMES: Readonly<Record<string, readonly string[]>> = {
 /** The type-only names (interfaces, type aliases) the declarations of each entry point export. */
 export const PUBLIC_TYPES: Readonly<Record<string, readonly string[]>> = {
   sockeye: [
-    'BackoffOptions', 'BinaryType', 'BlobLike', 'BroadcastOptions', 'ClientDeflateOptions', 'ClientError', 'CloseEventInit',
+    'BackoffOptions', 'BinaryType', 'BlobLike', 'BroadcastOptions', 'ClientDeflateOptions', 'CloseEventInit',
     'CloseInfo', 'ConnectOptions', 'ConnectionErrorCode', 'ConnectionEvents', 'FrameInfo',
     'HandshakeErrorCode', 'HeartbeatOptions', 'HookFailure', 'HookName', 'HookResult', 'MessageData',
     'MessageIteratorOptions', 'OutgoingData', 'ProtocolErrorCode', 'RateLimitKind', 'RateLimitOptions',
@@ -47,7 +47,7 @@ export const PUBLIC_TYPES: Readonly<Record<string, readonly string[]>> = {
     'ReconnectingWebSocketEventMap', 'ReconnectingWebSocketOptions', 'Route', 'RouteParams', 'RouteTraffic', 'SendData',
     'SendOptions', 'SendStatus', 'ServerCounters', 'ServerDeflateOptions', 'ServerLogEntry', 'ServerOptions',
     'ShutdownOptions', 'SocketEvent', 'Timers', 'TopicHub', 'TrafficCounts', 'UpgradeRequest', 'UsageErrorCode',
-    'WebSocketClientEvents', 'WebSocketClientOptions', 'WebSocketConstructor', 'WebSocketEventHandler',
+    'WebSocketConstructor', 'WebSocketEventHandler',
     'WebSocketEventMap', 'WebSocketLike', 'WebSocketOptions', 'WireFrame',
   ],
   'sockeye/protocol': [
