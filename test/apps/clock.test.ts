@@ -4,6 +4,7 @@ import { AppServer } from '../../src/apps/server.js';
 import { connect } from '../../src/node/client.js';
 import type { Connection } from '../../src/node/connection.js';
 import { ManualClock } from './clock/manual-clock.js';
+import { until } from '../wait.js';
 
 /**
  * The clock over real sockets on 127.0.0.1: its requests and replies, one
@@ -82,13 +83,6 @@ async function start(): Promise<Harness> {
 
 /** Let replies the server wrote reach the client, for tests that expect none. */
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 100));
-
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !predicate(); waited += 10) {
-    if (waited >= WAIT_MS) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** Advance both clocks. */
 function advance(h: Harness, ms: number): void {

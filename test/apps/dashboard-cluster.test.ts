@@ -6,6 +6,7 @@ import { AppServer } from '../../src/apps/server.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
+import { until } from '../wait.js';
 
 /**
  * The dashboard on several nodes: separate AppServers in this process, each
@@ -15,7 +16,6 @@ import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
  * leaves the history of the others.
  */
 
-const WAIT_MS = 8000;
 const INTERVAL_MS = 50;
 
 let redis: RedisServer;
@@ -48,14 +48,6 @@ async function startNode(node: string, historySize = 100): Promise<{ server: App
   });
   servers.push(server);
   return { server, port: (await server.listen(0)).port };
-}
-
-async function until(predicate: () => boolean, what: string, timeout = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 class Page {

@@ -9,6 +9,7 @@ import { echoApp } from '../../src/apps/echo/index.js';
 import type { Sample } from '../../src/apps/metrics.js';
 import { AppServer } from '../../src/apps/server.js';
 import { parsePrometheusText, type ParsedFamily } from './prometheus-text.js';
+import { until } from '../wait.js';
 
 /**
  * The dashboard over real sockets on 127.0.0.1: history then a sample per
@@ -35,13 +36,6 @@ async function start(apps: readonly App[]): Promise<number> {
 }
 
 /** Resolve once `predicate` holds, polling every 5 ms; throw after `timeout` ms. */
-async function until(predicate: () => boolean, what: string, timeout = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** A `ws` client that keeps every message with the time it arrived. */
 class Client {

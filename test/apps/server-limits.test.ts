@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { allApps, AppServer, DEFAULT_APP_LIMITS } from '../../src/apps/index.js';
 import { connect } from '../../src/node/client.js';
 import type { Connection } from '../../src/node/connection.js';
+import { until } from '../wait.js';
 
 /**
  * The shipped server's own limits (issue 9, item 10): routes without a rate
@@ -16,14 +17,6 @@ afterEach(async () => {
   for (const client of clients.splice(0)) client.terminate();
   for (const server of servers.splice(0)) await server.close();
 });
-
-async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('AppServer limits', () => {
   it('cuts a flood to the echo app at the default burst, closes the flooder with 1008, and reports it on /metrics', async () => {

@@ -14,6 +14,7 @@ import { CONTENT_SECURITY_POLICY } from '../../src/apps/static.js';
 import { connect } from '../../src/node/client.js';
 import type { Connection } from '../../src/node/connection.js';
 import { HandshakeError } from '../../src/node/errors.js';
+import { until } from '../wait.js';
 
 /**
  * The shell's HTTP side over real sockets: static files with their content
@@ -63,13 +64,6 @@ function get(port: number, path: string, options: { method?: string; headers?: R
     request.on('error', reject);
     request.end();
   });
-}
-
-async function until(predicate: () => boolean, what: string, timeout = 3000): Promise<void> {
-  for (let waited = 0; !predicate(); waited += 10) {
-    if (waited >= timeout) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 const homeFile = (name: string): string => readFileSync(join(PROJECT_ROOT, 'src', 'apps', 'home', 'page', name), 'utf8');

@@ -5,6 +5,7 @@ import { startNginx, type RunningNginx } from '../deploy/nginx.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
 import { browserTestsUnavailable, CHROMIUM_ARGS, CHROMIUM_PATH } from './browser.js';
 import { drawLine, holds, myId, openCanvas, sees } from './canvas-page.js';
+import { until } from '../wait.js';
 
 /**
  * The deployment users run, end to end: two `sockeye serve --redis` nodes
@@ -40,12 +41,19 @@ async function appConnections(port: number, app: string): Promise<number> {
 
 const chatConnections = (port: number): Promise<number> => appConnections(port, 'chat');
 
-async function until(check: () => Promise<boolean>, what: string, ms = WAIT): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+/**
+ * Open pages through nginx until one of them has its `app` socket on the
+ * node at `port` (least_conn usually sends the next page there; when a tie
+ * is broken the other way, the page is closed and another one opened).
+ */
+async function openOnNode<T extends Page>(open: () => Promise<T>, app: string, port: number): Promise<T> {
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const before = await appConnections(port, app);
+    const page = await open();
+    if ((await appConnections(port, app)) > before) return page;
+    await page.context().close();
   }
+  throw new Error(`no page of ${app} landed on the node at port ${port} in 6 attempts`);
 }
 
 async function openChat(): Promise<Page> {
@@ -98,9 +106,11 @@ describe('two nodes on Redis behind nginx, in Chromium', () => {
     const errors: string[] = [];
     const origin = `http://127.0.0.1:${nginx.port}`;
     const ann = await openCanvas(browser, origin, errors, WAIT);
-    const bob = await openCanvas(browser, origin, errors, WAIT);
-    // least_conn: one page on each node.
-    expect((await Promise.all(nodes.map((n) => appConnections(n.port, 'canvas')))).sort()).toEqual([1, 1]);
+    const counts = await Promise.all(nodes.map((n) => appConnections(n.port, 'canvas')));
+    const annNode = counts.indexOf(1);
+    const bob = await openOnNode(() => openCanvas(browser, origin, errors, WAIT), 'canvas', nodes[1 - annNode]!.port);
+    // One page on each node.
+    expect(await Promise.all(nodes.map((n) => appConnections(n.port, 'canvas')))).toEqual([1, 1]);
     await sees(bob, await myId(ann), WAIT);
     await drawLine(ann, 0.1, 0.2);
     await holds(ann, 1, WAIT);
@@ -119,10 +129,8 @@ describe('two nodes on Redis behind nginx, in Chromium', () => {
     const counts = await Promise.all(nodes.map((n) => chatConnections(n.port)));
     const annNode = counts.indexOf(1);
     expect(counts.sort()).toEqual([0, 1]);
-    const bob = await openChat();
+    const bob = await openOnNode(openChat, 'chat', nodes[1 - annNode]!.port);
     await join(bob, 'bob', 'cluster-room');
-    // least_conn: the second page went to the node the first is not on.
-    await until(async () => (await chatConnections(nodes[1 - annNode]!.port)) === 1, 'bob on the other node');
 
     await say(ann, 'hello from ann');
     await say(bob, 'hello from bob');

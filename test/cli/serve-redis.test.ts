@@ -4,6 +4,7 @@ import { connect } from '../../src/node/client.js';
 import type { CloseInfo, Connection } from '../../src/node/connection.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
 import { assertBuilt, killAll, runCli, withTimeout, type CliRun } from './cli-process.js';
+import { until } from '../wait.js';
 
 /**
  * `sockeye serve --redis URL` and `--workers N`, run as users run them:
@@ -53,14 +54,6 @@ function isType(message: unknown, type: string): boolean {
 
 function textOf(message: unknown): string | undefined {
   return isType(message, 'message') ? String((message as { text?: unknown }).text) : undefined;
-}
-
-async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** The pids of a process's children, from /proc (Linux). */

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReconnectingWebSocket, type ReconnectingWebSocketEventMap } from '../../src/node/reconnecting.js';
 import { WebSocketServer } from '../../src/node/server.js';
+import { until } from '../wait.js';
 
 /**
  * The Node entry point of the reconnecting client: with no WebSocket class
@@ -39,14 +40,6 @@ function nextEvent<K extends keyof ReconnectingWebSocketEventMap>(
       resolve(event);
     });
   });
-}
-
-async function until(condition: () => boolean, what: string, timeout = 5000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('ReconnectingWebSocket for Node', () => {

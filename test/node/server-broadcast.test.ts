@@ -4,6 +4,7 @@ import type { Connection } from '../../src/node/connection.js';
 import { WebSocketServer } from '../../src/node/server.js';
 import { UsageError } from '../../src/protocol/errors.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
+import { until } from '../wait.js';
 
 /**
  * Broadcast and topics in one call on the server: `broadcast()` to every
@@ -33,14 +34,6 @@ async function client(port: number, path: string, server: WebSocketServer): Prom
   connection.on('message', (data) => received.push(data));
   await until(() => server.connections.size > before, 'the server to adopt the connection');
   return { connection, received };
-}
-
-async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('WebSocketServer.broadcast', () => {

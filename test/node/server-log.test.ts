@@ -3,6 +3,7 @@ import { connect } from '../../src/node/client.js';
 import type { Connection } from '../../src/node/connection.js';
 import { WebSocketServer, type ServerLogEntry } from '../../src/node/server.js';
 import { Opcode } from '../../src/protocol/opcode.js';
+import { until } from '../wait.js';
 
 /**
  * The library's own log: connection events always, and with `logFrames`
@@ -23,14 +24,6 @@ async function echoWithLog(logFrames: boolean): Promise<{ port: number; entries:
   servers.push(server);
   server.route('/echo', { message: (connection, data, isBinary) => void connection.send(data, { binary: isBinary }) });
   return { port: (await server.listen(0)).port, entries };
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + 5000;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 async function exchange(port: number, entries: ServerLogEntry[]): Promise<void> {

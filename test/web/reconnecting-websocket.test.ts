@@ -14,6 +14,7 @@ import {
   type WebSocketConstructor,
   type WebSocketLike,
 } from '../../src/web/reconnecting-websocket.js';
+import { until } from '../wait.js';
 
 /**
  * The reconnecting client: first against a scripted WebSocket and a manual
@@ -618,14 +619,6 @@ function nextEvent<K extends keyof ReconnectingWebSocketEventMap>(
       resolve(event);
     });
   });
-}
-
-async function until(condition: () => boolean, what: string, timeout = 5000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,0 +1,16 @@
+/**
+ * The tests' one way to wait for something that happens by itself: poll a
+ * condition until it holds, failing with what was awaited after a bound.
+ * Waiting for the event rather than sleeping a fixed time keeps the suite
+ * fast on an idle machine and green on a loaded one; the bound only decides
+ * how long a broken test takes to say so.
+ */
+export const DEFAULT_WAIT_MS = 10_000;
+
+export async function until(check: () => boolean | Promise<boolean>, what: string, ms = DEFAULT_WAIT_MS): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
