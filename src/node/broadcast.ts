@@ -1,6 +1,6 @@
 import { prepareFrame } from '../protocol/protocol.js';
-import { UsageError } from '../protocol/errors.js';
-import type { Connection, SendData } from './connection.js';
+import type { Connection } from './connection.js';
+import { toBytes, type SendData } from './send-data.js';
 
 export interface BroadcastOptions {
   /** Send as binary. Default: true for bytes, false for strings. */
@@ -31,9 +31,3 @@ export function broadcast(connections: Iterable<Connection<unknown>>, data: Send
   return delivered;
 }
 
-function toBytes(data: Exclude<SendData, string>): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'broadcast() takes a string, Buffer, ArrayBuffer or typed array');
-}

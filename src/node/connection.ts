@@ -8,6 +8,7 @@ import { Protocol, ProtocolState, type PreparedFrame, type ProtocolEvent } from 
 import { Role } from '../protocol/role.js';
 import { ConnectionError, type ConnectionErrorCode } from './errors.js';
 import { iterateMessages, type ReceivedMessage, type MessageIteratorOptions } from './message-iterator.js';
+import { toBytes, type SendData } from './send-data.js';
 
 /**
  * One WebSocket connection over a TCP (or TLS) socket, for both roles. It
@@ -108,7 +109,7 @@ export interface ConnectionEvents {
  */
 export type SendStatus = 'written' | 'queued' | 'dropped' | 'closed';
 
-export type SendData = string | Buffer | ArrayBuffer | ArrayBufferView;
+export type { SendData };
 
 export interface SendOptions {
   /** Send as binary. Default: true for bytes, false for strings. */
@@ -536,7 +537,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   drop(code: ConnectionErrorCode, message: string, closeCode: number, cause?: Error): void {
     if (this.closed) return;
     this.recordFailure(new ConnectionError(code, message, cause));
-    this.core.close(closeCode, truncateReason(message));
+    // A reason over §5.5's 123 bytes is cut at a character boundary.
+    this.core.close(closeCode, message, true);
     this.endSocket();
     this.armCloseTimer();
     this.reportState();
@@ -925,16 +927,6 @@ const EMPTY = Buffer.alloc(0);
 const kConnection = Symbol('sockeye.connection');
 type OwnedSocket = Socket & { [kConnection]?: Connection<unknown> };
 
-function truncateReason(reason: string): string {
-  return Buffer.byteLength(reason) <= 123 ? reason : Buffer.from(reason).subarray(0, 110).toString('utf8') + '...';
-}
-
-function toBytes(data: Buffer | ArrayBuffer | ArrayBufferView): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw new UsageError('WS_ERR_INVALID_ARGUMENT', 'send() takes a string, Buffer, ArrayBuffer or typed array');
-}
 
 function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);

@@ -304,11 +304,12 @@ export class Protocol {
 
   /**
    * Start the closing handshake (§7.1.2). Without a code the close frame is
-   * empty; a reason alone is sent with 1000. Returns false if a close frame
-   * was already sent.
+   * empty; a reason alone is sent with 1000. A reason over 123 bytes throws,
+   * or with `truncate` is cut at a character boundary. Returns false if a
+   * close frame was already sent.
    */
-  close(code?: number, reason = ''): boolean {
-    const payload = encodeClosePayload(code, reason);
+  close(code?: number, reason = '', truncate = false): boolean {
+    const payload = encodeClosePayload(code, reason, truncate);
     if (this.stateValue !== ProtocolState.Open) return false;
     this.stateValue = ProtocolState.Closing;
     this.enqueueClose(payload);
