@@ -1,7 +1,7 @@
 import type { WebSocketServer } from '../node/server.js';
 import { DEFAULT_HISTORY, type HistoryOptions, type HistoryPolicy } from '../pubsub/broker.js';
 import type { PubSub } from '../pubsub/pubsub.js';
-import type { Logger } from './log.js';
+import type { Logger } from './host/log.js';
 
 /** What every application gets from the server that hosts it. */
 export interface AppContext {

@@ -1,6 +1,6 @@
 import type { TlsOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { originPolicy } from '../apps/origin-policy.js';
+import { originPolicy } from '../apps/host/origin-policy.js';
 import type { Connection } from '../node/connection.js';
 import { WebSocketServer } from '../node/server.js';
 import { reject } from '../node/upgrade.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../apps/paths.js';
+import { PROJECT_ROOT } from '../apps/host/paths.js';
 
 /** The package's version, as package.json gives it (the one file that says it). */
 export function packageVersion(): string {

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createCanvasApp, type CanvasOptions } from '../../src/apps/canvas/index.js';
 import { applyOperation, drawingFrom, isDrawingOperation } from '../../src/apps/canvas/operations.js';
-import { AppServer } from '../../src/apps/server.js';
+import { AppServer } from '../../src/apps/host/server.js';
 import type { HistoryOptions } from '../../src/pubsub/broker.js';
 import { historyPolicyOf } from '../../src/apps/app.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';

@@ -19,7 +19,7 @@ import {
   type StrokeInfo,
 } from '../../src/web/canvas-codec.js';
 import { applyOperation, drawingFrom, isDrawingOperation } from '../../src/apps/canvas/operations.js';
-import { AppServer } from '../../src/apps/server.js';
+import { AppServer } from '../../src/apps/host/server.js';
 import { MemoryBroker } from '../../src/pubsub/memory-broker.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import type { Connection } from '../../src/node/connection.js';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClockApp, type ClockApp, type ClockReply } from '../../src/apps/clock/index.js';
-import { AppServer } from '../../src/apps/server.js';
+import { AppServer } from '../../src/apps/host/server.js';
 import { connect } from '../../src/node/client.js';
 import type { Connection } from '../../src/node/connection.js';
 import { ManualClock } from './clock/manual-clock.js';

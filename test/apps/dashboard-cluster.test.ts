@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { historyPolicyOf } from '../../src/apps/app.js';
 import { createDashboardApp, DASHBOARD_HISTORY, DASHBOARD_TOPIC, type DashboardMessage, type NodeSample } from '../../src/apps/dashboard/index.js';
-import { AppServer } from '../../src/apps/server.js';
+import { AppServer } from '../../src/apps/host/server.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';

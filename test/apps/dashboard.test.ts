@@ -6,8 +6,8 @@ import type { App } from '../../src/apps/app.js';
 import { createChatApp } from '../../src/apps/chat/index.js';
 import { createDashboardApp, defaultNodeName, type DashboardMessage, type NodeSample } from '../../src/apps/dashboard/index.js';
 import { echoApp } from '../../src/apps/echo/index.js';
-import type { Sample } from '../../src/apps/metrics.js';
-import { AppServer } from '../../src/apps/server.js';
+import type { Sample } from '../../src/apps/host/metrics.js';
+import { AppServer } from '../../src/apps/host/server.js';
 import { parsePrometheusText, type ParsedFamily } from './prometheus-text.js';
 import { until } from '../wait.js';
 

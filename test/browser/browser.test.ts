@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/apps/paths.js';
+import { PROJECT_ROOT } from '../../src/apps/host/paths.js';
 
 /**
  * The harness's promise that a machine without Chromium never passes the

@@ -4,7 +4,7 @@ import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type 
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import type { App } from '../../src/apps/app.js';
 import { allApps, AppServer, type AppServerOptions } from '../../src/apps/index.js';
-import { PROJECT_ROOT, WEB_MODULES_DIR } from '../../src/apps/paths.js';
+import { PROJECT_ROOT, WEB_MODULES_DIR } from '../../src/apps/host/paths.js';
 
 /**
  * Shared harness of the browser tests: Debian's Chromium driven by

@@ -2,7 +2,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { historyPolicyOf } from '../../src/apps/app.js';
 import { createCanvasApp } from '../../src/apps/canvas/index.js';
-import { AppServer } from '../../src/apps/server.js';
+import { AppServer } from '../../src/apps/host/server.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';

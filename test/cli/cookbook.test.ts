@@ -4,7 +4,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/apps/paths.js';
+import { PROJECT_ROOT } from '../../src/apps/host/paths.js';
 import { assertBuilt, killAll, MAIN, runCli, withTimeout, type CliRun } from './cli-process.js';
 
 /**

@@ -2,7 +2,7 @@ import type { HistoryOptions, StreamPosition } from '../../pubsub/broker.js';
 import type { PresenceEvent } from '../../pubsub/presence.js';
 import type { PubSub } from '../../pubsub/pubsub.js';
 import type { PointerPosition } from '../../web/canvas-codec.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../host/log.js';
 import { TopicListener } from '../topic-listener.js';
 import type { Board } from './board.js';
 import { decodeBatch, decodeCheckpoint, decodePointers, encodeBatch, encodeCheckpoint, encodePointers, type Checkpoint, type DrawingBatch } from './log-codec.js';

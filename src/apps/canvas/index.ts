@@ -1,7 +1,7 @@
 import { ConnectionState, type Connection } from '../../node/connection.js';
 import { CloseCode } from '../../protocol/close-code.js';
 import { socketPath, type App } from '../app.js';
-import { pageDirOf } from '../paths.js';
+import { pageDirOf } from '../host/paths.js';
 import { Board, type BoardOptions, type ChangeResult } from './board.js';
 import { decodeClientMessage, encodeServerMessage, type CanvasError, type CanvasErrorCode, type ClientMessage } from '../../web/canvas-codec.js';
 import { DEFAULT_MAX_BUFFERED, Fanout, type FanoutStats } from './fanout.js';

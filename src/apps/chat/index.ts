@@ -3,7 +3,7 @@ import { CloseCode } from '../../protocol/close-code.js';
 import type { StreamPosition } from '../../pubsub/broker.js';
 import type { App } from '../app.js';
 import { socketPath } from '../app.js';
-import { pageDirOf } from '../paths.js';
+import { pageDirOf } from '../host/paths.js';
 import { wrap } from './envelope.js';
 import { chatTopicHistory, readRecent, roomTopic, selectHistory, typingTopic, type HistoryBudget } from './history.js';
 import { checkNick, checkRoom, nickKey } from './names.js';

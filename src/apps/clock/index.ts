@@ -1,6 +1,6 @@
 import type { Connection } from '../../node/connection.js';
 import { socketPath, type App } from '../app.js';
-import { pageDirOf } from '../paths.js';
+import { pageDirOf } from '../host/paths.js';
 import { parseRequest, timeReply, type ClockReply } from './protocol.js';
 import { Ticker, type Subscription, type TickerTimers } from './ticker.js';
 

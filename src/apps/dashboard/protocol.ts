@@ -1,4 +1,4 @@
-import type { Sample } from '../metrics.js';
+import type { Sample } from '../host/metrics.js';
 
 /** A sample as published: the figures of one node (process), named by `node`. */
 export interface NodeSample extends Sample {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Board } from '../../../src/apps/canvas/board.js';
 import { CanvasCluster, type ClusterOptions } from '../../../src/apps/canvas/cluster.js';
 import { encodeBatch } from '../../../src/apps/canvas/log-codec.js';
-import { createLogger } from '../../../src/apps/log.js';
+import { createLogger } from '../../../src/apps/host/log.js';
 import { MemoryBroker } from '../../../src/pubsub/memory-broker.js';
 import { PubSub } from '../../../src/pubsub/pubsub.js';
 

@@ -4,17 +4,17 @@ import { request as httpRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { App } from '../../src/apps/app.js';
-import { createClockApp } from '../../src/apps/clock/index.js';
-import { echoApp } from '../../src/apps/echo/index.js';
-import type { LogLevel } from '../../src/apps/log.js';
-import { PROJECT_ROOT } from '../../src/apps/paths.js';
-import { AppServer } from '../../src/apps/server.js';
-import { CONTENT_SECURITY_POLICY } from '../../src/apps/static.js';
-import { connect } from '../../src/node/client.js';
-import type { Connection } from '../../src/node/connection.js';
-import { HandshakeError } from '../../src/node/errors.js';
-import { until } from '../wait.js';
+import type { App } from '../../../src/apps/app.js';
+import { createClockApp } from '../../../src/apps/clock/index.js';
+import { echoApp } from '../../../src/apps/echo/index.js';
+import type { LogLevel } from '../../../src/apps/host/log.js';
+import { PROJECT_ROOT } from '../../../src/apps/host/paths.js';
+import { AppServer } from '../../../src/apps/host/server.js';
+import { CONTENT_SECURITY_POLICY } from '../../../src/apps/host/static.js';
+import { connect } from '../../../src/node/client.js';
+import type { Connection } from '../../../src/node/connection.js';
+import { HandshakeError } from '../../../src/node/errors.js';
+import { until } from '../../wait.js';
 
 /**
  * The shell's HTTP side over real sockets: static files with their content

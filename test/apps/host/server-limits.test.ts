@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { allApps, AppServer, DEFAULT_APP_LIMITS } from '../../src/apps/index.js';
-import { connect } from '../../src/node/client.js';
-import type { Connection } from '../../src/node/connection.js';
-import { until } from '../wait.js';
+import { allApps, AppServer, DEFAULT_APP_LIMITS } from '../../../src/apps/index.js';
+import { connect } from '../../../src/node/client.js';
+import type { Connection } from '../../../src/node/connection.js';
+import { until } from '../../wait.js';
 
 /**
  * The shipped server's own limits (issue 9, item 10): routes without a rate

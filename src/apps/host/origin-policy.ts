@@ -1,4 +1,4 @@
-import type { UpgradeRequest } from '../node/upgrade.js';
+import type { UpgradeRequest } from '../../node/upgrade.js';
 
 /**
  * Which browser pages may open the apps' WebSockets.

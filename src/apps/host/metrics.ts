@@ -1,8 +1,8 @@
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import type { RouteTraffic, TrafficCounts, WebSocketServer } from '../node/server.js';
-import type { ServerCounters } from '../node/server-counters.js';
-import type { BrokerState } from '../pubsub/broker.js';
-import type { HubStats } from '../pubsub/pubsub.js';
+import type { RouteTraffic, TrafficCounts, WebSocketServer } from '../../node/server.js';
+import type { ServerCounters } from '../../node/server-counters.js';
+import type { BrokerState } from '../../pubsub/broker.js';
+import type { HubStats } from '../../pubsub/pubsub.js';
 
 /**
  * The server measuring itself: what it reads at one instant (cumulative

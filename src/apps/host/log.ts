@@ -1,6 +1,6 @@
-import type { WireFrame } from '../node/connection.js';
-import type { ServerLogEntry } from '../node/server.js';
-import { Opcode } from '../protocol/opcode.js';
+import type { WireFrame } from '../../node/connection.js';
+import type { ServerLogEntry } from '../../node/server.js';
+import { Opcode } from '../../protocol/opcode.js';
 
 export type LogLevel = 'silent' | 'info' | 'debug';
 

@@ -12,9 +12,9 @@ import {
   type AppTraffic,
   type MetricFamily,
   type Reading,
-} from '../../src/apps/metrics.js';
-import type { RouteTraffic } from '../../src/node/server.js';
-import { parsePrometheusText } from './prometheus-text.js';
+} from '../../../src/apps/host/metrics.js';
+import type { RouteTraffic } from '../../../src/node/server.js';
+import { parsePrometheusText } from '../prometheus-text.js';
 
 /** The server's self-measurement as pure computations: grouping, rates from counter deltas, samples, Prometheus text. */
 

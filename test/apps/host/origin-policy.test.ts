@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeAllowedOrigin, originPolicy } from '../../src/apps/origin-policy.js';
-import type { UpgradeRequest } from '../../src/node/upgrade.js';
+import { normalizeAllowedOrigin, originPolicy } from '../../../src/apps/host/origin-policy.js';
+import type { UpgradeRequest } from '../../../src/node/upgrade.js';
 
 /** The Origin rules of the apps host, without sockets; server-guards.test.ts runs them over the wire. */
 

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { App } from '../../src/apps/app.js';
-import { echoApp } from '../../src/apps/echo/index.js';
-import { AppServer, DEFAULT_APP_MAX_MESSAGE_BYTES, type AppServerOptions } from '../../src/apps/server.js';
-import { connect } from '../../src/node/client.js';
-import type { CloseInfo, Connection } from '../../src/node/connection.js';
-import { HandshakeError } from '../../src/node/errors.js';
-import { OP, RawClient, closePayload, deflateMessage, parseClose } from '../node/raw-client.js';
+import type { App } from '../../../src/apps/app.js';
+import { echoApp } from '../../../src/apps/echo/index.js';
+import { AppServer, DEFAULT_APP_MAX_MESSAGE_BYTES, type AppServerOptions } from '../../../src/apps/host/server.js';
+import { connect } from '../../../src/node/client.js';
+import type { CloseInfo, Connection } from '../../../src/node/connection.js';
+import { HandshakeError } from '../../../src/node/errors.js';
+import { OP, RawClient, closePayload, deflateMessage, parseClose } from '../../node/raw-client.js';
 
 /**
  * The apps host's own guards, over real sockets: which pages may open its

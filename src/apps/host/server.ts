@@ -1,15 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
-import { closeWhenIdle } from '../node/http2-upgrade.js';
+import { closeWhenIdle } from '../../node/http2-upgrade.js';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { basename, dirname } from 'node:path';
-import { WebSocketServer, type Route, type ServerOptions } from '../node/server.js';
-import { DEFAULT_HEAD_LIMITS } from '../protocol/handshake/http-head.js';
-import { MemoryBroker } from '../pubsub/memory-broker.js';
-import { PubSub } from '../pubsub/pubsub.js';
-import { historyPolicyOf, socketPath, type App } from './app.js';
+import { WebSocketServer, type Route, type ServerOptions } from '../../node/server.js';
+import { DEFAULT_HEAD_LIMITS } from '../../protocol/handshake/http-head.js';
+import { MemoryBroker } from '../../pubsub/memory-broker.js';
+import { PubSub } from '../../pubsub/pubsub.js';
+import { historyPolicyOf, socketPath, type App } from '../app.js';
 import { createLogger, logServerEntry, type Logger, type LogLevel } from './log.js';
 import { normalizeAllowedOrigin, originPolicy, type OriginPredicate } from './origin-policy.js';
 import {

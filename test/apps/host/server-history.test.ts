@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { allApps, AppServer } from '../../src/apps/index.js';
-import { roomTopic } from '../../src/apps/chat/index.js';
-import { ROOM_TOPIC_HISTORY } from '../../src/apps/chat/history.js';
-import { DEFAULT_HISTORY } from '../../src/pubsub/broker.js';
+import { allApps, AppServer } from '../../../src/apps/index.js';
+import { roomTopic } from '../../../src/apps/chat/index.js';
+import { ROOM_TOPIC_HISTORY } from '../../../src/apps/chat/history.js';
+import { DEFAULT_HISTORY } from '../../../src/pubsub/broker.js';
 
 /**
  * The apps host builds its in-memory hub with each app's own history per
