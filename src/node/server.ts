@@ -35,6 +35,7 @@ import {
   validateExtendedConnect,
 } from './http2-upgrade.js';
 import { isToken } from '../protocol/handshake/http-syntax.js';
+import { isPlainPath, pathOf } from '../protocol/handshake/request-target.js';
 import { ZlibLimiter } from './zlib-limiter.js';
 
 /**
@@ -1306,38 +1307,6 @@ function chooseProtocol(route: AnyRoute, request: UpgradeRequest): Awaitable<str
   if (typeof supported === 'function') return supported(request.protocols, request);
   // The server's order of preference decides among what the client offered.
   return supported.find((protocol) => request.protocols.includes(protocol));
-}
-
-/**
- * @internal A path the WHATWG URL parser would return unchanged: it starts with "/"
- * and holds no percent-escape, dot (dot-segments), backslash, or character
- * of the path percent-encode set (" < > ` { }). The head parser already
- * limits targets to visible ASCII.
- */
-export function isPlainPath(path: string): boolean {
-  // "//x" would be read as a network-path reference, with x as the host.
-  if (path.charCodeAt(0) !== 0x2f || path.charCodeAt(1) === 0x2f) return false;
-  for (let i = 1; i < path.length; i++) {
-    switch (path.charCodeAt(i)) {
-      case 0x25: // %
-      case 0x2e: // .
-      case 0x5c: // \
-      case 0x22: // "
-      case 0x3c: // <
-      case 0x3e: // >
-      case 0x60: // `
-      case 0x7b: // {
-      case 0x7d: // }
-      case 0x23: // #
-        return false;
-    }
-  }
-  return true;
-}
-
-function pathOf(target: string): string {
-  const query = target.indexOf('?');
-  return query < 0 ? target : target.slice(0, query);
 }
 
 function capOption(value: number | undefined, name: string): number {

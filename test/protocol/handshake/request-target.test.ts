@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isPlainPath } from '../../src/node/server.js';
+import { isPlainPath, pathOf } from '../../../src/protocol/handshake/request-target.js';
 
 // The server skips URL parsing for plain paths; that is only right if the
 // URL parser would have returned exactly the same path.
@@ -21,5 +21,13 @@ describe('isPlainPath', () => {
       expect(isPlainPath(path), path).toBe(false);
     }
     for (const path of ['/', '/chat/ws', '/a-b_c~d', '/x:y@z!$&\'()*+,;=']) expect(isPlainPath(path), path).toBe(true);
+  });
+});
+
+describe('pathOf', () => {
+  it('cuts the target at the first "?" and keeps a target without a query whole', () => {
+    expect(pathOf('/chat/ws?room=a?b')).toBe('/chat/ws');
+    expect(pathOf('/chat/ws')).toBe('/chat/ws');
+    expect(pathOf('/?')).toBe('/');
   });
 });
