@@ -21,7 +21,8 @@ import { ConnectionError } from './errors.js';
 import { ConnectionRate, ratePolicy, type RateLimitKind, type RateLimitOptions, type RatePolicy } from './rate-limit.js';
 import { copyCounters, countClose, countRefusal, emptyCounters, type ServerCounters } from './server-counters.js';
 import { compileRoutePattern, isRoutePattern, type RouteParams, type RoutePattern } from './route-pattern.js';
-import { UpgradeRejection, type UpgradeRequest } from './upgrade.js';
+import { checkOrigin, chooseProtocol, IncomingUpgrade, UpgradeRejection, type UpgradeRequest } from './upgrade.js';
+import { isThenable } from './thenable.js';
 import { broadcast, type BroadcastOptions } from './broadcast.js';
 import type { TopicHub } from './topic-hub.js';
 import { createZlibCodec } from './zlib-codec.js';
@@ -270,55 +271,6 @@ const NO_PARAMS: RouteParams = Object.freeze({});
 const INTERNAL_ERROR_REASON = 'internal error';
 
 type AnyRoute = Route<unknown>;
-
-/**
- * The request as the pipeline sees it. Costly parts (the query string
- * object, the peer address: a system call) are computed only if asked for.
- */
-class IncomingUpgrade implements UpgradeRequest {
-  readonly method: string;
-  readonly headers: ReadonlyMap<string, string>;
-  private readonly target: string;
-
-  constructor(
-    head: RequestHead,
-    readonly path: string,
-    private parsedUrl: URL | null,
-    readonly protocols: readonly string[],
-    readonly extensions: readonly ExtensionOffer[],
-    private readonly socket: Duplex,
-    readonly params: RouteParams,
-  ) {
-    this.method = head.method;
-    this.headers = head.headers;
-    this.target = head.target;
-  }
-
-  get url(): URL {
-    if (this.parsedUrl === null) {
-      const host = this.headers.get('host') ?? 'localhost';
-      try {
-        this.parsedUrl = new URL(this.target, `http://${host}`);
-      } catch {
-        // The Host header was checked but may still not form a URL; the path is what matters.
-        this.parsedUrl = new URL(this.target, 'http://localhost');
-      }
-    }
-    return this.parsedUrl;
-  }
-
-  get query(): URLSearchParams {
-    return this.url.searchParams;
-  }
-
-  get origin(): string | undefined {
-    return this.headers.get('origin');
-  }
-
-  get remoteAddress(): string | undefined {
-    return remoteAddressOf(this.socket);
-  }
-}
 
 /** A socket in the opening handshake. */
 interface PendingHandshake {
@@ -1276,49 +1228,12 @@ export function routeParams(connection: Connection<unknown>): RouteParams {
   return mount?.params ?? NO_PARAMS;
 }
 
-type Awaitable<T> = T | Promise<T>;
-
-function checkOrigin(route: AnyRoute, request: UpgradeRequest): Awaitable<UpgradeRejection | null> {
-  const origin = request.origin;
-  if (origin === undefined) {
-    return route.requireOrigin === true ? new UpgradeRejection(403, 'an Origin header is required') : null;
-  }
-  const allowed = route.origins;
-  if (allowed === undefined) return null;
-  if (typeof allowed === 'function') {
-    const ok = allowed(origin, request);
-    return isThenable(ok) ? ok.then((yes) => originVerdict(yes, origin)) : originVerdict(ok, origin);
-  }
-  return originVerdict(
-    allowed.some((entry) => entry.toLowerCase() === origin.toLowerCase()),
-    origin,
-  );
-}
-
-function originVerdict(ok: boolean, origin: string): UpgradeRejection | null {
-  return ok ? null : new UpgradeRejection(403, `origin ${origin} is not allowed`);
-}
-
-function chooseProtocol(route: AnyRoute, request: UpgradeRequest): Awaitable<string | undefined | UpgradeRejection> {
-  const supported = route.protocols;
-  if (supported === undefined || request.protocols.length === 0) {
-    return typeof supported === 'function' ? supported(request.protocols, request) : undefined;
-  }
-  if (typeof supported === 'function') return supported(request.protocols, request);
-  // The server's order of preference decides among what the client offered.
-  return supported.find((protocol) => request.protocols.includes(protocol));
-}
-
 function capOption(value: number | undefined, name: string): number {
   if (value === undefined) return Infinity;
   if (!Number.isInteger(value) || value < 1) {
     throw new UsageError('WS_ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${String(value)}`);
   }
   return value;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
 }
 
 function asError(error: unknown): Error {
