@@ -6,6 +6,7 @@ import { MemoryBroker } from '../../src/pubsub/memory-broker.js';
 import type { Presence } from '../../src/pubsub/presence.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { useBrowser } from './browser.js';
+import { join, messagesWith, say } from './chat-page.js';
 
 /**
  * The chat page across server restarts, protocol 2: its position, its
@@ -88,24 +89,6 @@ async function openChat(viewport?: { width: number; height: number }): Promise<P
   return page;
 }
 
-async function join(page: Page, nick: string, room: string): Promise<void> {
-  await page.locator('#nick').fill(nick);
-  await page.locator('#room').fill(room);
-  await page.locator('#join-button').click();
-  await page.locator('#room-view').waitFor({ state: 'visible', timeout: WAIT });
-  await page.locator('#presence li', { hasText: nick }).waitFor({ timeout: WAIT });
-}
-
-async function say(page: Page, text: string): Promise<void> {
-  await page.locator('#text').fill(text);
-  await page.locator('#text').press('Enter');
-}
-
-/** The chat messages on the page with this text (pending or not). */
-function messagesWith(page: Page, text: string): ReturnType<Page['locator']> {
-  return page.locator('#messages li.message', { has: page.locator('.text', { hasText: new RegExp(`^${text}$`) }) });
-}
-
 async function restartWhile(action: () => Promise<void>, options: { forget?: boolean } = {}): Promise<void> {
   await web.stopServer();
   if (options.forget === true) store.forget();
@@ -117,8 +100,8 @@ describe('chat page: recovery and pending messages', () => {
   it('keeps what is typed during an outage as pending, sends it after resuming, marks it delivered, and shows everything once', async () => {
     const ann = await openChat();
     const bob = await openChat();
-    await join(ann, 'ann', 'pending-room');
-    await join(bob, 'bob', 'pending-room');
+    await join(ann, 'ann', 'pending-room', WAIT);
+    await join(bob, 'bob', 'pending-room', WAIT);
     await say(ann, 'before');
     await messagesWith(bob, 'before').waitFor({ timeout: WAIT });
 
@@ -153,7 +136,7 @@ describe('chat page: recovery and pending messages', () => {
 
   it('shows a note that messages may be missing when it cannot resume (the store lost its data), then carries on', async () => {
     const ann = await openChat();
-    await join(ann, 'ann', 'epoch-room');
+    await join(ann, 'ann', 'epoch-room', WAIT);
     await say(ann, 'old');
     await ann.locator('#messages li.message.delivered', { hasText: 'old' }).waitFor({ timeout: WAIT });
 
@@ -180,15 +163,15 @@ describe('chat page: leaving and coming back', () => {
   it('gives a page that left a room and joins it again the room’s history, not only what it missed', async () => {
     const ann = await openChat();
     const bob = await openChat();
-    await join(ann, 'ann', 'again-room');
-    await join(bob, 'bob', 'again-room');
+    await join(ann, 'ann', 'again-room', WAIT);
+    await join(bob, 'bob', 'again-room', WAIT);
     await say(ann, 'first');
     await messagesWith(bob, 'first').waitFor({ timeout: WAIT });
     await ann.locator('#leave').click();
     await ann.locator('#join').waitFor({ state: 'visible', timeout: WAIT });
     await say(bob, 'second');
     await messagesWith(bob, 'second').waitFor({ timeout: WAIT });
-    await join(ann, 'ann', 'again-room');
+    await join(ann, 'ann', 'again-room', WAIT);
     await messagesWith(ann, 'second').waitFor({ timeout: WAIT });
     expect(await ann.locator('#messages li.message .text').allTextContents()).toEqual(['first', 'second']);
     expect(await ann.locator('#messages li.system.missed').count()).toBe(0);
@@ -199,8 +182,8 @@ describe('chat page: typing, unread count, phone layout', () => {
   it('shows who is typing, and clears it when their message arrives', async () => {
     const ann = await openChat();
     const bob = await openChat();
-    await join(ann, 'ann', 'typing-room');
-    await join(bob, 'bob', 'typing-room');
+    await join(ann, 'ann', 'typing-room', WAIT);
+    await join(bob, 'bob', 'typing-room', WAIT);
     await bob.locator('#text').fill('hel');
     await ann.locator('#typing', { hasText: 'bob is typing…' }).waitFor({ timeout: WAIT });
     expect(await bob.locator('#typing').textContent()).toBe('');
@@ -212,8 +195,8 @@ describe('chat page: typing, unread count, phone layout', () => {
   it('counts messages from others in the title while the tab is hidden, and clears the count when it is shown', async () => {
     const ann = await openChat();
     const bob = await openChat();
-    await join(ann, 'ann', 'unread-room');
-    await join(bob, 'bob', 'unread-room');
+    await join(ann, 'ann', 'unread-room', WAIT);
+    await join(bob, 'bob', 'unread-room', WAIT);
     const setHidden = (hidden: boolean): Promise<void> =>
       ann.evaluate((value) => {
         const doc = (globalThis as unknown as { document: { dispatchEvent(e: unknown): void } }).document;
@@ -234,7 +217,7 @@ describe('chat page: typing, unread count, phone layout', () => {
 
   it('puts Leave at the top of a phone-sized screen, away from Send at the bottom', async () => {
     const page = await openChat({ width: 360, height: 640 });
-    await join(page, 'ann', 'phone-room');
+    await join(page, 'ann', 'phone-room', WAIT);
     const leave = (await page.locator('#leave').boundingBox())!;
     const send = (await page.locator('#composer button[type="submit"]').boundingBox())!;
     expect(leave.y + leave.height).toBeLessThan(send.y - 300);

@@ -4,6 +4,7 @@ import { assertBuilt, killAll, runCli, type CliRun } from '../cli/cli-process.js
 import { startNginx, type RunningNginx } from '../deploy/nginx.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
 import { browserTestsUnavailable, CHROMIUM_ARGS, CHROMIUM_PATH } from './browser.js';
+import { join, messagesWith, say } from './chat-page.js';
 import { drawLine, holds, myId, openCanvas, sees } from './canvas-page.js';
 import { until } from '../wait.js';
 
@@ -67,23 +68,6 @@ async function openChat(): Promise<Page> {
   return page;
 }
 
-async function join(page: Page, nick: string, room: string): Promise<void> {
-  await page.locator('#nick').fill(nick);
-  await page.locator('#room').fill(room);
-  await page.locator('#join-button').click();
-  await page.locator('#room-view').waitFor({ state: 'visible', timeout: WAIT });
-  await page.locator('#presence li', { hasText: nick }).waitFor({ timeout: WAIT });
-}
-
-async function say(page: Page, text: string): Promise<void> {
-  await page.locator('#text').fill(text);
-  await page.locator('#text').press('Enter');
-}
-
-function messagesWith(page: Page, text: string): ReturnType<Page['locator']> {
-  return page.locator('#messages li.message', { has: page.locator('.text', { hasText: new RegExp(`^${text}$`) }) });
-}
-
 beforeAll(async () => {
   const unavailable = browserTestsUnavailable();
   if (unavailable !== null) throw new Error(unavailable);
@@ -125,12 +109,12 @@ describe('two nodes on Redis behind nginx, in Chromium', () => {
 
   it('lets pages on different nodes chat, and a page whose node is killed recovers on the other without loss or duplicate', async () => {
     const ann = await openChat();
-    await join(ann, 'ann', 'cluster-room');
+    await join(ann, 'ann', 'cluster-room', WAIT);
     const counts = await Promise.all(nodes.map((n) => chatConnections(n.port)));
     const annNode = counts.indexOf(1);
     expect(counts.sort()).toEqual([0, 1]);
     const bob = await openOnNode(openChat, 'chat', nodes[1 - annNode]!.port);
-    await join(bob, 'bob', 'cluster-room');
+    await join(bob, 'bob', 'cluster-room', WAIT);
 
     await say(ann, 'hello from ann');
     await say(bob, 'hello from bob');
