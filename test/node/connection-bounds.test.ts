@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from '../../src/index.js';
 import { Connection, type CloseInfo, type SendStatus } from '../../src/node/connection.js';
@@ -8,6 +7,7 @@ import { Opcode } from '../../src/protocol/opcode.js';
 import { Role } from '../../src/protocol/role.js';
 import { ManualSocket } from './manual-socket.js';
 import { bufferMemory, MiB } from './memory.js';
+import { useSocketPairs } from './socket-pair.js';
 import { frame, OP, RawClient, until } from './raw-client.js';
 
 /**
@@ -18,31 +18,14 @@ import { frame, OP, RawClient, until } from './raw-client.js';
  * statuses and in the buffer limit.
  */
 
-let server: Server | null = null;
-const sockets: Socket[] = [];
+const socketPair = useSocketPairs();
 const wsServers: WebSocketServer[] = [];
 const rawClients: RawClient[] = [];
 
 afterEach(async () => {
-  for (const socket of sockets.splice(0)) socket.destroy();
   for (const client of rawClients.splice(0)) client.destroy();
   await Promise.all(wsServers.splice(0).map((s) => s.close({ timeout: 100 })));
-  await new Promise<void>((resolve) => (server === null ? resolve() : server.close(() => resolve())));
-  server = null;
 });
-
-/** A connected TCP pair on loopback: [the side a Connection adopts, the raw peer]. */
-async function socketPair(): Promise<[Socket, Socket]> {
-  const accepted = new Promise<Socket>((resolve) => {
-    server = createServer(resolve);
-  });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  const port = (server!.address() as { port: number }).port;
-  const peer = tcpConnect(port, '127.0.0.1');
-  const local = await accepted;
-  sockets.push(local, peer);
-  return [local, peer];
-}
 
 function closed(connection: Connection<unknown>): Promise<CloseInfo> {
   return new Promise((resolve) => connection.once('close', resolve));

@@ -1,10 +1,11 @@
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type Connection as PublicConnection } from '../../src/index.js';
 import { Connection, type CloseInfo } from '../../src/node/connection.js';
 import { Opcode } from '../../src/protocol/opcode.js';
 import { Role } from '../../src/protocol/role.js';
 import { ManualSocket } from './manual-socket.js';
+import { useSocketPairs } from './socket-pair.js';
 import { frame, OP, RawClient, until } from './raw-client.js';
 
 /**
@@ -17,30 +18,14 @@ import { frame, OP, RawClient, until } from './raw-client.js';
  * point, so no test waits on a timer.
  */
 
-let server: Server | null = null;
-const sockets: Socket[] = [];
+const socketPair = useSocketPairs();
 const wsServers: WebSocketServer[] = [];
 const rawClients: RawClient[] = [];
 
 afterEach(async () => {
-  for (const socket of sockets.splice(0)) socket.destroy();
   for (const client of rawClients.splice(0)) client.destroy();
   await Promise.all(wsServers.splice(0).map((s) => s.close({ timeout: 100 })));
-  await new Promise<void>((resolve) => (server === null ? resolve() : server.close(() => resolve())));
-  server = null;
 });
-
-async function socketPair(): Promise<[Socket, Socket]> {
-  const accepted = new Promise<Socket>((resolve) => {
-    server = createServer(resolve);
-  });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  const port = (server!.address() as { port: number }).port;
-  const peer = tcpConnect(port, '127.0.0.1');
-  const local = await accepted;
-  sockets.push(local, peer);
-  return [local, peer];
-}
 
 /** Pings the connection has written, counted as the core frames them. */
 function countPings(connection: Connection<unknown>): { readonly count: number } {

@@ -1,8 +1,8 @@
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Connection } from '../../src/node/connection.js';
 import type { CompressionCodec } from '../../src/protocol/codec.js';
 import { Role } from '../../src/protocol/role.js';
+import { useSocketPairs } from './socket-pair.js';
 import { frame, OP, until } from './raw-client.js';
 
 /**
@@ -11,27 +11,7 @@ import { frame, OP, until } from './raw-client.js';
  * piles up behind a slow decompression.
  */
 
-let server: Server | null = null;
-const sockets: Socket[] = [];
-
-afterEach(async () => {
-  for (const socket of sockets.splice(0)) socket.destroy();
-  await new Promise<void>((resolve) => (server === null ? resolve() : server.close(() => resolve())));
-  server = null;
-});
-
-/** A connected TCP pair on loopback: [the side a Connection adopts, the raw peer]. */
-async function socketPair(): Promise<[Socket, Socket]> {
-  const accepted = new Promise<Socket>((resolve) => {
-    server = createServer(resolve);
-  });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  const port = (server!.address() as { port: number }).port;
-  const peer = tcpConnect(port, '127.0.0.1');
-  const local = await accepted;
-  sockets.push(local, peer);
-  return [local, peer];
-}
+const socketPair = useSocketPairs();
 
 /** A codec whose decompressions wait until the test releases them; output = input. */
 function heldCodec(): CompressionCodec & { release(): void; held: number } {
