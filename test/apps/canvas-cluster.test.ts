@@ -7,7 +7,7 @@ import type { HistoryOptions } from '../../src/pubsub/broker.js';
 import { historyPolicyOf } from '../../src/apps/app.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
-import { decodeServerMessage, encodeClientMessage, PROTOCOL_VERSION, type ClientMessage, type ServerMessage, type StrokeInfo } from '../../src/web/canvas-codec.js';
+import { decodeServerMessage, encodeClientMessage, PROTOCOL_VERSION, type ClientMessage, type ServerMessage, type StrokeInfo } from '../../src/apps/canvas/wire/codec.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
 
 /**

@@ -17,7 +17,7 @@ import {
   type ClientMessage,
   type ServerMessage,
   type StrokeInfo,
-} from '../../src/web/canvas-codec.js';
+} from '../../src/apps/canvas/wire/codec.js';
 import { applyOperation, drawingFrom, isDrawingOperation } from '../../src/apps/canvas/operations.js';
 import { AppServer } from '../../src/apps/host/server.js';
 import { MemoryBroker } from '../../src/pubsub/memory-broker.js';

@@ -8,6 +8,7 @@ import { WebSocketServer, type Route } from '../../src/node/server.js';
 import { reject, type UpgradeRequest } from '../../src/node/upgrade.js';
 import { computeAcceptKey } from '../../src/protocol/handshake/accept-key.js';
 import { assertBuilt, killAll, runCli } from './cli-process.js';
+import { until } from '../wait.js';
 
 /**
  * `sockeye connect` in scripts and pipelines, as a child process through
@@ -260,9 +261,7 @@ describe('--ping-interval and --ping-timeout', () => {
     const url = await startServer({ '*': { open: (connection) => void connection.on('ping', (payload: Buffer) => pings.push(payload)) } });
     const run = runCli(['connect', url, '--ping-interval', '0.05', '--ping-timeout', '2', '-w', '0']);
     // Wait for the pings themselves (bounded), then end the input.
-    const deadline = performance.now() + 5000;
-    while (pings.length < 3 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(pings.length).toBeGreaterThanOrEqual(3);
+    await until(() => pings.length >= 3, 'three pings', 5000);
     run.child.stdin!.end();
     expect(await run.exitCode()).toBe(0);
     expect(run.stdout()).not.toContain('pong');

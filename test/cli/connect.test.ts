@@ -9,7 +9,8 @@ import type { CloseInfo, Connection } from '../../src/node/connection.js';
 import { WebSocketServer, type Route } from '../../src/node/server.js';
 import { reject, type UpgradeRequest } from '../../src/node/upgrade.js';
 import { computeAcceptKey } from '../../src/protocol/handshake/accept-key.js';
-import { assertBuilt, killAll, MAIN, PTY_BRIDGE, runCli, until } from './cli-process.js';
+import { assertBuilt, killAll, MAIN, PTY_BRIDGE, runCli } from './cli-process.js';
+import { until } from '../wait.js';
 
 /**
  * `sockeye connect` as a child process, through pipes (and one
@@ -431,7 +432,7 @@ describe('sockeye connect on a terminal', () => {
     const { url, seen } = await startServer();
     const run = runCli([MAIN, 'connect', url], { command: [python, PTY_BRIDGE, process.execPath] });
     await run.waitFor(/\/help lists the commands; Ctrl-D closes\r\n/);
-    await until(() => seen.connections.length === 1, 5000, 'the connection at the server');
+    await until(() => seen.connections.length === 1, 'the connection at the server', 5000);
     run.write('hel');
     await run.waitFor(/hel$/);
     seen.connections[0]!.send('pushed');
@@ -453,7 +454,7 @@ describe('sockeye connect on a terminal', () => {
     const { url, seen } = await startServer();
     const run = runCli([MAIN, 'connect', url], { command: [python, PTY_BRIDGE, process.execPath] });
     await run.waitFor(/Ctrl-D closes\r\n/);
-    await until(() => seen.connections.length === 1, 5000, 'the connection at the server');
+    await until(() => seen.connections.length === 1, 'the connection at the server', 5000);
     run.write('\x03');
     expect(await run.exitCode()).toBe(0);
     expect(run.stdout()).toContain('* closing (press Ctrl-C again to quit at once)');

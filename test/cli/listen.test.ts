@@ -2,7 +2,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect } from '../../src/node/client.js';
 import type { CloseInfo, Connection } from '../../src/node/connection.js';
-import { assertBuilt, killAll, runCli, until, withTimeout, type CliRun } from './cli-process.js';
+import { assertBuilt, killAll, runCli, withTimeout, type CliRun } from './cli-process.js';
+import { until } from '../wait.js';
 
 /**
  * `sockeye listen` as a child process on an ephemeral port, with `ws` and
@@ -76,7 +77,7 @@ describe('sockeye listen', () => {
     b.on('message', (data) => bReceived.push(String(data)));
     await server.waitFor(/\[#2 [^\]]+\] \* connected: \/b/);
     server.write('hi all\n');
-    await until(() => a.received.length === 1 && bReceived.length === 1, 5000, 'both clients to get the line');
+    await until(() => a.received.length === 1 && bReceived.length === 1, 'both clients to get the line', 5000);
     expect(a.received).toEqual(['hi all']);
     expect(bReceived).toEqual(['hi all']);
     expect(server.stdout()).toContain('\n[all 2] > hi all\n');
@@ -96,14 +97,14 @@ describe('sockeye listen', () => {
     server.write('/clients\n');
     await server.waitFor(/^\* 2 connected:\n\* {3}\[#1 127\.0\.0\.1:\d+\] \/a, connected \d+ s ago, 0 received, 0 sent\n\* {3}\[#2 127\.0\.0\.1:\d+\] \/b, /m);
     server.write('/to 2 only for b\n/to #1 only for a\n');
-    await until(() => a.received.length === 1 && b.received.length === 1, 5000, 'the direct messages');
+    await until(() => a.received.length === 1 && b.received.length === 1, 'the direct messages', 5000);
     expect(a.received).toEqual(['only for a']);
     expect(b.received).toEqual(['only for b']);
     server.write('/kick 1 4002 out you go\n');
     expect(await withTimeout(a.closed, 5000, 'the kick')).toEqual({ code: 4002, reason: 'out you go' });
     await server.waitFor(/\[#1 [^\]]+\] \* disconnected, closed by us: 4002 "out you go"\n/);
     server.write('/kick 9\n');
-    await until(() => server.stderr().includes('no client #9'), 5000, 'the complaint');
+    await until(() => server.stderr().includes('no client #9'), 'the complaint', 5000);
     expect(server.stderr()).toBe('sockeye: no client #9 (see /clients)\n');
   });
 
@@ -131,7 +132,7 @@ describe('sockeye listen', () => {
     a.socket.send('abc');
     await server.waitFor(/< abc\n/);
     server.write('xy\n');
-    await until(() => a.received.length === 1, 5000, 'the line');
+    await until(() => a.received.length === 1, 'the line', 5000);
     expect(server.stdout()).toMatch(/^\[#1 [^\]]+\] << text {9}fin=1 rsv1=0 rsv2=0 rsv3=0 masked=1 len=3\n\[#1 [^\]]+\] < abc\n/m);
     await server.waitFor(/^\[#1 [^\]]+\] >> text {9}fin=1 rsv1=0 rsv2=0 rsv3=0 masked=0 len=2\n/m);
   });

@@ -8,7 +8,8 @@ import { Role } from '../../src/protocol/role.js';
 import { ManualSocket } from './manual-socket.js';
 import { bufferMemory, MiB } from './memory.js';
 import { useSocketPairs } from './socket-pair.js';
-import { frame, OP, RawClient, until } from './raw-client.js';
+import { frame, OP, RawClient } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * Output bounds (issue 9, items 1 and 3): frames the connection writes on
@@ -70,7 +71,7 @@ describe('a peer that pings and never reads', () => {
       });
     }
     // Whether the rest waits in our socket or in kernel buffers, the server must have stopped.
-    await until(serverStopped, 10_000, 'the server to stop reading');
+    await until(serverStopped, 'the server to stop reading', 10_000);
     const growth = bufferMemory() - before;
 
     // Without the bound the server reads all 200 writes and keeps ~18 MB of pongs the kernel refused.
@@ -99,7 +100,7 @@ describe('output bounds on a transport whose writes the test completes', () => {
     const ending = closed(connection);
     // The application's own message may pass the limit when nothing is buffered (the policy's rule)...
     expect(connection.send(Buffer.alloc(20_000))).toBe('written');
-    await until(() => socket.heldWrites > 0, 2000, 'the batch to reach the socket');
+    await until(() => socket.heldWrites > 0, 'the batch to reach the socket', 2000);
     expect(connection.bufferedAmount).toBeGreaterThan(10_000);
     // ...but a pong the peer's ping asks for does not get the same pass.
     socket.receive(frame({ opcode: OP.ping, payload: 'x' }));
@@ -115,25 +116,25 @@ describe('output bounds on a transport whose writes the test completes', () => {
     const ping = frame({ opcode: OP.ping, payload: Buffer.alloc(100, 1) }); // a 102-byte pong each
     // Output below the mark: reading goes on.
     socket.receive(Buffer.concat(Array.from({ length: 5 }, () => ping)));
-    await until(() => socket.heldWrites === 1, 2000, 'the first batch');
+    await until(() => socket.heldWrites === 1, 'the first batch', 2000);
     expect(socket.isPaused()).toBe(false);
     // Now 510 bytes wait; 20 more pings make 2,550: the next read that adds output stops reading.
     socket.receive(Buffer.concat(Array.from({ length: 20 }, () => ping)));
-    await until(() => pings === 25, 2000, 'the second read');
-    await until(() => socket.writableLength === 2550, 2000, 'the second batch');
+    await until(() => pings === 25, 'the second read', 2000);
+    await until(() => socket.writableLength === 2550, 'the second batch', 2000);
     socket.receive(ping);
-    await until(() => pings === 26, 2000, 'the third read');
+    await until(() => pings === 26, 'the third read', 2000);
     expect(socket.isPaused()).toBe(true);
     // Bytes that arrive now wait in the socket.
     socket.receive(ping);
-    await until(() => socket.writableLength === 2652, 2000, 'the third batch');
+    await until(() => socket.writableLength === 2652, 'the third batch', 2000);
     expect(pings).toBe(26);
     // The kernel takes the first two batches: 102 bytes left, under the mark, but reading
     // waits for the write made after the pause, which carries the check.
     socket.accept(2);
     expect(socket.writableLength).toBe(102);
     socket.accept(1);
-    await until(() => pings === 27, 2000, 'reading to resume');
+    await until(() => pings === 27, 'reading to resume', 2000);
     expect(socket.isPaused()).toBe(false);
   });
 
@@ -143,10 +144,10 @@ describe('output bounds on a transport whose writes the test completes', () => {
     const received: string[] = [];
     connection.on('message', (data) => received.push(String(data)));
     expect(connection.send(Buffer.alloc(50_000))).toBe('queued');
-    await until(() => socket.heldWrites > 0, 2000, 'the batch to reach the socket');
+    await until(() => socket.heldWrites > 0, 'the batch to reach the socket', 2000);
     // Two peers that both send a lot must not both stop reading: input that makes no output is read.
     for (let i = 0; i < 3; i++) socket.receive(frame({ opcode: OP.text, payload: `m${i}` }));
-    await until(() => received.length === 3, 2000, 'the three messages');
+    await until(() => received.length === 3, 'the three messages', 2000);
     expect(socket.isPaused()).toBe(false);
   });
 
@@ -157,20 +158,20 @@ describe('output bounds on a transport whose writes the test completes', () => {
     connection.on('ping', () => pings++);
     // The first pong (22 bytes) waits in the socket; a second ping while it waits stops reading.
     socket.receive(frame({ opcode: OP.ping, payload: Buffer.alloc(20) }));
-    await until(() => socket.writableLength === 22, 2000, 'the first pong in the socket');
+    await until(() => socket.writableLength === 22, 'the first pong in the socket', 2000);
     socket.receive(frame({ opcode: OP.ping, payload: Buffer.alloc(20) }));
-    await until(() => socket.writableLength === 44, 2000, 'the second pong in the socket');
+    await until(() => socket.writableLength === 44, 'the second pong in the socket', 2000);
     expect(socket.isPaused()).toBe(true);
     connection.pause();
     socket.receive(frame({ opcode: OP.ping, payload: 'held' }));
     socket.accept();
-    await until(() => socket.heldWrites === 0 && socket.writableLength === 0, 2000, 'the output to be taken');
+    await until(() => socket.heldWrites === 0 && socket.writableLength === 0, 'the output to be taken', 2000);
     // Output drained, but the application still holds reading.
     await new Promise((resolve) => setImmediate(resolve));
     expect(socket.isPaused()).toBe(true);
     expect(pings).toBe(2);
     connection.resume();
-    await until(() => pings === 3, 2000, 'the held ping');
+    await until(() => pings === 3, 'the held ping', 2000);
   });
 });
 
@@ -203,9 +204,9 @@ describe('pongs queued behind a compression', () => {
     expect(connection.bufferedAmount).toBeGreaterThan(64 * 1024);
     // The compression ends, everything is written and taken: reading resumes and the rest is answered.
     compressions.shift()!();
-    await until(() => socket.heldWrites > 0, 2000, 'the batch');
+    await until(() => socket.heldWrites > 0, 'the batch', 2000);
     socket.accept();
-    await until(() => pings === 50_000, 2000, 'the remaining pings');
+    await until(() => pings === 50_000, 'the remaining pings', 2000);
   });
 });
 
@@ -216,12 +217,12 @@ describe('drain', () => {
     let drains = 0;
     connection.on('drain', () => drains++);
     expect(connection.send(Buffer.alloc(5000))).toBe('queued');
-    await until(() => socket.heldWrites === 1, 2000, 'the batch to reach the socket');
+    await until(() => socket.heldWrites === 1, 'the batch to reach the socket', 2000);
     // 5,004 bytes wait: under the socket's own mark, so it will not emit 'drain' itself.
     expect(socket.writableNeedDrain).toBe(false);
     expect(drains).toBe(0);
     socket.accept();
-    await until(() => drains === 1, 2000, 'drain');
+    await until(() => drains === 1, 'drain', 2000);
     expect(connection.bufferedAmount).toBe(0);
   });
 });
@@ -242,7 +243,7 @@ describe('backpressure with permessage-deflate', () => {
     rawClients.push(client);
     expect(response.headers.get('sec-websocket-extensions')).toMatch(/^permessage-deflate/);
     client.pause(); // never reads
-    await until(() => opened.length === 1, 2000, 'the connection');
+    await until(() => opened.length === 1, 'the connection', 2000);
     const connection = opened[0]!;
     let framesOut = 0;
     connection.on('wire', (f) => {
@@ -260,7 +261,7 @@ describe('backpressure with permessage-deflate', () => {
     }
     const accepted = statuses.filter((s) => s !== 'dropped').length;
     // Every accepted message has come out of the compressor and been framed.
-    await until(() => framesOut === accepted, 20_000, 'the accepted messages to be compressed');
+    await until(() => framesOut === accepted, 'the accepted messages to be compressed', 20_000);
     const growth = bufferMemory() - before;
 
     // Each waits for the compressor as 256 KiB plus a 10-byte header: 15 fit in 4 MiB, the 16th would pass it.

@@ -4,6 +4,7 @@ import { Opcode } from '../../src/protocol/opcode.js';
 import { connect } from '../../src/node/client.js';
 import { ConnectionState, type CloseInfo, type Connection, type FrameInfo } from '../../src/node/connection.js';
 import { WebSocketServer, type Route, type ServerOptions } from '../../src/node/server.js';
+import { until } from '../wait.js';
 
 /**
  * `connect()` and its `Connection` as the native client, against a real
@@ -74,14 +75,6 @@ function closed(client: Connection<undefined>): Promise<CloseInfo> {
   return new Promise((resolve) => client.once('close', resolve));
 }
 
-async function until(condition: () => boolean, what: string, timeout = 5000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 describe('Connection state changes', () => {
   it('reports a session in order: messages, open->closing, closing->closed, close', async () => {
     const harness = await start({
@@ -94,7 +87,7 @@ describe('Connection state changes', () => {
     const log = record(client);
     expect(client.state).toBe(ConnectionState.Open);
     expect(client.closeInfo).toBeNull();
-    await until(() => log.length >= 2, 'both messages');
+    await until(() => log.length >= 2, 'both messages', 5000);
     const ended = closed(client);
     client.close(1000, 'done');
     expect(client.state).toBe(ConnectionState.Closing);
@@ -147,7 +140,7 @@ describe('Connection state changes', () => {
     expect(info).toMatchObject({ code: 1006, wasClean: false });
     expect(info.error).toMatchObject({ code: 'WS_ERR_TERMINATED' });
     expect(log).toEqual(['state open->closed', 'close 1006 transport unclean']);
-    await until(() => harness.server.connections.size === 0, 'the server to see the connection go');
+    await until(() => harness.server.connections.size === 0, 'the server to see the connection go', 5000);
   });
 
   it('reports a protocol failure as open->closing after the error, then closed', async () => {
@@ -241,11 +234,11 @@ describe('Connection frames, pongs, bytes written, compression', () => {
     client.on('written', (count) => (written += count));
     client.send('hello');
     // 2 header bytes + 4 masking-key bytes (a client masks every frame, §5.3) + 5 payload bytes.
-    await until(() => written === 11, 'the bytes of one frame');
+    await until(() => written === 11, 'the bytes of one frame', 5000);
     client.send(Buffer.alloc(200));
     // 2 bytes + 2 extended length bytes (126..65535, §5.2) + 4 mask + 200.
-    await until(() => written === 11 + 208, 'the bytes of a second frame');
-    await until(() => harness.received.length === 2, 'the server to receive both');
+    await until(() => written === 11 + 208, 'the bytes of a second frame', 5000);
+    await until(() => harness.received.length === 2, 'the server to receive both', 5000);
   });
 
   it('negotiates permessage-deflate by default and compresses unless a send says compress: false', async () => {
@@ -259,7 +252,7 @@ describe('Connection frames, pongs, bytes written, compression', () => {
     const text = 'compress me '.repeat(20);
     client.send(text);
     client.send(text, { compress: false });
-    await until(() => harness.received.length === 2, 'both messages');
+    await until(() => harness.received.length === 2, 'both messages', 5000);
     expect(harness.received).toEqual([text, text]);
     // RSV1 marks a compressed message's first frame (RFC 7692 §6).
     expect(rsv1).toEqual([true, false]);
@@ -319,7 +312,7 @@ describe('Connection async iteration', () => {
     // Nothing consumed: the client stops reading once 4 messages wait, so
     // most of the burst stays with the server (it would drain otherwise, see below).
     const server = harness.connections[0]!;
-    await until(() => server.bufferedAmount > (count * size) / 2, 'the server to hold most of the burst');
+    await until(() => server.bufferedAmount > (count * size) / 2, 'the server to hold most of the burst', 5000);
     expect(server.send('one more')).toBe('queued');
 
     let next = 1;
@@ -332,7 +325,7 @@ describe('Connection async iteration', () => {
       next++;
     }
     expect(next).toBe(count);
-    await until(() => server.bufferedAmount === 0, 'the server to drain');
+    await until(() => server.bufferedAmount === 0, 'the server to drain', 5000);
   });
 
   it("without an iterator the same burst drains: the pause above is the iterator's doing", async () => {
@@ -346,7 +339,7 @@ describe('Connection async iteration', () => {
     const client = track(await connect(harness.url, { perMessageDeflate: false }));
     let received = 0;
     client.on('message', () => received++);
-    await until(() => received === count, 'every message');
+    await until(() => received === count, 'every message', 5000);
     expect(harness.connections[0]!.bufferedAmount).toBe(0);
   });
 

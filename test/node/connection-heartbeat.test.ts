@@ -6,7 +6,8 @@ import { Opcode } from '../../src/protocol/opcode.js';
 import { Role } from '../../src/protocol/role.js';
 import { ManualSocket } from './manual-socket.js';
 import { useSocketPairs } from './socket-pair.js';
-import { frame, OP, RawClient, until } from './raw-client.js';
+import { frame, OP, RawClient } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * The heartbeat and paused reading (issue 9, item 7). The rule: while the
@@ -83,7 +84,7 @@ describe('heartbeat while the application holds reading paused', () => {
     const connection = new Connection(local, { role: Role.Server }, undefined);
     const iterator = connection.messages({ highWaterMark: 2 });
     peer.write(Buffer.concat([1, 2, 3].map((n) => frame({ opcode: OP.text, payload: `m${n}` }))));
-    await until(() => local.isPaused(), 2000, 'the iterator to pause reading');
+    await until(() => local.isPaused(), 'the iterator to pause reading', 2000);
     for (let i = 0; i < 3; i++) connection.heartbeat(1000);
     expect(connection.state).toBe('open');
     expect((await iterator.next()).value).toBe('m1');
@@ -98,13 +99,13 @@ describe('heartbeat while reading waits for backed-up output', () => {
     const closing = new Promise<CloseInfo>((resolve) => connection.once('close', resolve));
     // Two pings whose pongs the kernel does not take: reading stops.
     socket.receive(frame({ opcode: OP.ping, payload: Buffer.alloc(20) }));
-    await until(() => socket.writableLength === 22, 2000, 'the first pong');
+    await until(() => socket.writableLength === 22, 'the first pong', 2000);
     socket.receive(frame({ opcode: OP.ping, payload: Buffer.alloc(20) }));
-    await until(() => socket.writableLength === 44, 2000, 'the second pong');
+    await until(() => socket.writableLength === 44, 'the second pong', 2000);
     expect(socket.isPaused()).toBe(true);
 
     connection.heartbeat(1000); // ping
-    await until(() => socket.writableLength === 46, 2000, 'the heartbeat ping');
+    await until(() => socket.writableLength === 46, 'the heartbeat ping', 2000);
     socket.accept(1); // the peer read the first pong: output still over the mark, reading still paused
     expect(socket.isPaused()).toBe(true);
     connection.heartbeat(1000); // progress since the ping: alive
@@ -134,13 +135,13 @@ describe('pause() in the open hook', () => {
     const { client } = await RawClient.upgrade(port, {}, frame({ opcode: OP.text, payload: 'early' }));
     rawClients.push(client);
     client.send({ opcode: OP.text, payload: 'later' });
-    await until(() => opened.length === 1, 2000, 'the open hook');
+    await until(() => opened.length === 1, 'the open hook', 2000);
     const connection = opened[0]!;
     // Neither what came with the handshake nor what came after is read until resume().
     expect((connection as unknown as { socket: Socket }).socket.isPaused()).toBe(true);
     expect(received).toEqual([]);
     connection.resume();
-    await until(() => received.length === 2, 2000, 'both messages');
+    await until(() => received.length === 2, 'both messages', 2000);
     expect(received).toEqual(['early', 'later']);
   });
 });

@@ -3,7 +3,8 @@ import { Connection } from '../../src/node/connection.js';
 import type { CompressionCodec } from '../../src/protocol/codec.js';
 import { Role } from '../../src/protocol/role.js';
 import { useSocketPairs } from './socket-pair.js';
-import { frame, OP, until } from './raw-client.js';
+import { frame, OP } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * Limits of a Connection that need a hand-made peer and a hand-made codec:
@@ -55,13 +56,13 @@ describe('Connection limits', () => {
     connection.on('message', (data) => received.push(data.length));
     // A compressed message (RSV1) the codec holds, then 2 MiB of plain messages behind it.
     peer.write(frame({ opcode: OP.binary, rsv1: true, payload: Buffer.alloc(10, 1) }));
-    await until(() => codec.held === 1, 2000, 'the decompression to start');
+    await until(() => codec.held === 1, 'the decompression to start', 2000);
     const chunk = frame({ opcode: OP.binary, payload: Buffer.alloc(64 * 1024, 2) });
     for (let i = 0; i < 32; i++) peer.write(chunk);
-    await until(() => local.isPaused(), 2000, 'reading to pause');
+    await until(() => local.isPaused(), 'reading to pause', 2000);
     expect(received).toEqual([]);
     codec.release();
-    await until(() => received.length === 33, 2000, 'every message after the release');
+    await until(() => received.length === 33, 'every message after the release', 2000);
     expect(received[0]).toBe(10);
     expect(local.isPaused()).toBe(false);
   });

@@ -8,18 +8,8 @@ import {
   type SendStatus,
   type ServerOptions,
 } from '../../src/index.js';
-import {
-  OP,
-  RawClient,
-  closePayload,
-  deflateMessage,
-  frame,
-  parseClose,
-  settlesWithin,
-  until,
-  type FrameSpec,
-  type UpgradeRequestOptions,
-} from './raw-client.js';
+import { OP, RawClient, closePayload, deflateMessage, frame, parseClose, settlesWithin, type FrameSpec, type UpgradeRequestOptions } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * A server connection driven byte by byte from a raw TCP peer: framing
@@ -114,7 +104,7 @@ describe('framing rules end to end (RFC 6455 §5)', () => {
       Buffer.concat([Buffer.from([0x88, 0x1e, 0x03, 0xea]), Buffer.from('client frames must be masked')]),
     );
     await client.waitEnd();
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     const info = harness.closes[0]!;
     expect(info).toMatchObject({ code: 1006, wasClean: false, initiator: 'local' });
     expect(info.error).toMatchObject({ name: 'ProtocolError', code: 'WS_ERR_EXPECTED_MASK', closeCode: 1002 });
@@ -403,7 +393,7 @@ describe('closing handshake (§7.1)', () => {
     client.send({ opcode: OP.close, payload: closePayload(1000, 'done') });
     expect((await client.readFrame()).bytes).toEqual(Buffer.from([0x88, 0x02, 0x03, 0xe8]));
     await client.waitEnd();
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     expect(harness.closes[0]).toEqual({ code: 1000, reason: 'done', wasClean: true, initiator: 'remote' });
     expect(harness.errors).toEqual([]);
   });
@@ -414,7 +404,7 @@ describe('closing handshake (§7.1)', () => {
     client.send({ opcode: OP.close });
     expect((await client.readFrame()).bytes).toEqual(Buffer.from([0x88, 0x00]));
     await client.waitEnd();
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     expect(harness.closes[0]).toMatchObject({ code: 1005, reason: '', wasClean: true, initiator: 'remote' });
   });
 
@@ -446,7 +436,7 @@ describe('closing handshake (§7.1)', () => {
     expect(await settlesWithin(client.waitEnd(), 50)).toBe(false);
     client.send({ opcode: OP.close, payload: closePayload(4000, 'ok') });
     await client.waitEnd();
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     expect(harness.closes[0]).toEqual({ code: 4000, reason: 'ok', wasClean: true, initiator: 'local' });
     expect(connection.state).toBe('closed');
   });
@@ -473,7 +463,7 @@ describe('closing handshake (§7.1)', () => {
     const elapsed = performance.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(90);
     expect(elapsed).toBeLessThan(1000);
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     const info = harness.closes[0]!;
     expect(info).toMatchObject({ code: 1006, wasClean: false, initiator: 'local' });
     expect(info.error).toMatchObject({ name: 'ConnectionError', code: 'WS_ERR_CLOSE_TIMEOUT' });
@@ -484,7 +474,7 @@ describe('closing handshake (§7.1)', () => {
     const client = await connectRaw(harness);
     client.socket.end();
     await client.waitClosed(1000);
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     expect(harness.closes[0]).toMatchObject({ code: 1006, wasClean: false, initiator: 'transport' });
   });
 
@@ -492,7 +482,7 @@ describe('closing handshake (§7.1)', () => {
     const harness = await start();
     const client = await connectRaw(harness);
     client.destroy();
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     const info = harness.closes[0]!;
     expect(info).toMatchObject({ code: 1006, wasClean: false, initiator: 'transport' });
     expect(info.error).toMatchObject({ code: 'WS_ERR_CONNECTION_LOST' });
@@ -524,7 +514,7 @@ describe('backpressure', () => {
     expect(statuses[0]).toBe('queued');
     expect(statuses.at(-1)).toBe('closed');
     expect(statuses.slice(0, -1).every((status) => status === 'queued')).toBe(true);
-    await until(() => harness.closes.length === 1, 2000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 2000);
     expect(harness.closes[0]).toMatchObject({ code: 1006, wasClean: false });
     expect(harness.closes[0]!.error).toMatchObject({ code: 'WS_ERR_BUFFER_LIMIT' });
     expect(connection.send('more')).toBe('closed');
@@ -611,7 +601,7 @@ describe('ping round trip', () => {
     const client = await connectRaw(harness);
     const connection = harness.connections[0]!;
     client.destroy();
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     expect(connection.state).toBe('closed');
     expect(connection.send('anyone?')).toBe('closed');
     expect(connection.sendFragment('anyone?', true)).toBe('closed');

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, WebSocketServer, type Connection, type FrameInfo } from '../../src/index.js';
-import { until } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * `frame` events with permessage-deflate negotiated (RFC 7692): each data
@@ -45,7 +45,7 @@ describe('frame events with permessage-deflate negotiated', () => {
     client.sendFragment(parts[0]!, false);
     client.sendFragment(parts[1]!, false);
     client.sendFragment(parts[2]!, true);
-    await until(() => messages.length === 1, 5000, 'the message');
+    await until(() => messages.length === 1, 'the message', 5000);
     expect(messages[0]!.toString('utf8')).toBe(text);
     expect(frames.map((f) => [f.opcode, f.fin, f.rsv1])).toEqual([
       [1, false, true],
@@ -65,7 +65,7 @@ describe('frame events with permessage-deflate negotiated', () => {
     const client = await connect(url, { perMessageDeflate: { threshold: 0 } });
     clients.push(client);
     client.send(Buffer.from([1, 2, 3]), { compress: false });
-    await until(() => messages.length === 1, 5000, 'the message');
+    await until(() => messages.length === 1, 'the message', 5000);
     expect(frames.map((f) => [f.opcode, f.fin, f.rsv1, [...f.payload]])).toEqual([[2, true, false, [1, 2, 3]]]);
   });
 });

@@ -4,6 +4,7 @@ import { routeParams, WebSocketServer, type Connection } from '../../src/index.j
 import { generateScript, Prng, type Message, type Script } from './fuzz-script.js';
 import { bufferMemory, MiB } from './memory.js';
 import { OP, RawClient, parseClose, type RawFrame } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * Random frames over a real socket (issue 9, Tests): a library echo server
@@ -325,21 +326,13 @@ async function runRound(echo: EchoServer, deflate: boolean, from: number, to: nu
   // Every connection closed on the server too, once each, with a code that fits what its client did.
   for (const [id, allowed] of expectedCodes) {
     const waitedFor = `the server's close hook for connection ${id} (FUZZ_SEED=${SEED})`;
-    await untilOrThrow(() => echo.closes.has(id), waitedFor);
+    await until(() => echo.closes.has(id), waitedFor, WAIT_MS);
     const codes = echo.closes.get(id)!;
     if (codes.length !== 1 || !allowed.includes(codes[0]!)) {
       throw new Error(`FUZZ_SEED=${SEED} connection ${id}: server close codes ${codes.join(', ')}, allowed ${allowed.join(', ')}`);
     }
   }
   return traffic;
-}
-
-async function untilOrThrow(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + WAIT_MS;
-  while (!predicate()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Connections still reachable after a full collection (WeakRefs are only cleared between turns). */
@@ -359,12 +352,12 @@ describe.each([
   it('echoes valid traffic, answers invalid input with an allowed code, never throws, keeps memory flat', { timeout: 120_000 }, async () => {
     const echo = await startEcho(deflate);
     await runRound(echo, deflate, 0, WARM_UP);
-    await untilOrThrow(() => echo.server.connections.size === 0, 'the warm-up connections to close');
+    await until(() => echo.server.connections.size === 0, 'the warm-up connections to close', WAIT_MS);
     bufferMemory(); // a full GC
     const before = process.memoryUsage();
 
     const traffic = await runRound(echo, deflate, WARM_UP, WARM_UP + MEASURED);
-    await untilOrThrow(() => echo.server.connections.size === 0, 'every connection to close');
+    await until(() => echo.server.connections.size === 0, 'every connection to close', WAIT_MS);
     const alive = await stillAlive(echo.opened);
     const after = process.memoryUsage();
     const growth = (key: 'external' | 'heapUsed' | 'rss'): number => after[key] - before[key];

@@ -115,15 +115,6 @@ export interface HttpResponse {
   body: string;
 }
 
-/** Poll `predicate` every few ms until it holds; fails after `timeout` ms. */
-export async function until(predicate: () => boolean, timeout = DEFAULT_WAIT_MS, what = 'a condition'): Promise<void> {
-  const deadline = performance.now() + timeout;
-  while (!predicate()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 /** Whether `promise` settles within `ms` milliseconds. */
 export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;

@@ -2,7 +2,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws';
 import { CloseCode, connect, WebSocketServer, type CloseInfo, type Connection } from '../../src/index.js';
-import { RawClient, closePayload, OP, parseClose, until } from './raw-client.js';
+import { RawClient, closePayload, OP, parseClose } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * Close codes 1012 (service restart), 1013 (try again later) and 1014 (bad
@@ -65,7 +66,7 @@ describe('1012-1014 from the IANA registry', () => {
     expect(parseClose(await client.readFrame())).toEqual({ code: 1013, reason: '' });
     await client.waitEnd();
     client.destroy();
-    await until(() => infos.length > 0, 2000, 'the close hook');
+    await until(() => infos.length > 0, 'the close hook', 2000);
     expect(infos[0]).toMatchObject({ code: 1013, reason: 'busy', wasClean: true });
   });
 });

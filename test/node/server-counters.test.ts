@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type Route, type ServerOptions } from '../../src/index.js';
-import { OP, RawClient, closePayload, parseClose, until, upgradeRequest } from './raw-client.js';
+import { OP, RawClient, closePayload, parseClose, upgradeRequest } from './raw-client.js';
+import { until } from '../wait.js';
 
 /** `server.counters()`: what the server did since it started, each event counted where it happens. */
 
@@ -67,7 +68,7 @@ describe('server.counters()', () => {
     failing.send({ opcode: OP.text, payload: 'throw' });
     expect(parseClose(await failing.readFrame()).code).toBe(1011);
     await failing.waitEnd();
-    await until(() => server.connections.size === 0, 2000, 'every close');
+    await until(() => server.connections.size === 0, 'every close', 2000);
 
     const counters = server.counters();
     expect(counters.opened).toBe(3);
@@ -92,7 +93,7 @@ describe('server.counters()', () => {
     // A raw client answers no ping.
     const silent = await upgrade(port);
     await silent.waitEnd(3000);
-    await until(() => server.counters().heartbeatDrops === 1, 2000, 'the heartbeat drop');
+    await until(() => server.counters().heartbeatDrops === 1, 'the heartbeat drop', 2000);
   });
 
   it('counts messages dropped for a slow reader, open connections included, and keeps them after the close', async () => {
@@ -107,13 +108,13 @@ describe('server.counters()', () => {
     );
     const slow = await upgrade(port);
     slow.pause();
-    await until(() => server.counters().backpressureDrops > 0, 2000, 'dropped messages');
+    await until(() => server.counters().backpressureDrops > 0, 'dropped messages', 2000);
     const whileOpen = server.counters().backpressureDrops;
     // At most 256 KiB of the 3.2 MB fit: most of the 200 are dropped.
     expect(whileOpen).toBeGreaterThan(100);
     expect(whileOpen).toBeLessThan(200);
     slow.destroy();
-    await until(() => server.connections.size === 0, 2000, 'the close');
+    await until(() => server.connections.size === 0, 'the close', 2000);
     expect(server.counters().backpressureDrops).toBe(whileOpen);
   });
 
@@ -129,6 +130,6 @@ describe('server.counters()', () => {
     );
     const slow = await upgrade(port);
     slow.pause();
-    await until(() => server.counters().backpressureCloses === 1, 3000, 'the backpressure close');
+    await until(() => server.counters().backpressureCloses === 1, 'the backpressure close', 3000);
   });
 });

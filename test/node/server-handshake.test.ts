@@ -2,7 +2,8 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reject, WebSocketServer, type CloseInfo, type Route, type ServerOptions } from '../../src/index.js';
-import { OP, RawClient, SAMPLE_ACCEPT, SAMPLE_KEY, frame, until, upgradeRequest } from './raw-client.js';
+import { OP, RawClient, SAMPLE_ACCEPT, SAMPLE_KEY, frame, upgradeRequest } from './raw-client.js';
+import { until } from '../wait.js';
 
 const servers: WebSocketServer[] = [];
 const httpServers: HttpServer[] = [];
@@ -416,7 +417,7 @@ describe('handleUpgrade on an existing node:http server', () => {
     // node:http sockets allow half-open connections; the server must not keep this one.
     client.socket.end();
     await client.waitClosed(1000);
-    await until(() => closes.length === 1, 1000, 'the close event');
+    await until(() => closes.length === 1, 'the close event', 1000);
     expect(closes[0]).toMatchObject({ code: 1006, wasClean: false, initiator: 'transport' });
   });
 

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { reject, WebSocketServer, type Connection, type Route, type ServerOptions } from '../../src/index.js';
 import type { HookFailure } from '../../src/node/server.js';
-import { OP, RawClient, parseClose, until, upgradeRequest } from './raw-client.js';
+import { OP, RawClient, parseClose, upgradeRequest } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * Application hooks that throw or return a rejected promise: the connection
@@ -77,7 +78,7 @@ describe('a hook that rejects or throws after the upgrade', () => {
     expect(parseClose(close)).toEqual({ code: 1011, reason: 'internal error' });
     expect(close.payload.toString('latin1')).not.toContain('hunter2');
     await client.waitEnd();
-    await until(() => harness.errors.length === 1, 1000, 'the error hook');
+    await until(() => harness.errors.length === 1, 'the error hook', 1000);
     await settle();
     expect(unhandled).toEqual([]);
     // The route's error hook: a ConnectionError carrying the original error.
@@ -96,7 +97,7 @@ describe('a hook that rejects or throws after the upgrade', () => {
     });
     const client = await upgrade(harness);
     expect(parseClose(await client.readFrame())).toEqual({ code: 1011, reason: 'internal error' });
-    await until(() => harness.failures.length === 1, 1000, 'onError');
+    await until(() => harness.failures.length === 1, 'onError', 1000);
     expect(harness.failures[0]!.error.message).toBe('plain string');
     expect(harness.failures[0]!.failure.hook).toBe('open');
     await settle();
@@ -114,7 +115,7 @@ describe('a hook that rejects or throws after the upgrade', () => {
     const client = await upgrade(harness);
     client.send({ opcode: OP.text, payload: 'x' });
     expect(parseClose(await client.readFrame()).code).toBe(1011);
-    await until(() => harness.failures.length === 1, 1000, 'onError');
+    await until(() => harness.failures.length === 1, 'onError', 1000);
     expect(harness.failures[0]!.error.message).toBe('odd thenable');
   });
 
@@ -134,7 +135,7 @@ describe('a hook that rejects or throws after the upgrade', () => {
     const client = await upgrade(harness);
     const { close } = await client.readUntilClose();
     expect(parseClose(close).code).toBe(1011);
-    await until(() => harness.failures.length === 1, 1000, 'onError');
+    await until(() => harness.failures.length === 1, 'onError', 1000);
     expect(harness.failures[0]!.failure.hook).toBe('drain');
   });
 
@@ -147,7 +148,7 @@ describe('a hook that rejects or throws after the upgrade', () => {
     const client = await upgrade(harness);
     client.send({ opcode: OP.close, payload: Buffer.from([0x03, 0xe8]) });
     await client.waitEnd();
-    await until(() => harness.errors.length === 1, 1000, 'the error hook');
+    await until(() => harness.errors.length === 1, 'the error hook', 1000);
     expect(harness.errors[0]).toMatchObject({ code: 'WS_ERR_HANDLER_FAILED' });
     expect((harness.errors[0]!.cause as Error).message).toBe('cleanup failed');
     expect(harness.failures.map((f) => f.failure.hook)).toEqual(['close']);
@@ -167,7 +168,7 @@ describe('a hook that rejects or throws after the upgrade', () => {
     const close = parseClose(await client.readFrame());
     expect(close.code).toBe(1007);
     expect(close.reason).not.toContain('error hook');
-    await until(() => harness.failures.length === 1, 1000, 'onError');
+    await until(() => harness.failures.length === 1, 'onError', 1000);
     expect(harness.failures[0]!.failure.hook).toBe('error');
     expect(harness.failures[0]!.error.message).toBe('the error hook broke');
   });
@@ -184,7 +185,7 @@ describe('a hook that rejects or throws after the upgrade', () => {
     const client = await upgrade(harness);
     client.send({ opcode: OP.text, payload: 'x' });
     expect(parseClose(await client.readFrame())).toEqual({ code: 1011, reason: 'internal error' });
-    await until(() => harness.failures.length === 2, 1000, 'two failures');
+    await until(() => harness.failures.length === 2, 'two failures', 1000);
     expect(harness.failures.map((f) => [f.failure.hook, f.error.message])).toEqual([
       ['message', 'first'],
       ['error', 'second'],
@@ -286,7 +287,7 @@ describe('hooks before the upgrade may be async', () => {
     clients.push(client);
     client.write(upgradeRequest({ path: '/hooks?user=ada' }));
     expect((await client.readHead()).status).toBe(101);
-    await until(() => seen.length === 1, 1000, 'the open hook');
+    await until(() => seen.length === 1, 'the open hook', 1000);
     expect(seen).toEqual([{ user: 'ada' }]);
   });
 });

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type Route, type ServerOptions } from '../../src/index.js';
 import type { RateLimited } from '../../src/node/server.js';
-import { OP, RawClient, parseClose, until, upgradeRequest } from './raw-client.js';
+import { OP, RawClient, parseClose, upgradeRequest } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * Limits built into the server: rate limits per connection (token buckets
@@ -178,7 +179,7 @@ describe('connection caps', () => {
     expect(await status(port)).toBe(429);
     first.send({ opcode: OP.close, payload: Buffer.from([0x03, 0xe8]) });
     await first.waitEnd();
-    await until(() => server.connections.size === 1, 2000, 'the server to see the close');
+    await until(() => server.connections.size === 1, 'the server to see the close', 2000);
     expect(await status(port)).toBe(101);
     expect(server.counters().refused[429]).toBe(1);
   });
@@ -201,7 +202,7 @@ describe('connection caps', () => {
     const sockets = await Promise.all(pending);
     clients.push(...sockets);
     for (const client of sockets) client.write(upgradeRequest());
-    await until(() => waiting.length === 2, 2000, 'two pending authentications');
+    await until(() => waiting.length === 2, 'two pending authentications', 2000);
     expect(await status(port)).toBe(503);
     for (const release of waiting) release();
     for (const client of sockets) expect((await client.readHead()).status).toBe(101);
@@ -232,7 +233,7 @@ describe('connection caps', () => {
     const slow = await RawClient.open(port);
     clients.push(slow);
     slow.write(upgradeRequest({ path: '/?wait' }));
-    await until(() => waiting.length === 1, 2000, 'the pending authentication');
+    await until(() => waiting.length === 1, 'the pending authentication', 2000);
     const turnedAway = await RawClient.open(port);
     clients.push(turnedAway);
     expect((await turnedAway.readHead()).status).toBe(503);
@@ -277,7 +278,7 @@ describe('rateViolation(): refusals by a limit of the application', () => {
     verdicts = [];
     const free = await upgrade(port, '/free');
     free.send({ opcode: OP.text, payload: 'x' });
-    await until(() => verdicts.length === 1, 2000, 'the message hook');
+    await until(() => verdicts.length === 1, 'the message hook', 2000);
     expect(verdicts).toEqual([false]);
     expect(server.counters().rateLimited).toBe(3);
   });

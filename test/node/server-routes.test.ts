@@ -2,7 +2,8 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, WebSocketServer, type UpgradeRequest } from '../../src/index.js';
 import { routeParams } from '../../src/node/server.js';
-import { RawClient, until, upgradeRequest } from './raw-client.js';
+import { RawClient, upgradeRequest } from './raw-client.js';
+import { until } from '../wait.js';
 
 /** Route paths: exact, with parameters, prefixes; mistakes refused when mounting; listen() after a failure. */
 
@@ -75,7 +76,7 @@ describe('route()', () => {
     for (const path of ['/files/readme', '/files/a.txt', '/files/dir/b.txt', '/files', '/other']) {
       expect(await statusOf(port, path)).toBe(101);
     }
-    await until(() => hits.length === 5, 2000, 'five open hooks');
+    await until(() => hits.length === 5, 'five open hooks', 2000);
     expect(hits).toEqual([
       '/files/readme {}',
       // Mounted first, the prefix wins over /files/:name.

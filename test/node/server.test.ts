@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type CloseInfo, type Connection, type Route, type ServerOptions } from '../../src/index.js';
-import { OP, RawClient, closePayload, frame, parseClose, settlesWithin, until, type RawFrame } from './raw-client.js';
+import { OP, RawClient, closePayload, frame, parseClose, settlesWithin, type RawFrame } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * Server-wide behaviour over real sockets: graceful shutdown, heartbeats,
@@ -97,7 +98,7 @@ describe('graceful shutdown', () => {
       expect(parseClose(await client.readFrame())).toEqual({ code: 4001, reason: 'maintenance' });
       await client.waitEnd();
     }
-    await until(() => harness.closes.length === 2, 1000, 'both close events');
+    await until(() => harness.closes.length === 2, 'both close events', 1000);
     for (const info of harness.closes) {
       expect(info).toMatchObject({ code: 1006, wasClean: false, initiator: 'local' });
     }
@@ -159,7 +160,7 @@ describe('heartbeat', () => {
     expect(lively.ended).toBe(false);
     expect(harness.connections[0]!.state).toBe('open');
 
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     const info = harness.closes[0]!;
     expect(silentConnection.state).toBe('closed');
     expect(info).toMatchObject({ code: 1006, reason: 'no pong within 100 ms', wasClean: false, initiator: 'local' });
@@ -191,7 +192,7 @@ describe('idle timeout', () => {
     expect(close.bytes).toEqual(frame({ opcode: OP.close, payload: closePayload(1001, 'no traffic for 100 ms'), mask: false }));
     await client.waitEnd();
     expect(performance.now() - started).toBeGreaterThanOrEqual(90);
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     expect(harness.closes[0]!.error).toMatchObject({ code: 'WS_ERR_IDLE_TIMEOUT' });
   });
 
@@ -227,7 +228,7 @@ describe('exceptions in application hooks', () => {
       frame({ opcode: OP.close, payload: closePayload(1011, 'internal error'), mask: false }),
     );
     await victim.waitEnd();
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     // Reported once, as a ConnectionError carrying what was thrown; the close event has the same error.
     expect(harness.errors).toHaveLength(1);
     const reported = harness.errors[0]!;
@@ -275,7 +276,7 @@ describe('exceptions in application hooks', () => {
     client.send({ opcode: OP.text, payload: 'x' });
     expect(parseClose(await client.readFrame()).code).toBe(1011);
     await client.waitEnd();
-    await until(() => harness.closes.length === 1, 1000, 'the close event');
+    await until(() => harness.closes.length === 1, 'the close event', 1000);
     // The error hook throws both times it is called.
     expect(logged).toEqual(['first', 'second', 'third', 'second']);
     // The message hook's failure, then the close hook's, which can only be reported directly.

@@ -3,7 +3,7 @@ import { connect } from '../../src/node/client.js';
 import type { Connection } from '../../src/node/connection.js';
 import { WebSocketServer, type RouteTraffic } from '../../src/node/server.js';
 import { prepareFrame } from '../../src/protocol/protocol.js';
-import { until } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * The traffic counters: per connection (data messages and payload bytes,
@@ -63,7 +63,7 @@ describe('Connection traffic counters', () => {
     client.on('message', () => echoes++);
     client.send(text);
     client.send(binary);
-    await until(() => echoes === 2, 3000, 'two echoes');
+    await until(() => echoes === 2, 'two echoes', 3000);
     const server = h.accepted[0]!;
     expect([client.messagesSent, client.bytesSent, client.messagesReceived, client.bytesReceived]).toEqual([2, 13_000, 2, 13_000]);
     expect([server.messagesReceived, server.bytesReceived, server.messagesSent, server.bytesSent]).toEqual([2, 13_000, 2, 13_000]);
@@ -72,26 +72,26 @@ describe('Connection traffic counters', () => {
   it('count a fragmented message once, with all its bytes', async () => {
     const h = await start();
     const client = await open(h.port, '/sink');
-    await until(() => h.accepted.length === 1, 3000, 'the server side');
+    await until(() => h.accepted.length === 1, 'the server side', 3000);
     client.send(Buffer.alloc(1000), { fragmentSize: 100 });
     client.sendFragment('abc', false);
     client.sendFragment('de', true);
     expect([client.messagesSent, client.bytesSent]).toEqual([2, 1005]);
     const server = h.accepted[0]!;
-    await until(() => server.messagesReceived === 2, 3000, 'both messages');
+    await until(() => server.messagesReceived === 2, 'both messages', 3000);
     expect(server.bytesReceived).toBe(1005);
   });
 
   it('count prepared (publish/subscribe) sends by their payload', async () => {
     const h = await start();
     const client = await open(h.port, '/sink');
-    await until(() => h.accepted.length === 1, 3000, 'the server side');
+    await until(() => h.accepted.length === 1, 'the server side', 3000);
     const frame = prepareFrame(new TextEncoder().encode('hello'), false);
     const server = h.accepted[0]!;
     expect(server.sendPrepared(frame)).toBe('written');
     expect(server.sendPrepared(frame)).toBe('written');
     expect([server.messagesSent, server.bytesSent]).toEqual([2, 10]);
-    await until(() => client.messagesReceived === 2, 3000, 'both messages');
+    await until(() => client.messagesReceived === 2, 'both messages', 3000);
     expect(client.bytesReceived).toBe(10);
   });
 
@@ -123,17 +123,17 @@ describe('WebSocketServer.traffic()', () => {
     second.on('message', () => echoes++);
     for (let i = 0; i < 5; i++) first.send('abcd');
     for (let i = 0; i < 3; i++) second.send('xy');
-    await until(() => echoes === 8, 3000, 'eight echoes');
+    await until(() => echoes === 8, 'eight echoes', 3000);
     expect(routeOf(h.server, '/echo')).toMatchObject({ connections: 2, opened: 2, messagesReceived: 8, bytesReceived: 26, messagesSent: 8, bytesSent: 26 });
 
     first.close(1000);
-    await until(() => routeOf(h.server, '/echo').connections === 1, 3000, 'the close on the server');
+    await until(() => routeOf(h.server, '/echo').connections === 1, 'the close on the server', 3000);
     expect(routeOf(h.server, '/echo')).toMatchObject({ connections: 1, opened: 2, messagesReceived: 8, bytesReceived: 26, messagesSent: 8, bytesSent: 26 });
 
     second.send('z');
-    await until(() => echoes === 9, 3000, 'the ninth echo');
+    await until(() => echoes === 9, 'the ninth echo', 3000);
     second.close(1000);
-    await until(() => routeOf(h.server, '/echo').connections === 0, 3000, 'the second close');
+    await until(() => routeOf(h.server, '/echo').connections === 0, 'the second close', 3000);
     expect(routeOf(h.server, '/echo')).toMatchObject({ connections: 0, opened: 2, messagesReceived: 9, bytesReceived: 27, messagesSent: 9, bytesSent: 27 });
     expect(routeOf(h.server, '/sink')).toMatchObject({ connections: 0, opened: 0, messagesReceived: 0 });
   });
@@ -144,7 +144,7 @@ describe('WebSocketServer.traffic()', () => {
     const b = await open(h.port, '/elsewhere?x=1');
     a.send('1');
     b.send('22');
-    await until(() => routeOf(h.server, '*').messagesReceived === 2, 3000, 'both messages');
+    await until(() => routeOf(h.server, '*').messagesReceived === 2, 'both messages', 3000);
     expect(routeOf(h.server, '*')).toMatchObject({ connections: 2, opened: 2, bytesReceived: 3 });
     expect(h.server.traffic().map((route) => route.path)).toEqual(['/echo', '/sink', '*']);
   });

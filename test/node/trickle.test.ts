@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Connection, type CloseInfo } from '../../src/node/connection.js';
 import { createZlibCodec } from '../../src/node/zlib-codec.js';
 import { Role } from '../../src/protocol/role.js';
-import { closePayload, frame, OP, until } from './raw-client.js';
+import { closePayload, frame, OP } from './raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * A large frame trickled in tiny TCP segments (issue 9, item 2): what the
@@ -81,13 +82,13 @@ describe('a large frame trickled a byte per TCP segment', () => {
     });
 
     pairs.forEach(([, peer], i) => peer.write(frames[i]!.header));
-    await until(() => reads.every((n) => n >= 1), 5000, 'the headers to be read');
+    await until(() => reads.every((n) => n >= 1), 'the headers to be read', 5000);
     const before = liveBytes();
     for (let b = 0; b < TRICKLED; b++) {
       pairs.forEach(([, peer], i) => peer.write(frames[i]!.body.subarray(b, b + 1)));
       await nextTurn();
     }
-    await until(() => reads.every((n) => n >= TRICKLED / 2), 10_000, 'the trickled bytes to be read');
+    await until(() => reads.every((n) => n >= TRICKLED / 2), 'the trickled bytes to be read', 10_000);
     const growth = liveBytes() - before;
 
     // The test means something only if the bytes really came in small reads.
@@ -101,7 +102,7 @@ describe('a large frame trickled a byte per TCP segment', () => {
     expect(received.every((r) => r.length === 0)).toBe(true);
 
     pairs.forEach(([, peer], i) => peer.write(frames[i]!.body.subarray(TRICKLED)));
-    await until(() => received.every((r) => r.length === 1), 10_000, 'both messages');
+    await until(() => received.every((r) => r.length === 1), 'both messages', 10_000);
     received.forEach((r, i) => expect(r[0]!.equals(payloads[i]!)).toBe(true));
   }, 60_000);
 
@@ -121,7 +122,7 @@ describe('a large frame trickled a byte per TCP segment', () => {
       peer.write(body.subarray(sent, sent + 1));
       await nextTurn();
     }
-    await until(() => fromServer.length > 0, 10_000, 'the close frame');
+    await until(() => fromServer.length > 0, 'the close frame', 10_000);
     const close = Buffer.concat(fromServer);
     expect(close[0]).toBe(0x88);
     expect(close.subarray(2, 4).equals(closePayload(1007).subarray(0, 2))).toBe(true);
@@ -152,7 +153,7 @@ describe('a large frame trickled a byte per TCP segment', () => {
       peer.write(bytes.subarray(sent, Math.min(sent + 4, 5000)));
       await nextTurn();
     }
-    await until(() => fromServer.length > 0, 10_000, 'the close frame');
+    await until(() => fromServer.length > 0, 'the close frame', 10_000);
     const close = Buffer.concat(fromServer);
     expect(close[0]).toBe(0x88);
     expect(close.readUInt16BE(2)).toBe(1007);

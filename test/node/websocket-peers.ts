@@ -262,15 +262,6 @@ export function recordEvents(ws: EventTarget & { readonly readyState: number }, 
   return { log, closed, next };
 }
 
-/** Poll `predicate` every few ms until it holds; throws after `timeout` ms. */
-export async function until(predicate: () => boolean, timeout = 3000, what = 'a condition'): Promise<void> {
-  const deadline = performance.now() + timeout;
-  while (!predicate()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await delay(5);
-  }
-}
-
 /** The first frame a client sent (masked, RFC 6455 §5.3), unmasked. */
 export function parseClientFrame(bytes: Buffer): { opcode: number; payload: Buffer } | null {
   if (bytes.length < 2) return null;

@@ -2,23 +2,8 @@ import type { Socket } from 'node:net';
 import { WebSocket as UndiciWebSocket } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from '../../src/index.js';
-import {
-  BINARY,
-  TEXT,
-  delay,
-  onClientData,
-  rawServer,
-  recordEvents,
-  scriptedServer,
-  serverFrame,
-  switchingProtocols,
-  until,
-  type EventRecord,
-  type RawServer,
-  type ScriptedServer,
-  type UpgradeInfo,
-  type WhatwgSocket,
-} from './websocket-peers.js';
+import { BINARY, TEXT, delay, onClientData, rawServer, recordEvents, scriptedServer, serverFrame, switchingProtocols, type EventRecord, type RawServer, type ScriptedServer, type UpgradeInfo, type WhatwgSocket } from './websocket-peers.js';
+import { until } from '../wait.js';
 
 /**
  * Our WebSocket next to undici's (the one later Node versions ship as the
@@ -307,7 +292,7 @@ describe('the same events as undici', () => {
       ws.send(new Uint16Array(3));
       ws.send(new Blob(['abcd']));
       expect({ implementation, buffered: ws.bufferedAmount }).toEqual({ implementation, buffered: 6 + 6 + 4 });
-      await until(() => ws.bufferedAmount === 0, 3000, `${implementation} bufferedAmount to reach 0`);
+      await until(() => ws.bufferedAmount === 0, `${implementation} bufferedAmount to reach 0`, 3000);
       ws.close();
       await recording.closed;
     }

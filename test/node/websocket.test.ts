@@ -1,23 +1,8 @@
 import type { Socket } from 'node:net';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { CloseEvent, WebSocket, WebSocketServer } from '../../src/index.js';
-import {
-  BINARY,
-  CLOSE,
-  TEXT,
-  delay,
-  onClientData,
-  parseClientFrame,
-  rawServer,
-  recordEvents,
-  scriptedServer,
-  serverFrame,
-  switchingProtocols,
-  until,
-  type RawServer,
-  type ScriptedServer,
-  type UpgradeInfo,
-} from './websocket-peers.js';
+import { BINARY, CLOSE, TEXT, delay, onClientData, parseClientFrame, rawServer, recordEvents, scriptedServer, serverFrame, switchingProtocols, type RawServer, type ScriptedServer, type UpgradeInfo } from './websocket-peers.js';
+import { until } from '../wait.js';
 
 /**
  * The WHATWG WebSocket interface (WebSockets Standard) on Node: constructor
@@ -347,7 +332,7 @@ describe('send()', () => {
     ws.send(Buffer.from('buf'));
     ws.send(42 as unknown as string);
     ws.send('last');
-    await until(() => server.received.at(-1)?.length === 9, 3000, 'nine messages');
+    await until(() => server.received.at(-1)?.length === 9, 'nine messages', 3000);
     expect(server.received.at(-1)).toEqual([
       'text:héllo',
       'binary:010203',
@@ -369,7 +354,7 @@ describe('send()', () => {
     ws.send(new Blob(['blob']));
     ws.send(bytes);
     bytes.fill(0);
-    await until(() => server.received.at(-1)?.length === 2, 3000, 'two messages');
+    await until(() => server.received.at(-1)?.length === 2, 'two messages', 3000);
     expect(server.received.at(-1)).toEqual([`binary:${Buffer.from('blob').toString('hex')}`, 'binary:010203']);
   });
 
@@ -386,7 +371,7 @@ describe('send()', () => {
     // Not under a running script: the value only changes between tasks.
     await Promise.resolve();
     expect(ws.bufferedAmount).toBe(26);
-    await until(() => ws.bufferedAmount === 0, 3000, 'bufferedAmount to reach 0');
+    await until(() => ws.bufferedAmount === 0, 'bufferedAmount to reach 0', 3000);
   });
 
   it('keeps counting a message the network has not taken yet', async () => {
@@ -407,7 +392,7 @@ describe('send()', () => {
     expect(ws.bufferedAmount).toBe(size);
     peerSocket!.on('data', () => {});
     peerSocket!.resume();
-    await until(() => ws.bufferedAmount === 0, 10_000, 'bufferedAmount to reach 0');
+    await until(() => ws.bufferedAmount === 0, 'bufferedAmount to reach 0', 10_000);
   });
 
   it('after close(), counts sent data in bufferedAmount and discards it, also once CLOSED', async () => {
@@ -415,7 +400,7 @@ describe('send()', () => {
     const recording = recordEvents(ws);
     await recording.next('open');
     ws.send('before');
-    await until(() => ws.bufferedAmount === 0, 3000, 'the first message to leave');
+    await until(() => ws.bufferedAmount === 0, 'the first message to leave', 3000);
     ws.close(1000);
     ws.send('during closing');
     expect(ws.bufferedAmount).toBe(14);
@@ -436,7 +421,7 @@ describe('send()', () => {
     ws.close(3000, 'done');
     ws.send('after close');
     await recording.closed;
-    await until(() => server.closes.some((c) => c.reason === 'done'), 3000, 'the server to see the close');
+    await until(() => server.closes.some((c) => c.reason === 'done'), 'the server to see the close', 3000);
     const received = server.received.at(-1)!;
     expect(received).toHaveLength(2);
     expect(received[0]).toBe(`binary:${'07'.repeat(100_000)}`);
@@ -538,7 +523,7 @@ describe('close()', () => {
     const recording = recordEvents(ws);
     ws.onopen = () => ws.close(undefined, 'why');
     await recording.closed;
-    await until(() => server.closes.some((c) => c.reason === 'why'), 3000, 'the server to see the close');
+    await until(() => server.closes.some((c) => c.reason === 'why'), 'the server to see the close', 3000);
     expect(server.closes.find((c) => c.reason === 'why')).toEqual({ code: 1000, reason: 'why', wasClean: true });
   });
 });
@@ -694,7 +679,7 @@ describe('binaryType', () => {
     ws.onmessage = () => {
       ws.binaryType = 'arraybuffer';
     };
-    await until(() => recording.log.filter((e) => e.type === 'message').length === 2, 3000, 'two messages');
+    await until(() => recording.log.filter((e) => e.type === 'message').length === 2, 'two messages', 3000);
     expect(recording.log.filter((e) => e.type === 'message').map((e) => e.data)).toEqual(['blob:2', 'arraybuffer:6364']);
   });
 });

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from '../../src/node/server.js';
 import type { Connection } from '../../src/node/connection.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
-import { RawClient, until } from '../node/raw-client.js';
+import { RawClient } from '../node/raw-client.js';
+import { until } from '../wait.js';
 
 /**
  * The hub's slow-subscriber check sees data waiting for the
@@ -38,7 +39,7 @@ describe('a subscriber whose own messages wait for the compressor', () => {
     clients.push(client);
     expect(response.headers.get('sec-websocket-extensions')).toMatch(/^permessage-deflate/);
     client.pause(); // reads nothing
-    await until(() => opened.length === 1 && hub.subscriberCount('room') === 1, 2000, 'the subscription');
+    await until(() => opened.length === 1 && hub.subscriberCount('room') === 1, 'the subscription', 2000);
     const connection = opened[0]!;
 
     // 16 incompressible MiB through the compressor, one message after another: tens of ms of zlib work.

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { WebSocketServer } from '../../src/node/server.js';
 import { PubSub, type MessageEnvelope } from '../../src/pubsub/pubsub.js';
-import { until } from '../node/raw-client.js';
+import { until } from '../wait.js';
 
 let server: WebSocketServer | null = null;
 const clients: WebSocket[] = [];
@@ -39,10 +39,10 @@ describe('PubSub: a subscription’s own envelope', () => {
     const port = (await server.listen(0)).port;
     const wrapped = await Promise.all([client(port, '/wrapped'), client(port, '/wrapped')]);
     const plain = await client(port, '/plain');
-    await until(() => hub.subscriberCount('room') === 3);
+    await until(() => hub.subscriberCount('room') === 3, 'three subscribers of room', 2000);
     await hub.publish('room', 'one');
     await hub.publish('room', 'two');
-    await until(() => [...wrapped, plain].every((peer) => peer.received.length === 2));
+    await until(() => [...wrapped, plain].every((peer) => peer.received.length === 2), 'every peer to receive both messages', 2000);
     for (const peer of wrapped) expect(peer.received).toEqual(['1:one', '2:two']);
     expect(plain.received).toEqual(['one', 'two']);
     expect(calls).toBe(2); // one frame per message for both wrapped subscribers
@@ -59,9 +59,9 @@ describe('PubSub: a subscription’s own envelope', () => {
     });
     const port = (await server.listen(0)).port;
     const peer = await client(port, '/resume');
-    await until(() => hub.subscriberCount('room') === 1);
+    await until(() => hub.subscriberCount('room') === 1, 'one subscriber of room', 2000);
     await hub.publish('room', 'c');
-    await until(() => peer.received.length === 2);
+    await until(() => peer.received.length === 2, 'peer to receive two messages', 2000);
     expect(peer.received).toEqual(['same/2', 'same/3']);
   });
 });

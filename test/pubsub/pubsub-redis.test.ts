@@ -4,7 +4,7 @@ import { WebSocketServer } from '../../src/node/server.js';
 import { PubSub, type RecoveryResult } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import type { StreamPosition, TopicDiscontinuity } from '../../src/pubsub/broker.js';
-import { until } from '../node/raw-client.js';
+import { until } from '../wait.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
 let redis: RedisServer;
@@ -74,11 +74,11 @@ describe('PubSub on the Redis broker', () => {
     const b = await startNode();
     const onA = await client(a.port);
     const onB = await client(b.port);
-    await until(() => a.hub.subscriberCount('room') === 1 && b.hub.subscriberCount('room') === 1, 5000);
+    await until(() => a.hub.subscriberCount('room') === 1 && b.hub.subscriberCount('room') === 1, 'one subscriber of room on each node', 5000);
     // Both nodes' channel subscriptions are in place once their start positions are known.
     await Promise.all([a.hub.live('room'), b.hub.live('room')]);
     for (let i = 1; i <= 5; i++) await a.hub.publish('room', `m${i}`);
-    await until(() => onA.length === 5 && onB.length === 5, 5000, 'both nodes to deliver');
+    await until(() => onA.length === 5 && onB.length === 5, 'both nodes to deliver', 5000);
     expect(onB.map(body)).toEqual(['1:m1', '2:m2', '3:m3', '4:m4', '5:m5']);
     expect(onB).toEqual(onA);
 
@@ -87,9 +87,9 @@ describe('PubSub on the Redis broker', () => {
     sockets[1]!.terminate();
     for (let i = 6; i <= 7; i++) await b.hub.publish('room', `m${i}`);
     const resumed = await client(a.port, { epoch, offset: 3 });
-    await until(() => a.results.length === 1, 5000);
+    await until(() => a.results.length === 1, 'the subscribeSince result on a', 5000);
     await a.hub.publish('room', 'm8');
-    await until(() => resumed.length === 5, 5000, 'the replay and the live message');
+    await until(() => resumed.length === 5, 'the replay and the live message', 5000);
     expect(resumed.map(body)).toEqual(['4:m4', '5:m5', '6:m6', '7:m7', '8:m8']);
     expect(a.results[0]).toMatchObject({ recovered: true, position: { epoch, offset: 7 } });
     expect(a.hub.stats.recovered).toBe(4);
@@ -101,16 +101,16 @@ describe('PubSub on the Redis broker', () => {
     const holes: TopicDiscontinuity[] = [];
     node.hub.onDiscontinuity = (event) => holes.push(event);
     const received = await client(node.port);
-    await until(() => node.hub.subscriberCount('room') === 1, 5000);
+    await until(() => node.hub.subscriberCount('room') === 1, 'one subscriber of room on node', 5000);
     await node.hub.live('room');
     await node.hub.publish('room', 'before');
-    await until(() => received.length === 1, 5000);
+    await until(() => received.length === 1, 'one message', 5000);
     await redis.kill();
-    await until(() => node.hub.stats.broker.state === 'reconnecting', 5000, 'the broker to see Redis gone');
+    await until(() => node.hub.stats.broker.state === 'reconnecting', 'the broker to see Redis gone', 5000);
     await redis.restart();
-    await until(() => node.hub.stats.broker.state === 'ready', 10_000, 'the broker to reconnect');
+    await until(() => node.hub.stats.broker.state === 'ready', 'the broker to reconnect', 10_000);
     await node.hub.publish('room', 'after');
-    await until(() => received.length === 2, 10_000, 'delivery to resume');
+    await until(() => received.length === 2, 'delivery to resume', 10_000);
     // The first test of this file used the topic too: "before" is wherever its sequence was.
     const beforeOffset = Number(body(received[0]!).split(':')[0]);
     expect(body(received[1]!)).toBe('1:after');

@@ -6,7 +6,8 @@ import { PubSub, type RecoveryResult } from '../../src/pubsub/pubsub.js';
 import { BrokerError } from '../../src/pubsub/broker-error.js';
 import type { Broker } from '../../src/pubsub/broker.js';
 import { MemoryBroker } from '../../src/pubsub/memory-broker.js';
-import { RawClient, until } from '../node/raw-client.js';
+import { RawClient } from '../node/raw-client.js';
+import { until } from '../wait.js';
 
 let server: WebSocketServer | null = null;
 const clients: WebSocket[] = [];
@@ -49,10 +50,10 @@ describe('PubSub', () => {
     const hub = new PubSub();
     const port = await start(hub);
     const peers = await Promise.all([client(port), client(port), client(port)]);
-    await until(() => hub.subscriberCount('room') === 3);
+    await until(() => hub.subscriberCount('room') === 3, 'three subscribers of room', 2000);
     peers[0]!.ws.send('one');
     peers[0]!.ws.send('two');
-    await until(() => peers.every((peer) => peer.received.length === 2));
+    await until(() => peers.every((peer) => peer.received.length === 2), 'every peer to receive both messages', 2000);
     for (const peer of peers) expect(peer.received).toEqual(['one', 'two']);
     expect(hub.stats).toMatchObject({ published: 2, delivered: 6, dropped: 0 });
   });
@@ -61,10 +62,10 @@ describe('PubSub', () => {
     const hub = new PubSub();
     const port = await start(hub);
     const peers = await Promise.all([client(port), client(port), client(port), client(port)]);
-    await until(() => hub.subscriberCount('room') === 4);
+    await until(() => hub.subscriberCount('room') === 4, 'four subscribers of room', 2000);
     const spy = vi.spyOn(Connection.prototype, 'sendPrepared');
     peers[1]!.ws.send('shared');
-    await until(() => peers.every((peer) => peer.received.length === 1));
+    await until(() => peers.every((peer) => peer.received.length === 1), 'every peer to receive the message', 2000);
     expect(spy).toHaveBeenCalledTimes(4);
     const frames = spy.mock.calls.map(([frame]) => frame);
     for (const frame of frames) {
@@ -81,18 +82,18 @@ describe('PubSub', () => {
     const port = await start(hub);
     const a = await client(port);
     const b = await client(port);
-    await until(() => hub.subscriberCount('room') === 2);
+    await until(() => hub.subscriberCount('room') === 2, 'two subscribers of room', 2000);
     expect(subscribe).toHaveBeenCalledTimes(1);
     const [first, second] = [...server!.connections];
     expect(hub.unsubscribe(first!, 'room')).toBe(true);
     expect(hub.unsubscribe(first!, 'room')).toBe(false);
     void hub.publish('room', 'after unsubscribe');
-    await until(() => a.received.length + b.received.length === 1);
+    await until(() => a.received.length + b.received.length === 1, 'one delivery in all', 2000);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(a.received.length + b.received.length).toBe(1);
     b.ws.close();
     a.ws.close();
-    await until(() => hub.subscriberCount('room') === 0);
+    await until(() => hub.subscriberCount('room') === 0, 'no subscribers of room', 2000);
     expect(hub.topicsOf(second!).size).toBe(0);
     expect(unsubscribe).toHaveBeenCalledWith('room');
   });
@@ -103,7 +104,7 @@ describe('PubSub', () => {
     const port = await start(hub);
     const { client: slow } = await RawClient.upgrade(port, { path: '/room' });
     slow.pause();
-    await until(() => hub.subscriberCount('room') === 1);
+    await until(() => hub.subscriberCount('room') === 1, 'one subscriber of room', 2000);
     const subscriber = [...server!.connections][0]!;
     const payload = Buffer.alloc(64 * 1024, 0x61);
     const perTurn = 32;
@@ -125,11 +126,11 @@ describe('PubSub', () => {
     const hub = new PubSub({ maxSubscriberBuffer: 256 * 1024, slowSubscriberPolicy: 'drop' });
     const port = await start(hub);
     const reader = await client(port);
-    await until(() => hub.subscriberCount('room') === 1);
+    await until(() => hub.subscriberCount('room') === 1, 'one subscriber of room', 2000);
     const payload = 'x'.repeat(1024);
     // 4,000 x 1 KiB = 4 MiB queued in one turn, sixteen times the limit.
     for (let i = 0; i < 4000; i++) void hub.publish('room', payload);
-    await until(() => reader.received.length === 4000, 10_000);
+    await until(() => reader.received.length === 4000, 'reader to receive 4000 messages', 10_000);
     expect(hub.stats.dropped).toBe(0);
     expect(hub.stats.delivered).toBe(4000);
   });
@@ -144,7 +145,7 @@ describe('PubSub', () => {
     const { client: roomy } = await RawClient.upgrade(port, { path: '/roomy' });
     plain.pause();
     roomy.pause();
-    await until(() => hub.subscriberCount('big') === 2);
+    await until(() => hub.subscriberCount('big') === 2, 'two subscribers of big', 2000);
     const [plainConnection, roomyConnection] = [...server.connections];
     // One 1 MiB image per turn to two subscribers that do not read: the kernel's buffers fill, then
     // the default subscription (64 KiB) is too slow while the roomy one (16 MiB) still takes them.
@@ -168,7 +169,7 @@ describe('PubSub', () => {
     const port = await start(hub);
     const { client: slow } = await RawClient.upgrade(port, { path: '/room' });
     slow.pause();
-    await until(() => hub.subscriberCount('room') === 1);
+    await until(() => hub.subscriberCount('room') === 1, 'one subscriber of room', 2000);
     const payload = Buffer.alloc(64 * 1024, 0x62);
     for (let round = 0; round < 20 && hub.stats.closedSlow === 0; round++) {
       for (let i = 0; i < 32; i++) void hub.publish('room', payload, { binary: true });
@@ -196,12 +197,12 @@ describe('PubSub', () => {
     });
     const port = (await server.listen(0)).port;
     const live = await client(port, '/room');
-    await until(() => hub.subscriberCount('room') === 1);
+    await until(() => hub.subscriberCount('room') === 1, 'one subscriber of room', 2000);
     const resumed = await client(port, '/resume');
-    await until(() => results.length === 1);
+    await until(() => results.length === 1, 'the subscribeSince result', 2000);
     expect(await results[0]).toMatchObject({ recovered: true, position: { epoch, offset: 6 } });
     await hub.publish('room', 'm7');
-    await until(() => resumed.received.length === 5 && live.received.length === 2);
+    await until(() => resumed.received.length === 5 && live.received.length === 2, 'the replay and the live messages', 2000);
     expect(resumed.received).toEqual(['3:m3', '4:m4', '5:m5', '6:m6', '7:m7']);
     expect(live.received).toEqual(['6:m6', '7:m7']);
     expect(hub.stats.recovered).toBeGreaterThanOrEqual(3);
@@ -228,7 +229,7 @@ describe('PubSub', () => {
     });
     const port = (await server.listen(0)).port;
     const peer = await client(port, '/resume');
-    await until(() => peer.received.length === 2);
+    await until(() => peer.received.length === 2, 'peer to receive two messages', 2000);
     expect(peer.received).toEqual(['snapshot at 2', 'live']);
     expect(outcomes).toMatchObject([{ recovered: false, reason: 'epoch-changed', position: { offset: 2 } }]);
     expect(hub.stats.recoveryFailed).toBe(1);
@@ -259,7 +260,7 @@ describe('PubSub', () => {
     const port = (await server.listen(0)).port;
     const first = await client(port);
     await client(port);
-    await until(() => ids.length === 2);
+    await until(() => ids.length === 2, 'two joins', 2000);
     const [a, b] = await Promise.all(ids);
     expect(a).not.toBe(b);
     expect((await hub.presence.members('room')).sort((x, y) => x.id.localeCompare(y.id))).toEqual(
@@ -271,7 +272,7 @@ describe('PubSub', () => {
     const left: string[] = [];
     hub.presence.watch('room', (event) => event.type === 'leave' && left.push(event.id));
     first.ws.close();
-    await until(() => left.length === 1);
+    await until(() => left.length === 1, 'the leave event', 2000);
     expect(left).toEqual([a]);
     expect(await hub.presence.members('room')).toEqual([{ id: b, data: { nick: 'n1' } }]);
   });
@@ -289,11 +290,11 @@ describe('PubSub', () => {
     });
     const port = (await server.listen(0)).port;
     const peer = await client(port, '/resume');
-    await until(() => results.length === 1);
+    await until(() => results.length === 1, 'the subscribeSince result', 2000);
     expect(results[0]).toEqual({ recovered: false, reason: 'unavailable', position: { epoch: 'e', offset: 3 } });
     expect(errors).toHaveLength(1);
     await hub.publish('room', 'live');
-    await until(() => peer.received.length === 1);
+    await until(() => peer.received.length === 1, 'peer to receive one message', 2000);
     expect(peer.received).toEqual(['live']);
   });
 });

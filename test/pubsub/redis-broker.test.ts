@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker, type RedisBrokerOptions } from '../../src/pubsub/redis-broker.js';
 import { BrokerError } from '../../src/pubsub/broker-error.js';
 import type { BrokerMessage, TopicDiscontinuity } from '../../src/pubsub/broker.js';
-import { until } from '../node/raw-client.js';
+import { until } from '../wait.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
 let redis: RedisServer;
@@ -51,11 +51,11 @@ describe('RedisBroker', () => {
     expect(start.offset).toBe(0);
     const position = await broker.publish(topic, payload('hello'), { binary: false });
     expect(position).toEqual({ epoch: start.epoch, offset: 1 });
-    await until(() => received.length === 1, 5000);
+    await until(() => received.length === 1, 'one message', 5000);
     expect(received[0]).toMatchObject({ topic, epoch: start.epoch, offset: 1, binary: false });
     expect(texts(received)).toEqual(['hello']);
     const binary = await broker.publish(topic, new Uint8Array([0, 10, 255, 10]));
-    await until(() => received.length === 2, 5000);
+    await until(() => received.length === 2, 'two messages', 5000);
     expect(Buffer.from(received[1]!.data)).toEqual(Buffer.from([0, 10, 255, 10]));
     expect(binary.offset).toBe(2);
   });
@@ -71,7 +71,7 @@ describe('RedisBroker', () => {
       ),
     );
     const total = 3 * perPublisher;
-    await until(() => nodes.every(({ received }) => received.length >= total), 10_000, 'every node to receive every message');
+    await until(() => nodes.every(({ received }) => received.length >= total), 'every node to receive every message', 10_000);
     const reference = texts(nodes[0]!.received);
     for (const { received } of nodes) {
       expect(offsets(received)).toEqual(oneToN(total));
@@ -128,7 +128,7 @@ describe('RedisBroker', () => {
       if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     await Promise.all(sent);
-    await until(() => subscriber.received.length >= total, 10_000, 'the subscriber to catch up');
+    await until(() => subscriber.received.length >= total, 'the subscriber to catch up', 10_000);
     expect(offsets(subscriber.received)).toEqual(oneToN(total));
     expect(texts(subscriber.received)).toEqual(oneToN(total).map((i) => `m${i}`));
     expect(subscriber.holes).toEqual([]);
@@ -150,7 +150,7 @@ describe('RedisBroker', () => {
     expect(Date.now() - started).toBeLessThan(1400);
     // Still counted while Redis holds them: the bound is on what is really pending.
     expect(broker.stats.queueDepth).toBe(5);
-    await until(() => broker.stats.queueDepth === 0, 5000, 'the paused commands to be answered');
+    await until(() => broker.stats.queueDepth === 0, 'the paused commands to be answered', 5000);
     const after = await broker.publish(topic, payload('after'));
     expect(after.offset).toBeGreaterThan(1);
     expect(broker.stats.publishFailed).toBe(8);
@@ -182,7 +182,7 @@ describe('RedisBroker', () => {
     const { offset: stored } = await publisher.broker.position(topic);
     // At least every acknowledged one was stored (a failed one may have been too).
     expect(stored).toBeGreaterThanOrEqual(acknowledged);
-    await until(() => subscriber.received.length >= stored, 10_000, 'every stored message');
+    await until(() => subscriber.received.length >= stored, 'every stored message', 10_000);
     expect(offsets(subscriber.received)).toEqual(oneToN(stored));
   });
 
@@ -225,7 +225,7 @@ describe('RedisBroker', () => {
       broker.onMessage = (message) => received.push(message);
       await broker.subscribe('secure');
       expect((await broker.publish('secure', payload('over tls'))).offset).toBe(1);
-      await until(() => received.length === 1, 5000);
+      await until(() => received.length === 1, 'one message', 5000);
       expect(texts(received)).toEqual(['over tls']);
       // Without the CA the self-signed certificate is refused.
       await expect(RedisBroker.connect({ url: secured.url, timeoutMs: 1000 })).rejects.toMatchObject({ code: 'WS_ERR_BROKER_UNAVAILABLE' });

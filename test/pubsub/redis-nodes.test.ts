@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import type { PresenceEvent } from '../../src/pubsub/presence.js';
-import { until } from '../node/raw-client.js';
+import { until } from '../wait.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { BrokerNodeProcess } from './node-process.js';
 
@@ -67,7 +67,7 @@ describe('RedisBroker across node processes', () => {
     survivor.presence.watch('lobby', (event) => events.push(event));
     await survivor.presence.join('lobby', 'alive-1', { nick: 'ann' });
     await doomed!.send({ cmd: 'join', topic: 'lobby', id: 'doomed-1', data: 'bob' });
-    await until(() => events.some((e) => e.type === 'join' && e.member.id === 'doomed-1'), 5000, 'the join event');
+    await until(() => events.some((e) => e.type === 'join' && e.member.id === 'doomed-1'), 'the join event', 5000);
     expect((await survivor.presence.members('lobby')).map((m) => m.id).sort()).toEqual(['alive-1', 'doomed-1']);
 
     // The doomed node's subscriber has seen offsets 1..5 of "feed".
@@ -85,7 +85,7 @@ describe('RedisBroker across node processes', () => {
     await doomed!.kill();
     for (let i = 6; i <= 8; i++) await survivor.publish('feed', Buffer.from(`f${i}`));
 
-    await until(() => events.some((e) => e.type === 'leave' && e.id === 'doomed-1'), ttl * 3, 'the dead member to expire');
+    await until(() => events.some((e) => e.type === 'leave' && e.id === 'doomed-1'), 'the dead member to expire', ttl * 3);
     const elapsed = Date.now() - killedAt;
     // Expired after the TTL (refreshes stopped), found by the survivor's sweep (every TTL/3).
     expect(elapsed).toBeLessThan(ttl + ttl / 3 + 1500);

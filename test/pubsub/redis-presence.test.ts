@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import type { PresenceEvent } from '../../src/pubsub/presence.js';
-import { until } from '../node/raw-client.js';
+import { until } from '../wait.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
 let redis: RedisServer;
@@ -50,7 +50,7 @@ describe('Redis presence', () => {
     await b.presence.join('room', 'b1', { nick: 'bobby' }); // new data: a join event again
     await b.presence.join('room', 'b1', { nick: 'bobby' }); // the same: no event
     await b.presence.leave('room', 'b1');
-    await until(() => seenByA.length === 4, 5000, 'four presence events');
+    await until(() => seenByA.length === 4, 'four presence events', 5000);
     expect(seenByA.map(describeEvent)).toEqual(['join a1 {"nick":"ann"}', 'join b1 {"nick":"bob"}', 'join b1 {"nick":"bobby"}', 'leave b1']);
     expect(await b.presence.members('room')).toEqual([{ id: 'a1', data: { nick: 'ann' } }]);
   });
@@ -65,7 +65,7 @@ describe('Redis presence', () => {
     await cut.presence.join('hall', 'goes', 2);
     const cutAt = Date.now();
     cut.disconnectAbruptly();
-    await until(() => events.some((e) => e.type === 'leave' && e.id === 'goes'), ttl * 4, 'the cut-off member to expire');
+    await until(() => events.some((e) => e.type === 'leave' && e.id === 'goes'), 'the cut-off member to expire', ttl * 4);
     expect(Date.now() - cutAt).toBeGreaterThanOrEqual(ttl / 3); // not before its last refresh could have lapsed
     // Well past the TTL: the refreshed member is still there.
     await new Promise((resolve) => setTimeout(resolve, ttl));
@@ -80,7 +80,7 @@ describe('Redis presence', () => {
     await subscribed('porch');
     await leaving.presence.join('porch', 'x', null);
     await leaving.close();
-    await until(() => events.some((e) => e.type === 'leave'), 5000, 'the goodbye');
+    await until(() => events.some((e) => e.type === 'leave'), 'the goodbye', 5000);
     expect(events.map(describeEvent)).toEqual(['join x null', 'leave x']);
   });
 });
@@ -149,6 +149,6 @@ describe('Redis presence: claim', () => {
       { id: 'kept', data: 1 },
       { id: 'lost', data: 3 },
     ]);
-    await until(() => events.some((e) => e.type === 'leave' && e.id === 'lost' && e.expired), 2000, 'the expired leave event');
+    await until(() => events.some((e) => e.type === 'leave' && e.id === 'lost' && e.expired), 'the expired leave event', 2000);
   });
 });

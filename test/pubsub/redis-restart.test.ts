@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import type { BrokerMessage, TopicDiscontinuity } from '../../src/pubsub/broker.js';
-import { until } from '../node/raw-client.js';
+import { until } from '../wait.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
 let redis: RedisServer;
@@ -32,11 +32,11 @@ describe('RedisBroker when Redis is SIGKILLed and restarted without its data', (
     subscriber.onDiscontinuity = (event) => holes.push(event);
     await subscriber.subscribe('news');
     for (let i = 1; i <= 3; i++) await publisher.publish('news', Buffer.from(`old${i}`));
-    await until(() => received.length === 3, 5000);
+    await until(() => received.length === 3, 'three messages', 5000);
     const oldEpoch = received[0]!.epoch;
 
     await redis.kill();
-    await until(() => publisher.stats.state !== 'ready' && subscriber.stats.state !== 'ready', 5000, 'both nodes to see Redis gone');
+    await until(() => publisher.stats.state !== 'ready' && subscriber.stats.state !== 'ready', 'both nodes to see Redis gone', 5000);
     // Waits in the queue while Redis is down; stored once it is back.
     const queued = publisher.publish('news', Buffer.from('new1'));
     expect(publisher.stats.queueDepth).toBe(1);
@@ -45,7 +45,7 @@ describe('RedisBroker when Redis is SIGKILLed and restarted without its data', (
     expect(stored.epoch).not.toBe(oldEpoch);
     await publisher.publish('news', Buffer.from('new2'));
 
-    await until(() => received.length === 5, 10_000, 'the new sequence to arrive');
+    await until(() => received.length === 5, 'the new sequence to arrive', 10_000);
     expect(received.slice(3).map((m) => [m.epoch, m.offset, text(m)])).toEqual([
       [stored.epoch, 1, 'new1'],
       [stored.epoch, 2, 'new2'],

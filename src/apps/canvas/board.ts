@@ -1,4 +1,4 @@
-import type { CanvasError, PointerPosition, ServerMessage, StrokeInfo, VisitorInfo } from '../../web/canvas-codec.js';
+import type { CanvasError, PointerPosition, ServerMessage, StrokeInfo, VisitorInfo } from './wire/codec.js';
 import { Drawing, type DrawingLimits, type Stroke } from './drawing.js';
 import { checkName, generatedName, visitorColour } from './names.js';
 import { isDrawingOperation } from './operations.js';

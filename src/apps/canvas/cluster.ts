@@ -1,7 +1,7 @@
 import type { HistoryOptions, StreamPosition } from '../../pubsub/broker.js';
 import type { PresenceEvent } from '../../pubsub/presence.js';
 import type { PubSub } from '../../pubsub/pubsub.js';
-import type { PointerPosition } from '../../web/canvas-codec.js';
+import type { PointerPosition } from './wire/codec.js';
 import type { Logger } from '../host/log.js';
 import { TopicListener } from '../topic-listener.js';
 import type { Board } from './board.js';

@@ -1,4 +1,4 @@
-import type { StrokeInfo } from '../../web/canvas-codec.js';
+import type { StrokeInfo } from './wire/codec.js';
 
 /**
  * The drawing: its strokes, oldest first, within bounds on its size. Points

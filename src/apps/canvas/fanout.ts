@@ -1,6 +1,6 @@
 import { prepareFrame, type PreparedFrame } from '../../protocol/protocol.js';
 import type { Board } from './board.js';
-import { encodeServerMessage, PROTOCOL_VERSION, versionOf, type ServerMessage } from '../../web/canvas-codec.js';
+import { encodeServerMessage, PROTOCOL_VERSION, versionOf, type ServerMessage } from './wire/codec.js';
 
 /**
  * Delivery of the board's batches to the visitors' connections, once per

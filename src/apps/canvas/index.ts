@@ -3,7 +3,7 @@ import { CloseCode } from '../../protocol/close-code.js';
 import { socketPath, type App } from '../app.js';
 import { pageDirOf } from '../host/paths.js';
 import { Board, type BoardOptions, type ChangeResult } from './board.js';
-import { decodeClientMessage, encodeServerMessage, type CanvasError, type CanvasErrorCode, type ClientMessage } from '../../web/canvas-codec.js';
+import { decodeClientMessage, encodeServerMessage, type CanvasError, type CanvasErrorCode, type ClientMessage } from './wire/codec.js';
 import { DEFAULT_MAX_BUFFERED, Fanout, type FanoutStats } from './fanout.js';
 import { InputGuard, type InputGuardOptions } from './input-guard.js';
 import { CANVAS_HISTORY, CanvasCluster, type ClusterOptions } from './cluster.js';
@@ -11,7 +11,7 @@ import { checkName } from './names.js';
 
 /**
  * The shared canvas's socket glue: one route at /canvas/ws. Messages are
- * decoded by src/web/canvas-codec.ts, applied to the state in board.ts, and the board's
+ * decoded by wire/codec.ts, applied to the state in board.ts, and the board's
  * merged batches go out once per tick through fanout.ts, which also looks
  * after clients that read slowly. input-guard.ts bounds what one client may
  * send. PROTOCOL.md describes all of it for people.

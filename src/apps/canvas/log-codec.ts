@@ -1,5 +1,6 @@
 import type { StreamPosition } from '../../pubsub/broker.js';
-import type { PointerPosition, StrokeInfo } from '../../web/canvas-codec.js';
+import { ByteReader, MessageTooShort } from './wire/byte-reader.js';
+import type { PointerPosition, StrokeInfo } from './wire/codec.js';
 
 /**
  * What canvas nodes say to each other through the broker's topics (see
@@ -116,69 +117,14 @@ class Writer {
   }
 }
 
-/** Reads, or throws `Malformed` past the end (caught by the decoders). */
-class Reader {
-  private readonly view: DataView;
-  offset = 0;
-
-  constructor(private readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-
-  get left(): number {
-    return this.bytes.length - this.offset;
-  }
-
-  private need(size: number): void {
-    if (this.left < size) throw new Malformed();
-  }
-
-  u8(): number {
-    this.need(1);
-    return this.view.getUint8(this.offset++);
-  }
-
-  u16(): number {
-    this.need(2);
-    const value = this.view.getUint16(this.offset, true);
-    this.offset += 2;
-    return value;
-  }
-
-  u32(): number {
-    this.need(4);
-    const value = this.view.getUint32(this.offset, true);
-    this.offset += 4;
-    return value;
-  }
-
-  f64(): number {
-    this.need(8);
-    const value = this.view.getFloat64(this.offset, true);
-    this.offset += 8;
-    return value;
-  }
-
-  colour(): number {
-    return (this.u8() << 16) | (this.u8() << 8) | this.u8();
-  }
-
+/** The shared reader (wire/byte-reader.ts), plus this format's short text: a u8 byte count, then UTF-8. */
+class Reader extends ByteReader {
   text(): string {
-    const length = this.u8();
-    this.need(length);
-    const value = decoder.decode(this.bytes.subarray(this.offset, this.offset + length));
-    this.offset += length;
-    return value;
-  }
-
-  points(count: number): number[] {
-    this.need(count * 4);
-    const flat = new Array<number>(count * 2);
-    for (let i = 0; i < count * 2; i++) flat[i] = this.u16();
-    return flat;
+    return decoder.decode(this.take(this.u8()));
   }
 }
 
+/** A value the format does not allow (an unknown op, an impossible offset): the bytes are not a message. */
 class Malformed extends Error {}
 
 function decoding<T>(bytes: Uint8Array, kind: number, read: (reader: Reader) => T): T | null {
@@ -188,7 +134,8 @@ function decoding<T>(bytes: Uint8Array, kind: number, read: (reader: Reader) => 
     const value = read(reader);
     return reader.left === 0 ? value : null;
   } catch (error) {
-    if (error instanceof Malformed || error instanceof TypeError) return null;
+    // TypeError: the fatal UTF-8 decoder refusing a text.
+    if (error instanceof Malformed || error instanceof MessageTooShort || error instanceof TypeError) return null;
     throw error;
   }
 }
@@ -229,7 +176,7 @@ export function decodeBatch(bytes: Uint8Array): DrawingBatch | null {
       const visitor = reader.u32();
       switch (op) {
         case 'begin':
-          commands.push({ op, visitor, colour: reader.colour(), width: reader.u8(), x: reader.u16(), y: reader.u16() });
+          commands.push({ op, visitor, colour: reader.rgb(), width: reader.u8(), x: reader.u16(), y: reader.u16() });
           break;
         case 'points':
           commands.push({ op, visitor, points: reader.points(reader.u16()) });
@@ -296,7 +243,7 @@ export function decodeCheckpoint(bytes: Uint8Array): Checkpoint | null {
     for (let i = 0; i < count; i++) {
       const id = reader.u32();
       const visitor = reader.u32();
-      const colour = reader.colour();
+      const colour = reader.rgb();
       const width = reader.u8();
       const open = (reader.u8() & 1) === 1;
       const points = reader.points(reader.u32());

@@ -1,4 +1,4 @@
-import { type CanvasError } from '../../web/canvas-codec.js';
+import { type CanvasError } from './wire/codec.js';
 
 /**
  * Visitors' names and colours: the rule a chosen name must follow, the name

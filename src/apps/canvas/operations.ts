@@ -1,4 +1,4 @@
-import type { ServerMessage, StrokeInfo } from '../../web/canvas-codec.js';
+import type { ServerMessage, StrokeInfo } from './wire/codec.js';
 
 /**
  * The drawing as an ordered log of operations. Every change the board makes

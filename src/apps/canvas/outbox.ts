@@ -1,4 +1,4 @@
-import type { CanvasError } from '../../web/canvas-codec.js';
+import type { CanvasError } from './wire/codec.js';
 import type { ChangeResult } from './board.js';
 import type { DrawingCommand } from './log-codec.js';
 

@@ -23,3 +23,16 @@ export function pageDirOf(name: string): string {
 
 /** The compiled browser modules (src/web/*.ts built by tsc). */
 export const WEB_MODULES_DIR = join(PROJECT_ROOT, 'dist', 'src', 'web');
+
+/**
+ * The folder of an app's wire format: src/apps/<name>/wire/ holds the
+ * modules that both its server side and its page run (the codec, the
+ * envelope, the limits), browser-safe and importing only each other. The
+ * page loads them compiled, at `/<name>/wire/`.
+ */
+export const WIRE_FOLDER = 'wire';
+
+/** Where an app's wire modules are compiled to: dist/src/apps/<name>/wire. */
+export function wireModulesDirOf(name: string): string {
+  return join(PROJECT_ROOT, 'dist', 'src', 'apps', name, WIRE_FOLDER);
+}

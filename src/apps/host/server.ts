@@ -20,7 +20,7 @@ import {
   PROMETHEUS_CONTENT_TYPE,
   takeReading,
 } from './metrics.js';
-import { pageDirOf, WEB_MODULES_DIR } from './paths.js';
+import { pageDirOf, WEB_MODULES_DIR, WIRE_FOLDER, wireModulesDirOf } from './paths.js';
 import { serveStatic } from './static.js';
 import { VENDOR_CACHE_CONTROL, VENDOR_PREFIX, vendorFile } from './vendor.js';
 
@@ -98,10 +98,11 @@ export const SHELL_SOCKET_PATH = '/ws';
 /**
  * One HTTP server for the pages and the WebSocket endpoints of several
  * applications: `/` lists them, `/<app>/` serves an app's page, `/<app>/ws`
- * is its WebSocket, `/web/` the shared browser modules, `/vendor/` the
- * front-end libraries (whitelisted files from node_modules), `/api/apps` the
- * list as JSON, `/metrics` the server's figures as Prometheus text, `/ws` the
- * shell's reachability endpoint.
+ * is its WebSocket, `/<app>/wire/` the app's wire-format modules (compiled
+ * from src/apps/<app>/wire/, for its page), `/web/` the shared browser
+ * modules, `/vendor/` the front-end libraries (whitelisted files from
+ * node_modules), `/api/apps` the list as JSON, `/metrics` the server's
+ * figures as Prometheus text, `/ws` the shell's reachability endpoint.
  *
  * Logs: one line per WebSocket open, close and refused handshake at `info`;
  * at `debug` also one per HTTP request and one per frame either way.
@@ -274,7 +275,12 @@ export class AppServer {
         response.end();
         return;
       }
-      if (await serveStatic(request, response, app.pageDir!, path.slice(app.name.length + 1))) return;
+      const wire = `/${app.name}/${WIRE_FOLDER}/`;
+      if (path.startsWith(wire)) {
+        if (await serveStatic(request, response, wireModulesDirOf(app.name), path.slice(wire.length - 1))) return;
+      } else if (await serveStatic(request, response, app.pageDir!, path.slice(app.name.length + 1))) {
+        return;
+      }
     } else if (await serveStatic(request, response, pageDirOf('home'), path)) {
       return;
     }

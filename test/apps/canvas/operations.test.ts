@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Board } from '../../../src/apps/canvas/board.js';
 import { applyOperation, drawingFrom, isDrawingOperation, type DrawingOperation } from '../../../src/apps/canvas/operations.js';
-import type { StrokeInfo } from '../../../src/web/canvas-codec.js';
+import type { StrokeInfo } from '../../../src/apps/canvas/wire/codec.js';
 
 /**
  * The drawing as an ordered log: whatever visitors do (draw, undo, clear,

@@ -1,4 +1,4 @@
-import { decodeServerMessage, type ServerMessage } from '../../../src/web/canvas-codec.js';
+import { decodeServerMessage, type ServerMessage } from '../../../src/apps/canvas/wire/codec.js';
 import type { Peer } from '../../../src/apps/canvas/fanout.js';
 import type { PreparedFrame } from '../../../src/protocol/protocol.js';
 

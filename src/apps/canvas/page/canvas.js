@@ -9,7 +9,7 @@ import {
   PROTOCOL_VERSION,
   decodeServerMessage,
   encodeClientMessage,
-} from '/web/canvas-codec.js';
+} from '/canvas/wire/codec.js';
 
 // ---- the protocol ---------------------------------------------------------------
 
