@@ -1,10 +1,10 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import type { App } from '../../src/apps/app.js';
 import { allApps, AppServer, type AppServerOptions } from '../../src/apps/index.js';
-import { PROJECT_ROOT, WEB_MODULES_DIR } from '../../src/apps/host/paths.js';
+import { PROJECT_ROOT, WEB_MODULES_DIR, WIRE_FOLDER, wireModulesDirOf } from '../../src/apps/host/paths.js';
 
 /**
  * Shared harness of the browser tests: Debian's Chromium driven by
@@ -63,14 +63,26 @@ export function browserTestsUnavailable(): string | null {
   return null;
 }
 
-/** The pages load src/web/*.ts compiled into dist/src/web: say so when that is missing or older than its source. */
+/**
+ * The pages load src/web/*.ts compiled into dist/src/web, and each app's
+ * src/apps/<app>/wire/*.ts compiled into dist/src/apps/<app>/wire: say so
+ * when one of them is missing or older than its source.
+ */
 function staleWebModules(): string | null {
-  const sourceDir = join(PROJECT_ROOT, 'src', 'web');
-  for (const name of readdirSync(sourceDir)) {
-    if (!name.endsWith('.ts') || name.endsWith('.d.ts')) continue;
-    const compiled = join(WEB_MODULES_DIR, name.replace(/\.ts$/, '.js'));
-    if (!existsSync(compiled)) return `missing (${compiled})`;
-    if (statSync(compiled).mtimeMs < statSync(join(sourceDir, name)).mtimeMs) return `older than src/web/${name}`;
+  const appsDir = join(PROJECT_ROOT, 'src', 'apps');
+  const folders: Array<[source: string, compiled: string]> = [[join(PROJECT_ROOT, 'src', 'web'), WEB_MODULES_DIR]];
+  for (const app of readdirSync(appsDir)) {
+    const wire = join(appsDir, app, WIRE_FOLDER);
+    if (existsSync(wire)) folders.push([wire, wireModulesDirOf(app)]);
+  }
+  for (const [sourceDir, compiledDir] of folders) {
+    for (const name of readdirSync(sourceDir)) {
+      if (!name.endsWith('.ts') || name.endsWith('.d.ts')) continue;
+      const source = join(sourceDir, name);
+      const compiled = join(compiledDir, name.replace(/\.ts$/, '.js'));
+      if (!existsSync(compiled)) return `missing (${compiled})`;
+      if (statSync(compiled).mtimeMs < statSync(source).mtimeMs) return `older than ${relative(PROJECT_ROOT, source)}`;
+    }
   }
   return null;
 }

@@ -1,0 +1,98 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { join, relative } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCanvasApp } from '../../../src/apps/canvas/index.js';
+import { PROJECT_ROOT, WIRE_FOLDER, wireModulesDirOf } from '../../../src/apps/host/paths.js';
+import { AppServer } from '../../../src/apps/host/server.js';
+
+/**
+ * An app's wire modules (src/apps/<app>/wire/: the codec or envelope its
+ * server and its page share) are served compiled at /<app>/wire/, and
+ * nothing else of the app's compiled code is.
+ */
+
+const servers: AppServer[] = [];
+
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+async function start(): Promise<number> {
+  const server = new AppServer({ apps: [createCanvasApp()], logLevel: 'silent' });
+  servers.push(server);
+  return (await server.listen(0)).port;
+}
+
+/** One GET with the path sent exactly as given (no client-side normalisation of `..` or escapes). */
+function get(port: number, path: string): Promise<{ status: number; type: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, type: response.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** Every module of every app's wire folder, as [app, file name]. */
+function wireSources(): Array<[app: string, name: string]> {
+  const appsDir = join(PROJECT_ROOT, 'src', 'apps');
+  const found: Array<[string, string]> = [];
+  for (const app of readdirSync(appsDir)) {
+    let names: string[];
+    try {
+      names = readdirSync(join(appsDir, app, WIRE_FOLDER));
+    } catch {
+      continue;
+    }
+    for (const name of names) if (name.endsWith('.ts')) found.push([app, name]);
+  }
+  return found;
+}
+
+describe('wire modules', () => {
+  it('serves the canvas codec compiled, as JavaScript', async () => {
+    const port = await start();
+    const response = await get(port, '/canvas/wire/codec.js');
+    expect(response.status).toBe(200);
+    expect(response.type).toBe('text/javascript; charset=utf-8');
+    expect(response.body).toBe(readFileSync(join(wireModulesDirOf('canvas'), 'codec.js'), 'utf8'));
+    expect(response.body).toMatch(/export function decodeServerMessage/);
+  });
+
+  it('still serves the page beside them', async () => {
+    const port = await start();
+    expect((await get(port, '/canvas/canvas.js')).status).toBe(200);
+  });
+
+  it.each([
+    '/canvas/wire/nope.js',
+    '/canvas/wire/',
+    // The app's server side, compiled one folder up, is not reachable through /wire/.
+    '/canvas/wire/..%2findex.js',
+    '/canvas/wire/%2e%2e%2findex.js',
+    '/canvas/wire/..%2f..%2f..%2f..%2f..%2fpackage.json',
+  ])('answers 404 for %s', async (path) => {
+    const port = await start();
+    expect((await get(port, path)).status).toBe(404);
+  });
+
+  it('finds wire modules to check', () => {
+    expect(wireSources().map(([app, name]) => `${app}/${name}`)).toEqual(expect.arrayContaining(['canvas/codec.ts', 'canvas/byte-reader.ts']));
+  });
+
+  it('import only modules of their own folder, so that a page can load them from /<app>/wire/', () => {
+    const outside: string[] = [];
+    for (const [app, name] of wireSources()) {
+      const file = join(PROJECT_ROOT, 'src', 'apps', app, WIRE_FOLDER, name);
+      for (const match of readFileSync(file, 'utf8').matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm)) {
+        if (!/^\.\/[^/]+\.js$/.test(match[1]!)) outside.push(`${relative(PROJECT_ROOT, file)} imports ${match[1]!}`);
+      }
+    }
+    expect(outside).toEqual([]);
+  });
+});
