@@ -38,6 +38,7 @@ import {
 import { isToken } from '../protocol/handshake/http-syntax.js';
 import { isPlainPath, pathOf } from '../protocol/handshake/request-target.js';
 import { ZlibLimiter } from './zlib-limiter.js';
+import { nodeTimers, type TimerHandle, type TimerSource } from './timer-source.js';
 
 /**
  * Hooks and policy for one path. `Context` is what `authenticate` returns.
@@ -223,6 +224,12 @@ export interface ServerOptions {
   maxHandshakes?: number;
   /** The clock for rate limits, in ms (tests inject one). Default `performance.now`. */
   now?: () => number;
+  /**
+   * @internal The clock and timers behind the heartbeat, the handshake
+   * deadlines and the shutdown timeout (and the rate limits, without `now`).
+   * Tests pass a clock they advance by hand. Default: Node's.
+   */
+  timers?: TimerSource;
 }
 
 export type ServerLogEntry =
@@ -274,7 +281,7 @@ type AnyRoute = Route<unknown>;
 
 /** A socket in the opening handshake. */
 interface PendingHandshake {
-  /** performance.now() time by which the connection must be open. */
+  /** The time, on the server's clock (`timers.now()`), by which the connection must be open. */
   readonly deadline: number;
   /** The request head is in: what is left is the upgrade pipeline (the hooks). */
   headIn: boolean;
@@ -323,14 +330,16 @@ export class WebSocketServer {
   private readonly handshaking = new Map<Duplex, PendingHandshake>();
   /** wss:// only: TCP connections whose TLS handshake is not done, by remote address and port. */
   private readonly tlsPending = new Map<string, { socket: Socket; deadline: number }>();
-  private handshakeSweep: NodeJS.Timeout | null = null;
+  private handshakeSweep: TimerHandle | null = null;
   private readonly options: ServerOptions;
   private readonly deflate: ServerDeflateOptions | null;
   private readonly limiter: ZlibLimiter | null;
   private netServer: NetServer | null = null;
   /** `http2` option: the HTTP/2 sessions of TLS connections that chose h2. */
   private http2: Http2Acceptor | null = null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: TimerHandle | null = null;
+  /** The `timers` option: what deadlines are measured with and sweeps run on. */
+  private readonly timers: TimerSource;
   private shuttingDown = false;
 
   constructor(options: ServerOptions = {}) {
@@ -342,7 +351,9 @@ export class WebSocketServer {
     const maxPerAddress = capOption(options.maxConnectionsPerAddress, 'maxConnectionsPerAddress');
     capOption(options.maxHandshakes, 'maxHandshakes');
     this.admission = maxTotal === Infinity && maxPerAddress === Infinity ? null : new Admission(maxTotal, maxPerAddress);
-    this.clock = options.now ?? (() => performance.now());
+    this.timers = options.timers ?? nodeTimers;
+    const timers = this.timers;
+    this.clock = options.now ?? (() => timers.now());
     // Check the default rate limits now rather than at the first route.
     if (options.rateLimit !== undefined) ratePolicy(options.rateLimit);
   }
@@ -492,7 +503,7 @@ export class WebSocketServer {
       // allowHalfOpen: a peer's FIN must not make Node end our side while
       // messages (a compression still running) and the close reply are on
       // their way; the connection ends TCP itself once they are written.
-      server = createNetServer({ allowHalfOpen: true }, (socket) => this.acceptSocket(socket, performance.now()));
+      server = createNetServer({ allowHalfOpen: true }, (socket) => this.acceptSocket(socket, this.timers.now()));
     } else if (this.options.http2 === true) {
       // RFC 7301: the client offers protocols, the server picks; h2 first (RFC 9113 §3.2).
       const acceptor = (this.http2 ??= new Http2Acceptor((stream, headers) => this.onHttp2Stream(stream, headers), this.handshakeTimeout));
@@ -549,7 +560,7 @@ export class WebSocketServer {
     this.startHeartbeat();
     const full = this.handshakesFull();
     // node:http has read the request: the deadline covers the hooks from here.
-    this.handshaking.set(socket, { deadline: performance.now() + this.handshakeTimeout, headIn: true });
+    this.handshaking.set(socket, { deadline: this.timers.now() + this.handshakeTimeout, headIn: true });
     if (full) {
       socket.on('error', noop);
       this.refuse(socket, '', 503, 'too many handshakes in progress');
@@ -589,7 +600,7 @@ export class WebSocketServer {
     stream.on('error', noop);
     const full = this.handshakesFull();
     // The head came in one HEADERS block: the deadline covers the hooks from here.
-    this.handshaking.set(stream, { deadline: performance.now() + this.handshakeTimeout, headIn: true });
+    this.handshaking.set(stream, { deadline: this.timers.now() + this.handshakeTimeout, headIn: true });
     const path = pathOf(String(headers[':path'] ?? ''));
     if (full) {
       this.refuse(stream, path, 503, 'too many handshakes in progress');
@@ -626,7 +637,7 @@ export class WebSocketServer {
     // Check the code and reason before anything stops: a refused close leaves the server as it was.
     encodeClosePayload(code, reason);
     this.shuttingDown = true;
-    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    if (this.heartbeatTimer !== null) this.timers.clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = null;
     const listening = this.netServer;
     this.netServer = null;
@@ -635,7 +646,7 @@ export class WebSocketServer {
     this.http2?.close();
     for (const socket of this.handshaking.keys()) socket.destroy();
     for (const { socket } of this.tlsPending.values()) socket.destroy();
-    if (this.handshakeSweep !== null) clearInterval(this.handshakeSweep);
+    if (this.handshakeSweep !== null) this.timers.clearInterval(this.handshakeSweep);
     this.handshakeSweep = null;
     this.handshaking.clear();
     this.tlsPending.clear();
@@ -647,12 +658,12 @@ export class WebSocketServer {
           connection.close(code, reason);
         }),
     );
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeout);
+      timer = this.timers.setTimeout(resolve, timeout);
     });
     await Promise.race([Promise.all(closing), deadline]);
-    clearTimeout(timer);
+    if (timer !== undefined) this.timers.clearTimeout(timer);
     for (const connection of this.connectionSet) connection.terminate('server shut down');
     this.http2?.close(true);
     await stopped;
@@ -683,7 +694,7 @@ export class WebSocketServer {
       return;
     }
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
-    this.tlsPending.set(key, { socket, deadline: performance.now() + this.handshakeTimeout });
+    this.tlsPending.set(key, { socket, deadline: this.timers.now() + this.handshakeTimeout });
     socket.once('close', () => {
       if (this.tlsPending.get(key)?.socket === socket) this.tlsPending.delete(key);
     });
@@ -695,7 +706,7 @@ export class WebSocketServer {
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
     const pending = this.tlsPending.get(key);
     this.tlsPending.delete(key);
-    return pending === undefined ? performance.now() : pending.deadline - this.handshakeTimeout;
+    return pending === undefined ? this.timers.now() : pending.deadline - this.handshakeTimeout;
   }
 
   private acceptSocket(socket: Socket, acceptedAt: number): void {
@@ -749,8 +760,8 @@ export class WebSocketServer {
   private sweepHandshakes(): void {
     if (this.handshakeSweep !== null) return;
     const timeout = this.handshakeTimeout;
-    this.handshakeSweep = setInterval(() => {
-      const now = performance.now();
+    this.handshakeSweep = this.timers.setInterval(() => {
+      const now = this.timers.now();
       for (const [socket, pending] of this.handshaking) {
         if (now < pending.deadline) continue;
         if (pending.headIn) this.refuse(socket, '', 503, 'the upgrade could not be completed in time');
@@ -762,7 +773,7 @@ export class WebSocketServer {
         pending.socket.destroy();
       }
       if (this.handshaking.size === 0 && this.tlsPending.size === 0 && this.handshakeSweep !== null) {
-        clearInterval(this.handshakeSweep);
+        this.timers.clearInterval(this.handshakeSweep);
         this.handshakeSweep = null;
       }
     }, Math.max(10, Math.min(1000, timeout / 4)));
@@ -1191,7 +1202,7 @@ export class WebSocketServer {
   private startHeartbeat(): void {
     const interval = this.options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
     if (interval === false || interval <= 0 || this.heartbeatTimer !== null) return;
-    this.heartbeatTimer = setInterval(() => {
+    this.heartbeatTimer = this.timers.setInterval(() => {
       for (const connection of this.connectionSet) connection.heartbeat(interval);
     }, interval);
     this.heartbeatTimer.unref();

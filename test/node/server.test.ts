@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type CloseInfo, type Connection, type Route, type ServerOptions } from '../../src/index.js';
-import { OP, RawClient, closePayload, frame, parseClose, settlesWithin, type RawFrame } from './raw-client.js';
+import { OP, RawClient, closePayload, frame, parseClose, settlesWithin } from './raw-client.js';
 import { until } from '../wait.js';
+import { ManualClock } from './manual-clock.js';
 
 /**
  * Server-wide behaviour over real sockets: graceful shutdown, heartbeats,
@@ -58,9 +59,15 @@ async function connectRaw(harness: Harness): Promise<RawClient> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Let pending I/O callbacks and promise reactions run: what a step of the manual clock set off has then happened. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 describe('graceful shutdown', () => {
   it('sends 1001 to every peer and resolves once they have all answered', async () => {
-    const harness = await start({ closeTimeout: 5000 });
+    // The shutdown timeout runs on a clock that never moves here: only the peers' answers can end the wait.
+    const harness = await start({ closeTimeout: 5000, timers: new ManualClock() });
     const first = await connectRaw(harness);
     const second = await connectRaw(harness);
     let done = false;
@@ -73,12 +80,13 @@ describe('graceful shutdown', () => {
 
     first.send({ opcode: OP.close, payload: closePayload(1001) });
     await first.waitEnd();
-    expect(await settlesWithin(closing, 50)).toBe(false);
+    await until(() => harness.closes.length === 1, "the first peer's close event");
+    await settle();
     expect(done).toBe(false);
 
     second.send({ opcode: OP.close, payload: closePayload(1001) });
     await second.waitEnd();
-    expect(await settlesWithin(closing, 1000)).toBe(true);
+    expect(await settlesWithin(closing, 5000)).toBe(true);
     expect(harness.closes.map((info) => [info.code, info.wasClean, info.initiator])).toEqual([
       [1001, true, 'local'],
       [1001, true, 'local'],
@@ -86,18 +94,23 @@ describe('graceful shutdown', () => {
     expect(harness.server.connections.size).toBe(0);
   });
 
-  it('resolves within the timeout when peers never answer, and destroys their sockets', async () => {
-    const harness = await start();
+  it('resolves at the timeout when peers never answer, and destroys their sockets', async () => {
+    const clock = new ManualClock();
+    const harness = await start({ timers: clock });
     const silent = [await connectRaw(harness), await connectRaw(harness)];
-    const started = performance.now();
-    await harness.server.close({ timeout: 150, code: 4001, reason: 'maintenance' });
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(140);
-    expect(elapsed).toBeLessThan(1000);
-    for (const client of silent) {
-      expect(parseClose(await client.readFrame())).toEqual({ code: 4001, reason: 'maintenance' });
-      await client.waitEnd();
-    }
+    let done = false;
+    const closing = harness.server.close({ timeout: 150, code: 4001, reason: 'maintenance' }).then(() => {
+      done = true;
+    });
+    for (const client of silent) expect(parseClose(await client.readFrame())).toEqual({ code: 4001, reason: 'maintenance' });
+    // A millisecond short of the timeout the server still waits for the answers that will not come.
+    clock.advance(149);
+    await settle();
+    expect(done).toBe(false);
+    expect(silent.some((client) => client.ended)).toBe(false);
+    clock.advance(1);
+    await closing;
+    for (const client of silent) await client.waitEnd();
     await until(() => harness.closes.length === 2, 'both close events', 1000);
     for (const info of harness.closes) {
       expect(info).toMatchObject({ code: 1006, wasClean: false, initiator: 'local' });
@@ -105,11 +118,13 @@ describe('graceful shutdown', () => {
   });
 
   it('stops accepting connections and cuts off handshakes in progress', async () => {
-    const harness = await start();
+    const clock = new ManualClock();
+    const harness = await start({ timers: clock });
     const halfway = await RawClient.open(harness.port);
     clients.push(halfway);
     halfway.write('GET / HTTP/1.1\r\n');
-    await sleep(20);
+    // The handshake deadline's sweep is armed once the server has taken the connection.
+    await until(() => clock.pending > 0, 'the server to take the connection');
     await harness.server.close({ timeout: 100 });
     await halfway.waitEnd();
     await expect(RawClient.upgrade(harness.port)).rejects.toThrow();
@@ -117,48 +132,48 @@ describe('graceful shutdown', () => {
 });
 
 describe('heartbeat', () => {
-  /** Read frames for `ms`, answering every ping with its pong; returns what came. */
-  async function answerPings(client: RawClient, ms: number): Promise<RawFrame[]> {
-    const seen: RawFrame[] = [];
-    const deadline = performance.now() + ms;
-    while (performance.now() < deadline) {
-      let received: RawFrame;
-      try {
-        received = await client.readFrame(Math.max(1, deadline - performance.now()));
-      } catch {
-        break; // nothing more within the time
-      }
-      seen.push(received);
-      if (received.opcode === OP.ping) client.send({ opcode: OP.pong, payload: received.payload });
-      if (received.opcode === OP.close) break;
-    }
-    return seen;
+  const PING = Buffer.from([0x89, 0x00]);
+
+  /** A server pinging every 100 ms of a manual clock, with connections whose pongs are counted. */
+  async function startBeating(): Promise<{ harness: Harness; clock: ManualClock; pongs: Map<Connection<unknown>, number> }> {
+    const clock = new ManualClock();
+    const pongs = new Map<Connection<unknown>, number>();
+    const harness = await start(
+      { heartbeat: 100, timers: clock },
+      { open: (connection) => void connection.on('pong', () => pongs.set(connection, (pongs.get(connection) ?? 0) + 1)) },
+    );
+    return { harness, clock, pongs };
   }
 
-  it('keeps a client that answers pings and drops one that ignores them, saying why', async () => {
-    const harness = await start({ heartbeat: 100 });
+  it('keeps a client that answers pings and drops one that ignores them at the next tick, saying why', async () => {
+    const { harness, clock, pongs } = await startBeating();
     const lively = await connectRaw(harness);
     const silent = await connectRaw(harness);
-    const silentConnection = harness.connections[1]!;
+    await until(() => harness.connections.length === 2, 'both connections to open');
+    const [livelyConnection, silentConnection] = harness.connections as [Connection<unknown>, Connection<unknown>];
 
-    const [livelySeen] = await Promise.all([
-      answerPings(lively, 450),
-      (async () => {
-        // The silent client gets a ping, says nothing, and is dropped at the next tick.
-        const ping = await silent.readFrame(1000);
-        expect(ping.bytes).toEqual(Buffer.from([0x89, 0x00]));
-        const close = await silent.readFrame(1000);
-        expect(close.bytes).toEqual(
-          frame({ opcode: OP.close, payload: closePayload(1001, 'no pong within 100 ms'), mask: false }),
-        );
-        await silent.waitEnd();
-      })(),
-    ]);
+    // Tick 1: both are pinged; only the lively one answers.
+    clock.advance(100);
+    expect((await lively.readFrame()).bytes).toEqual(PING);
+    expect((await silent.readFrame()).bytes).toEqual(PING);
+    lively.send({ opcode: OP.pong, payload: Buffer.alloc(0) });
+    await until(() => pongs.get(livelyConnection) === 1, 'the first pong');
 
-    expect(livelySeen.length).toBeGreaterThanOrEqual(3);
-    expect(livelySeen.every((seen) => seen.opcode === OP.ping)).toBe(true);
+    // Tick 2: the lively one is pinged again; the silent one, still owing its pong, is dropped.
+    clock.advance(100);
+    expect((await lively.readFrame()).bytes).toEqual(PING);
+    expect((await silent.readFrame()).bytes).toEqual(
+      frame({ opcode: OP.close, payload: closePayload(1001, 'no pong within 100 ms'), mask: false }),
+    );
+    await silent.waitEnd();
+
+    // Tick 3: answering keeps it going.
+    lively.send({ opcode: OP.pong, payload: Buffer.alloc(0) });
+    await until(() => pongs.get(livelyConnection) === 2, 'the second pong');
+    clock.advance(100);
+    expect((await lively.readFrame()).bytes).toEqual(PING);
     expect(lively.ended).toBe(false);
-    expect(harness.connections[0]!.state).toBe('open');
+    expect(livelyConnection.state).toBe('open');
 
     await until(() => harness.closes.length === 1, 'the close event', 1000);
     const info = harness.closes[0]!;
@@ -168,16 +183,16 @@ describe('heartbeat', () => {
   });
 
   it('counts any received frame as a sign of life', async () => {
-    const harness = await start({ heartbeat: 100 });
+    const { harness, clock } = await startBeating();
     const chatty = await connectRaw(harness);
-    // Never answers a ping, but sends a message every 20 ms, for four heartbeat intervals.
-    for (let i = 0; i < 20; i++) {
+    // Never answers a ping, but sends a message (echoed) between ticks, for four ticks.
+    for (let i = 0; i < 4; i++) {
       chatty.send({ opcode: OP.text, payload: `m${i}` });
-      await sleep(20);
+      expect((await chatty.readFrame()).payload.toString()).toBe(`m${i}`);
+      clock.advance(100);
+      // A ping, not a close: the message counted as the answer to the previous ping.
+      expect((await chatty.readFrame()).bytes).toEqual(PING);
     }
-    const frames: RawFrame[] = [];
-    while (chatty.buffered > 0) frames.push(await chatty.readFrame());
-    expect(frames.filter((f) => f.opcode === OP.ping).length).toBeGreaterThanOrEqual(2);
     expect(chatty.ended).toBe(false);
     expect(harness.closes).toEqual([]);
   });
@@ -186,9 +201,10 @@ describe('heartbeat', () => {
 describe('idle timeout', () => {
   it('closes a connection with no traffic with 1001 and reports why', async () => {
     const harness = await start({ idleTimeout: 100 });
-    const client = await connectRaw(harness);
+    // Taken before the upgrade: the server's idle timer cannot start earlier, so the bound holds however slow the upgrade is.
     const started = performance.now();
-    const close = await client.readFrame(1000);
+    const client = await connectRaw(harness);
+    const close = await client.readFrame(5000);
     expect(close.bytes).toEqual(frame({ opcode: OP.close, payload: closePayload(1001, 'no traffic for 100 ms'), mask: false }));
     await client.waitEnd();
     expect(performance.now() - started).toBeGreaterThanOrEqual(90);
@@ -197,14 +213,18 @@ describe('idle timeout', () => {
   });
 
   it('keeps a connection with traffic open past the idle timeout', async () => {
-    const harness = await start({ idleTimeout: 150 });
+    // The idle timer is the socket's own (node:net), not the server's clock: a long timeout
+    // and short gaps leave room for a stalled event loop before a gap could look idle.
+    const harness = await start({ idleTimeout: 500 });
     const client = await connectRaw(harness);
-    // Eight round trips 40 ms apart: over twice the idle timeout in all.
-    for (let i = 0; i < 8; i++) {
+    // Twelve round trips 50 ms apart: over the idle timeout in all.
+    const started = performance.now();
+    for (let i = 0; i < 12; i++) {
       client.send({ opcode: OP.text, payload: `tick ${i}` });
       expect((await client.readFrame()).payload.toString()).toBe(`tick ${i}`);
-      await sleep(40);
+      await sleep(50);
     }
+    expect(performance.now() - started).toBeGreaterThan(500);
     expect(client.ended).toBe(false);
     expect(harness.closes).toEqual([]);
   });
