@@ -350,7 +350,7 @@ describe('FrameReader: payloads that arrive over many reads', () => {
     expect(sizes).toEqual(Array.from({ length: Math.ceil((100_000 - 8) / 16384) }, () => 16384));
   });
 
-  it('keeps reads of 4 KiB or more as they are and copies the payload once, at its declared length, when complete', () => {
+  it('keeps reads of 4 KiB or more as they are and allocates the payload once, at its declared length, when a quarter is here', () => {
     const { allocate, sizes } = countingAllocator();
     const sink = new RecordingSink();
     const r = new FrameReader(sink, { ...SERVER, allocate });
@@ -360,11 +360,81 @@ describe('FrameReader: payloads that arrive over many reads', () => {
     expect(pieces).toHaveLength(200);
     pieces.forEach((piece, i) => {
       r.push(piece);
-      expect(sizes).toEqual(i === pieces.length - 1 ? [payload.length] : []);
+      const received = (i + 1) * 5000 - 14;
+      // From then on each read is unmasked straight into that buffer.
+      expect(sizes).toEqual(received * 4 >= payload.length ? [payload.length] : []);
+      expect(r.bufferedBytes).toBe(i === pieces.length - 1 ? 0 : received);
     });
     const delivered = (sink.calls[1] as { payload: Uint8Array }).payload;
     expect(delivered.length).toBe(payload.length);
     expect(Buffer.from(delivered).equals(Buffer.from(payload))).toBe(true);
+  });
+
+  it('gathers a large payload into its buffer: parts shown unmasked and in order, before and after the buffer exists', () => {
+    const sink = new PartSink();
+    const r = new FrameReader(sink, SERVER);
+    const payload = patternBytes(300_000, 7);
+    const next = frame({ opcode: 9, payload: 'after', mask: KEY });
+    // Reads of 7,001 bytes: parts start at every offset modulo 4, the buffer
+    // comes with the eleventh, and the last read also holds the next frame.
+    for (const piece of chunksOf(concat(frame({ opcode: 1, payload, mask: KEY }), next), 7001)) r.push(piece);
+    expect(sink.payloads).toEqual([toHex(payload), toHex(new TextEncoder().encode('after'))]);
+    const parts = concat(...sink.parts);
+    expect(toHex(parts)).toBe(toHex(payload.subarray(0, parts.length)));
+    expect(parts.length).toBeGreaterThan(payload.length - 7001);
+    expect(r.bufferedBytes).toBe(0);
+  });
+
+  it('stops gathering at the part the sink fails, and delivers nothing', () => {
+    const sink = new PartSink();
+    sink.failAtPartBytes = 200_000;
+    const r = new FrameReader(sink, SERVER);
+    const pieces = chunksOf(frame({ opcode: 1, payload: patternBytes(300_000, 8), mask: KEY }), 10_000);
+    for (const piece of pieces) r.push(piece);
+    expect(sink.errors).toEqual(['WS_ERR_INVALID_UTF8']);
+    expect(sink.calls.filter((c) => c.kind === 'payload')).toEqual([]);
+    expect(concat(...sink.parts).length).toBeLessThan(210_000);
+    expect(r.bufferedBytes).toBe(0);
+  });
+
+  it('gathers large payloads over random reads, with the sink pausing on parts, the same as whole (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 60_000, max: 200_000 }), { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 500, max: 40_000 }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
+        (lengths, masked, sizes, pauses) => {
+          const payloads = lengths.map((length, i) => patternBytes(length, i + 11));
+          const stream = concat(...payloads.map((p) => frame({ opcode: 2, payload: p, mask: masked ? KEY : null })));
+          const sink = new PartSink();
+          const r = new FrameReader(sink, { expectMasked: masked, allowRsv1: false });
+          let part = 0;
+          // Like a decompressor: wait for asynchronous work on some parts.
+          const show = sink.framePayloadPart.bind(sink);
+          sink.framePayloadPart = (bytes) => {
+            if (pauses[part++ % pauses.length]!) r.pause();
+            return show(bytes);
+          };
+          let at = 0;
+          for (let i = 0; at < stream.length; i++) {
+            const end = Math.min(stream.length, at + sizes[i % sizes.length]!);
+            r.push(stream.subarray(at, end));
+            at = end;
+            if (i % 3 === 2) r.resume();
+          }
+          // Each resume runs until the next pausing part: bounded by the number of parts.
+          const count = (): number => sink.calls.filter((c) => c.kind === 'payload').length;
+          for (let i = 0; i < 10_000 && count() < payloads.length; i++) r.resume();
+          expect(sink.errors).toEqual([]);
+          const delivered = sink.calls.flatMap((c) => (c.kind === 'payload' ? [Buffer.from(c.payload)] : []));
+          expect(delivered.map((p) => p.length)).toEqual(lengths);
+          delivered.forEach((p, i) => expect(p.equals(payloads[i]!)).toBe(true));
+          expect(r.bufferedBytes).toBe(0);
+        },
+      ),
+      { numRuns: 25 },
+    );
   });
 
   it('delivers a payload trickled a byte per read intact, from staged blocks', () => {
