@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { createChatApp, roomTopic, type ChatAppOptions } from '../../src/apps/chat/index.js';
-import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, type ChatMessage, type ServerMessage } from '../../src/apps/chat/protocol.js';
+import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, type ChatMessage, type ServerMessage } from '../../src/apps/chat/wire/protocol.js';
 import { AppServer } from '../../src/apps/host/server.js';
 import { Connection } from '../../src/node/connection.js';
 import { envelope, GIF, JPEG, png, readEnvelope, WEBP } from './chat/samples.js';

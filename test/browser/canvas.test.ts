@@ -155,6 +155,8 @@ describe('canvas page', () => {
     const annName = (await meOf(ann)).name;
     expect(await bob.locator(`.pointer[data-id="${annId}"] .label`).textContent()).toBe(annName);
     expect(await ann.locator(`.pointer[data-id="${annId}"]`).count()).toBe(0);
+    // The pages spoke through the server's own codec, compiled.
+    expect(web.requests).toContain(web.url('/canvas/wire/codec.js'));
   });
 
   it('shows a stroke drawn in one page in the other, and to a page opened afterwards', async () => {

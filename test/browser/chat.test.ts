@@ -310,6 +310,8 @@ describe('chat page', () => {
     const atCarl = await shownImage(carl);
     expect([atCarl.width, atCarl.height]).toEqual([3, 2]);
     expect(await carl.locator('#messages li.image .nick').textContent()).toBe('ann');
+    // The envelope both ways was the server's own module, compiled.
+    expect(web.requests).toEqual(expect.arrayContaining([web.url('/chat/wire/envelope.js'), web.url('/chat/wire/protocol.js')]));
 
     // Leaving the room's messages behind (another room) revokes the blob: URL.
     await bob.locator('#leave').click();

@@ -8,8 +8,8 @@
  */
 import type { BrokerMessage, HistoryOptions, StreamPosition } from '../../pubsub/broker.js';
 import type { PubSub } from '../../pubsub/pubsub.js';
-import { unwrap } from './envelope.js';
-import { HISTORY_LENGTH, type ChatImage, type HistoryEntry } from './protocol.js';
+import { unwrap } from './wire/envelope.js';
+import { HISTORY_LENGTH, MAX_SERVER_IMAGE_HEADER_BYTES, type ChatImage, type HistoryEntry } from './wire/protocol.js';
 
 /**
  * What the broker should keep of a room's topic: room for 50 messages
@@ -57,8 +57,6 @@ export interface RoomHistory {
 }
 
 const utf8 = new TextDecoder();
-/** As in positions.ts: room for a server's image header. */
-const MAX_SERVER_HEADER_BYTES = 8192;
 
 /**
  * Pick the newcomer's history from the room topic's entries (oldest
@@ -76,7 +74,7 @@ export function selectHistory(entries: readonly BrokerMessage[], budget: History
     const entry = entries[i]!;
     if (entry.binary) {
       if (imageBytes + entry.data.length > imageBudget) continue;
-      const envelope = unwrap(entry.data, MAX_SERVER_HEADER_BYTES);
+      const envelope = unwrap(entry.data, MAX_SERVER_IMAGE_HEADER_BYTES);
       if (!envelope.ok || envelope.header['type'] !== 'image') continue;
       const { type: _type, ...image } = envelope.header;
       imageBytes += entry.data.length;

@@ -4,7 +4,7 @@ import type { StreamPosition } from '../../pubsub/broker.js';
 import type { App } from '../app.js';
 import { socketPath } from '../app.js';
 import { pageDirOf } from '../host/paths.js';
-import { wrap } from './envelope.js';
+import { wrap } from './wire/envelope.js';
 import { chatTopicHistory, readRecent, roomTopic, selectHistory, typingTopic, type HistoryBudget } from './history.js';
 import { checkNick, checkRoom, nickKey } from './names.js';
 import { withPosition } from './positions.js';
@@ -25,7 +25,7 @@ import {
   type ImageHeader,
   type JoinRequest,
   type ServerMessage,
-} from './protocol.js';
+} from './wire/protocol.js';
 import { ByteRateLimiter, messageRateLimit, type ByteRateOptions, type RateLimitOptions } from './rate-limit.js';
 import { holderOf, RoomMembers } from './room-members.js';
 import { createIdSource } from './ids.js';
@@ -35,9 +35,9 @@ export { roomTopic, typingTopic, chatTopicHistory, ROOM_TOPIC_HISTORY } from './
 
 /**
  * The chat's socket glue: one route at /chat/ws, requests parsed by
- * protocol.ts. The message rate is the server's (the route's `rateLimit`,
- * answered in-band by its `limited` hook); the image byte allowance is
- * rate-limit.ts's.
+ * wire/protocol.ts. The message rate is the server's (the route's
+ * `rateLimit`, answered in-band by its `limited` hook); the image byte
+ * allowance is rate-limit.ts's.
  *
  * No state that matters lives in this process (PROTOCOL.md, "Several
  * server processes"): a room's messages, images, join and leave notices

@@ -1,4 +1,4 @@
-import { chatError, DEFAULT_ROOM, type ChatError } from './protocol.js';
+import { chatError, DEFAULT_ROOM, type ChatError } from './wire/protocol.js';
 
 export const NICK_MAX_LENGTH = 24;
 export const ROOM_MAX_LENGTH = 32;

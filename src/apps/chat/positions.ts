@@ -9,11 +9,10 @@
  * of a room's members on a process.
  */
 import type { BrokerMessage } from '../../pubsub/broker.js';
-import { unwrap, wrap } from './envelope.js';
+import { unwrap, wrap } from './wire/envelope.js';
+import { MAX_SERVER_IMAGE_HEADER_BYTES } from './wire/protocol.js';
 
 const utf8 = new TextDecoder();
-/** A server's image header holds at most a 255-character name and a few short fields: far below this. */
-const MAX_SERVER_HEADER_BYTES = 8192;
 
 /**
  * A text message (one JSON object, as the chat published it) gains
@@ -28,7 +27,7 @@ export function withPosition(message: BrokerMessage): string | Uint8Array {
     if (!text.startsWith('{')) return text;
     return text.length === 2 ? `{${position}}` : `{${position},${text.slice(1)}`;
   }
-  const envelope = unwrap(message.data, MAX_SERVER_HEADER_BYTES);
+  const envelope = unwrap(message.data, MAX_SERVER_IMAGE_HEADER_BYTES);
   if (!envelope.ok) return message.data;
   const header = { ...envelope.header, type: envelope.header['type'] as string, epoch: message.epoch, offset: message.offset };
   return wrap(header, envelope.payload);

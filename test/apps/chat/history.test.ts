@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BrokerMessage } from '../../../src/pubsub/broker.js';
-import { wrap } from '../../../src/apps/chat/envelope.js';
+import { wrap } from '../../../src/apps/chat/wire/envelope.js';
 import { readRecent, selectHistory } from '../../../src/apps/chat/history.js';
 import { withPosition } from '../../../src/apps/chat/positions.js';
 import { PubSub } from '../../../src/pubsub/pubsub.js';

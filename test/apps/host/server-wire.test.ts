@@ -3,6 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCanvasApp } from '../../../src/apps/canvas/index.js';
+import { createChatApp } from '../../../src/apps/chat/index.js';
 import { PROJECT_ROOT, WIRE_FOLDER, wireModulesDirOf } from '../../../src/apps/host/paths.js';
 import { AppServer } from '../../../src/apps/host/server.js';
 
@@ -19,7 +20,7 @@ afterEach(async () => {
 });
 
 async function start(): Promise<number> {
-  const server = new AppServer({ apps: [createCanvasApp()], logLevel: 'silent' });
+  const server = new AppServer({ apps: [createCanvasApp(), createChatApp()], logLevel: 'silent' });
   servers.push(server);
   return (await server.listen(0)).port;
 }
@@ -55,18 +56,25 @@ function wireSources(): Array<[app: string, name: string]> {
 }
 
 describe('wire modules', () => {
-  it('serves the canvas codec compiled, as JavaScript', async () => {
+  it.each([
+    ['canvas', 'codec.js', /export function decodeServerMessage/],
+    ['canvas', 'byte-reader.js', /export class ByteReader/],
+    ['chat', 'envelope.js', /export function unwrap/],
+    ['chat', 'protocol.js', /export const MAX_IMAGE_BYTES/],
+    ['chat', 'image-type.js', /export const IMAGE_MIMES/],
+  ])('serves %s/wire/%s compiled, as JavaScript', async (app, file, content) => {
     const port = await start();
-    const response = await get(port, '/canvas/wire/codec.js');
+    const response = await get(port, `/${app}/wire/${file}`);
     expect(response.status).toBe(200);
     expect(response.type).toBe('text/javascript; charset=utf-8');
-    expect(response.body).toBe(readFileSync(join(wireModulesDirOf('canvas'), 'codec.js'), 'utf8'));
-    expect(response.body).toMatch(/export function decodeServerMessage/);
+    expect(response.body).toBe(readFileSync(join(wireModulesDirOf(app), file), 'utf8'));
+    expect(response.body).toMatch(content);
   });
 
   it('still serves the page beside them', async () => {
     const port = await start();
     expect((await get(port, '/canvas/canvas.js')).status).toBe(200);
+    expect((await get(port, '/chat/chat.js')).status).toBe(200);
   });
 
   it.each([
@@ -76,13 +84,18 @@ describe('wire modules', () => {
     '/canvas/wire/..%2findex.js',
     '/canvas/wire/%2e%2e%2findex.js',
     '/canvas/wire/..%2f..%2f..%2f..%2f..%2fpackage.json',
+    '/chat/wire/..%2fhistory.js',
+    // One app's wire folder does not lead to another's.
+    '/chat/wire/..%2f..%2fcanvas%2fwire%2fcodec.js',
   ])('answers 404 for %s', async (path) => {
     const port = await start();
     expect((await get(port, path)).status).toBe(404);
   });
 
   it('finds wire modules to check', () => {
-    expect(wireSources().map(([app, name]) => `${app}/${name}`)).toEqual(expect.arrayContaining(['canvas/codec.ts', 'canvas/byte-reader.ts']));
+    expect(wireSources().map(([app, name]) => `${app}/${name}`)).toEqual(
+      expect.arrayContaining(['canvas/codec.ts', 'canvas/byte-reader.ts', 'chat/envelope.ts', 'chat/protocol.ts', 'chat/image-type.ts']),
+    );
   });
 
   it('import only modules of their own folder, so that a page can load them from /<app>/wire/', () => {

@@ -8,24 +8,33 @@
 // rejoins with it after a reconnect, to resume without loss or duplicate;
 // messages typed meanwhile wait as pending and are marked delivered when
 // the room's broadcast echoes their client id.
+//
+// The binary envelope and the limits come from the server's own modules
+// (src/apps/chat/wire/, served compiled at /chat/wire/): the page checks a
+// message's size, an image's size and a file name's length with the
+// server's numbers, to spare a refused upload; the server still decides.
 import { pageSocket, parseEnvelope, sendEnvelope, showState } from '/web/page-socket.js';
+import { unwrap, wrap } from '/chat/wire/envelope.js';
+import { IMAGE_MIMES } from '/chat/wire/image-type.js';
+import {
+  DEFAULT_ROOM,
+  MAX_IMAGE_BYTES,
+  MAX_IMAGE_NAME_LENGTH,
+  MAX_MESSAGE_BYTES,
+  MAX_SERVER_IMAGE_HEADER_BYTES,
+  TYPING_INTERVAL_MS,
+} from '/chat/wire/protocol.js';
 
-/** The server's limit on one message, in UTF-8 bytes of its JSON. */
-const MAX_MESSAGE_BYTES = 10 * 1024;
-/** The server's limit on one image; checked here to spare the upload, but the server decides. */
-const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
-/** Longest file name the server accepts, in characters; longer ones are cut here. */
-const MAX_IMAGE_NAME_LENGTH = 255;
 /** The types the server accepts (it tells them from the bytes); only these are turned into images here. */
-const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+const IMAGE_TYPES = new Set(IMAGE_MIMES);
 /** How often an upload's progress bar is updated, ms. */
 const PROGRESS_EVERY_MS = 100;
 /** How long an error stays in the room view. */
 const ERROR_SHOW_MS = 6000;
 /** Messages kept on screen; older ones are removed so a long session stays light. */
 const MAX_SHOWN = 500;
-/** The server lets a member's `typing` through once per 2 s; sent a little less often than that. */
-const TYPING_EVERY_MS = 2500;
+/** The server lets a member's `typing` through once per TYPING_INTERVAL_MS; sent a little less often than that. */
+const TYPING_EVERY_MS = TYPING_INTERVAL_MS + 500;
 /** How long "… is typing" stays after someone's last indicator. */
 const TYPING_SHOWN_MS = 4000;
 /** Pending messages sent after a rejoin: spaced to stay under the server's 5 messages a second. */
@@ -93,7 +102,6 @@ const typers = new Map();
 let lastTypingSent = -Infinity;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const socket = pageSocket('/chat/ws', {
   backoff: { initialDelay: 250, factor: 2, maxDelay: 5000 },
   // Images arrive as bytes to slice, not as Blobs.
@@ -288,7 +296,7 @@ const HANDLERS = {
 ui.joinForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const nick = ui.nick.value.trim();
-  const room = ui.room.value.trim() || 'general';
+  const room = ui.room.value.trim() || DEFAULT_ROOM;
   ui.joinError.textContent = '';
   if (nick === '') {
     ui.joinError.textContent = 'Pick a nickname.';
@@ -399,38 +407,13 @@ async function sendImage(file) {
     return;
   }
   if (!uploads.has(id)) return;
-  const message = wrapEnvelope({ type: 'image', id, name }, bytes);
+  const message = wrap({ type: 'image', id, name }, new Uint8Array(bytes));
   if (socket.state !== 'open' || !socket.send(message)) {
     dropUpload(id);
     showError('Not connected: the image was not sent.', { code: 'offline' });
     return;
   }
   followProgress(id, upload, message.byteLength);
-}
-
-/** Header and bytes in one binary message: 4-byte big-endian header length, the JSON header, the bytes. */
-function wrapEnvelope(header, bytes) {
-  const head = encoder.encode(JSON.stringify(header));
-  const out = new Uint8Array(4 + head.length + bytes.byteLength);
-  new DataView(out.buffer).setUint32(0, head.length);
-  out.set(head, 4);
-  out.set(new Uint8Array(bytes), 4 + head.length);
-  return out.buffer;
-}
-
-/** The header (an object with a string type) and the bytes of a binary message; null if it is not one. */
-function unwrapEnvelope(buffer) {
-  if (buffer.byteLength < 4) return null;
-  const length = new DataView(buffer).getUint32(0);
-  if (4 + length > buffer.byteLength) return null;
-  let header;
-  try {
-    header = JSON.parse(decoder.decode(new Uint8Array(buffer, 4, length)));
-  } catch {
-    return null;
-  }
-  if (typeof header !== 'object' || header === null || typeof header.type !== 'string') return null;
-  return { header, bytes: new Uint8Array(buffer, 4 + length) };
 }
 
 /**
@@ -639,9 +622,9 @@ function addImageEntry(entry, { replacing = null } = {}) {
 
 /** A binary message from the server: an image for the room, live or from the history. */
 function receiveImage(buffer) {
-  const envelope = unwrapEnvelope(buffer);
-  if (envelope === null || envelope.header.type !== 'image') return;
-  const { header, bytes } = envelope;
+  const envelope = unwrap(new Uint8Array(buffer), MAX_SERVER_IMAGE_HEADER_BYTES);
+  if (!envelope.ok || envelope.header.type !== 'image') return;
+  const { header, payload: bytes } = envelope;
   notePosition(header);
   if (!IMAGE_TYPES.has(header.mime)) return;
   let item = awaitingBytes.get(header.id);

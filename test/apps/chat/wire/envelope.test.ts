@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { unwrap, wrap } from '../../../src/apps/chat/envelope.js';
-import { envelope, readEnvelope } from './samples.js';
+import { unwrap, wrap } from '../../../../src/apps/chat/wire/envelope.js';
+import { envelope, readEnvelope } from '../samples.js';
 
 describe('the binary envelope', () => {
   it('is a 4-byte big-endian header length, the JSON header in UTF-8, then the payload', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { sniffImageType } from '../../../src/apps/chat/image-type.js';
-import { GIF, JPEG, png, WEBP } from './samples.js';
+import { sniffImageType } from '../../../../src/apps/chat/wire/image-type.js';
+import { GIF, JPEG, png, WEBP } from '../samples.js';
 
 const bytes = (...values: Array<number | string>): Uint8Array =>
   Uint8Array.from(values.flatMap((value) => (typeof value === 'string' ? [...value].map((char) => char.charCodeAt(0)) : [value])));

@@ -1,8 +1,9 @@
 /**
- * The chat's protocol (documented for people in PROTOCOL.md): JSON text
+ * The chat's protocol (documented for people in ../PROTOCOL.md): JSON text
  * messages, and binary messages carrying images. The shapes of the messages
  * both ways, the limits, and the parsing of what a client sends. Pure: no
- * sockets, no clock.
+ * sockets, no clock, no Node modules, imports only this folder: the page
+ * loads it compiled (/chat/wire/protocol.js) for the same limits.
  */
 import { unwrap } from './envelope.js';
 import { IMAGE_EXTENSIONS, sniffImageType, type ImageMime } from './image-type.js';
@@ -21,6 +22,12 @@ export const MAX_FRAME_BYTES = 16 * 1024;
 export const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
 /** Largest header of a client's binary message, in bytes. */
 export const MAX_IMAGE_HEADER_BYTES = 2048;
+/**
+ * Largest header of the server's binary message that a reader accepts (the
+ * server itself reading the room's stored images, and the page): it holds
+ * at most a 255-character name and a few short fields, far below this.
+ */
+export const MAX_SERVER_IMAGE_HEADER_BYTES = 8192;
 /** Longest file name shown with an image, in characters (code points): what file systems allow. */
 export const MAX_IMAGE_NAME_LENGTH = 255;
 /**

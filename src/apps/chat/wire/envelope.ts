@@ -6,7 +6,9 @@
  *   the rest  the payload (the image's bytes), untouched
  *
  * A length prefix rather than a separator: the payload is arbitrary bytes,
- * and the header is found without scanning it. Pure: Uint8Array only.
+ * and the header is found without scanning it. Pure: Uint8Array and
+ * TextEncoder/TextDecoder only. The server and the page (compiled, served
+ * as /chat/wire/envelope.js) use this same module.
  */
 
 export const ENVELOPE_PREFIX_BYTES = 4;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_IMAGE_BYTES, parseClientMessage, parseImageUpload } from '../../../src/apps/chat/protocol.js';
-import { envelope, GIF, png } from './samples.js';
+import { MAX_IMAGE_BYTES, parseClientMessage, parseImageUpload } from '../../../../src/apps/chat/wire/protocol.js';
+import { envelope, GIF, png } from '../samples.js';
 
 describe('parseClientMessage', () => {
   it('reads join (room optional), message, leave and ping, keeping only their own fields', () => {
