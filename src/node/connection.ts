@@ -3,18 +3,22 @@ import type { Socket } from 'node:net';
 import { CloseCode } from '../protocol/close-code.js';
 import type { CompressionCodec } from '../protocol/codec.js';
 import { ProtocolError, UsageError } from '../protocol/errors.js';
-import { Opcode } from '../protocol/opcode.js';
 import { Protocol, ProtocolState, type PreparedFrame, type ProtocolEvent } from '../protocol/protocol.js';
 import { Role } from '../protocol/role.js';
 import { ConnectionError, type ConnectionErrorCode } from './errors.js';
 import { iterateMessages, type ReceivedMessage, type MessageIteratorOptions } from './message-iterator.js';
+import { PingTracker } from './ping-tracker.js';
 import { toBytes, type SendData } from './send-data.js';
+import { describeReceivedHeader, describeSentHeader, type FrameInfo, type WireFrame } from './wire-trace.js';
+import { WriteBatch } from './write-batch.js';
 
 /**
  * One WebSocket connection over a TCP (or TLS) socket, for both roles. It
  * binds the sans-I/O `Protocol` to the socket: bytes read go to the core,
- * frames the core produces are batched and written once per event-loop turn,
- * and every timer (close timeout, pong tracking) lives here.
+ * frames the core produces go out through the write batch (once per
+ * event-loop turn), and it keeps the connection's state, backpressure,
+ * closing handshake and close timer. Pings are tracked in `PingTracker`,
+ * trace records built in `wire-trace`.
  */
 
 export enum ConnectionState {
@@ -39,26 +43,7 @@ export interface CloseInfo {
   error?: Error;
 }
 
-export interface FrameInfo {
-  opcode: Opcode;
-  fin: boolean;
-  rsv1: boolean;
-  /** Payload unmasked and, in a compressed message, decompressed: the bytes this frame adds to its message. */
-  payload: Buffer;
-}
-
-/** One frame header as it crossed the wire, for traces (the `wire` event). */
-export interface WireFrame {
-  direction: 'in' | 'out';
-  opcode: Opcode;
-  fin: boolean;
-  rsv1: boolean;
-  rsv2: boolean;
-  rsv3: boolean;
-  masked: boolean;
-  /** Payload length on the wire: after compression, as framed. */
-  length: number;
-}
+export type { FrameInfo, WireFrame };
 
 export interface ConnectionEvents {
   /** A whole message: text arrives as a string, binary as a Buffer. */
@@ -146,22 +131,13 @@ export interface ConnectionOptions {
   extensions?: string;
 }
 
-/** Chunks shorter than this are copied together before writing; longer ones are written as they are. */
-const COPY_LIMIT = 1024;
-const MAX_PENDING_PINGS = 32;
 /** Stop reading from the socket while this much input waits for decompression. */
 const INPUT_BACKLOG_LIMIT = 1024 * 1024;
 
-interface PendingPing {
-  payload: Buffer;
-  sentAt: number;
-  resolve: (rtt: number) => void;
-  reject: (error: Error) => void;
-}
-
-// No `implements ProtocolHost` here: the host methods are marked internal and
-// left out of the published types, where the clause would then not hold.
-// `new Protocol(this, ...)` in the constructor still checks the class is one.
+// No `implements ProtocolHost, WriteBatchOwner` here: the host and owner
+// methods are marked internal and left out of the published types, where the
+// clause would then not hold. `new Protocol(this, ...)` and
+// `new WriteBatch(..., this)` in the constructor still check the class is both.
 export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents> {
   /** Whatever the route's authentication returned (server side). */
   context: Context;
@@ -183,6 +159,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   bytesSent = 0;
 
   private readonly core: Protocol;
+  private readonly batch: WriteBatch;
+  private readonly pings: PingTracker;
   private readonly codec: CompressionCodec | null;
   private readonly socket: Socket;
   private readonly role: Role;
@@ -191,14 +169,9 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private readonly dropSlow: boolean;
   private readonly closeTimeout: number;
 
-  /** Chunks produced this turn, written by `flush()`; null when there are none. */
-  private pending: Uint8Array[] | null = null;
-  private pendingBytes = 0;
-  private flushScheduled = false;
-  private endAfterFlush = false;
+  /** Someone waits for `drain`: buffered data went over the high-water mark since it last fell under. */
   private needDrain = false;
   private closeTimer: NodeJS.Timeout | null = null;
-  private pings: PendingPing[] | null = null;
   /**
    * Three independent reasons to stop reading from the socket; it reads
    * again only when none holds. The application's `pause()` (or a message
@@ -208,12 +181,6 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private pausedByApp = false;
   private pausedForBacklog = false;
   private pausedForOutput = false;
-  /** A heartbeat ping went out and nothing has been received since. */
-  private heartbeatPending = false;
-  /** Bytes handed to the socket so far; with its writableLength, how much the kernel took. */
-  private flushedBytes = 0;
-  /** Bytes the kernel had taken at the last heartbeat ping (see `heartbeat()`). */
-  private heartbeatAccepted = 0;
   /** Someone listens to `wire`: report frames written. */
   private wireEvents = false;
   /** Someone listens to `written`: have the socket report when each write left. */
@@ -249,6 +216,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       // Gathered payloads are overwritten whole: no need to zero them first.
       allocate: Buffer.allocUnsafe,
     });
+    this.batch = new WriteBatch(socket, this.core, this);
+    this.pings = new PingTracker(this.core);
     // Frame events cost an object per frame: only produce them once someone listens.
     (this as EventEmitter).on('newListener', Connection.onNewListener);
 
@@ -326,7 +295,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
    * by this figure.
    */
   get bufferedAmount(): number {
-    return this.pendingBytes + this.socket.writableLength + this.core.pendingSendBytes;
+    return this.batch.bytes + this.socket.writableLength + this.core.pendingSendBytes;
   }
 
   get remoteAddress(): string | undefined {
@@ -402,14 +371,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     if (!this.sendable) {
       return Promise.reject(new UsageError('WS_ERR_NOT_OPEN', 'the connection is not open'));
     }
-    const pings = (this.pings ??= []);
-    if (pings.length >= MAX_PENDING_PINGS) {
-      return Promise.reject(new UsageError('WS_ERR_INVALID_ARGUMENT', `more than ${MAX_PENDING_PINGS} pings await their pong`));
-    }
-    return new Promise<number>((resolve, reject) => {
-      pings.push({ payload: bytes, sentAt: performance.now(), resolve, reject });
-      this.core.ping(bytes);
-    });
+    return this.pings.ping(bytes);
   }
 
   /** Send an unsolicited pong (a unidirectional heartbeat, §5.5.3). */
@@ -453,7 +415,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       this.pausedByApp = false;
       // Nothing could be heard from the peer while paused: give it a whole interval.
       // (Only then: resume() on a connection that was not paused leaves the heartbeat alone.)
-      this.heartbeatPending = false;
+      this.pings.restartHeartbeat();
     }
     if (!this.pausedForBacklog && !this.pausedForOutput) this.socket.resume();
   }
@@ -499,34 +461,20 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
 
   /**
    * @internal One heartbeat tick: ping, or drop the peer if nothing at all
-   * (pong or otherwise) arrived since the previous tick's ping.
-   *
-   * Two states change what counts as a sign of life. While the application
-   * holds reading paused, a pong could not be read anyway: the tick does
-   * nothing, and `resume()` starts a fresh interval. While reading is paused
-   * because our output is backed up, a peer that keeps taking that output
-   * (the kernel accepted more bytes since the last ping) is alive and is
-   * kept; one that takes nothing is dropped like a silent one.
+   * (pong or otherwise) arrived since the previous tick's ping (see
+   * `PingTracker.heartbeat()` for a peer still reading our backed-up output).
+   * While the application holds reading paused, a pong could not be read
+   * anyway: the tick does nothing, and `resume()` starts a fresh interval.
    */
   heartbeat(interval: number): void {
     if (this.closed || this.core.state !== ProtocolState.Open) return;
     if (this.pausedByApp) {
-      this.heartbeatPending = false;
+      this.pings.restartHeartbeat();
       return;
     }
-    const accepted = this.flushedBytes - this.socket.writableLength;
-    if (this.heartbeatPending) {
-      if (!this.pausedForOutput || accepted <= this.heartbeatAccepted) {
-        this.drop('WS_ERR_HEARTBEAT_TIMEOUT', `no pong within ${interval} ms`, CloseCode.GoingAway);
-        return;
-      }
-      // Still waiting for the pong, which sits behind output the peer is reading.
-      this.heartbeatAccepted = accepted;
-      return;
+    if (!this.pings.heartbeat(this.batch.acceptedBytes, this.pausedForOutput)) {
+      this.drop('WS_ERR_HEARTBEAT_TIMEOUT', `no pong within ${interval} ms`, CloseCode.GoingAway);
     }
-    this.heartbeatPending = true;
-    this.heartbeatAccepted = accepted;
-    this.core.ping(EMPTY);
   }
 
   /**
@@ -539,7 +487,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.recordFailure(new ConnectionError(code, message, cause));
     // A reason over §5.5's 123 bytes is cut at a character boundary.
     this.core.close(closeCode, message, true);
-    this.endSocket();
+    this.batch.end();
     this.armCloseTimer();
     this.reportState();
   }
@@ -548,18 +496,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
 
   /** @internal */
   writeFrame(header: Uint8Array, payload: Uint8Array): void {
-    if (this.wireEvents) this.emit('wire', describeHeader(header, payload.length));
-    const pending = (this.pending ??= []);
-    pending.push(header);
-    this.pendingBytes += header.length;
-    if (payload.length > 0) {
-      pending.push(payload);
-      this.pendingBytes += payload.length;
-    }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      process.nextTick(flushConnection, this);
-    }
+    if (this.wireEvents) this.emit('wire', describeSentHeader(header, payload.length));
+    this.batch.add(header, payload);
   }
 
   /** @internal */
@@ -574,17 +512,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
         return;
       }
       case 'frameHeader':
-        this.emit('wire', {
-          direction: 'in',
-          opcode: event.opcode,
-          fin: event.fin,
-          rsv1: event.rsv1,
-          // The reader fails frames with RSV2/RSV3 set or the wrong masking (§5.1, §5.2) before reporting them.
-          rsv2: false,
-          rsv3: false,
-          masked: this.role === Role.Server,
-          length: event.length,
-        });
+        this.emit('wire', describeReceivedHeader(event, this.role));
         return;
       case 'frame':
         this.emit('frame', { opcode: event.opcode, fin: event.fin, rsv1: event.rsv1, payload: asBuffer(event.payload) });
@@ -599,9 +527,11 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
         }
         this.emit('ping', asBuffer(event.data));
         return;
-      case 'pong':
-        this.onPong(asBuffer(event.data));
+      case 'pong': {
+        const payload = asBuffer(event.data);
+        this.emit('pong', payload, this.pings.answer(payload));
         return;
+      }
       case 'close':
         this.peerClose = { code: event.code, reason: event.reason, initiator: event.initiator };
         this.closeTransport(false);
@@ -624,49 +554,30 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     }
     if (this.endWhenRead && !this.core.decompressing) {
       this.endWhenRead = false;
-      this.endSocket();
+      this.batch.end();
     }
   }
 
-  /** @internal Write everything the core produced this turn in one go. */
-  flush(): void {
-    this.flushScheduled = false;
-    const chunks = this.pending;
-    const total = this.pendingBytes;
-    this.pending = null;
-    this.pendingBytes = 0;
-    if (chunks === null || this.socket.destroyed) return;
-    const socket = this.socket;
-    this.flushedBytes += total;
-    // Writes complete in order: the last chunk's callback means the whole batch left.
-    // While reading waits for output to drain, or the application for `drain`, it
-    // also tells when: the socket emits 'drain' only past its own high-water mark,
-    // which may be above ours.
-    const written =
-      this.writtenEvents || this.pausedForOutput || this.needDrain
-        ? (error?: Error | null): void => {
-            if (error != null) return;
-            if (this.writtenEvents) this.emit('written', total);
-            this.onSocketDrain();
-          }
-        : undefined;
-    const pieces = chunks.length === 1 ? chunks : coalesce(chunks);
-    if (pieces.length === 1) {
-      socket.write(pieces[0]!, written);
-    } else {
-      // One vectored write for the batch.
-      socket.cork();
-      const last = pieces.length - 1;
-      for (let i = 0; i < last; i++) socket.write(pieces[i]!);
-      socket.write(pieces[last]!, written);
-      socket.uncork();
-    }
-    // A close frame queued behind a compression has not come out yet: end after it (see endSocket).
-    if (this.endAfterFlush && !this.core.sendInProgress) {
-      this.endAfterFlush = false;
-      if (!socket.writableEnded) socket.end();
-    }
-    if (this.needDrain && this.bufferedAmount <= this.highWaterMark && !socket.writableNeedDrain) {
+  // ---- WriteBatchOwner ---------------------------------------------------
+
+  /**
+   * @internal While reading waits for output to drain, or the application
+   * for `drain`, the batch reports when each write left: the socket emits
+   * 'drain' only past its own high-water mark, which may be above ours.
+   */
+  get watchingWrites(): boolean {
+    return this.writtenEvents || this.pausedForOutput || this.needDrain;
+  }
+
+  /** @internal */
+  batchWritten(bytes: number): void {
+    if (this.writtenEvents) this.emit('written', bytes);
+    this.onSocketDrain();
+  }
+
+  /** @internal */
+  batchFlushed(): void {
+    if (this.needDrain && this.bufferedAmount <= this.highWaterMark && !this.socket.writableNeedDrain) {
       this.needDrain = false;
       process.nextTick(() => this.emit('drain'));
     }
@@ -709,9 +620,10 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   }
 
   private onData(chunk: Uint8Array): void {
-    this.heartbeatPending = false;
+    this.pings.restartHeartbeat();
     const core = this.core;
-    const before = this.pendingBytes + core.pendingSendBytes;
+    const batch = this.batch;
+    const before = batch.bytes + core.pendingSendBytes;
     core.receive(chunk);
     if (!this.pausedForBacklog && core.bufferedInput >= INPUT_BACKLOG_LIMIT) {
       this.pausedForBacklog = true;
@@ -727,7 +639,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     // wait on each other for ever.
     if (
       !this.pausedForOutput &&
-      this.pendingBytes + core.pendingSendBytes > before &&
+      batch.bytes + core.pendingSendBytes > before &&
       this.socket.writableLength + core.pendingSendBytes > this.highWaterMark
     ) {
       this.pausedForOutput = true;
@@ -744,20 +656,6 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   }
 
   /**
-   * Close our side of TCP once everything already queued has been written:
-   * what is batched, and what is still being compressed along with the
-   * frames (a close frame among them) waiting behind it, or the peer would
-   * see the connection end before them (RFC 6455 §7.1.1: TCP closes after
-   * the close frame). The close timer, armed by every caller, bounds the
-   * wait. Ending a socket twice makes Node build an error object, which is
-   * not free at thousands of connections a second.
-   */
-  private endSocket(): void {
-    if (this.flushScheduled || this.core.sendInProgress) this.endAfterFlush = true;
-    else if (!this.socket.writableEnded) this.socket.end();
-  }
-
-  /**
    * The peer sent its TCP FIN: nothing more will arrive. Sockets handed over
    * by node:http allow half-open connections, where this socket would then
    * never close: end our side too, and destroy it if that does not finish
@@ -767,7 +665,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     // What arrived before the FIN still counts: messages waiting for
     // decompression are read (and answered) before our side ends.
     if (this.core.decompressing) this.endWhenRead = true;
-    else this.endSocket();
+    else this.batch.end();
     this.armCloseTimer();
   }
 
@@ -777,22 +675,6 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       this.emit('drain');
     }
     this.outputDrained();
-  }
-
-  private onPong(payload: Buffer): void {
-    let rtt: number | undefined;
-    const pings = this.pings;
-    if (pings !== null && pings.length > 0) {
-      // §5.5.3: a pong may answer only the latest ping; match by payload, oldest first.
-      const index = pings.findIndex((p) => p.payload.equals(payload));
-      if (index >= 0) {
-        const now = performance.now();
-        const answered = pings.splice(0, index + 1);
-        for (const ping of answered) ping.resolve(now - ping.sentAt);
-        rtt = now - answered[index]!.sentAt;
-      }
-    }
-    this.emit('pong', payload, rtt);
   }
 
   private recordFailure(error: Error): void {
@@ -811,7 +693,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     // After a failure nothing more is expected from the peer (§7.1.7), so
     // either end closes its side as soon as the close frame is out.
     if (this.role === Role.Server || failed) {
-      this.endSocket();
+      this.batch.end();
     }
     this.armCloseTimer();
   }
@@ -833,11 +715,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.codec?.close();
     const peer = this.peerClose;
     const failure = this.failure;
-    const pings = this.pings;
-    this.pings = null;
-    if (pings !== null) {
-      for (const ping of pings) ping.reject(new UsageError('WS_ERR_NOT_OPEN', 'the connection closed before the pong'));
-    }
+    this.pings.abandon();
     const info: CloseInfo =
       peer !== null
         ? { code: peer.code, reason: peer.reason, wasClean: failure === null, initiator: peer.initiator }
@@ -870,63 +748,10 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   }
 }
 
-/** The bits of a frame header the core wrote (RFC 6455 §5.2 layout). */
-function describeHeader(header: Uint8Array, length: number): WireFrame {
-  const b0 = header[0]!;
-  return {
-    direction: 'out',
-    opcode: (b0 & 0x0f) as Opcode,
-    fin: (b0 & 0x80) !== 0,
-    rsv1: (b0 & 0x40) !== 0,
-    rsv2: (b0 & 0x20) !== 0,
-    rsv3: (b0 & 0x10) !== 0,
-    masked: (header[1]! & 0x80) !== 0,
-    length,
-  };
-}
-
-/**
- * Merge each run of small chunks (frame headers, short messages) into one
- * buffer and keep large payloads by reference: a burst of small frames
- * becomes one buffer, and big payloads are never copied just to be written.
- */
-function coalesce(chunks: Uint8Array[]): Uint8Array[] {
-  const pieces: Uint8Array[] = [];
-  const count = chunks.length;
-  let i = 0;
-  while (i < count) {
-    if (chunks[i]!.length >= COPY_LIMIT) {
-      pieces.push(chunks[i++]!);
-      continue;
-    }
-    let end = i;
-    let bytes = 0;
-    while (end < count && chunks[end]!.length < COPY_LIMIT) bytes += chunks[end++]!.length;
-    if (end - i === 1) {
-      pieces.push(chunks[i]!);
-    } else {
-      const merged = Buffer.allocUnsafe(bytes);
-      let offset = 0;
-      for (let k = i; k < end; k++) {
-        merged.set(chunks[k]!, offset);
-        offset += chunks[k]!.length;
-      }
-      pieces.push(merged);
-    }
-    i = end;
-  }
-  return pieces;
-}
-
-function flushConnection(connection: Connection): void {
-  connection.flush();
-}
-
 const EMPTY = Buffer.alloc(0);
 
 const kConnection = Symbol('sockeye.connection');
 type OwnedSocket = Socket & { [kConnection]?: Connection<unknown> };
-
 
 function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
