@@ -1,5 +1,4 @@
 import { UsageError } from '../protocol/errors.js';
-import type { Connection } from './connection.js';
 
 /**
  * Incoming messages of one connection as an async iterator, with
@@ -22,13 +21,29 @@ export interface MessageIteratorOptions {
 
 export type ReceivedMessage = string | Buffer;
 
+/**
+ * What the iterator needs of a connection (a `Connection` is one): its
+ * messages, its end, and a pause of reading it can hold and release.
+ * Declared here so that this module does not depend on the connection's.
+ */
+export interface MessageSource {
+  /** `ConnectionState`'s values, spelled out: a connection whose states differ is no source. */
+  readonly state: 'open' | 'closing' | 'closed';
+  on(event: 'message', listener: (data: ReceivedMessage) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  off(event: 'message', listener: (data: ReceivedMessage) => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+  pause(): void;
+  resume(): void;
+}
+
 const DEFAULT_HIGH_WATER_MARK = 16;
 
 /** Connections with a live iterator: one consumer at a time, or pauses and resumes would fight. */
-const iterated = new WeakSet<Connection<unknown>>();
+const iterated = new WeakSet<MessageSource>();
 
 export function iterateMessages(
-  connection: Connection<unknown>,
+  connection: MessageSource,
   options: MessageIteratorOptions = {},
 ): AsyncIterableIterator<ReceivedMessage> {
   const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
@@ -46,7 +61,7 @@ type Waiter = (result: IteratorResult<ReceivedMessage>) => void;
 const DONE: IteratorResult<ReceivedMessage> = { done: true, value: undefined };
 
 class MessageIterator implements AsyncIterableIterator<ReceivedMessage> {
-  private readonly connection: Connection<unknown>;
+  private readonly connection: MessageSource;
   private readonly highWaterMark: number;
   private readonly lowWaterMark: number;
   /** Messages not yet taken; `head` is the index of the oldest, so taking one is O(1). */
@@ -76,13 +91,11 @@ class MessageIterator implements AsyncIterableIterator<ReceivedMessage> {
     this.finish();
   };
 
-  constructor(connection: Connection<unknown>, highWaterMark: number) {
+  constructor(connection: MessageSource, highWaterMark: number) {
     this.connection = connection;
     this.highWaterMark = highWaterMark;
     this.lowWaterMark = Math.floor(highWaterMark / 2);
-    // Compared as a string: a value import of ConnectionState would make the two modules import each other.
-    const state: string = connection.state;
-    if (state === 'closed') {
+    if (connection.state === 'closed') {
       this.ended = true;
       return;
     }
