@@ -8,26 +8,34 @@ import { connect as connectTls } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, WebSocketServer, type Route, type ServerOptions } from '../../src/index.js';
 import { RawClient, upgradeRequest } from './raw-client.js';
+import { ManualClock } from './manual-clock.js';
+import { until } from '../wait.js';
 
 /**
  * One deadline from TCP accept to the open connection (`handshakeTimeout`),
  * whatever the handshake is waiting for: a TLS handshake that never starts,
  * a request that never ends, an `authenticate` that never settles; and for
  * sockets handed over by node:http, from the call to `handleUpgrade`.
- * Every test waits for the socket's close, each on its own port.
+ * The deadlines run on a manual clock: a test steps it to a millisecond
+ * short of the deadline, checks nothing was cut, steps past the deadline
+ * plus the sweep's lateness (a quarter of the timeout), then waits for the
+ * socket's close. Each test has its own port.
  */
 
-/** Short enough to wait for, long enough for a request on loopback to arrive on a busy machine. */
+/** The handshake timeout, in ms of the manual clock. */
 const TIMEOUT = 500;
-/** Far above the deadline plus the sweep's quarter-timeout lateness, far below node:tls's 120 s. */
-const BOUND = 3000;
+/** The most the sweep may be late, by its documentation: a quarter of the timeout. */
+const LATENESS = TIMEOUT / 4;
+/** Real ms to wait for a close the server has already decided: it only has to cross loopback. */
+const BOUND = 5000;
 
 const servers: WebSocketServer[] = [];
 const httpServers: HttpServer[] = [];
 const sockets: Socket[] = [];
 
 afterEach(async () => {
-  for (const socket of sockets.splice(0)) socket.destroy();
+  // Newest first: a TLS socket before the TCP socket under it (the other order has crashed Node 20's TLS wrap).
+  for (const socket of sockets.splice(0).reverse()) socket.destroy();
   await Promise.all(servers.splice(0).map((server) => server.close({ timeout: 100 })));
   await Promise.all(httpServers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
 });
@@ -37,20 +45,28 @@ function track<T extends Socket>(socket: T): T {
   return socket;
 }
 
-/** Resolves with the ms from now until `socket` closes; rejects past `bound`. */
-function closesWithin(socket: Socket, bound: number): Promise<number> {
-  const started = performance.now();
+/** Resolves when `socket` closes; rejects past `bound` real ms. */
+function closesWithin(socket: Socket, bound: number): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (socket.closed) {
+      resolve();
+      return;
+    }
     const timer = setTimeout(() => reject(new Error(`the socket was still open after ${bound} ms`)), bound);
     socket.once('close', () => {
       clearTimeout(timer);
-      resolve(performance.now() - started);
+      resolve();
     });
   });
 }
 
-function makeServer(route: Route<unknown>, options: ServerOptions = {}): WebSocketServer {
-  const server = new WebSocketServer({ heartbeat: false, handshakeTimeout: TIMEOUT, ...options });
+/** Let pending I/O callbacks run, so that a close already sent would have been seen. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+function makeServer(route: Route<unknown>, options: ServerOptions = {}, clock = new ManualClock()): WebSocketServer {
+  const server = new WebSocketServer({ heartbeat: false, handshakeTimeout: TIMEOUT, timers: clock, ...options });
   server.route('/', route);
   servers.push(server);
   return server;
@@ -58,36 +74,57 @@ function makeServer(route: Route<unknown>, options: ServerOptions = {}): WebSock
 
 const never = <T>(): Promise<T> => new Promise<T>(() => {});
 
+/**
+ * Step `clock` to a millisecond short of the deadline and check the server
+ * refused nothing (the sweep runs inside `advance`, and a refusal is counted
+ * as it is made), then past the deadline plus the sweep's lateness.
+ */
+function stepPastDeadline(clock: ManualClock, server: WebSocketServer, status: number): void {
+  clock.advance(TIMEOUT - 1);
+  expect(server.counters().refused).toEqual({});
+  clock.advance(LATENESS + 1);
+  expect(server.counters().refused).toEqual({ [status]: 1 });
+}
+
 describe('an authenticate that never settles', () => {
   it('is cut at the handshake timeout with 503 and its socket is closed', async () => {
     let opened = 0;
-    const server = makeServer({ authenticate: never, open: () => void opened++ });
+    let asked = 0;
+    const clock = new ManualClock();
+    const server = makeServer({ authenticate: () => (asked++, never()), open: () => void opened++ }, {}, clock);
     const { port } = await server.listen(0);
     const client = await RawClient.open(port);
     track(client.socket);
-    const closed = closesWithin(client.socket, BOUND);
     client.write(upgradeRequest());
+    await until(() => asked === 1, 'authenticate to be called');
+    stepPastDeadline(clock, server, 503);
     const response = await client.readResponse(BOUND);
     expect(response.status).toBe(503);
-    const elapsed = await closed;
-    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT - 10);
+    await closesWithin(client.socket, BOUND);
     expect(opened).toBe(0);
     expect(server.connections.size).toBe(0);
   });
 
   it('that settles after the deadline opens nothing', async () => {
-    let release: (context: unknown) => void = () => {};
+    let release: ((context: unknown) => void) | null = null;
     let opened = 0;
-    const server = makeServer({
-      authenticate: () => new Promise((resolve) => (release = resolve)),
-      open: () => void opened++,
-    });
+    const clock = new ManualClock();
+    const server = makeServer(
+      {
+        authenticate: () => new Promise((resolve) => (release = resolve)),
+        open: () => void opened++,
+      },
+      {},
+      clock,
+    );
     const { port } = await server.listen(0);
     const client = await RawClient.open(port);
     track(client.socket);
     client.write(upgradeRequest());
+    await until(() => release !== null, 'authenticate to be called');
+    stepPastDeadline(clock, server, 503);
     expect((await client.readResponse(BOUND)).status).toBe(503);
-    release({ user: 'late' });
+    release!({ user: 'late' });
     // Let the resumed pipeline run to its end.
     for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
     expect(opened).toBe(0);
@@ -96,17 +133,26 @@ describe('an authenticate that never settles', () => {
   });
 
   it('on a socket from node:http (handleUpgrade) is cut the same way, counted from the call', async () => {
-    const server = makeServer({ authenticate: never });
+    const clock = new ManualClock();
+    let asked = 0;
+    const server = makeServer({ authenticate: () => (asked++, never()) }, {}, clock);
     const http = createHttpServer((_request, response) => response.end());
     httpServers.push(http);
-    http.on('upgrade', (request, socket, head) => server.handleUpgrade(request, socket, head));
+    let handedOver = false;
+    http.on('upgrade', (request, socket, head) => {
+      // node:http read the request on its own clock; the deadline starts here, at the server's now.
+      clock.advance(TIMEOUT * 10);
+      handedOver = true;
+      server.handleUpgrade(request, socket, head);
+    });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     const client = await RawClient.open((http.address() as AddressInfo).port);
     track(client.socket);
-    const closed = closesWithin(client.socket, BOUND);
     client.write(upgradeRequest());
+    await until(() => handedOver && asked === 1, 'the upgrade to reach authenticate');
+    stepPastDeadline(clock, server, 503);
     expect((await client.readResponse(BOUND)).status).toBe(503);
-    expect(await closed).toBeGreaterThanOrEqual(TIMEOUT - 10);
+    await closesWithin(client.socket, BOUND);
   });
 });
 
@@ -135,25 +181,45 @@ describe('wss://: the deadline starts at TCP accept', () => {
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 
-  it('closes a TCP connection that never starts TLS within the handshake timeout', async () => {
-    const server = makeServer({}, { tls: { key, cert } });
-    const { port } = await server.listen(0);
+  /** A raw TCP connection to `port`, once the server has taken it (its handshake sweep is armed). */
+  async function tcpAccepted(port: number, clock: ManualClock): Promise<Socket> {
     const socket = track(connectTcp({ port, host: '127.0.0.1' }));
     socket.on('error', () => {});
     await new Promise((resolve) => socket.once('connect', resolve));
-    const elapsed = await closesWithin(socket, BOUND);
-    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT - 10);
+    await until(() => clock.pending > 0, 'the server to take the TCP connection');
+    return socket;
+  }
+
+  it('closes a TCP connection that never starts TLS at the handshake timeout', async () => {
+    const clock = new ManualClock();
+    const server = makeServer({}, { tls: { key, cert } }, clock);
+    const { port } = await server.listen(0);
+    const socket = await tcpAccepted(port, clock);
+    clock.advance(TIMEOUT - 1);
+    await settle();
+    expect(socket.closed).toBe(false);
+    clock.advance(LATENESS + 1);
+    await closesWithin(socket, BOUND);
   });
 
-  it('answers 408 to a client that completes TLS and sends no request', async () => {
-    // Long enough for a TLS handshake on a busy machine, short enough to wait for.
-    const server = makeServer({}, { tls: { key, cert }, handshakeTimeout: 1000 });
+  it('answers 408 to a client that completes TLS late and sends no request, on the deadline from TCP accept', async () => {
+    const clock = new ManualClock();
+    const server = makeServer({}, { tls: { key, cert } }, clock);
     const { port } = await server.listen(0);
-    const socket = track(connectTls({ port, host: '127.0.0.1', ca: cert }));
+    const tcp = await tcpAccepted(port, clock);
+    // All but a millisecond of the deadline goes by before TLS even starts; the connection is still served.
+    clock.advance(TIMEOUT - 1);
+    const socket = track(connectTls({ socket: tcp, servername: 'localhost', ca: cert }));
     socket.on('error', () => {});
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    // TLS 1.3: the server sends its session ticket once its side of the handshake is done,
+    // so with the ticket in, the server has the connection waiting for its request.
+    await new Promise((resolve) => socket.once('session', resolve));
+    expect(server.counters().refused).toEqual({});
+    // The deadline did not restart with TLS: the sweep's lateness later, the request is overdue.
+    clock.advance(LATENESS + 1);
+    expect(server.counters().refused).toEqual({ 408: 1 });
     await closesWithin(socket, BOUND);
     expect(received).toMatch(/^HTTP\/1\.1 408 /);
   });
