@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type Route, type ServerOptions } from '../../src/index.js';
 import { OP, RawClient, closePayload, parseClose, upgradeRequest } from './raw-client.js';
 import { until } from '../wait.js';
+import { ManualClock } from './manual-clock.js';
 
 /** `server.counters()`: what the server did since it started, each event counted where it happens. */
 
@@ -89,11 +90,18 @@ describe('server.counters()', () => {
   });
 
   it('counts heartbeat drops', async () => {
-    const { server, port } = await start({}, { heartbeat: 40 });
-    // A raw client answers no ping.
+    const clock = new ManualClock();
+    const { server, port } = await start({}, { heartbeat: 40, timers: clock });
+    // A raw client answers no ping: pinged at the first tick, dropped at the second.
     const silent = await upgrade(port);
-    await silent.waitEnd(3000);
-    await until(() => server.counters().heartbeatDrops === 1, 'the heartbeat drop', 2000);
+    clock.advance(40);
+    expect((await silent.readFrame()).opcode).toBe(OP.ping);
+    expect(server.counters().heartbeatDrops).toBe(0);
+    clock.advance(40);
+    expect(parseClose(await silent.readFrame())).toEqual({ code: 1001, reason: 'no pong within 40 ms' });
+    await silent.waitEnd();
+    // Counted with the close event, once the socket is gone.
+    await until(() => server.counters().heartbeatDrops === 1, 'the heartbeat drop');
   });
 
   it('counts messages dropped for a slow reader, open connections included, and keeps them after the close', async () => {
