@@ -209,10 +209,11 @@ describe('requests node:http cannot read, and requests that never arrive', () =>
 
   it('closes a connection that sends nothing, and one that never finishes its head, after the handshake deadline with 408', async () => {
     const { port } = await start({ handshakeTimeout: 200 });
+    // Taken before connecting: the server's deadline cannot start earlier, however slow the connects are.
+    const started = performance.now();
     const silent = await open(port);
     const partial = await open(port);
     partial.write('GET /echo/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n');
-    const started = performance.now();
     // Waiting on the close event; the generous bound is for a loaded machine, not the deadline.
     expect(await statusOf(silent)).toBe('HTTP/1.1 408 Request Timeout');
     await silent.waitEnd(5000);
