@@ -318,14 +318,17 @@ describe('where undici and the standard differ, and we follow the standard', () 
     // connection is closed ... queue a task"), after which readyState is
     // CLOSED. undici runs its close steps synchronously inside close(), then
     // sets CLOSING over the CLOSED it had just reported.
+    let asked = 0;
     const peer = await raw(() => {
       // Never answers.
+      asked++;
     });
     const observed: Record<string, { duringClose: EventRecord[]; after: EventRecord[]; finalState: number }> = {};
-    for (const implementation of IMPLEMENTATIONS) {
+    for (const [index, implementation] of IMPLEMENTATIONS.entries()) {
       const ws = create(implementation, peer.url());
       const recording = recordEvents(ws);
-      await delay(20);
+      // Close once the request is out and unanswered: mid-handshake, still CONNECTING.
+      await until(() => asked === index + 1, `${implementation}'s upgrade request at the peer`);
       ws.close();
       const duringClose = [...recording.log];
       await recording.closed;

@@ -473,12 +473,15 @@ describe('close()', () => {
   });
 
   it('fails the connection while CONNECTING: CLOSING at once, then error and close 1006, never open', async () => {
+    let asked = false;
     const peer = await raw(() => {
       // Never answers the upgrade.
+      asked = true;
     });
     const ws = open(peer.url());
     const recording = recordEvents(ws);
-    await delay(30);
+    // Close once the request is out and unanswered: mid-handshake, still CONNECTING.
+    await until(() => asked, 'the upgrade request at the peer');
     ws.close(1000, 'never mind');
     expect(ws.readyState).toBe(WebSocket.CLOSING);
     expect(recording.log).toEqual([]);
