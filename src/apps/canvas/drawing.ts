@@ -1,4 +1,4 @@
-import type { StrokeInfo } from './wire/codec.js';
+import { MAX_STROKE_POINTS, type StrokeInfo } from './wire/codec.js';
 
 /**
  * The drawing: its strokes, oldest first, within bounds on its size. Points
@@ -9,7 +9,7 @@ import type { StrokeInfo } from './wire/codec.js';
  */
 
 export interface DrawingLimits {
-  /** Points in one stroke; points past it are refused. Default 4096. */
+  /** Points in one stroke; points past it are refused. Default `MAX_STROKE_POINTS` (4096), what the page expects. */
   maxStrokePoints: number;
   /** Points in the whole drawing; past it, the oldest strokes go. Default 50 000 (200 KB of coordinates). */
   maxPoints: number;
@@ -17,7 +17,7 @@ export interface DrawingLimits {
   maxStrokes: number;
 }
 
-export const DEFAULT_DRAWING_LIMITS: Readonly<DrawingLimits> = { maxStrokePoints: 4096, maxPoints: 50_000, maxStrokes: 2000 };
+export const DEFAULT_DRAWING_LIMITS: Readonly<DrawingLimits> = { maxStrokePoints: MAX_STROKE_POINTS, maxPoints: 50_000, maxStrokes: 2000 };
 
 export interface Stroke {
   readonly id: number;

@@ -6,6 +6,7 @@ import { pageSocket, showState } from '/web/page-socket.js';
 import {
   COORDINATE_MAX,
   MAX_POINTS_PER_MESSAGE,
+  MAX_STROKE_POINTS,
   PROTOCOL_VERSION,
   decodeServerMessage,
   encodeClientMessage,
@@ -13,8 +14,6 @@ import {
 
 // ---- the protocol ---------------------------------------------------------------
 
-/** The server's limit on one stroke; a longer line goes on as a new stroke. */
-const MAX_STROKE_POINTS = 4096;
 /** At most one batch of updates (pointer and stroke) per this many ms: about 30 a second. */
 const SEND_INTERVAL_MS = 33;
 const ERROR_SHOW_MS = 6000;

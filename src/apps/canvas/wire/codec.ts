@@ -32,6 +32,12 @@ export const COORDINATE_MAX = 0xffff;
 export const MAX_NAME_BYTES = 96;
 /** Points in one client `stroke-points` message. */
 export const MAX_POINTS_PER_MESSAGE = 256;
+/**
+ * Points in one stroke (PROTOCOL.md, "Client to server"): the server's
+ * default limit, past which it answers `stroke_too_long`, and where the
+ * page ends a stroke and goes on with a new one.
+ */
+export const MAX_STROKE_POINTS = 4096;
 /** Stroke widths, in thousandths of the board's width. */
 export const MIN_WIDTH = 1;
 export const MAX_WIDTH = 64;
