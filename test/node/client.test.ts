@@ -269,7 +269,8 @@ describe('transport failures', () => {
     const started = performance.now();
     controller.abort();
     await failure(attempt, 'WS_ERR_ABORTED');
-    expect(performance.now() - started).toBeLessThan(1000);
+    // Well before the 5 s handshake timeout; the slack is for a loaded machine.
+    expect(performance.now() - started).toBeLessThan(4000);
     await expect(withTimeout(server.requests[0]!.closed)).resolves.toBeUndefined();
   });
 
