@@ -175,6 +175,8 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
   // With TLS, h2 and http/1.1 by ALPN, WebSockets over either (RFC 8441).
   const server = new WebSocketServer({ perMessageDeflate, maxMessageSize, tls, http2: tls !== undefined });
   server.route('*', {
+    // Text is echoed as the bytes it came in (validated UTF-8): no decode, no encode.
+    decodeText: false,
     message(connection, data, isBinary) {
       connection.send(data, { binary: isBinary });
     },

@@ -129,6 +129,13 @@ export interface ConnectionOptions {
   /** Negotiated subprotocol and extensions, for information. */
   protocol?: string;
   extensions?: string;
+  /**
+   * Emit text messages as strings (the default) or, with `false`, as Buffers
+   * holding their UTF-8 bytes, already validated (RFC 6455 §8.1), with
+   * `isBinary` false. For code that only passes text on (echo, relays,
+   * pub/sub), this saves decoding it and encoding it again to send.
+   */
+  decodeText?: boolean;
 }
 
 /** Stop reading from the socket while this much input waits for decompression. */
@@ -168,6 +175,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private readonly maxBufferedAmount: number;
   private readonly dropSlow: boolean;
   private readonly closeTimeout: number;
+  private readonly decodeText: boolean;
 
   /** Someone waits for `drain`: buffered data went over the high-water mark since it last fell under. */
   private needDrain = false;
@@ -208,6 +216,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     this.maxBufferedAmount = options.maxBufferedAmount ?? 64 * 1024 * 1024;
     this.dropSlow = options.backpressurePolicy === 'drop';
     this.closeTimeout = options.closeTimeout ?? 5000;
+    this.decodeText = options.decodeText ?? true;
     this.codec = options.deflate?.codec ?? null;
     this.core = new Protocol(this, {
       role: options.role,
@@ -508,7 +517,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
         this.messagesReceived++;
         this.bytesReceived += data.length;
         if (event.binary) this.emit('message', asBuffer(data), true);
-        else this.emit('message', asBuffer(data).toString('utf8'), false);
+        else this.emit('message', this.decodeText ? asBuffer(data).toString('utf8') : asBuffer(data), false);
         return;
       }
       case 'frameHeader':

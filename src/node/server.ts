@@ -78,6 +78,14 @@ export interface Route<Context = undefined> {
   maxMessageSize?: number;
   /** This route's rate limits per connection, replacing the server's `rateLimit`; `false` for none. */
   rateLimit?: RateLimitOptions | false;
+  /**
+   * `false`: hand text messages to `message` as Buffers of their UTF-8
+   * bytes (validated, `isBinary` false) instead of strings. A route that
+   * only passes text on (an echo, a relay) then neither decodes it nor
+   * encodes it again: `connection.send(data, { binary: isBinary })` sends
+   * the same bytes back as text. Default true.
+   */
+  decodeText?: boolean;
 
   open?(connection: Connection<Context>): HookResult;
   message?(connection: Connection<Context>, data: string | Buffer, isBinary: boolean): HookResult;
@@ -966,6 +974,7 @@ export class WebSocketServer {
         closeTimeout: this.options.closeTimeout,
         protocol,
         extensions,
+        decodeText: route.decodeText,
       },
       context,
     );

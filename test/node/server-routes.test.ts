@@ -2,7 +2,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, WebSocketServer, type UpgradeRequest } from '../../src/index.js';
 import { routeParams } from '../../src/node/server.js';
-import { RawClient, upgradeRequest } from './raw-client.js';
+import { parseClose, RawClient, upgradeRequest } from './raw-client.js';
 import { until } from '../wait.js';
 
 /** Route paths: exact, with parameters, prefixes; mistakes refused when mounting; listen() after a failure. */
@@ -123,5 +123,56 @@ describe('listen()', () => {
   it('binds 127.0.0.1 by default', async () => {
     const server = makeServer();
     expect((await server.listen(0)).address).toBe('127.0.0.1');
+  });
+});
+
+describe('decodeText: false', () => {
+  it('hands text to the message hook as its validated UTF-8 bytes, and sending them back answers with the same text', async () => {
+    const server = makeServer();
+    const seen: Array<[string | Buffer, boolean]> = [];
+    server.route('/raw', {
+      decodeText: false,
+      message: (connection, data, isBinary) => {
+        seen.push([data, isBinary]);
+        connection.send(data, { binary: isBinary });
+      },
+    });
+    server.route('/decoded', { message: (_connection, data, isBinary) => void seen.push([data, isBinary]) });
+    const { port } = await server.listen(0);
+    const raw = await connect(`ws://127.0.0.1:${port}/raw`);
+    const replies: Array<[string | Buffer, boolean]> = [];
+    raw.on('message', (data, isBinary) => replies.push([data, isBinary]));
+    raw.send('héllo ✓');
+    raw.send(Buffer.from([0xff, 0x00]));
+    await until(() => replies.length === 2, 'both echoes');
+    expect(seen[0]![0]).toBeInstanceOf(Buffer);
+    expect((seen[0]![0] as Buffer).equals(Buffer.from('héllo ✓'))).toBe(true);
+    expect(seen[0]![1]).toBe(false);
+    expect(seen[1]![1]).toBe(true);
+    // The client decodes as usual: the text came back as text, byte for byte.
+    expect(replies).toEqual([
+      ['héllo ✓', false],
+      [Buffer.from([0xff, 0x00]), true],
+    ]);
+    const decoded = await connect(`ws://127.0.0.1:${port}/decoded`);
+    decoded.send('héllo');
+    await until(() => seen.length === 3, 'the decoded message');
+    expect(seen[2]).toEqual(['héllo', false]);
+    raw.close();
+    decoded.close();
+  });
+
+  it('still fails invalid UTF-8 in a text message with 1007', async () => {
+    const server = makeServer();
+    const messages: unknown[] = [];
+    server.route('/raw', { decodeText: false, message: (_connection, data) => void messages.push(data) });
+    const { port } = await server.listen(0);
+    const client = await RawClient.open(port);
+    client.write(upgradeRequest({ path: '/raw' }));
+    expect((await client.readHead()).status).toBe(101);
+    client.send({ opcode: 1, payload: Buffer.from([0x61, 0xc0, 0xaf]) });
+    expect(parseClose(await client.readFrame()).code).toBe(1007);
+    expect(messages).toEqual([]);
+    client.destroy();
   });
 });

@@ -8,6 +8,7 @@ export const echoApp: App = {
   summary: 'Every message comes back as it was sent: the simplest way to try a client.',
   mount(server) {
     server.route(socketPath(echoApp), {
+      decodeText: false, // text goes back as the bytes it came in
       message(connection, data, isBinary) {
         connection.send(data, { binary: isBinary });
       },
