@@ -19,6 +19,7 @@ import { selectProxy, type ProxySelection } from './proxy-env.js';
 import { openTunnel } from './proxy-tunnel.js';
 import { Http2ConnectFailure, openWebSocketStream, responseExtensions } from './http2-client.js';
 import { createZlibCodec } from './zlib-codec.js';
+import { nodeTimers, type TimerSource } from './timer-source.js';
 
 export interface ClientDeflateOptions extends DeflateOptions {
   level?: number;
@@ -66,6 +67,11 @@ export interface ConnectOptions {
    * SETTINGS_ENABLE_CONNECT_PROTOCOL. Not through a proxy. Default false.
    */
   http2?: boolean;
+  /**
+   * @internal The clock and timers behind the handshake timeout and the
+   * heartbeat. Tests pass a clock they advance by hand. Default: Node's.
+   */
+  timers?: TimerSource;
 }
 
 /** A refusal's body is kept for the error message, up to this many bytes. */
@@ -130,7 +136,7 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
     const fail = (error: HandshakeError): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       tunnel?.abort();
       (socket as Socket | undefined)?.destroy();
@@ -138,7 +144,8 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     const timeout = options.handshakeTimeout ?? 10_000;
-    const timer = setTimeout(() => {
+    const timers = options.timers ?? nodeTimers;
+    const timer = timers.setTimeout(() => {
       fail(new HandshakeError('WS_ERR_HANDSHAKE_TIMEOUT', `no upgrade from ${target.display} within ${timeout} ms`));
     }, timeout);
 
@@ -190,7 +197,7 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
         }
       }
       settled = true;
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       socket.removeAllListeners('error');
       socket.removeAllListeners('close');
@@ -209,7 +216,7 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
         },
         undefined,
       );
-      startHeartbeat(connection, options.heartbeat);
+      startHeartbeat(connection, options.heartbeat, timers);
       resolve(connection);
       // Frames that came with the 101 are delivered after the caller got the
       // connection. A microtask queued after resolve() runs after the
@@ -340,7 +347,7 @@ async function connectOverHttp2(
     },
     undefined,
   );
-  startHeartbeat(connection, options.heartbeat);
+  startHeartbeat(connection, options.heartbeat, options.timers ?? nodeTimers);
   return connection;
 }
 
@@ -348,11 +355,11 @@ function asMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function startHeartbeat(connection: Connection<undefined>, interval: number | false | undefined): void {
+function startHeartbeat(connection: Connection<undefined>, interval: number | false | undefined, timers: TimerSource): void {
   if (interval === undefined || interval === false || interval <= 0) return;
-  const timer = setInterval(() => connection.heartbeat(interval), interval);
+  const timer = timers.setInterval(() => connection.heartbeat(interval), interval);
   timer.unref();
-  connection.once('close', () => clearInterval(timer));
+  connection.once('close', () => timers.clearInterval(timer));
 }
 
 /**

@@ -59,6 +59,14 @@ function internals(connection: Connection<unknown>): void {
   connection.receiveInitial(new Uint8Array(0));
 }
 
+function testClocks(): void {
+  // @ts-expect-error the timer source is for the library's own tests
+  void new WebSocketServer({ timers: undefined });
+  // @ts-expect-error the timer source is for the library's own tests
+  void connect('ws://127.0.0.1:1/', { timers: undefined });
+}
+void testClocks;
+
 /** The sans-I/O core, driven by hand: bytes in, events out. */
 export function sansIo(received: Uint8Array): ProtocolEvent[] {
   const events: ProtocolEvent[] = [];
