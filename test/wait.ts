@@ -14,3 +14,13 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+/**
+ * Let the event loop turn a few times, so that I/O callbacks and promise
+ * reactions already set off have run. For checking that something did not
+ * follow a step the test took itself (a manual clock's advance, a close):
+ * whatever that step started has had its turn by then.
+ */
+export async function settle(turns = 3): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
+}

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, WebSocketServer, type Route, type ServerOptions } from '../../src/index.js';
 import { RawClient, upgradeRequest } from './raw-client.js';
 import { ManualClock } from './manual-clock.js';
-import { until } from '../wait.js';
+import { settle, until } from '../wait.js';
 
 /**
  * One deadline from TCP accept to the open connection (`handshakeTimeout`),
@@ -58,11 +58,6 @@ function closesWithin(socket: Socket, bound: number): Promise<void> {
       resolve();
     });
   });
-}
-
-/** Let pending I/O callbacks run, so that a close already sent would have been seen. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
 function makeServer(route: Route<unknown>, options: ServerOptions = {}, clock = new ManualClock()): WebSocketServer {
@@ -126,7 +121,7 @@ describe('an authenticate that never settles', () => {
     expect((await client.readResponse(BOUND)).status).toBe(503);
     release!({ user: 'late' });
     // Let the resumed pipeline run to its end.
-    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+    await settle();
     expect(opened).toBe(0);
     expect(server.connections.size).toBe(0);
     expect(client.buffered).toBe(0);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type CloseInfo, type Connection, type Route, type ServerOptions } from '../../src/index.js';
 import { OP, RawClient, closePayload, frame, parseClose, settlesWithin } from './raw-client.js';
-import { until } from '../wait.js';
+import { settle, until } from '../wait.js';
 import { ManualClock } from './manual-clock.js';
 
 /**
@@ -58,11 +58,6 @@ async function connectRaw(harness: Harness): Promise<RawClient> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Let pending I/O callbacks and promise reactions run: what a step of the manual clock set off has then happened. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-}
 
 describe('graceful shutdown', () => {
   it('sends 1001 to every peer and resolves once they have all answered', async () => {
