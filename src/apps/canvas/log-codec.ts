@@ -117,18 +117,16 @@ class Writer {
   }
 }
 
-/** The shared reader (wire/byte-reader.ts), plus this format's short text: a u8 byte count, then UTF-8. */
-class Reader extends ByteReader {
-  text(): string {
-    return decoder.decode(this.take(this.u8()));
-  }
+/** This format's short text: a u8 byte count, then UTF-8. */
+function readText(reader: ByteReader): string {
+  return decoder.decode(reader.take(reader.u8()));
 }
 
 /** A value the format does not allow (an unknown op, an impossible offset): the bytes are not a message. */
 class Malformed extends Error {}
 
-function decoding<T>(bytes: Uint8Array, kind: number, read: (reader: Reader) => T): T | null {
-  const reader = new Reader(bytes);
+function decoding<T>(bytes: Uint8Array, kind: number, read: (reader: ByteReader) => T): T | null {
+  const reader = new ByteReader(bytes);
   try {
     if (reader.u8() !== kind) return null;
     const value = read(reader);
@@ -168,7 +166,7 @@ export function decodeBatch(bytes: Uint8Array): DrawingBatch | null {
     const flags = reader.u8();
     const checkpoint = (flags & 1) !== 0;
     const request = (flags & 2) !== 0;
-    const node = reader.text();
+    const node = readText(reader);
     const seq = reader.u32();
     const commands: DrawingCommand[] = [];
     while (reader.left > 0) {
@@ -234,7 +232,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
 
 export function decodeCheckpoint(bytes: Uint8Array): Checkpoint | null {
   return decoding(bytes, CHECKPOINT, (reader) => {
-    const epoch = reader.text();
+    const epoch = readText(reader);
     const offset = reader.f64();
     if (!Number.isSafeInteger(offset) || offset < 0) throw new Malformed();
     const nextStrokeId = reader.u32();

@@ -33,7 +33,7 @@ export class ByteReader {
   }
 
   /** Throws `MessageTooShort` unless `size` more bytes are there. */
-  need(size: number): void {
+  private need(size: number): void {
     if (this.left < size) throw new MessageTooShort();
   }
 

@@ -15,7 +15,7 @@
  * Point lists are flat: [x0, y0, x1, y1, ...].
  */
 
-import { ByteReader } from './byte-reader.js';
+import { ByteReader, MessageTooShort } from './byte-reader.js';
 
 /** The version this module speaks: the page says hello in it, the server answers in it. */
 export const PROTOCOL_VERSION = 2;
@@ -388,48 +388,35 @@ class DecodeFailure extends Error {
   }
 }
 
-/**
- * Reads one message after its type byte (byte-reader.ts), with this
- * format's fields on top: running past the end is a `malformed` failure
- * naming the message, names and text must be UTF-8.
- */
-class Reader extends ByteReader {
-  constructor(
-    bytes: Uint8Array,
-    private readonly what: string,
-  ) {
-    super(bytes, 1);
-  }
+// Fields of this format on top of the shared reader (byte-reader.ts). A
+// plain ByteReader and functions rather than a subclass: constructing a
+// derived class costs about 20 ns more per message, 10% of a decode.
 
-  override need(size: number): void {
-    if (this.left < size) throw new DecodeFailure('malformed', `${this.what}: the message ends too early (${this.bytes.length} bytes).`);
+/** A name: a u8 byte count, then that many bytes of UTF-8, at most MAX_NAME_BYTES. */
+function readName(read: ByteReader, what: string): string {
+  const length = read.u8();
+  if (length > MAX_NAME_BYTES) throw new DecodeFailure('out_of_range', `${what}: a name has at most ${MAX_NAME_BYTES} bytes, this one ${length}.`);
+  const bytes = read.take(length);
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw new DecodeFailure('invalid_utf8', `${what}: the name is not valid UTF-8.`);
   }
+}
 
-  name(): string {
-    const length = this.u8();
-    if (length > MAX_NAME_BYTES) throw new DecodeFailure('out_of_range', `${this.what}: a name has at most ${MAX_NAME_BYTES} bytes, this one ${length}.`);
-    const bytes = this.take(length);
-    try {
-      return decoder.decode(bytes);
-    } catch {
-      throw new DecodeFailure('invalid_utf8', `${this.what}: the name is not valid UTF-8.`);
-    }
+/** The rest of the message as UTF-8 text. */
+function readText(read: ByteReader, what: string): string {
+  const bytes = read.take(read.left);
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw new DecodeFailure('invalid_utf8', `${what}: the text is not valid UTF-8.`);
   }
+}
 
-  /** The rest of the message as text. */
-  text(): string {
-    const bytes = this.take(this.left);
-    try {
-      return decoder.decode(bytes);
-    } catch {
-      throw new DecodeFailure('invalid_utf8', `${this.what}: the text is not valid UTF-8.`);
-    }
-  }
-
-  /** Nothing may follow the last field: a longer message is as wrong as a shorter one. */
-  end(): void {
-    if (this.left !== 0) throw new DecodeFailure('malformed', `${this.what}: ${this.left} unexpected bytes after the message.`);
-  }
+/** Nothing may follow the last field: a longer message is as wrong as a shorter one. */
+function expectEnd(read: ByteReader, what: string): void {
+  if (read.left !== 0) throw new DecodeFailure('malformed', `${what}: ${read.left} unexpected bytes after the message.`);
 }
 
 /** Fixed sizes of the client messages that have one, type byte included. */
@@ -448,12 +435,13 @@ const CLIENT_FIXED_SIZE: Readonly<Record<number, number>> = {
 export function decodeClientMessage(bytes: Uint8Array): Decoded<ClientMessage> {
   if (bytes.length === 0) return failure('malformed', 'An empty message.', 0);
   const type = bytes[0]!;
+  const what = clientTypeName(type);
   try {
     const fixed = CLIENT_FIXED_SIZE[type];
     if (fixed !== undefined && bytes.length !== fixed) {
-      throw new DecodeFailure('malformed', `${clientTypeName(type)}: ${fixed} bytes expected, got ${bytes.length}.`);
+      throw new DecodeFailure('malformed', `${what}: ${fixed} bytes expected, got ${bytes.length}.`);
     }
-    const read = new Reader(bytes, clientTypeName(type));
+    const read = new ByteReader(bytes, 1);
     let message: ClientMessage;
     switch (type) {
       case ClientType.hello: {
@@ -464,11 +452,11 @@ export function decodeClientMessage(bytes: Uint8Array): Decoded<ClientMessage> {
             `This server speaks canvas protocol versions ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}, not ${version}.`,
           );
         }
-        message = { type: 'hello', version, name: read.name() };
+        message = { type: 'hello', version, name: readName(read, what) };
         break;
       }
       case ClientType.rename:
-        message = { type: 'rename', name: read.name() };
+        message = { type: 'rename', name: readName(read, what) };
         break;
       case ClientType.move:
         message = { type: 'move', x: read.u16(), y: read.u16() };
@@ -506,10 +494,11 @@ export function decodeClientMessage(bytes: Uint8Array): Decoded<ClientMessage> {
       default:
         throw new DecodeFailure('unknown_type', `Unknown message type 0x${hex(type)}.`);
     }
-    read.end();
+    expectEnd(read, what);
     return { ok: true, message };
   } catch (error) {
     if (error instanceof DecodeFailure) return failure(error.code, error.message, type);
+    if (error instanceof MessageTooShort) return failure('malformed', `${what}: the message ends too early (${bytes.length} bytes).`, type);
     throw error;
   }
 }
@@ -518,8 +507,9 @@ export function decodeClientMessage(bytes: Uint8Array): Decoded<ClientMessage> {
 export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
   if (bytes.length === 0) return failure('malformed', 'An empty message.', 0);
   const type = bytes[0]!;
+  const what = `server message 0x${hex(type)}`;
   try {
-    const read = new Reader(bytes, `server message 0x${hex(type)}`);
+    const read = new ByteReader(bytes, 1);
     let message: ServerMessage;
     switch (type) {
       case ServerType.welcome: {
@@ -527,7 +517,7 @@ export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
         if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
           throw new DecodeFailure('unsupported_version', `Canvas protocol version ${version} is not one of ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}.`);
         }
-        message = { type: 'welcome', version, id: read.u32(), colour: read.rgb(), name: read.name() };
+        message = { type: 'welcome', version, id: read.u32(), colour: read.rgb(), name: readName(read, what) };
         break;
       }
       case ServerType.snapshot: {
@@ -542,7 +532,7 @@ export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
           const y = read.u16();
           // One encoding per message: without a pointer the position bytes are zero.
           if (flags === 0 && (x !== 0 || y !== 0)) throw new DecodeFailure('malformed', 'snapshot: a position for a visitor without a pointer.');
-          visitors.push({ id, colour, name: read.name(), pointer: flags === 1 ? { x, y } : null });
+          visitors.push({ id, colour, name: readName(read, what), pointer: flags === 1 ? { x, y } : null });
         }
         const strokes: StrokeInfo[] = [];
         const strokeCount = read.u16();
@@ -561,13 +551,13 @@ export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
         break;
       }
       case ServerType.join:
-        message = { type: 'join', id: read.u32(), colour: read.rgb(), name: read.name() };
+        message = { type: 'join', id: read.u32(), colour: read.rgb(), name: readName(read, what) };
         break;
       case ServerType.leave:
         message = { type: 'leave', id: read.u32() };
         break;
       case ServerType.renamed:
-        message = { type: 'renamed', id: read.u32(), name: read.name() };
+        message = { type: 'renamed', id: read.u32(), name: readName(read, what) };
         break;
       case ServerType.pointers: {
         if (read.left === 0 || read.left % POINTER_ENTRY !== 0) throw new DecodeFailure('malformed', `pointers: ${POINTER_ENTRY} bytes per pointer expected.`);
@@ -601,16 +591,17 @@ export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
         const wire = read.u8();
         const code = CANVAS_ERROR_CODES[wire - 1];
         if (code === undefined) throw new DecodeFailure('out_of_range', `error: unknown error code ${wire}.`);
-        message = { type: 'error', code, about: read.u8(), message: read.text() };
+        message = { type: 'error', code, about: read.u8(), message: readText(read, what) };
         break;
       }
       default:
         throw new DecodeFailure('unknown_type', `Unknown message type 0x${hex(type)}.`);
     }
-    read.end();
+    expectEnd(read, what);
     return { ok: true, message };
   } catch (error) {
     if (error instanceof DecodeFailure) return failure(error.code, error.message, type);
+    if (error instanceof MessageTooShort) return failure('malformed', `${what}: the message ends too early (${bytes.length} bytes).`, type);
     throw error;
   }
 }

@@ -239,6 +239,19 @@ describe('canvas codec: malformed input', () => {
     expect(decoded.about).toBe(input[0] ?? 0);
   });
 
+  it('says which message ended too early, and how long it was', () => {
+    expect(decodeClientMessage(bytes(0x01, 0x01, 5, ...utf8('abc')))).toEqual({
+      ok: false,
+      error: { code: 'malformed', message: 'hello: the message ends too early (6 bytes).' },
+      about: 0x01,
+    });
+    expect(decodeServerMessage(bytes(ServerType.leave, 1, 0))).toEqual({
+      ok: false,
+      error: { code: 'malformed', message: 'server message 0x84: the message ends too early (3 bytes).' },
+      about: ServerType.leave,
+    });
+  });
+
   it('refuses a snapshot that gives a position to a visitor without a pointer (one encoding per message)', () => {
     const decoded = decodeServerMessage(bytes(0x82, 1, 0, 1, 0, 0, 0, 1, 2, 3, 0, 10, 0, 0, 0, 0, 0, 0));
     expect(decoded.ok).toBe(false);
