@@ -140,6 +140,10 @@ function coalesce(chunks: Uint8Array[]): Uint8Array[] {
     while (end < count && chunks[end]!.length < COPY_LIMIT) bytes += chunks[end++]!.length;
     if (end - i === 1) {
       pieces.push(chunks[i]!);
+    } else if (end - i === 2 && adjacent(chunks[i]!, chunks[i + 1]!)) {
+      // A header and payload framed together (prepareFrame): one view, no copy.
+      const first = chunks[i]!;
+      pieces.push(new Uint8Array(first.buffer, first.byteOffset, bytes));
     } else {
       const merged = Buffer.allocUnsafe(bytes);
       let offset = 0;
@@ -152,4 +156,9 @@ function coalesce(chunks: Uint8Array[]): Uint8Array[] {
     i = end;
   }
   return pieces;
+}
+
+/** `b` starts in the same memory right where `a` ends. */
+function adjacent(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
 }

@@ -102,10 +102,26 @@ export interface PreparedFrame {
   readonly size: number;
 }
 
+/**
+ * Payloads under this many bytes are copied behind their header into one
+ * buffer, so the two lie side by side and an I/O layer can write them as
+ * one piece (a fan-out writes them once per subscriber); larger ones are
+ * kept by reference.
+ */
+const JOIN_LIMIT = 1024;
+
 export function prepareFrame(payload: Uint8Array, binary: boolean): PreparedFrame {
-  const header = new Uint8Array(frameHeaderSize(payload.length, false));
-  writeFrameHeader(header, 0, { fin: true, rsv1: false, opcode: binary ? Opcode.Binary : Opcode.Text }, payload.length, null);
-  return { header, payload, binary, size: header.length + payload.length };
+  const headerSize = frameHeaderSize(payload.length, false);
+  const head = { fin: true, rsv1: false, opcode: binary ? Opcode.Binary : Opcode.Text };
+  if (payload.length >= JOIN_LIMIT) {
+    const header = new Uint8Array(headerSize);
+    writeFrameHeader(header, 0, head, payload.length, null);
+    return { header, payload, binary, size: headerSize + payload.length };
+  }
+  const joined = new Uint8Array(headerSize + payload.length);
+  writeFrameHeader(joined, 0, head, payload.length, null);
+  joined.set(payload, headerSize);
+  return { header: joined.subarray(0, headerSize), payload: joined.subarray(headerSize), binary, size: joined.length };
 }
 
 interface OutgoingFrame {
