@@ -45,11 +45,12 @@ function parseArgs(argv) {
     else if (a === '--retries') {
       o.retries = Number(next());
       if (!Number.isInteger(o.retries) || o.retries < 0) fail('--retries must be a non-negative integer');
-    }
-    else if (a === '--servers') o.servers = next().split(',').filter(Boolean);
+    } else if (a === '--servers') o.servers = next().split(',').filter(Boolean);
     else if (a === '--only') o.only = next().split(',').filter(Boolean);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,bun,tcp] [--only msg64,bin16k,bin1m,latency,connrate,fanout,xfanout,mem]');
+      console.log(
+        'usage: node bench/run.mjs [--rounds N] [--quick] [--json out.json] [--retries N] [--servers sockeye,ws,bun,tcp] [--only msg64,bin16k,bin1m,latency,connrate,fanout,xfanout,mem]',
+      );
       process.exit(0);
     } else fail(`unknown option ${a}`);
   }
@@ -66,9 +67,7 @@ function fail(msg) {
 const opts = parseArgs(process.argv.slice(2));
 
 // Timings. The default run is sized to stay near 6 minutes on 2 cores.
-const T = opts.quick
-  ? { warmup: 0.3, duration: 1, idleConns: 2000, settle: 1 }
-  : { warmup: 1, duration: 2.5, idleConns: 10000, settle: 2 };
+const T = opts.quick ? { warmup: 0.3, duration: 1, idleConns: 2000, settle: 1 } : { warmup: 1, duration: 2.5, idleConns: 10000, settle: 2 };
 
 // ------------------------------------------------------------ measurements
 
@@ -122,7 +121,13 @@ const ALL_MEASUREMENTS = [
     fanout: true, // the servers are bench/servers/*-fanout.mjs
     tcp: false,
     figures: [
-      { id: 'fanout', label: 'fan-out 64 B deliveries/s (1 publisher, 1,000 subscribers)', better: 'higher', pick: (r) => r.deliveries_per_s, fmt: fmtInt },
+      {
+        id: 'fanout',
+        label: 'fan-out 64 B deliveries/s (1 publisher, 1,000 subscribers)',
+        better: 'higher',
+        pick: (r) => r.deliveries_per_s,
+        fmt: fmtInt,
+      },
       { id: 'fanout_p50', label: 'fan-out publish-to-delivery median us (lower is better)', better: 'lower', pick: (r) => r.median_us, fmt: fmtInt },
       { id: 'fanout_p99', label: 'fan-out publish-to-delivery p99 us (lower is better)', better: 'lower', pick: (r) => r.p99_us, fmt: fmtInt },
     ],
@@ -135,8 +140,20 @@ const ALL_MEASUREMENTS = [
     cross: true, // the servers are bench/servers/*-redis-fanout.mjs, two of each, and a redis-server
     tcp: false,
     figures: [
-      { id: 'xfanout', label: 'cross-node fan-out 64 B deliveries/s (2 nodes on Redis)', better: 'higher', pick: (r) => r.deliveries_per_s, fmt: fmtInt },
-      { id: 'xfanout_p50', label: 'cross-node publish-to-delivery median us (lower is better)', better: 'lower', pick: (r) => r.median_us, fmt: fmtInt },
+      {
+        id: 'xfanout',
+        label: 'cross-node fan-out 64 B deliveries/s (2 nodes on Redis)',
+        better: 'higher',
+        pick: (r) => r.deliveries_per_s,
+        fmt: fmtInt,
+      },
+      {
+        id: 'xfanout_p50',
+        label: 'cross-node publish-to-delivery median us (lower is better)',
+        better: 'lower',
+        pick: (r) => r.median_us,
+        fmt: fmtInt,
+      },
       { id: 'xfanout_p99', label: 'cross-node publish-to-delivery p99 us (lower is better)', better: 'lower', pick: (r) => r.p99_us, fmt: fmtInt },
     ],
   },
@@ -144,11 +161,20 @@ const ALL_MEASUREMENTS = [
     id: 'mem',
     memory: true,
     tcp: false,
-    figures: [{ id: 'mem', label: `idle memory bytes/conn, ${T.idleConns.toLocaleString('en-US')} conns (lower is better)`, better: 'lower', pick: (r) => r.bytes_per_conn, fmt: fmtInt }],
+    figures: [
+      {
+        id: 'mem',
+        label: `idle memory bytes/conn, ${T.idleConns.toLocaleString('en-US')} conns (lower is better)`,
+        better: 'lower',
+        pick: (r) => r.bytes_per_conn,
+        fmt: fmtInt,
+      },
+    ],
   },
 ];
 
-for (const id of opts.only ?? []) if (!ALL_MEASUREMENTS.some((m) => m.id === id)) fail(`unknown measurement ${id} (--only takes ${ALL_MEASUREMENTS.map((m) => m.id).join(',')})`);
+for (const id of opts.only ?? [])
+  if (!ALL_MEASUREMENTS.some((m) => m.id === id)) fail(`unknown measurement ${id} (--only takes ${ALL_MEASUREMENTS.map((m) => m.id).join(',')})`);
 const MEASUREMENTS = opts.only ? ALL_MEASUREMENTS.filter((m) => opts.only.includes(m.id)) : ALL_MEASUREMENTS;
 
 function fmtInt(v) {
@@ -173,7 +199,13 @@ function findBun() {
 }
 
 function lookForBun() {
-  const candidates = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, 'bun')), bunInBuild];
+  const candidates = [
+    ...(process.env.PATH ?? '')
+      .split(path.delimiter)
+      .filter(Boolean)
+      .map((d) => path.join(d, 'bun')),
+    bunInBuild,
+  ];
   for (const c of candidates) {
     const r = spawnSync(c, ['--version'], { encoding: 'utf8', timeout: 10_000 });
     if (!r.error && r.status === 0) return { bin: c, version: r.stdout.trim() };
@@ -388,7 +420,10 @@ function canConnect(port) {
 // `argv`: start exactly this command.
 async function startServer(name, { fanout = false, argv: given } = {}) {
   const port = await freePort();
-  const argv = given ? given(port) : fanout ? SERVERS[name].fanoutArgv(port) : SERVERS[name].argv(port);
+  const argv =
+    given ? given(port)
+    : fanout ? SERVERS[name].fanoutArgv(port)
+    : SERVERS[name].argv(port);
   const [cmd, args] = serverCommand(argv);
   const child = track(spawn(cmd, args, { cwd: rootDir, stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
@@ -437,7 +472,11 @@ function runGenerator(args, { timeoutMs, onLine, keepStdin = false } = {}) {
     }, timeoutMs);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      const line = out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+      const line = out
+        .trim()
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{'));
       let json;
       try {
         json = line ? JSON.parse(line) : undefined;
@@ -465,7 +504,9 @@ const REDIS_SERVER = '/usr/bin/redis-server';
 // The cross-node line's parts: a private redis-server and two nodes of the
 // server under test on it. Their CPU time is counted together as the server's.
 async function startCross(name) {
-  const redis = await startServer(name, { argv: (port) => [REDIS_SERVER, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'] });
+  const redis = await startServer(name, {
+    argv: (port) => [REDIS_SERVER, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  });
   const url = `redis://127.0.0.1:${redis.port}`;
   const nodes = [];
   try {
@@ -770,7 +811,10 @@ async function main() {
       const med = {};
       for (const s of cols) med[s] = median(values[f.id]?.[s] ?? []);
       medians[f.id] = med;
-      const cell = (s) => (!runsOn(m, s) ? '-' : med[s] === undefined ? 'n/a' : f.fmt(med[s]));
+      const cell = (s) =>
+        !runsOn(m, s) ? '-'
+        : med[s] === undefined ? 'n/a'
+        : f.fmt(med[s]);
       const ratio = med.sockeye !== undefined && med.ws ? `${(med.sockeye / med.ws).toFixed(2)}x` : 'n/a';
       rows.push([f.label, ...cols.map(cell), ratio]);
     }
@@ -794,7 +838,10 @@ async function main() {
       if (!perCpu[f.id]) continue;
       const med = {};
       for (const s of cols) med[s] = median(perCpu[f.id][s] ?? []);
-      const cell = (s) => (!runsOn(m, s) ? '-' : med[s] === undefined ? 'n/a' : f.fmt(med[s]));
+      const cell = (s) =>
+        !runsOn(m, s) ? '-'
+        : med[s] === undefined ? 'n/a'
+        : f.fmt(med[s]);
       const ratio = med.sockeye !== undefined && med.ws ? `${(med.sockeye / med.ws).toFixed(2)}x` : 'n/a';
       perCpuRows.push([f.label.replace(/ \(.*$/, '').replace('/s', ' per server CPU second'), ...cols.map(cell), ratio]);
     }
@@ -803,7 +850,9 @@ async function main() {
 
   console.log('');
   console.log(`Machine: ${mach.cpu}, ${mach.cores} cores, Node ${mach.node}, ${mach.kernel}; ${mach.pinning}.`);
-  console.log(`Medians of ${opts.rounds} round(s)${opts.quick ? ' (quick mode)' : ''}; sockeye/ws > 1 is better for rates, < 1 for latency and memory.`);
+  console.log(
+    `Medians of ${opts.rounds} round(s)${opts.quick ? ' (quick mode)' : ''}; sockeye/ws > 1 is better for rates, < 1 for latency and memory.`,
+  );
   console.log('');
   console.log(table);
   console.log('');
@@ -816,7 +865,9 @@ async function main() {
   const noisy = runs.filter((r) => r.other_cpu_pct > NOISY_PCT).length;
   const loadRuns = runs.filter((r) => r.ok && r.mode !== 'memory').length;
   if (noisy) {
-    console.log(`\nNoise: during ${noisy} of ${loadRuns} load measurements other processes used > ${NOISY_PCT}% of a CPU; rerun on a quiet machine for figures to publish.`);
+    console.log(
+      `\nNoise: during ${noisy} of ${loadRuns} load measurements other processes used > ${NOISY_PCT}% of a CPU; rerun on a quiet machine for figures to publish.`,
+    );
   }
   const warned = runs.filter((r) => r.warning);
   if (warned.length) console.log(`\n${warned.length} measurement(s) reported errors or dropped messages; see WARNING in the log above.`);

@@ -23,6 +23,8 @@ const inputs = Math.max(
 );
 if (existsSync(stamp) && statSync(stamp).mtimeMs >= inputs && existsSync(join(root, 'dist', 'src', 'cli', 'main.js'))) process.exit(0);
 
-const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], {
+  stdio: 'inherit',
+});
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 writeFileSync(stamp, `${new Date().toISOString()}\n`);

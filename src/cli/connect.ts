@@ -15,15 +15,7 @@ import { listEndpoints } from './endpoint-hint.js';
 import { DEFAULT_MAX_REDIRECTS, headersAfterRedirect, probeRedirect, redirectTarget, REDIRECT_STATUSES } from './redirects.js';
 import { MAX_LINE_BYTES, ProcessBridge } from './exec-bridge.js';
 import { ExitStatus } from './exit-status.js';
-import {
-  describeBinary,
-  describeClose,
-  describeControlPayload,
-  formatMessage,
-  formatRtt,
-  formatWireFrame,
-  oneLine,
-} from './format.js';
+import { describeBinary, describeClose, describeControlPayload, formatMessage, formatRtt, formatWireFrame, oneLine } from './format.js';
 import { rawPayload } from './payload-output.js';
 import { parseCloseArgs, parseInputLine } from './slash.js';
 import { parseTargetUrl } from './target-url.js';
@@ -250,7 +242,8 @@ export function parseConnectArgs(argv: string[]): ConnectSettings | null {
   if (values['no-proxy'] === true) options.proxy = false;
   if (values.http2 === true) {
     if (values.proxy !== undefined) throw new UsageFailure('--http2 does not go through a proxy; drop --proxy or --http2');
-    if (!/^(wss|https):/i.test(parseTargetUrl(positionals[0]!).protocol)) throw new UsageFailure('--http2 needs a wss:// URL (HTTP/2 is spoken over TLS)');
+    if (!/^(wss|https):/i.test(parseTargetUrl(positionals[0]!).protocol))
+      throw new UsageFailure('--http2 needs a wss:// URL (HTTP/2 is spoken over TLS)');
     options.http2 = true;
     // The environment's proxy would make connect() refuse: HTTP/2 here is direct.
     options.proxy = false;
@@ -574,7 +567,10 @@ class ClientSession {
   private closed(connection: Connection<undefined>, info: CloseInfo): void {
     if (this.connection === connection) this.connection = null;
     if (this.finished) return;
-    const by = info.initiator === 'local' ? 'closed' : info.initiator === 'remote' ? 'closed by the server' : 'connection lost';
+    const by =
+      info.initiator === 'local' ? 'closed'
+      : info.initiator === 'remote' ? 'closed by the server'
+      : 'connection lost';
     const outcome = this.failure ?? closeOutcome(info, this.leaving);
     this.failure = null;
     // RFC 6455 §7.4.1: 1008 says the server will not take us as we are; trying again would not help.

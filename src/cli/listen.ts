@@ -6,15 +6,7 @@ import type { CloseInfo, Connection, SendData } from '../node/connection.js';
 import { WebSocketServer } from '../node/server.js';
 import { parsePort, parseSize, UsageFailure } from './args.js';
 import { LineConsole, type ConsoleStreams } from './console.js';
-import {
-  describeBinary,
-  describeClose,
-  describeControlPayload,
-  formatMessage,
-  formatRtt,
-  formatWireFrame,
-  oneLine,
-} from './format.js';
+import { describeBinary, describeClose, describeControlPayload, formatMessage, formatRtt, formatWireFrame, oneLine } from './format.js';
 import { firstWord, parseCloseArgs, parseInputLine } from './slash.js';
 import { serverTlsOptions } from './tls-files.js';
 import { CloseCode } from '../protocol/close-code.js';
@@ -179,7 +171,12 @@ class Listener {
     this.settings = settings;
     this.terminal = terminal;
     this.exit = new Promise((resolve) => (this.resolveExit = resolve));
-    this.server = new WebSocketServer({ perMessageDeflate: settings.deflate, maxMessageSize: settings.maxMessageSize, tls: settings.tls, http2: settings.tls !== undefined });
+    this.server = new WebSocketServer({
+      perMessageDeflate: settings.deflate,
+      maxMessageSize: settings.maxMessageSize,
+      tls: settings.tls,
+      http2: settings.tls !== undefined,
+    });
     const { protocols, json } = settings;
     this.server.route<Client>('*', {
       // RFC 6455 §4.2.2: the server picks one of the offered subprotocols, or none.
@@ -263,7 +260,10 @@ class Listener {
     this.clients.delete(client.id);
     const cause = info.error === undefined || info.error.message === info.reason ? '' : `: ${oneLine(info.error.message, 120)}`;
     const how = info.wasClean ? '' : ` (not clean${cause})`;
-    const who = info.initiator === 'local' ? 'closed by us' : info.initiator === 'remote' ? 'closed by the client' : 'lost';
+    const who =
+      info.initiator === 'local' ? 'closed by us'
+      : info.initiator === 'remote' ? 'closed by the client'
+      : 'lost';
     this.print(`${client.tag} * disconnected, ${who}: ${describeClose(info.code, info.reason)}${how}`);
   }
 
@@ -372,7 +372,8 @@ class Listener {
   private client(which: string): Connection<Client> {
     const id = Number(which.replace(/^#/, ''));
     const connection = Number.isInteger(id) ? this.clients.get(id) : undefined;
-    if (connection === undefined) throw new Error(which === '' ? 'which client? (see /clients)' : `no client #${which.replace(/^#/, '')} (see /clients)`);
+    if (connection === undefined)
+      throw new Error(which === '' ? 'which client? (see /clients)' : `no client #${which.replace(/^#/, '')} (see /clients)`);
     return connection;
   }
 

@@ -81,11 +81,7 @@ export function redirectTarget(location: string, from: URL): URL | null {
 }
 
 /** Credentials stay with the origin they were given for: a redirect elsewhere drops them (as curl does). */
-export function headersAfterRedirect(
-  headers: ReadonlyArray<readonly [string, string]>,
-  from: URL,
-  to: URL,
-): Array<readonly [string, string]> {
+export function headersAfterRedirect(headers: ReadonlyArray<readonly [string, string]>, from: URL, to: URL): Array<readonly [string, string]> {
   const sameOrigin = from.protocol === to.protocol && from.host === to.host;
   return sameOrigin ? [...headers] : headers.filter(([name]) => !/^(authorization|cookie)$/i.test(name));
 }

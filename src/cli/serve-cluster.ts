@@ -80,7 +80,9 @@ export function startCluster(options: ClusterOptions): Promise<RunningCluster> {
         const now = Date.now();
         while (restarts.length > 0 && now - restarts[0]! > 60_000) restarts.shift();
         if (restarts.length >= MAX_RESTARTS_PER_MINUTE) {
-          options.log(`worker ${worker.process.pid} exited (${how}); ${MAX_RESTARTS_PER_MINUTE} replacements within a minute already, not replacing it`);
+          options.log(
+            `worker ${worker.process.pid} exited (${how}); ${MAX_RESTARTS_PER_MINUTE} replacements within a minute already, not replacing it`,
+          );
           return;
         }
         restarts.push(now);

@@ -39,11 +39,17 @@ export interface ExecServer {
 export async function startExecServer(settings: ExecServerSettings, log: (line: string) => void): Promise<ExecServer> {
   const running = new Map<Connection<unknown>, ProcessBridge>();
   let sequence = 0;
-  const server = new WebSocketServer({ perMessageDeflate: settings.perMessageDeflate, maxMessageSize: settings.maxMessageSize, tls: settings.tls, http2: settings.tls !== undefined });
+  const server = new WebSocketServer({
+    perMessageDeflate: settings.perMessageDeflate,
+    maxMessageSize: settings.maxMessageSize,
+    tls: settings.tls,
+    http2: settings.tls !== undefined,
+  });
   const tags = new WeakMap<Connection<unknown>, string>();
   server.route('*', {
     origins: originPolicy(settings.allowedOrigins, settings.tls !== undefined),
-    authenticate: () => (running.size >= settings.maxProcesses ? reject(503, `all ${settings.maxProcesses} processes are busy; try again later`) : undefined),
+    authenticate: () =>
+      running.size >= settings.maxProcesses ? reject(503, `all ${settings.maxProcesses} processes are busy; try again later`) : undefined,
     open(connection) {
       if (running.size >= settings.maxProcesses) {
         connection.close(CloseCode.TryAgainLater, 'all processes are busy');
@@ -59,7 +65,10 @@ export async function startExecServer(settings: ExecServerSettings, log: (line: 
       log(`${tag} started ${settings.argv[0]!} (pid ${bridge.pid ?? '-'})`);
       void bridge.exited.then(({ code, signal, error }) => {
         running.delete(connection);
-        const how = error !== undefined ? `could not start: ${error.message}` : code === null ? `ended by signal ${signal ?? '?'}` : `exited with status ${code}`;
+        const how =
+          error !== undefined ? `could not start: ${error.message}`
+          : code === null ? `ended by signal ${signal ?? '?'}`
+          : `exited with status ${code}`;
         log(`${tag} pid ${bridge.pid ?? '-'} ${how}`);
         if (code === 0) connection.close(CloseCode.Normal);
         else connection.close(CloseCode.InternalError, 'the program failed');

@@ -104,10 +104,12 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
     return null;
   }
   const app = positionals[0];
-  if (app !== undefined && app !== 'echo' && app !== 'exec') throw new UsageFailure(`unknown application: ${app} (available: echo, exec, or none for every app)`);
+  if (app !== undefined && app !== 'echo' && app !== 'exec')
+    throw new UsageFailure(`unknown application: ${app} (available: echo, exec, or none for every app)`);
   if (app === 'exec' && positionals.length < 2) throw new UsageFailure("serve exec needs a command, e.g. sockeye serve exec 'cat'");
   const extra = positionals[app === 'exec' ? 2 : 1];
-  if (extra !== undefined) throw new UsageFailure(`unexpected argument: ${extra}${app === 'exec' ? " (quote the command: serve exec 'CMD ARGS')" : ''}`);
+  if (extra !== undefined)
+    throw new UsageFailure(`unexpected argument: ${extra}${app === 'exec' ? " (quote the command: serve exec 'CMD ARGS')" : ''}`);
   if (app !== 'exec') {
     for (const option of ['max-processes', 'shell', 'binary'] as const) {
       if (values[option] !== undefined) throw new UsageFailure(`--${option} goes with serve exec`);
@@ -142,7 +144,8 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
   }
   if (app === 'exec') {
     const maxProcesses = Number(values['max-processes'] ?? '16');
-    if (!/^\d+$/.test(values['max-processes'] ?? '16') || maxProcesses < 1) throw new UsageFailure(`invalid process count: ${values['max-processes'] ?? ''}`);
+    if (!/^\d+$/.test(values['max-processes'] ?? '16') || maxProcesses < 1)
+      throw new UsageFailure(`invalid process count: ${values['max-processes'] ?? ''}`);
     const argv = commandVector(positionals[1]!, values.shell === true);
     const log = logLevel === 'silent' ? () => undefined : (line: string) => void out.write(`${line}\n`);
     const exec = await startExecServer(
@@ -164,7 +167,14 @@ export async function serve(argv: string[], out: NodeJS.WritableStream): Promise
       return running;
     }
     const pubsub = redisUrl === null ? undefined : new PubSub({ broker: await connectRedis(redisUrl, historyPolicyOf(allApps)) });
-    const apps = new AppServer({ apps: allApps, logLevel: logLevel as LogLevel, allowedOrigins, pubsub, websocket: { perMessageDeflate, maxMessageSize }, tls });
+    const apps = new AppServer({
+      apps: allApps,
+      logLevel: logLevel as LogLevel,
+      allowedOrigins,
+      pubsub,
+      websocket: { perMessageDeflate, maxMessageSize },
+      tls,
+    });
     const address = await apps.listen(port, host);
     // A worker's listening line would repeat the primary's; it only logs.
     if (cluster.isWorker) return apps;

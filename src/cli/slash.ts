@@ -41,4 +41,3 @@ export function parseCloseArgs(args: string, fallback: number): { code: number; 
   }
   return { code, reason };
 }
-

@@ -30,4 +30,3 @@ export function broadcast(connections: Iterable<Connection<unknown>>, data: Send
   }
   return delivered;
 }
-

@@ -91,16 +91,18 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
     target = resolveTarget(address);
     proxy = selectProxy(new URL(`${target.secure ? 'wss' : 'ws'}://${target.hostHeader}`), { proxy: options.proxy });
     const deflate = options.perMessageDeflate ?? true;
-    deflateOptions = deflate === false ? null : deflate === true ? {} : deflate;
+    deflateOptions =
+      deflate === false ? null
+      : deflate === true ? {}
+      : deflate;
     if (deflateOptions !== null) checkDeflateOptions(deflateOptions);
   } catch (error) {
     return Promise.reject(error);
   }
   const key = generateClientKey();
   const protocols = options.protocols ?? [];
-  const extraHeaders: Array<readonly [string, string]> = Array.isArray(options.headers)
-    ? [...(options.headers as ReadonlyArray<readonly [string, string]>)]
-    : Object.entries(options.headers ?? {});
+  const extraHeaders: Array<readonly [string, string]> =
+    Array.isArray(options.headers) ? [...(options.headers as ReadonlyArray<readonly [string, string]>)] : Object.entries(options.headers ?? {});
   let request: string;
   try {
     request = buildUpgradeRequest({
@@ -121,8 +123,15 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
     return Promise.reject(new HandshakeError('WS_ERR_ABORTED', `the connection to ${target.display} was aborted`));
   }
   if (options.http2 === true) {
-    if (!target.secure) return Promise.reject(new HandshakeError('WS_ERR_INVALID_URL', 'WebSockets over HTTP/2 need wss:// (HTTP/2 is spoken over TLS here)'));
-    if (proxy !== null) return Promise.reject(new HandshakeError('WS_ERR_INVALID_URL', `WebSockets over HTTP/2 do not go through a proxy here (${proxy.endpoint.display}); pass proxy: false or drop http2`));
+    if (!target.secure)
+      return Promise.reject(new HandshakeError('WS_ERR_INVALID_URL', 'WebSockets over HTTP/2 need wss:// (HTTP/2 is spoken over TLS here)'));
+    if (proxy !== null)
+      return Promise.reject(
+        new HandshakeError(
+          'WS_ERR_INVALID_URL',
+          `WebSockets over HTTP/2 do not go through a proxy here (${proxy.endpoint.display}); pass proxy: false or drop http2`,
+        ),
+      );
     return connectOverHttp2(target, options, deflateOptions, protocols, extraHeaders);
   }
   return new Promise((resolve, reject) => {
@@ -244,9 +253,9 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
     };
     if (proxy === null) {
       start(
-        target.secure
-          ? connectTls({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ...options.tls })
-          : connectTcp({ host: target.host, port: target.port }),
+        target.secure ?
+          connectTls({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ...options.tls })
+        : connectTcp({ host: target.host, port: target.port }),
         false,
       );
     } else {
@@ -260,9 +269,15 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
         (opened) => (settled ? opened.destroy() : start(opened, true)),
         (error: unknown) =>
           fail(
-            error instanceof HandshakeError
-              ? error
-              : new HandshakeError('WS_ERR_CONNECT_FAILED', `cannot connect to ${target.display} through ${proxy.endpoint.display}`, undefined, undefined, error as Error),
+            error instanceof HandshakeError ? error : (
+              new HandshakeError(
+                'WS_ERR_CONNECT_FAILED',
+                `cannot connect to ${target.display} through ${proxy.endpoint.display}`,
+                undefined,
+                undefined,
+                error as Error,
+              )
+            ),
           ),
       );
     }
@@ -292,19 +307,27 @@ async function connectOverHttp2(
   const signal = options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline]);
   let opened: Awaited<ReturnType<typeof openWebSocketStream>>;
   try {
-    opened = await openWebSocketStream(
-      { host: target.host, port: target.port, authority: target.hostHeader, path: target.path },
-      fields,
-      { tls: options.tls, signal },
-    );
+    opened = await openWebSocketStream({ host: target.host, port: target.port, authority: target.hostHeader, path: target.path }, fields, {
+      tls: options.tls,
+      signal,
+    });
   } catch (error) {
     if (deadline.aborted) throw new HandshakeError('WS_ERR_HANDSHAKE_TIMEOUT', `no answer from ${target.display} within ${timeout} ms`);
     if (options.signal?.aborted === true) throw new HandshakeError('WS_ERR_ABORTED', `the connection to ${target.display} was aborted`);
     if (error instanceof Http2ConnectFailure) {
-      const code = error.kind === 'refused' ? 'WS_ERR_HANDSHAKE_REFUSED' : error.kind === 'invalid' ? 'WS_ERR_INVALID_RESPONSE' : 'WS_ERR_CONNECT_FAILED';
+      const code =
+        error.kind === 'refused' ? 'WS_ERR_HANDSHAKE_REFUSED'
+        : error.kind === 'invalid' ? 'WS_ERR_INVALID_RESPONSE'
+        : 'WS_ERR_CONNECT_FAILED';
       throw new HandshakeError(code, error.message, error.status, error.body, error.cause ?? error);
     }
-    throw new HandshakeError('WS_ERR_CONNECT_FAILED', `cannot connect to ${target.display}: ${asMessage(error)}`, undefined, undefined, error instanceof Error ? error : undefined);
+    throw new HandshakeError(
+      'WS_ERR_CONNECT_FAILED',
+      `cannot connect to ${target.display}: ${asMessage(error)}`,
+      undefined,
+      undefined,
+      error instanceof Error ? error : undefined,
+    );
   }
   const { stream, headers } = opened;
   const refuse = (code: 'WS_ERR_INVALID_RESPONSE' | 'WS_ERR_EXTENSION_REJECTED', message: string): never => {
@@ -314,7 +337,10 @@ async function connectOverHttp2(
   const protocolField = headers['sec-websocket-protocol'];
   const protocol = Array.isArray(protocolField) ? protocolField.join(', ') : protocolField;
   if (protocol !== undefined && !protocols.includes(protocol)) {
-    refuse('WS_ERR_INVALID_RESPONSE', `invalid upgrade response: server selected subprotocol ${JSON.stringify(protocol)} but ${protocols.length === 0 ? 'none was offered' : 'it was not offered'}`);
+    refuse(
+      'WS_ERR_INVALID_RESPONSE',
+      `invalid upgrade response: server selected subprotocol ${JSON.stringify(protocol)} but ${protocols.length === 0 ? 'none was offered' : 'it was not offered'}`,
+    );
   }
   const parsed = responseExtensions(headers);
   if (parsed === null || !parsed.ok) return refuse('WS_ERR_INVALID_RESPONSE', 'invalid upgrade response: malformed sec-websocket-extensions');
@@ -379,8 +405,7 @@ function collectBody(socket: Socket, head: ResponseHead, first: Uint8Array, done
     done(Buffer.from(body.buffer, body.byteOffset, body.length).toString('utf8').trim());
   };
   // Chunk framing may cost more bytes than the text it carries; past this much input, stop anyway.
-  const enough = (): boolean =>
-    received.length >= 4 * MAX_REFUSAL_BODY || readResponseBody(head, received, MAX_REFUSAL_BODY).complete;
+  const enough = (): boolean => received.length >= 4 * MAX_REFUSAL_BODY || readResponseBody(head, received, MAX_REFUSAL_BODY).complete;
   const onData = (chunk: Buffer): void => {
     const room = 4 * MAX_REFUSAL_BODY - received.length;
     received = Buffer.concat([received, chunk.subarray(0, Math.max(0, room))]);
@@ -417,7 +442,11 @@ function resolveTarget(address: string | URL): {
   // RFC 6455 §3: fragment identifiers are meaningless in WebSocket URIs.
   if (url.hash !== '') throw new HandshakeError('WS_ERR_INVALID_URL', 'WebSocket URLs cannot have a fragment');
   const secure = scheme === 'wss:' || scheme === 'https:';
-  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+  const port =
+    url.port === '' ?
+      secure ? 443
+      : 80
+    : Number(url.port);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   return {
     secure,

@@ -616,9 +616,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   }
 
   private failBufferLimit(): void {
-    this.recordFailure(
-      new ConnectionError('WS_ERR_BUFFER_LIMIT', `peer too slow: over ${this.maxBufferedAmount} bytes waiting to be sent`),
-    );
+    this.recordFailure(new ConnectionError('WS_ERR_BUFFER_LIMIT', `peer too slow: over ${this.maxBufferedAmount} bytes waiting to be sent`));
     this.socket.destroy();
   }
 
@@ -726,14 +724,14 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     const failure = this.failure;
     this.pings.abandon();
     const info: CloseInfo =
-      peer !== null
-        ? { code: peer.code, reason: peer.reason, wasClean: failure === null, initiator: peer.initiator }
-        : {
-            code: CloseCode.Abnormal,
-            reason: failure?.message ?? '',
-            wasClean: false,
-            initiator: this.core.state === ProtocolState.Open ? 'transport' : 'local',
-          };
+      peer !== null ?
+        { code: peer.code, reason: peer.reason, wasClean: failure === null, initiator: peer.initiator }
+      : {
+          code: CloseCode.Abnormal,
+          reason: failure?.message ?? '',
+          wasClean: false,
+          initiator: this.core.state === ProtocolState.Open ? 'transport' : 'local',
+        };
     if (failure !== null) info.error = failure;
     if (peer === null && failure === null) {
       info.error = new ConnectionError('WS_ERR_CONNECTION_LOST', 'the connection ended without a close frame');

@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
-import { connect as connectHttp2, constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import {
+  connect as connectHttp2,
+  constants as h2,
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from 'node:http2';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { parseExtensions } from '../protocol/handshake/extensions-header.js';
 
@@ -118,7 +125,10 @@ function openSession(target: Http2Target, tls: TlsConnectionOptions | undefined)
     let alpn: string | undefined;
     session.once('connect', () => (alpn = session.alpnProtocol));
     const failed = (error: Error): void => {
-      const why = alpn !== undefined && alpn !== 'h2' ? ` (it does not speak HTTP/2: ALPN chose ${typeof alpn === 'string' && alpn !== '' ? alpn : 'nothing'})` : '';
+      const why =
+        alpn !== undefined && alpn !== 'h2' ?
+          ` (it does not speak HTTP/2: ALPN chose ${typeof alpn === 'string' && alpn !== '' ? alpn : 'nothing'})`
+        : '';
       reject(new Http2ConnectFailure('connect', `cannot connect to ${target.authority}: ${error.message}${why}`, undefined, undefined, error));
     };
     session.once('error', failed);
@@ -128,7 +138,12 @@ function openSession(target: Http2Target, tls: TlsConnectionOptions | undefined)
       if (session.alpnProtocol !== 'h2') {
         reject(new Http2ConnectFailure('unsupported', `${target.authority} does not speak HTTP/2 (ALPN chose ${String(session.alpnProtocol)})`));
       } else if (settings.enableConnectProtocol !== true) {
-        reject(new Http2ConnectFailure('unsupported', `${target.authority} speaks HTTP/2 but does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3): no WebSockets over HTTP/2 there`));
+        reject(
+          new Http2ConnectFailure(
+            'unsupported',
+            `${target.authority} speaks HTTP/2 but does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3): no WebSockets over HTTP/2 there`,
+          ),
+        );
       } else {
         resolve();
       }
@@ -198,11 +213,22 @@ export async function openWebSocketStream(
       request[lower] = previous === undefined ? value : `${String(previous)}, ${value}`;
     }
     const stream = session.session.request(request, { endStream: false, signal: options.signal });
-    const headers = await abortable(new Promise<IncomingHttpHeaders>((resolve, reject) => {
-      stream.once('response', resolve);
-      stream.once('error', (error) => reject(new Http2ConnectFailure('connect', `the WebSocket stream to ${target.authority} failed: ${error.message}`, undefined, undefined, error)));
-      stream.once('close', () => reject(new Http2ConnectFailure('invalid', `${target.authority} closed the stream before answering (RST_STREAM code ${stream.rstCode ?? '?'})`)));
-    }), options.signal).catch((error: unknown) => {
+    const headers = await abortable(
+      new Promise<IncomingHttpHeaders>((resolve, reject) => {
+        stream.once('response', resolve);
+        stream.once('error', (error) =>
+          reject(
+            new Http2ConnectFailure('connect', `the WebSocket stream to ${target.authority} failed: ${error.message}`, undefined, undefined, error),
+          ),
+        );
+        stream.once('close', () =>
+          reject(
+            new Http2ConnectFailure('invalid', `${target.authority} closed the stream before answering (RST_STREAM code ${stream.rstCode ?? '?'})`),
+          ),
+        );
+      }),
+      options.signal,
+    ).catch((error: unknown) => {
       stream.destroy();
       throw error;
     });

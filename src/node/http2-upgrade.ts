@@ -99,7 +99,12 @@ export function asHttp2Stream(transport: Duplex): ServerHttp2Stream | null {
 const CONNECTION_SPECIFIC = new Set(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding']);
 
 /** Refuse the WebSocket with an HTTP status and a short text body; the stream then ends. */
-export function refuseStream(stream: ServerHttp2Stream, status: number, reason: string, headers: ReadonlyArray<readonly [string, string]> = []): void {
+export function refuseStream(
+  stream: ServerHttp2Stream,
+  status: number,
+  reason: string,
+  headers: ReadonlyArray<readonly [string, string]> = [],
+): void {
   if (stream.destroyed || stream.closed) return;
   const fields: OutgoingHttpHeaders = { [h2.HTTP2_HEADER_STATUS]: status, 'content-type': 'text/plain; charset=utf-8' };
   for (const [name, value] of headers) {

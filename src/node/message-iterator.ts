@@ -42,10 +42,7 @@ const DEFAULT_HIGH_WATER_MARK = 16;
 /** Connections with a live iterator: one consumer at a time, or pauses and resumes would fight. */
 const iterated = new WeakSet<MessageSource>();
 
-export function iterateMessages(
-  connection: MessageSource,
-  options: MessageIteratorOptions = {},
-): AsyncIterableIterator<ReceivedMessage> {
+export function iterateMessages(connection: MessageSource, options: MessageIteratorOptions = {}): AsyncIterableIterator<ReceivedMessage> {
   const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
   if (!Number.isInteger(highWaterMark) || highWaterMark < 1) {
     throw new UsageError('WS_ERR_INVALID_ARGUMENT', `highWaterMark must be a positive integer, got ${highWaterMark}`);

@@ -79,8 +79,9 @@ export function selectProxy(target: URL, options: ProxyLookupOptions = {}): Prox
   if (options.proxy !== undefined) {
     raw = options.proxy;
   } else {
-    const names = secure
-      ? ['wss_proxy', 'WSS_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY']
+    const names =
+      secure ?
+        ['wss_proxy', 'WSS_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY']
       : ['ws_proxy', 'WS_PROXY', 'http_proxy', 'all_proxy', 'ALL_PROXY'];
     for (const name of names) {
       const value = env[name]?.trim();
@@ -93,7 +94,11 @@ export function selectProxy(target: URL, options: ProxyLookupOptions = {}): Prox
     if (raw === undefined) return null;
   }
   const noProxy = nonEmpty(env['no_proxy']) ?? nonEmpty(env['NO_PROXY']);
-  const port = target.port === '' ? (secure ? 443 : 80) : Number(target.port);
+  const port =
+    target.port === '' ?
+      secure ? 443
+      : 80
+    : Number(target.port);
   if (noProxy !== undefined && bypassesProxy(target.hostname, port, noProxy)) return null;
   return { endpoint: parseProxyUrl(raw, source), source };
 }
@@ -113,8 +118,7 @@ const DEFAULT_PROXY_PORT = 1080;
 export function parseProxyUrl(raw: string, source = 'option'): ProxyEndpoint {
   const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
   const scheme = text.slice(0, text.indexOf(':')).toLowerCase();
-  const invalid = (why: string): HandshakeError =>
-    new HandshakeError('WS_ERR_INVALID_URL', `unusable proxy URL from ${source}: ${why}`);
+  const invalid = (why: string): HandshakeError => new HandshakeError('WS_ERR_INVALID_URL', `unusable proxy URL from ${source}: ${why}`);
   if (!isProxyKind(scheme)) throw invalid(`unsupported proxy scheme ${scheme}: (use http:, socks5: or socks5h:)`);
   // Parsed under a non-special scheme: the WHATWG parser drops a port equal
   // to a special scheme's default (http://proxy:80 would lose its ":80" and
@@ -211,7 +215,12 @@ function addressMatches(address: string, family: number, pattern: string): boole
   const network = slash < 0 ? pattern : pattern.slice(0, slash);
   const type = family === 4 ? 'ipv4' : 'ipv6';
   if (isIP(network) !== family) return false;
-  const bits = slash < 0 ? (family === 4 ? 32 : 128) : Number(pattern.slice(slash + 1));
+  const bits =
+    slash < 0 ?
+      family === 4 ?
+        32
+      : 128
+    : Number(pattern.slice(slash + 1));
   if (!Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128) || (slash >= 0 && !/^\d+$/.test(pattern.slice(slash + 1)))) {
     return false;
   }

@@ -42,8 +42,7 @@ export interface TunnelOptions {
 export async function openTunnel(proxy: ProxyEndpoint, options: TunnelOptions): Promise<Socket> {
   const { signal } = options;
   const target = `${bracketed(options.host)}:${options.port}`;
-  const abortError = (): HandshakeError =>
-    new HandshakeError('WS_ERR_ABORTED', `the connection to ${target} through ${proxy.display} was aborted`);
+  const abortError = (): HandshakeError => new HandshakeError('WS_ERR_ABORTED', `the connection to ${target} through ${proxy.display} was aborted`);
   if (aborted(signal)) throw abortError();
   checkCredentials(proxy);
 
@@ -54,7 +53,13 @@ export async function openTunnel(proxy: ProxyEndpoint, options: TunnelOptions): 
     try {
       address = (await lookup(address)).address;
     } catch (error) {
-      throw new HandshakeError('WS_ERR_CONNECT_FAILED', `cannot resolve ${options.host}: ${(error as Error).message}`, undefined, undefined, error as Error);
+      throw new HandshakeError(
+        'WS_ERR_CONNECT_FAILED',
+        `cannot resolve ${options.host}: ${(error as Error).message}`,
+        undefined,
+        undefined,
+        error as Error,
+      );
     }
     if (aborted(signal)) throw abortError();
   }
@@ -140,7 +145,12 @@ async function httpConnect(
       return;
     }
     const code = status === 407 ? 'WS_ERR_PROXY_AUTH' : 'WS_ERR_PROXY_REFUSED';
-    const hint = status === 407 ? (proxy.username === '' ? ' (no credentials were given)' : ' (the credentials were not accepted)') : '';
+    const hint =
+      status === 407 ?
+        proxy.username === '' ?
+          ' (no credentials were given)'
+        : ' (the credentials were not accepted)'
+      : '';
     throw new ProxyError(code, `${proxy.display} refused to CONNECT to ${target}: ${status} ${reason}${hint}`.trimEnd(), proxy.display, status);
   }
 }
@@ -177,7 +187,8 @@ async function socks5Connect(socket: Socket, reader: TunnelReader, proxy: ProxyE
   const [version, method] = await reader.exactly(2);
   if (version !== SOCKS_VERSION) throw failed(`not a SOCKS5 proxy (version byte ${version})`);
   if (method === METHOD_REFUSED) {
-    const why = withCredentials ? 'accepts none of the offered methods (none, username/password)' : 'requires authentication and no credentials were given';
+    const why =
+      withCredentials ? 'accepts none of the offered methods (none, username/password)' : 'requires authentication and no credentials were given';
     throw new ProxyError('WS_ERR_PROXY_AUTH', `${proxy.display} ${why}`, proxy.display, undefined, METHOD_REFUSED);
   }
   if (method === METHOD_USERPASS && withCredentials) {
@@ -187,7 +198,13 @@ async function socks5Connect(socket: Socket, reader: TunnelReader, proxy: ProxyE
     socket.write(Buffer.concat([Buffer.from([0x01, user.length]), user, Buffer.from([pass.length]), pass]));
     const [, status] = await reader.exactly(2);
     if (status !== 0) {
-      throw new ProxyError('WS_ERR_PROXY_AUTH', `${proxy.display} rejected the user name and password (status ${status})`, proxy.display, undefined, status);
+      throw new ProxyError(
+        'WS_ERR_PROXY_AUTH',
+        `${proxy.display} rejected the user name and password (status ${status})`,
+        proxy.display,
+        undefined,
+        status,
+      );
     }
   } else if (method !== METHOD_NONE) {
     throw failed(`chose method ${method}, which was not offered`);
@@ -233,7 +250,10 @@ function ipv6Bytes(text: string): Buffer {
   const lastColon = text.lastIndexOf(':');
   if (text.includes('.', lastColon)) {
     // "::ffff:192.0.2.1": the dotted quad is the last two groups.
-    const [a = 0, b = 0, c = 0, d = 0] = text.slice(lastColon + 1).split('.').map(Number);
+    const [a = 0, b = 0, c = 0, d = 0] = text
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number);
     tail.push((a << 8) | b, (c << 8) | d);
     hex = text.slice(0, lastColon);
     if (hex.endsWith(':')) hex += ':'; // "::192.0.2.1" keeps its "::"
@@ -338,12 +358,21 @@ class TunnelReader {
 
   private readonly onError = (error: Error): void => {
     this.onFailure(
-      new ProxyError('WS_ERR_PROXY_FAILED', `cannot use proxy ${this.proxy.display}: ${error.message}`, this.proxy.display, undefined, undefined, error),
+      new ProxyError(
+        'WS_ERR_PROXY_FAILED',
+        `cannot use proxy ${this.proxy.display}: ${error.message}`,
+        this.proxy.display,
+        undefined,
+        undefined,
+        error,
+      ),
     );
   };
 
   private readonly onClose = (): void => {
-    this.onFailure(new ProxyError('WS_ERR_PROXY_FAILED', `${this.proxy.display} closed the connection before the tunnel was open`, this.proxy.display));
+    this.onFailure(
+      new ProxyError('WS_ERR_PROXY_FAILED', `${this.proxy.display} closed the connection before the tunnel was open`, this.proxy.display),
+    );
   };
 
   private readonly onAbort = (): void => {

@@ -37,7 +37,7 @@ export class ReconnectingWebSocket extends PortableReconnectingWebSocket {
 function socketClass(given: WebSocketConstructor | undefined, connectOptions: WebSocketOptions | undefined): WebSocketConstructor {
   if (connectOptions === undefined) return given ?? WebSocket;
   if (given !== undefined) {
-    throw new TypeError('ReconnectingWebSocket: connectOptions apply to Sockeye\'s WebSocket; give either them or a WebSocket class, not both');
+    throw new TypeError("ReconnectingWebSocket: connectOptions apply to Sockeye's WebSocket; give either them or a WebSocket class, not both");
   }
   const options: WebSocketOptions = { ...connectOptions };
   return class extends WebSocket {

@@ -59,7 +59,11 @@ export function compileRoutePattern(source: string): RoutePattern {
           params[part.name] = decode(segment);
         }
       }
-      if (prefix) params['*'] = given.slice(parts.length + 1).map(decode).join('/');
+      if (prefix)
+        params['*'] = given
+          .slice(parts.length + 1)
+          .map(decode)
+          .join('/');
       return params;
     },
   };

@@ -7,11 +7,7 @@ import { CloseCode } from '../protocol/close-code.js';
 import { formatExtensions, type ExtensionOffer } from '../protocol/handshake/extensions-header.js';
 import { headersFromRaw, RequestHeadParser, type HeadLimits, type RequestHead } from '../protocol/handshake/http-head.js';
 import { buildAcceptResponse, buildRejection, validateUpgradeRequest } from '../protocol/handshake/server-handshake.js';
-import {
-  DEFAULT_DEFLATE_THRESHOLD,
-  negotiateServer,
-  type DeflateOptions,
-} from '../protocol/permessage-deflate.js';
+import { DEFAULT_DEFLATE_THRESHOLD, negotiateServer, type DeflateOptions } from '../protocol/permessage-deflate.js';
 import { UsageError } from '../protocol/errors.js';
 import { encodeClosePayload } from '../protocol/protocol.js';
 import { Role } from '../protocol/role.js';
@@ -353,7 +349,10 @@ export class WebSocketServer {
   constructor(options: ServerOptions = {}) {
     this.options = options;
     const deflate = options.perMessageDeflate;
-    this.deflate = deflate === true ? {} : deflate === false || deflate === undefined ? null : deflate;
+    this.deflate =
+      deflate === true ? {}
+      : deflate === false || deflate === undefined ? null
+      : deflate;
     this.limiter = this.deflate === null ? null : new ZlibLimiter(this.deflate.concurrency ?? 10);
     const maxTotal = capOption(options.maxConnections, 'maxConnections');
     const maxPerAddress = capOption(options.maxConnectionsPerAddress, 'maxConnectionsPerAddress');
@@ -490,7 +489,10 @@ export class WebSocketServer {
   private hub(method: string): TopicHub {
     const hub = this.options.pubsub;
     if (hub === undefined) {
-      throw new UsageError('WS_ERR_INVALID_ARGUMENT', `${method}() needs a hub: new WebSocketServer({ pubsub: new PubSub() }) (PubSub from sockeye/pubsub)`);
+      throw new UsageError(
+        'WS_ERR_INVALID_ARGUMENT',
+        `${method}() needs a hub: new WebSocketServer({ pubsub: new PubSub() }) (PubSub from sockeye/pubsub)`,
+      );
     }
     return hub;
   }
@@ -507,7 +509,8 @@ export class WebSocketServer {
     if (this.netServer !== null) return Promise.reject(new Error('the server is already listening'));
     let server: NetServer;
     if (this.options.tls === undefined) {
-      if (this.options.http2 === true) return Promise.reject(new UsageError('WS_ERR_INVALID_ARGUMENT', 'the http2 option needs tls: browsers speak HTTP/2 only over TLS'));
+      if (this.options.http2 === true)
+        return Promise.reject(new UsageError('WS_ERR_INVALID_ARGUMENT', 'the http2 option needs tls: browsers speak HTTP/2 only over TLS'));
       // allowHalfOpen: a peer's FIN must not make Node end our side while
       // messages (a compression still running) and the close reply are on
       // their way; the connection ends TCP itself once they are written.
@@ -620,7 +623,12 @@ export class WebSocketServer {
       this.refuse(stream, path, validation.status, validation.reason, validation.headers);
       return true;
     }
-    this.startUpgrade(validation.head, stream, new Uint8Array(0), { ok: true, key: null, protocols: validation.protocols, extensions: validation.extensions });
+    this.startUpgrade(validation.head, stream, new Uint8Array(0), {
+      ok: true,
+      key: null,
+      protocols: validation.protocols,
+      extensions: validation.extensions,
+    });
     return true;
   }
 
@@ -768,23 +776,26 @@ export class WebSocketServer {
   private sweepHandshakes(): void {
     if (this.handshakeSweep !== null) return;
     const timeout = this.handshakeTimeout;
-    this.handshakeSweep = this.timers.setInterval(() => {
-      const now = this.timers.now();
-      for (const [socket, pending] of this.handshaking) {
-        if (now < pending.deadline) continue;
-        if (pending.headIn) this.refuse(socket, '', 503, 'the upgrade could not be completed in time');
-        else this.refuse(socket, '', 408, 'the upgrade request did not arrive in time');
-      }
-      for (const [key, pending] of this.tlsPending) {
-        if (now < pending.deadline) continue;
-        this.tlsPending.delete(key);
-        pending.socket.destroy();
-      }
-      if (this.handshaking.size === 0 && this.tlsPending.size === 0 && this.handshakeSweep !== null) {
-        this.timers.clearInterval(this.handshakeSweep);
-        this.handshakeSweep = null;
-      }
-    }, Math.max(10, Math.min(1000, timeout / 4)));
+    this.handshakeSweep = this.timers.setInterval(
+      () => {
+        const now = this.timers.now();
+        for (const [socket, pending] of this.handshaking) {
+          if (now < pending.deadline) continue;
+          if (pending.headIn) this.refuse(socket, '', 503, 'the upgrade could not be completed in time');
+          else this.refuse(socket, '', 408, 'the upgrade request did not arrive in time');
+        }
+        for (const [key, pending] of this.tlsPending) {
+          if (now < pending.deadline) continue;
+          this.tlsPending.delete(key);
+          pending.socket.destroy();
+        }
+        if (this.handshaking.size === 0 && this.tlsPending.size === 0 && this.handshakeSweep !== null) {
+          this.timers.clearInterval(this.handshakeSweep);
+          this.handshakeSweep = null;
+        }
+      },
+      Math.max(10, Math.min(1000, timeout / 4)),
+    );
     this.handshakeSweep.unref();
   }
 
@@ -987,13 +998,7 @@ export class WebSocketServer {
     return true;
   }
 
-  private adopt(
-    connection: Connection<unknown>,
-    mounted: MountedRoute,
-    request: UpgradeRequest,
-    socket: Socket,
-    address: string | undefined,
-  ): void {
+  private adopt(connection: Connection<unknown>, mounted: MountedRoute, request: UpgradeRequest, socket: Socket, address: string | undefined): void {
     const path = request.path;
     const route = mounted.route;
     const tally = mounted.tally;
@@ -1082,7 +1087,14 @@ export class WebSocketServer {
     server.admission?.release(mount.admitted);
     countClose(server.stats, info, this.droppedMessages);
     if (mount.tally.open.delete(this)) addTraffic(mount.tally.closed, this);
-    server.log({ event: 'close', path: mount.path, remoteAddress: mount.remoteAddress, code: info.code, reason: info.reason, wasClean: info.wasClean });
+    server.log({
+      event: 'close',
+      path: mount.path,
+      remoteAddress: mount.remoteAddress,
+      code: info.code,
+      reason: info.reason,
+      wasClean: info.wasClean,
+    });
     if (mount.route.close !== undefined) {
       let result: unknown;
       try {
@@ -1184,14 +1196,7 @@ export class WebSocketServer {
     }
   }
 
-
-  private refuse(
-    socket: Duplex,
-    path: string,
-    status: number,
-    reason: string,
-    headers?: ReadonlyArray<readonly [string, string]>,
-  ): void {
+  private refuse(socket: Duplex, path: string, status: number, reason: string, headers?: ReadonlyArray<readonly [string, string]>): void {
     this.handshaking.delete(socket);
     countRefusal(this.stats, status);
     if (this.options.log !== undefined) this.log({ event: 'refused', path, remoteAddress: remoteAddressOf(socket), status, reason });

@@ -51,7 +51,6 @@ const CLOSING = 2;
 const CLOSED = 3;
 type ReadyState = typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof CLOSED;
 
-
 interface OutgoingData {
   kind: 'data';
   /** Null while a Blob is being read. */
@@ -195,11 +194,7 @@ export class WebSocket extends EventTarget {
     this.#setHandler('close', handler as WebSocketEventHandler<Event>);
   }
 
-  override addEventListener<K extends EventName>(
-    type: K,
-    listener: WebSocketListener<WebSocketEventMap[K]> | null,
-    options?: ListenerOptions,
-  ): void;
+  override addEventListener<K extends EventName>(type: K, listener: WebSocketListener<WebSocketEventMap[K]> | null, options?: ListenerOptions): void;
   override addEventListener(type: string, listener: AnyListener | null, options?: ListenerOptions): void;
   override addEventListener(type: string, listener: unknown, options?: ListenerOptions): void {
     super.addEventListener(type, listener as AnyListener, options);
@@ -210,11 +205,7 @@ export class WebSocket extends EventTarget {
     listener: WebSocketListener<WebSocketEventMap[K]> | null,
     options?: RemoveListenerOptions,
   ): void;
-  override removeEventListener(
-    type: string,
-    listener: AnyListener | null,
-    options?: RemoveListenerOptions,
-  ): void;
+  override removeEventListener(type: string, listener: AnyListener | null, options?: RemoveListenerOptions): void;
   override removeEventListener(type: string, listener: unknown, options?: RemoveListenerOptions): void {
     super.removeEventListener(type, listener as AnyListener, options);
   }
@@ -245,14 +236,17 @@ export class WebSocket extends EventTarget {
     // behind a Blob they wait, so keep them as they are now.
     if (this.#outbox.length > 0 && item.binary && item.bytes !== null) item.bytes = item.bytes.slice();
     if (data instanceof Blob) {
-      data.arrayBuffer().then(
-        (buffer) => {
-          item.bytes = new Uint8Array(buffer);
-        },
-        (error: unknown) => {
-          item.failure = error instanceof Error ? error : new Error(String(error));
-        },
-      ).finally(() => this.#pump());
+      data
+        .arrayBuffer()
+        .then(
+          (buffer) => {
+            item.bytes = new Uint8Array(buffer);
+          },
+          (error: unknown) => {
+            item.failure = error instanceof Error ? error : new Error(String(error));
+          },
+        )
+        .finally(() => this.#pump());
     }
     this.#outbox.push(item);
     this.#pump();
@@ -379,9 +373,7 @@ export class WebSocket extends EventTarget {
       // Read binaryType when the task runs, not when the bytes arrived (the
       // standard's note on switching it "at the last minute").
       payload =
-        this.#binaryType === 'blob'
-          ? new Blob([bytes])
-          : (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+        this.#binaryType === 'blob' ? new Blob([bytes]) : (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
     }
     this.dispatchEvent(new MessageEvent('message', { data: payload, origin: this.#url.origin }));
   }
@@ -573,22 +565,16 @@ function parseWebSocketUrl(url: string | URL): URL {
  */
 function parseProtocols(protocols: string | readonly string[]): string[] {
   const list =
-    typeof protocols === 'object' && protocols !== null && Symbol.iterator in protocols
-      ? Array.from(protocols as Iterable<unknown>, (p) => `${p as string}`)
-      : [`${protocols as unknown as string}`];
+    typeof protocols === 'object' && protocols !== null && Symbol.iterator in protocols ?
+      Array.from(protocols as Iterable<unknown>, (p) => `${p as string}`)
+    : [`${protocols as unknown as string}`];
   for (let i = 0; i < list.length; i++) {
     const protocol = list[i]!;
     if (!isToken(protocol)) {
-      throw new DOMException(
-        `Failed to construct 'WebSocket': the subprotocol '${protocol}' is invalid.`,
-        'SyntaxError',
-      );
+      throw new DOMException(`Failed to construct 'WebSocket': the subprotocol '${protocol}' is invalid.`, 'SyntaxError');
     }
     if (list.indexOf(protocol) !== i) {
-      throw new DOMException(
-        `Failed to construct 'WebSocket': the subprotocol '${protocol}' is duplicated.`,
-        'SyntaxError',
-      );
+      throw new DOMException(`Failed to construct 'WebSocket': the subprotocol '${protocol}' is duplicated.`, 'SyntaxError');
     }
   }
   return list;

@@ -92,8 +92,9 @@ export class WriteBatch {
     const owner = this.owner;
     this.flushedBytes += total;
     // Writes complete in order: the last chunk's callback means the whole batch left.
-    const written = owner.watchingWrites
-      ? (error?: Error | null): void => {
+    const written =
+      owner.watchingWrites ?
+        (error?: Error | null): void => {
           if (error == null) owner.batchWritten(total);
         }
       : undefined;

@@ -73,11 +73,7 @@ const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
  */
 const MAX_STREAM_ENDS_PER_FRAME = 8;
 
-export function createZlibCodec(
-  params: DeflateParams,
-  role: 'server' | 'client',
-  options: ZlibCodecOptions = {},
-): CompressionCodec {
+export function createZlibCodec(params: DeflateParams, role: 'server' | 'client', options: ZlibCodecOptions = {}): CompressionCodec {
   return new ZlibCodec(params, role, options);
 }
 
@@ -189,12 +185,7 @@ class ZlibCodec implements CompressionCodec {
     });
   }
 
-  decompress(
-    data: Uint8Array,
-    fin: boolean,
-    limit: number,
-    done: (error: Error | null, output: Uint8Array[] | null, tooBig: boolean) => void,
-  ): void {
+  decompress(data: Uint8Array, fin: boolean, limit: number, done: (error: Error | null, output: Uint8Array[] | null, tooBig: boolean) => void): void {
     const refused = this.#refusal('decompress', this.#decompressing);
     if (refused !== null) {
       process.nextTick(done, refused, null, false);

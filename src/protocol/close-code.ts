@@ -33,11 +33,7 @@ export enum CloseCode {
  * 4000-4999 are private use.
  */
 export function isValidWireCloseCode(code: number): boolean {
-  return (
-    (code >= 1000 && code <= 1003) ||
-    (code >= 1007 && code <= 1014) ||
-    (code >= 3000 && code <= 4999)
-  );
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
 /** A close reason is at most 123 bytes: 125 bytes of control payload minus the 2-byte code (§5.5). */

@@ -21,12 +21,7 @@ export interface CompressionCodec {
    * after the message. The codec stops and reports `tooBig` as soon as the
    * output would exceed `limit` bytes, without inflating the rest.
    */
-  decompress(
-    data: Uint8Array,
-    fin: boolean,
-    limit: number,
-    done: (error: Error | null, output: Uint8Array[] | null, tooBig: boolean) => void,
-  ): void;
+  decompress(data: Uint8Array, fin: boolean, limit: number, done: (error: Error | null, output: Uint8Array[] | null, tooBig: boolean) => void): void;
 
   /** Release the zlib state; later calls report an error. */
   close(): void;

@@ -66,11 +66,7 @@ export class ProtocolError extends Error {
 
 /** Misuse of the API by the local application (sending after close, a bad close code...). */
 export type UsageErrorCode =
-  | 'WS_ERR_NOT_OPEN'
-  | 'WS_ERR_INVALID_CLOSE_CODE'
-  | 'WS_ERR_CLOSE_REASON_TOO_LONG'
-  | 'WS_ERR_CONTROL_PAYLOAD_TOO_LONG'
-  | 'WS_ERR_INVALID_ARGUMENT';
+  'WS_ERR_NOT_OPEN' | 'WS_ERR_INVALID_CLOSE_CODE' | 'WS_ERR_CLOSE_REASON_TOO_LONG' | 'WS_ERR_CONTROL_PAYLOAD_TOO_LONG' | 'WS_ERR_INVALID_ARGUMENT';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';

@@ -148,11 +148,7 @@ export class FrameReader {
     if (stage !== null && this.stageEnd + chunk.length <= stage.length) {
       stage.set(chunk, this.stageEnd);
       // The last chunk ends where the block's free space starts: widen that view.
-      if (
-        tail.buffer === stage.buffer &&
-        tail.byteOffset >= stage.byteOffset &&
-        tail.byteOffset + tail.length === stage.byteOffset + this.stageEnd
-      ) {
+      if (tail.buffer === stage.buffer && tail.byteOffset >= stage.byteOffset && tail.byteOffset + tail.length === stage.byteOffset + this.stageEnd) {
         const start = tail.byteOffset - stage.byteOffset;
         this.chunks[last] = stage.subarray(start, this.stageEnd + chunk.length);
       } else {
@@ -361,8 +357,8 @@ export class FrameReader {
     this.masked = (b1 & 0x80) !== 0;
     // §5.1: a server MUST close on an unmasked frame, a client on a masked one.
     if (this.masked !== this.expectMasked) {
-      return this.expectMasked
-        ? this.fail('WS_ERR_EXPECTED_MASK', 'client frames must be masked')
+      return this.expectMasked ?
+          this.fail('WS_ERR_EXPECTED_MASK', 'client frames must be masked')
         : this.fail('WS_ERR_UNEXPECTED_MASK', 'server frames must not be masked');
     }
     const length = b1 & 0x7f;

@@ -16,7 +16,10 @@ export interface FrameBits {
 
 /** Size of the header for a payload of `length` bytes, with the 4-byte mask key when masked. */
 export function frameHeaderSize(length: number, masked: boolean): number {
-  const base = length < 126 ? 2 : length < 0x10000 ? 4 : 10;
+  const base =
+    length < 126 ? 2
+    : length < 0x10000 ? 4
+    : 10;
   return masked ? base + 4 : base;
 }
 
@@ -24,13 +27,7 @@ export function frameHeaderSize(length: number, masked: boolean): number {
  * Write a frame header into `target` at `offset` and return the offset after
  * it. Lengths use the shortest of the three encodings, as §5.2 requires.
  */
-export function writeFrameHeader(
-  target: Uint8Array,
-  offset: number,
-  bits: FrameBits,
-  length: number,
-  maskKey: Uint8Array | null,
-): number {
+export function writeFrameHeader(target: Uint8Array, offset: number, bits: FrameBits, length: number, maskKey: Uint8Array | null): number {
   target[offset] = (bits.fin ? 0x80 : 0) | (bits.rsv1 ? 0x40 : 0) | bits.opcode;
   const maskBit = maskKey === null ? 0 : 0x80;
   let o = offset + 2;

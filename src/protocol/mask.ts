@@ -54,9 +54,7 @@ export function applyMaskPlain(source: Uint8Array, key: Uint8Array, target: Uint
     const k1 = key[(lead + 1) & 3]!;
     const k2 = key[(lead + 2) & 3]!;
     const k3 = key[(lead + 3) & 3]!;
-    const keyWord = LITTLE_ENDIAN
-      ? (k0 | (k1 << 8) | (k2 << 16) | (k3 << 24)) >>> 0
-      : ((k0 << 24) | (k1 << 16) | (k2 << 8) | k3) >>> 0;
+    const keyWord = LITTLE_ENDIAN ? (k0 | (k1 << 8) | (k2 << 16) | (k3 << 24)) >>> 0 : ((k0 << 24) | (k1 << 16) | (k2 << 8) | k3) >>> 0;
     const out = new Uint32Array(target.buffer, target.byteOffset + lead, words);
     if (source === target) {
       xorWords(out, out, words, keyWord);

@@ -78,9 +78,7 @@ export type DeflateResponseErrorCode =
   | 'PMD_INVALID_VALUE'
   | 'PMD_UNSUPPORTED_PARAMS';
 
-export type DeflateResponseResult =
-  | { ok: true; params: DeflateParams | null }
-  | { ok: false; code: DeflateResponseErrorCode; reason: string };
+export type DeflateResponseResult = { ok: true; params: DeflateParams | null } | { ok: false; code: DeflateResponseErrorCode; reason: string };
 
 const SERVER_NO_CONTEXT_TAKEOVER = 'server_no_context_takeover';
 const CLIENT_NO_CONTEXT_TAKEOVER = 'client_no_context_takeover';
@@ -200,10 +198,7 @@ export function negotiateServer(
   return null;
 }
 
-function acceptOffer(
-  offer: ParsedParams,
-  options: DeflateOptions,
-): { params: DeflateParams; response: ExtensionOffer } | null {
+function acceptOffer(offer: ParsedParams, options: DeflateOptions): { params: DeflateParams; response: ExtensionOffer } | null {
   const ownServerBits = options.serverMaxWindowBits ?? MAX_WINDOW_BITS;
   const ownClientBits = options.clientMaxWindowBits ?? MAX_WINDOW_BITS;
 
@@ -224,10 +219,7 @@ function acceptOffer(
     serverMaxWindowBits: Math.min(offer.serverMaxWindowBits ?? MAX_WINDOW_BITS, ownServerBits),
     // §7.1.2.2: a value in the offer is a promise by the client; the server
     // may lower it further, only if the client said it understands the parameter.
-    clientMaxWindowBits: Math.min(
-      typeof offer.clientMaxWindowBits === 'number' ? offer.clientMaxWindowBits : MAX_WINDOW_BITS,
-      ownClientBits,
-    ),
+    clientMaxWindowBits: Math.min(typeof offer.clientMaxWindowBits === 'number' ? offer.clientMaxWindowBits : MAX_WINDOW_BITS, ownClientBits),
   };
 
   const response: ExtensionOffer = { name: PERMESSAGE_DEFLATE, params: [] };
@@ -260,10 +252,7 @@ export function buildClientOffer(options: DeflateOptions): ExtensionOffer {
   if (options.serverMaxWindowBits !== undefined) {
     offer.params.push([SERVER_MAX_WINDOW_BITS, String(options.serverMaxWindowBits)]);
   }
-  offer.params.push([
-    CLIENT_MAX_WINDOW_BITS,
-    options.clientMaxWindowBits !== undefined ? String(options.clientMaxWindowBits) : true,
-  ]);
+  offer.params.push([CLIENT_MAX_WINDOW_BITS, options.clientMaxWindowBits !== undefined ? String(options.clientMaxWindowBits) : true]);
   return offer;
 }
 
@@ -274,10 +263,7 @@ export function buildClientOffer(options: DeflateOptions): ExtensionOffer {
  * `ok: false` means the client must fail the connection (RFC 6455 §9.1,
  * RFC 7692 §7.1).
  */
-export function acceptServerResponse(
-  response: readonly ExtensionOffer[],
-  options: DeflateOptions,
-): DeflateResponseResult {
+export function acceptServerResponse(response: readonly ExtensionOffer[], options: DeflateOptions): DeflateResponseResult {
   checkDeflateOptions(options);
   let element: ExtensionOffer | null = null;
   for (const extension of response) {
@@ -309,9 +295,7 @@ export function acceptServerResponse(
       return unsupported('server did not answer server_max_window_bits');
     }
     if (answer.serverMaxWindowBits > options.serverMaxWindowBits) {
-      return unsupported(
-        `server_max_window_bits=${answer.serverMaxWindowBits} is larger than the offered ${options.serverMaxWindowBits}`,
-      );
+      return unsupported(`server_max_window_bits=${answer.serverMaxWindowBits} is larger than the offered ${options.serverMaxWindowBits}`);
     }
     serverMaxWindowBits = answer.serverMaxWindowBits;
   }

@@ -304,8 +304,15 @@ export class Protocol {
     if (this.stateValue !== ProtocolState.Open) return false;
     const first = this.sendingOpcode === Opcode.Continuation;
     if (first) this.sendingCompressed = compress && this.deflate !== null;
-    const opcode = first ? (binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation;
-    this.sendingOpcode = fin ? Opcode.Continuation : binary ? Opcode.Binary : Opcode.Text;
+    const opcode =
+      first ?
+        binary ? Opcode.Binary
+        : Opcode.Text
+      : Opcode.Continuation;
+    this.sendingOpcode =
+      fin ? Opcode.Continuation
+      : binary ? Opcode.Binary
+      : Opcode.Text;
     this.enqueue({ opcode, fin, compress: this.sendingCompressed, first, data });
     return true;
   }

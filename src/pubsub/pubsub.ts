@@ -259,7 +259,15 @@ export class PubSub {
       // broker's `subscribe` contract), and the cursor removes the overlap.
       await this.live(topic);
       const history = await this.broker.history(topic, since);
-      result = this.replay(connection, topic, subscription, since, history.ok ? history.messages : null, history.ok ? null : history.reason, history.position);
+      result = this.replay(
+        connection,
+        topic,
+        subscription,
+        since,
+        history.ok ? history.messages : null,
+        history.ok ? null : history.reason,
+        history.position,
+      );
     } catch (error) {
       // Never a rejection (callers often ignore the promise): the broker
       // could not answer, or the topic was left meanwhile.
@@ -354,7 +362,12 @@ export class PubSub {
     }
     if (peer.topics.has(topic)) return null;
     peer.topics.add(topic);
-    const subscription: Subscription = { peer, maxBuffer: options.maxBuffer ?? this.maxBuffer, envelope: options.envelope ?? null, held: resuming ? [] : null };
+    const subscription: Subscription = {
+      peer,
+      maxBuffer: options.maxBuffer ?? this.maxBuffer,
+      envelope: options.envelope ?? null,
+      held: resuming ? [] : null,
+    };
     let subscribers = this.subscribersByTopic.get(topic);
     if (subscribers === undefined) {
       subscribers = new Map();

@@ -169,10 +169,13 @@ export class RedisBroker implements Broker {
     for (const client of [this.cmd!, this.sub!]) {
       if (client.status === 'ready') continue;
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          client.off('ready', onReady);
-          reject(new BrokerError('WS_ERR_BROKER_UNAVAILABLE', `Redis not ready within ${timeoutMs} ms`));
-        }, Math.max(0, deadline - Date.now()));
+        const timer = setTimeout(
+          () => {
+            client.off('ready', onReady);
+            reject(new BrokerError('WS_ERR_BROKER_UNAVAILABLE', `Redis not ready within ${timeoutMs} ms`));
+          },
+          Math.max(0, deadline - Date.now()),
+        );
         const onReady = (): void => {
           clearTimeout(timer);
           resolve();
@@ -332,7 +335,10 @@ export class RedisBroker implements Broker {
   private updateState(): void {
     if (this.closed) return;
     const both = this.cmd?.status === 'ready' && this.sub?.status === 'ready';
-    this.stats.state = both ? 'ready' : this.stats.state === 'connecting' ? 'connecting' : 'reconnecting';
+    this.stats.state =
+      both ? 'ready'
+      : this.stats.state === 'connecting' ? 'connecting'
+      : 'reconnecting';
   }
 
   /** After the subscriber connection (re)opened: every topic's channel again, then each topic caught up. */
@@ -506,11 +512,7 @@ export class RedisBroker implements Broker {
 
   // ---- commands ----------------------------------------------------------
 
-  private async readHistory(
-    topic: string,
-    after: number,
-    count: number,
-  ): Promise<{ epoch: string; offset: number; messages: BrokerMessage[] }> {
+  private async readHistory(topic: string, after: number, count: number): Promise<{ epoch: string; offset: number; messages: BrokerMessage[] }> {
     await this.started;
     const cmd = this.cmd;
     if (cmd === null || cmd.status !== 'ready') throw new BrokerError('WS_ERR_BROKER_UNAVAILABLE', 'Redis unreachable');

@@ -140,9 +140,9 @@ export class RedisPresence implements Presence {
     try {
       const parsed = JSON.parse(raw.toString('utf8')) as { type: string; id: string; data?: string; expired?: boolean };
       event =
-        parsed.type === 'join'
-          ? { type: 'join', topic, member: { id: parsed.id, data: parseData(parsed.data ?? 'null') } }
-          : { type: 'leave', topic, id: parsed.id, expired: parsed.expired === true };
+        parsed.type === 'join' ?
+          { type: 'join', topic, member: { id: parsed.id, data: parseData(parsed.data ?? 'null') } }
+        : { type: 'leave', topic, id: parsed.id, expired: parsed.expired === true };
     } catch {
       return;
     }
@@ -162,9 +162,7 @@ export class RedisPresence implements Presence {
     const local = [...this.local];
     this.stopTimers();
     if (this.options.command() !== null) {
-      await Promise.all(
-        local.flatMap(([topic, members]) => [...members.keys()].map((id) => this.leave(topic, id).catch(() => undefined))),
-      );
+      await Promise.all(local.flatMap(([topic, members]) => [...members.keys()].map((id) => this.leave(topic, id).catch(() => undefined))));
     }
     this.local.clear();
     this.claimed.clear();

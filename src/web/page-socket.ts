@@ -4,11 +4,7 @@
  * and speak the JSON envelope (objects with a string `type`). Imports only
  * the reconnecting socket; runs in browsers.
  */
-import {
-  ReconnectingWebSocket,
-  type ReconnectingWebSocketOptions,
-  type ReconnectState,
-} from './reconnecting-websocket.js';
+import { ReconnectingWebSocket, type ReconnectingWebSocketOptions, type ReconnectState } from './reconnecting-websocket.js';
 
 /** The one thing read from the page's `location`. */
 interface PageLocation {

@@ -537,10 +537,13 @@ export class ReconnectingWebSocket {
   }
 
   private armHeartbeat(delay: number): void {
-    this.heartbeatTimer = this.timers.setTimeout(() => {
-      this.heartbeatTimer = null;
-      this.heartbeatTick();
-    }, Math.max(delay, 0));
+    this.heartbeatTimer = this.timers.setTimeout(
+      () => {
+        this.heartbeatTimer = null;
+        this.heartbeatTick();
+      },
+      Math.max(delay, 0),
+    );
   }
 
   /**

@@ -7,7 +7,14 @@ import type { HistoryOptions } from '../../src/pubsub/broker.js';
 import { historyPolicyOf } from '../../src/apps/app.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
-import { decodeServerMessage, encodeClientMessage, PROTOCOL_VERSION, type ClientMessage, type ServerMessage, type StrokeInfo } from '../../src/apps/canvas/wire/codec.js';
+import {
+  decodeServerMessage,
+  encodeClientMessage,
+  PROTOCOL_VERSION,
+  type ClientMessage,
+  type ServerMessage,
+  type StrokeInfo,
+} from '../../src/apps/canvas/wire/codec.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
 
 /**
@@ -41,7 +48,11 @@ async function startNode(options: CanvasOptions = {}, history?: HistoryOptions):
   return (await startNodeWithBroker(options, history)).port;
 }
 
-async function startNodeWithBroker(options: CanvasOptions = {}, history?: HistoryOptions, presenceTtlMs?: number): Promise<{ port: number; broker: RedisBroker }> {
+async function startNodeWithBroker(
+  options: CanvasOptions = {},
+  history?: HistoryOptions,
+  presenceTtlMs?: number,
+): Promise<{ port: number; broker: RedisBroker }> {
   const app = createCanvasApp(options);
   // By default the history the canvas asks its host for (App.topicHistory): none for pointers and id allocation.
   const policy = history ?? historyPolicyOf([app]);

@@ -242,7 +242,11 @@ describe('canvas: pointers and strokes', () => {
     const port = await start();
     const ann = await CanvasClient.join(port, 'Ann');
     const bob = await CanvasClient.join(port, 'Bob');
-    for (const [x, y] of [[0, 0], [65_535, 65_535], [1234, 54_321]] as const) {
+    for (const [x, y] of [
+      [0, 0],
+      [65_535, 65_535],
+      [1234, 54_321],
+    ] as const) {
       ann.send({ type: 'move', x, y });
       await bob.pointerAt(ann.id, x, y);
     }
@@ -558,7 +562,8 @@ describe('canvas: a client that stops reading', () => {
     drawer.send({ type: 'move', x: 1, y: 2 });
     for (let i = 0; i < 1000; i++) {
       const decoded = decodeServerMessage((await slow.readFrame(WAIT_MS)).payload);
-      if (decoded.ok && decoded.message.type === 'pointers' && decoded.message.pointers.some((p) => p.id === drawer.id && p.x === 1 && p.y === 2)) break;
+      if (decoded.ok && decoded.message.type === 'pointers' && decoded.message.pointers.some((p) => p.id === drawer.id && p.x === 1 && p.y === 2))
+        break;
       if (i === 999) throw new Error('the slow client never got the move after its resync');
     }
   }, 30_000);
@@ -620,7 +625,12 @@ describe('canvas: a hello that takes time (the broker is slow to answer)', () =>
   it('keeps the messages sent after a hello for after the welcome, in order, and refuses those past its bound', async () => {
     const broker = new HeldBroker();
     app = createCanvasApp({ maxMessagesPerSecond: 10_000, maxErrors: 1000 });
-    server = new AppServer({ apps: [app], logLevel: 'silent', pubsub: new PubSub({ broker }), websocket: { heartbeat: false, perMessageDeflate: false } });
+    server = new AppServer({
+      apps: [app],
+      logLevel: 'silent',
+      pubsub: new PubSub({ broker }),
+      websocket: { heartbeat: false, perMessageDeflate: false },
+    });
     const port = (await server.listen(0)).port;
     const ann = await CanvasClient.open(port);
     ann.send({ type: 'hello', version: PROTOCOL_VERSION, name: 'Ann' });
@@ -638,7 +648,16 @@ describe('canvas: a hello that takes time (the broker is slow to answer)', () =>
     expect(welcome.name).toBe('Ann');
     // The waiting messages were handled after the welcome, in order: the stroke holds the first 255 points. Its end was refused.
     await ann.nextWhere((m) => m.type === 'snapshot', 'the first snapshot');
-    const expected = [{ id: 1, visitor: welcome.id, colour: 0x123456, width: 2, open: true, points: [0, 0, ...Array.from({ length: 255 }, (_, i) => [i + 1, i + 1]).flat()] }];
+    const expected = [
+      {
+        id: 1,
+        visitor: welcome.id,
+        colour: 0x123456,
+        width: 2,
+        open: true,
+        points: [0, 0, ...Array.from({ length: 255 }, (_, i) => [i + 1, i + 1]).flat()],
+      },
+    ];
     const deadline = Date.now() + WAIT_MS;
     while (JSON.stringify(ann.drawing()) !== JSON.stringify(expected) && Date.now() < deadline) await sleep(10);
     expect(ann.drawing()).toEqual(expected);

@@ -157,7 +157,10 @@ describe('chat on three nodes', () => {
     // From cat's join on, all three saw the same room messages at the same offsets.
     const from = cat.roomMessages()[0]!['offset'] as number;
     const seen = (client: Client): string[] =>
-      client.roomMessages().filter((m) => (m['offset'] as number) >= from).map((m) => `${String(m['offset'])}:${m.type}:${String(m['text'] ?? m['nick'] ?? '')}`);
+      client
+        .roomMessages()
+        .filter((m) => (m['offset'] as number) >= from)
+        .map((m) => `${String(m['offset'])}:${m.type}:${String(m['text'] ?? m['nick'] ?? '')}`);
     expect(seen(ann)).toEqual(seen(cat));
     expect(seen(bob)).toEqual(seen(cat));
     const offsets = seen(cat).map((entry) => Number(entry.split(':')[0]));
@@ -196,7 +199,9 @@ describe('chat on three nodes', () => {
     const [a, b] = [await startNode(), await startNode()];
     const bob = await Client.open(b);
     const history = await bob.join('bob');
-    expect(texts((history['messages'] as Message[]).map((m) => ({ ...m, type: 'message' })))).toEqual(Array.from({ length: 50 }, (_, i) => `m${i + 11}`));
+    expect(texts((history['messages'] as Message[]).map((m) => ({ ...m, type: 'message' })))).toEqual(
+      Array.from({ length: 50 }, (_, i) => `m${i + 11}`),
+    );
     // And the nickname ann is free again (released by the node that closed).
     const again = await Client.open(a);
     expect((await again.join('ann')).type).toBe('history');

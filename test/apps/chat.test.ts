@@ -472,40 +472,43 @@ describe('chat: images', () => {
     ['WebP', WEBP, 'image/webp'],
   ];
 
-  it.each(samples)('delivers a %s image to every member, the sender included, as one frame with the documented envelope', async (_format, bytes, mime) => {
-    const port = await start();
-    const members = [await ChatClient.open(port), await ChatClient.open(port), await ChatClient.open(port)];
-    for (const [index, member] of members.entries()) await member.join(`m${index}`);
-    const spy = vi.spyOn(Connection.prototype, 'sendPrepared');
-    const before = Date.now();
-    // The name says nothing of the type: the server reads the bytes.
-    members[1]!.sendImage({ type: 'image', id: 'up-1', name: 'holiday.bin' }, bytes);
-    const received = await Promise.all(members.map(async (member) => (await member.imageCount(1))[0]!));
-    for (const image of received) {
-      expect(image.header).toEqual({
-        type: 'image',
-        id: expect.stringMatching(/^[0-9a-z]+-[0-9a-z]+$/),
-        room: 'general',
-        nick: 'm1',
-        time: expect.any(Number),
-        mime,
-        size: bytes.length,
-        name: 'holiday.bin',
-        clientId: 'up-1',
-      });
-      expect(image.bytes.equals(bytes)).toBe(true);
-    }
-    expect(received[0]!.header).toEqual(received[2]!.header);
-    expect(received[0]!.header['time']).toBeGreaterThanOrEqual(before - 1000);
-    expect(received[0]!.header['time']).toBeLessThanOrEqual(Date.now() + 1000);
-    // Published through the hub: one prepared frame, binary, the same object for all three members.
-    const frames = spy.mock.calls.map(([frame]) => frame).filter((frame) => frame.binary);
-    expect(frames).toHaveLength(3);
-    expect(new Set(frames).size).toBe(1);
-    // Image ids come from the same source as message ids.
-    members[0]!.send({ type: 'message', text: 'nice' });
-    expect((await members[0]!.nextOfType('message'))['id']).not.toBe(received[0]!.header['id']);
-  });
+  it.each(samples)(
+    'delivers a %s image to every member, the sender included, as one frame with the documented envelope',
+    async (_format, bytes, mime) => {
+      const port = await start();
+      const members = [await ChatClient.open(port), await ChatClient.open(port), await ChatClient.open(port)];
+      for (const [index, member] of members.entries()) await member.join(`m${index}`);
+      const spy = vi.spyOn(Connection.prototype, 'sendPrepared');
+      const before = Date.now();
+      // The name says nothing of the type: the server reads the bytes.
+      members[1]!.sendImage({ type: 'image', id: 'up-1', name: 'holiday.bin' }, bytes);
+      const received = await Promise.all(members.map(async (member) => (await member.imageCount(1))[0]!));
+      for (const image of received) {
+        expect(image.header).toEqual({
+          type: 'image',
+          id: expect.stringMatching(/^[0-9a-z]+-[0-9a-z]+$/),
+          room: 'general',
+          nick: 'm1',
+          time: expect.any(Number),
+          mime,
+          size: bytes.length,
+          name: 'holiday.bin',
+          clientId: 'up-1',
+        });
+        expect(image.bytes.equals(bytes)).toBe(true);
+      }
+      expect(received[0]!.header).toEqual(received[2]!.header);
+      expect(received[0]!.header['time']).toBeGreaterThanOrEqual(before - 1000);
+      expect(received[0]!.header['time']).toBeLessThanOrEqual(Date.now() + 1000);
+      // Published through the hub: one prepared frame, binary, the same object for all three members.
+      const frames = spy.mock.calls.map(([frame]) => frame).filter((frame) => frame.binary);
+      expect(frames).toHaveLength(3);
+      expect(new Set(frames).size).toBe(1);
+      // Image ids come from the same source as message ids.
+      members[0]!.send({ type: 'message', text: 'nice' });
+      expect((await members[0]!.nextOfType('message'))['id']).not.toBe(received[0]!.header['id']);
+    },
+  );
 
   it('names an image sent without a name after its type, and strips control and bidi characters from a name', async () => {
     const port = await start();
@@ -526,7 +529,12 @@ describe('chat: images', () => {
     await ann.join('ann');
     await bob.join('bob');
     await ann.nextOfType('presence');
-    for (const bytes of [Buffer.from('These are my notes, not a picture.\n'), Buffer.from('BM\x36\x00\x00\x00', 'latin1'), Buffer.alloc(0), png(1, 1).subarray(0, 7)]) {
+    for (const bytes of [
+      Buffer.from('These are my notes, not a picture.\n'),
+      Buffer.from('BM\x36\x00\x00\x00', 'latin1'),
+      Buffer.alloc(0),
+      png(1, 1).subarray(0, 7),
+    ]) {
       ann.sendImage({ type: 'image', id: 'notes', name: 'notes.png' }, bytes);
       const error = await ann.next();
       expect(error).toMatchObject({ type: 'error', code: 'unsupported_image', request: 'image', id: 'notes' });
@@ -753,7 +761,13 @@ describe('chat: positions, resumption, resends and typing (protocol 2)', () => {
     bob.send({ type: 'message', text: 'three' });
     await bob.nextWhere((m) => m.type === 'message' && m['text'] === 'three', 'its own message');
     // joined, history@N, then the room's messages at N+1, N+2 ...: the join notice, the presence list, the message.
-    expect(bob.positions).toEqual(['joined', `history@${historyAt}`, `notice@${historyAt + 1}`, `presence@${historyAt + 2}`, `message@${historyAt + 3}`]);
+    expect(bob.positions).toEqual([
+      'joined',
+      `history@${historyAt}`,
+      `notice@${historyAt + 1}`,
+      `presence@${historyAt + 2}`,
+      `message@${historyAt + 3}`,
+    ]);
     const annRoom = ann.positions.filter((p) => p.includes('@')).map((p) => Number(p.split('@')[1]));
     expect(annRoom).toEqual(annRoom.map((_, i) => annRoom[0]! + i));
   });
@@ -779,7 +793,9 @@ describe('chat: positions, resumption, resends and typing (protocol 2)', () => {
     expect(back.positions[6]).toBe(`resumed@${since.offset + 5}`);
     // Exactly what followed `since`, in order and once: her leave, the presence list, the three messages.
     expect(back.sequence.slice(0, 7)).toEqual(['joined', 'notice', 'presence', 'message', 'message', 'message', 'resumed']);
-    expect(back.positions.slice(1, 6)).toEqual([1, 2, 3, 4, 5].map((i) => `${['notice', 'presence', 'message', 'message', 'message'][i - 1]}@${since.offset + i}`));
+    expect(back.positions.slice(1, 6)).toEqual(
+      [1, 2, 3, 4, 5].map((i) => `${['notice', 'presence', 'message', 'message', 'message'][i - 1]}@${since.offset + i}`),
+    );
     expect(back.received.filter((m) => m.type === 'message').map((m) => m['text'])).toEqual(['while', 'you', 'were away']);
     // Then live, from the next offset on: her join.
     await back.nextWhere((m) => m.type === 'notice' && m['event'] === 'join', 'her join notice');

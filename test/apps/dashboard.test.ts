@@ -78,11 +78,16 @@ interface Response {
 
 function get(port: number, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Response> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const request = httpRequest(
+      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
     request.setTimeout(WAIT_MS, () => request.destroy(new Error(`no answer to ${path} within ${WAIT_MS} ms`)));
     request.on('error', reject);
     request.end();
@@ -261,7 +266,12 @@ describe('/metrics', () => {
     expect(response.headers['cache-control']).toBe('no-store');
     const families = parsePrometheusText(response.body);
     expect(families.get('sockeye_connections')?.type).toBe('gauge');
-    expect(families.get('sockeye_connections')?.samples.map((sample) => sample.labels['app']).sort()).toEqual(['chat', 'dashboard', 'echo', 'shell']);
+    expect(
+      families
+        .get('sockeye_connections')
+        ?.samples.map((sample) => sample.labels['app'])
+        .sort(),
+    ).toEqual(['chat', 'dashboard', 'echo', 'shell']);
     for (const [name, family] of families) {
       if (family.type === 'counter') expect(name).toMatch(/_total$/);
       expect(family.samples.length, name).toBeGreaterThan(0);

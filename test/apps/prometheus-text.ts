@@ -72,7 +72,10 @@ export function parsePrometheusText(text: string): Map<string, ParsedFamily> {
       if (!name.endsWith('_total')) throw new Error(`line ${lineNumber}: counter ${name} is not named *_total`);
       if (!(value >= 0)) throw new Error(`line ${lineNumber}: counter ${name} has the value ${value}`);
     }
-    const key = `${name}{${Object.entries(labels).sort().map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`;
+    const key = `${name}{${Object.entries(labels)
+      .sort()
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(',')}}`;
     if (series.has(key)) throw new Error(`line ${lineNumber}: duplicate series ${key}`);
     series.add(key);
     let family = families.get(name);
@@ -129,7 +132,13 @@ function parseSampleLine(line: string, lineNumber: number): { name: string; labe
   const parts = /^ (\S+)(?: (-?\d+))?$/.exec(rest);
   if (parts === null || !FLOAT.test(parts[1]!)) throw new Error(`line ${lineNumber}: bad value part ${JSON.stringify(rest)}`);
   const text = parts[1]!;
-  const value = text === 'NaN' ? NaN : /Inf$/.test(text) ? (text.startsWith('-') ? -Infinity : Infinity) : Number(text);
+  const value =
+    text === 'NaN' ? NaN
+    : /Inf$/.test(text) ?
+      text.startsWith('-') ?
+        -Infinity
+      : Infinity
+    : Number(text);
   return { name, labels, value };
 }
 

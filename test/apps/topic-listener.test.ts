@@ -48,7 +48,11 @@ describe('TopicListener', () => {
   it('reports what its handler throws and keeps delivering to the others', async () => {
     const { hub, received, errors, listener } = setUp();
     const seenByOther: string[] = [];
-    const other = new TopicListener(hub, (data) => seenByOther.push(Buffer.from(data).toString()), () => {});
+    const other = new TopicListener(
+      hub,
+      (data) => seenByOther.push(Buffer.from(data).toString()),
+      () => {},
+    );
     listener.listen('t');
     other.listen('t');
     await hub.publish('t', 'boom');

@@ -68,7 +68,9 @@ export async function holds(page: Page, count: number, timeout: number): Promise
 
 /** Wait until the page lists the visitor `id`. */
 export async function sees(page: Page, id: number, timeout: number): Promise<void> {
-  await page.waitForFunction((wanted) => (globalThis as unknown as PageGlobals).sockeyeCanvas.visitors().some((v) => v.id === wanted), id, { timeout });
+  await page.waitForFunction((wanted) => (globalThis as unknown as PageGlobals).sockeyeCanvas.visitors().some((v) => v.id === wanted), id, {
+    timeout,
+  });
 }
 
 /** Draw a line with the mouse from (fx, fy) a fifth of the board to the right, as fractions of the board. */

@@ -44,7 +44,9 @@ interface PageGlobals {
   sockeyeCanvas: CanvasView;
   document: {
     querySelector(selector: string): PageElement | null;
-    getElementById(id: string): PageElement & { getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+    getElementById(
+      id: string,
+    ): PageElement & { getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
   };
   getComputedStyle(element: PageElement): { touchAction: string };
 }
@@ -60,8 +62,10 @@ interface PageElement {
 const strokesOf = (page: Page): Promise<StrokeView[]> => page.evaluate(() => (globalThis as unknown as PageGlobals).sockeyeCanvas.strokes());
 const visitorsOf = (page: Page): Promise<ReturnType<CanvasView['visitors']>> =>
   page.evaluate(() => (globalThis as unknown as PageGlobals).sockeyeCanvas.visitors());
-const meOf = async (page: Page): Promise<NonNullable<CanvasView['me']>> => (await page.evaluate(() => (globalThis as unknown as PageGlobals).sockeyeCanvas.me))!;
-const lastPointerOf = async (page: Page): Promise<Point> => (await page.evaluate(() => (globalThis as unknown as PageGlobals).sockeyeCanvas.lastPointer))!;
+const meOf = async (page: Page): Promise<NonNullable<CanvasView['me']>> =>
+  (await page.evaluate(() => (globalThis as unknown as PageGlobals).sockeyeCanvas.me))!;
+const lastPointerOf = async (page: Page): Promise<Point> =>
+  (await page.evaluate(() => (globalThis as unknown as PageGlobals).sockeyeCanvas.lastPointer))!;
 
 async function myId(page: Page): Promise<number> {
   return page.evaluate(() => (globalThis as unknown as PageGlobals).sockeyeCanvas.me!.id);
@@ -85,7 +89,9 @@ async function openCanvas(): Promise<Page> {
 
 /** Wait until `page` knows visitor `id`. */
 async function knows(page: Page, id: number): Promise<void> {
-  await page.waitForFunction((wanted) => (globalThis as unknown as PageGlobals).sockeyeCanvas.visitors().some((v) => v.id === wanted), id, { timeout: WAIT });
+  await page.waitForFunction((wanted) => (globalThis as unknown as PageGlobals).sockeyeCanvas.visitors().some((v) => v.id === wanted), id, {
+    timeout: WAIT,
+  });
 }
 
 /** A spot on the page's board, as fractions of its width and height, in page (CSS pixel) coordinates. */
@@ -127,12 +133,18 @@ describe('canvas page', () => {
     const bob = await openCanvas();
     const annId = await myId(ann);
     await knows(bob, annId);
-    expect(await ann.evaluate(() => {
-      const scope = globalThis as unknown as PageGlobals;
-      return scope.getComputedStyle(scope.document.querySelector('#board')!).touchAction;
-    })).toBe('none');
+    expect(
+      await ann.evaluate(() => {
+        const scope = globalThis as unknown as PageGlobals;
+        return scope.getComputedStyle(scope.document.querySelector('#board')!).touchAction;
+      }),
+    ).toBe('none');
 
-    for (const [fx, fy] of [[0.3, 0.4], [0.75, 0.2], [0.05, 0.95]] as const) {
+    for (const [fx, fy] of [
+      [0.3, 0.4],
+      [0.75, 0.2],
+      [0.05, 0.95],
+    ] as const) {
       const target = await onBoard(ann, fx, fy);
       await ann.mouse.move(target.x, target.y, { steps: 4 });
       await ann.waitForFunction(
@@ -344,7 +356,8 @@ describe('canvas page: undo, clear and the pen width', () => {
   /** Wait until `page` holds exactly the strokes `ids`, in that order. */
   async function holds(page: Page, ids: readonly number[]): Promise<void> {
     await page.waitForFunction(
-      (wanted) => JSON.stringify((globalThis as unknown as PageGlobals).sockeyeCanvas.strokes().map((stroke) => stroke.id)) === JSON.stringify(wanted),
+      (wanted) =>
+        JSON.stringify((globalThis as unknown as PageGlobals).sockeyeCanvas.strokes().map((stroke) => stroke.id)) === JSON.stringify(wanted),
       ids,
       { timeout: WAIT },
     );

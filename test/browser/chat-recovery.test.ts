@@ -113,7 +113,10 @@ describe('chat page: recovery and pending messages', () => {
       expect(await item.getAttribute('class')).toMatch(/\bpending\b/);
       expect(await item.locator('.status-line').textContent()).toMatch(/^pending/);
       // Published while both pages are away: they must get it from the room's history when they resume.
-      await hub.publish(roomTopic('pending-room'), JSON.stringify({ type: 'message', id: 'x-1', room: 'pending-room', nick: 'cat', text: 'sent meanwhile', time: Date.now() }));
+      await hub.publish(
+        roomTopic('pending-room'),
+        JSON.stringify({ type: 'message', id: 'x-1', room: 'pending-room', nick: 'cat', text: 'sent meanwhile', time: Date.now() }),
+      );
     });
 
     for (const page of [ann, bob]) await page.locator('#status[data-state="open"]').waitFor({ timeout: RECONNECT_WAIT });
@@ -123,7 +126,8 @@ describe('chat page: recovery and pending messages', () => {
     await messagesWith(bob, 'sent meanwhile').waitFor({ timeout: WAIT });
     expect(await ann.locator('#messages li.pending').count()).toBe(0);
     // Both resumed from their positions (the server replayed what they missed), rather than starting over from the history.
-    for (const page of [ann, bob]) await page.locator('#messages li.system .text', { hasText: /^Back: \d+ messages? sent while you were away/ }).waitFor({ timeout: WAIT });
+    for (const page of [ann, bob])
+      await page.locator('#messages li.system .text', { hasText: /^Back: \d+ messages? sent while you were away/ }).waitFor({ timeout: WAIT });
     // Once each, on both pages, and no note of missing messages: the resumption was complete.
     for (const page of [ann, bob]) {
       for (const text of ['before', 'typed while away', 'sent meanwhile']) expect(await messagesWith(page, text).count()).toBe(1);

@@ -35,7 +35,9 @@ async function say(page: Page, text: string): Promise<void> {
 /** Wait until the element's text is exactly `text`. */
 async function expectText(page: Page, selector: string, text: string): Promise<void> {
   await page.waitForFunction(
-    ([sel, want]) => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector(sel!)?.textContent === want,
+    ([sel, want]) =>
+      (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector(sel!)
+        ?.textContent === want,
     [selector, text],
     { timeout: WAIT },
   );
@@ -61,7 +63,11 @@ async function messages(page: Page): Promise<Array<[string, string, boolean]>> {
   const out: Array<[string, string, boolean]> = [];
   for (let i = 0; i < count; i++) {
     const item = items.nth(i);
-    out.push([(await item.locator('.nick').textContent()) ?? '', (await item.locator('.text').textContent()) ?? '', (await item.getAttribute('class'))!.includes('own')]);
+    out.push([
+      (await item.locator('.nick').textContent()) ?? '',
+      (await item.locator('.text').textContent()) ?? '',
+      (await item.getAttribute('class'))!.includes('own'),
+    ]);
   }
   return out;
 }
@@ -71,7 +77,9 @@ async function shownImage(page: Page, nth = 0): Promise<{ width: number; height:
   const selector = '#messages li.image:not(.pending) img';
   await page.waitForFunction(
     ([sel, index]) => {
-      const images = (globalThis as unknown as { document: { querySelectorAll(s: string): ArrayLike<{ complete: boolean; naturalWidth: number }> } }).document.querySelectorAll(sel as string);
+      const images = (
+        globalThis as unknown as { document: { querySelectorAll(s: string): ArrayLike<{ complete: boolean; naturalWidth: number }> } }
+      ).document.querySelectorAll(sel as string);
       const image = images[index as number];
       return image !== undefined && image.complete && image.naturalWidth > 0;
     },
@@ -80,7 +88,11 @@ async function shownImage(page: Page, nth = 0): Promise<{ width: number; height:
   );
   return page.evaluate(
     ([sel, index]) => {
-      const image = (globalThis as unknown as { document: { querySelectorAll(s: string): ArrayLike<{ naturalWidth: number; naturalHeight: number; src: string }> } }).document.querySelectorAll(sel as string)[index as number]!;
+      const image = (
+        globalThis as unknown as {
+          document: { querySelectorAll(s: string): ArrayLike<{ naturalWidth: number; naturalHeight: number; src: string }> };
+        }
+      ).document.querySelectorAll(sel as string)[index as number]!;
       return { width: image.naturalWidth, height: image.naturalHeight, src: image.src };
     },
     [selector, nth] as const,
@@ -328,7 +340,9 @@ describe('chat page', () => {
     const bob = await openChat();
     await join(ann, 'ann');
     await join(bob, 'bob');
-    await ann.locator('#image-input').setInputFiles({ name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('Shopping list: eggs, flour, milk.\n') });
+    await ann
+      .locator('#image-input')
+      .setInputFiles({ name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('Shopping list: eggs, flour, milk.\n') });
     const error = ann.locator('#chat-error[data-code="unsupported_image"]');
     await error.waitFor({ timeout: WAIT });
     expect(await error.textContent()).toMatch(/not a PNG, JPEG, GIF or WebP image/);
@@ -355,17 +369,22 @@ describe('chat page', () => {
     const bob = await openChat();
     await join(ann, 'ann');
     await join(bob, 'bob');
-    await ann.evaluate((bytes) => {
-      const page = globalThis as unknown as {
-        document: { getElementById(id: string): { dispatchEvent(event: unknown): boolean } };
-        DataTransfer: new () => { items: { add(file: unknown): void } };
-        File: new (parts: unknown[], name: string, options: { type: string }) => unknown;
-        DragEvent: new (type: string, init: { dataTransfer: unknown; bubbles: boolean; cancelable: boolean }) => unknown;
-      };
-      const transfer = new page.DataTransfer();
-      transfer.items.add(new page.File([Uint8Array.from(bytes)], 'dropped.png', { type: 'image/png' }));
-      page.document.getElementById('messages').dispatchEvent(new page.DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
-    }, [...png(4, 5)]);
+    await ann.evaluate(
+      (bytes) => {
+        const page = globalThis as unknown as {
+          document: { getElementById(id: string): { dispatchEvent(event: unknown): boolean } };
+          DataTransfer: new () => { items: { add(file: unknown): void } };
+          File: new (parts: unknown[], name: string, options: { type: string }) => unknown;
+          DragEvent: new (type: string, init: { dataTransfer: unknown; bubbles: boolean; cancelable: boolean }) => unknown;
+        };
+        const transfer = new page.DataTransfer();
+        transfer.items.add(new page.File([Uint8Array.from(bytes)], 'dropped.png', { type: 'image/png' }));
+        page.document
+          .getElementById('messages')
+          .dispatchEvent(new page.DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      },
+      [...png(4, 5)],
+    );
     const atBob = await shownImage(bob);
     expect([atBob.width, atBob.height]).toEqual([4, 5]);
     expect(await bob.locator('#messages li.image figcaption').textContent()).toMatch(/^dropped\.png/);

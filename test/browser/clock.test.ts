@@ -73,7 +73,10 @@ describe('clock page', () => {
     expect(await page.locator('#time').getAttribute('datetime')).toBe(new Date(ticks[2]!.epochMs).toISOString());
 
     // Two consecutive intervals, by the server's stamps and by arrival in the page.
-    for (const [earlier, later] of [[ticks[0]!, ticks[1]!], [ticks[1]!, ticks[2]!]] as const) {
+    for (const [earlier, later] of [
+      [ticks[0]!, ticks[1]!],
+      [ticks[1]!, ticks[2]!],
+    ] as const) {
       expect(later.epochMs - earlier.epochMs).toBeGreaterThanOrEqual(1850);
       expect(later.epochMs - earlier.epochMs).toBeLessThanOrEqual(2250);
       expect(later.at - earlier.at).toBeGreaterThanOrEqual(1500);

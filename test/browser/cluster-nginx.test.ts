@@ -103,7 +103,10 @@ describe('two nodes on Redis behind nginx, in Chromium', () => {
     expect(await holds(ann, 2, WAIT)).toEqual(onBob);
     await ann.context().close();
     await bob.context().close();
-    await until(async () => (await Promise.all(nodes.map((n) => appConnections(n.port, 'canvas')))).every((count) => count === 0), 'the canvas pages to go');
+    await until(
+      async () => (await Promise.all(nodes.map((n) => appConnections(n.port, 'canvas')))).every((count) => count === 0),
+      'the canvas pages to go',
+    );
     expect(errors).toEqual([]);
   });
 

@@ -56,12 +56,21 @@ describe('dashboard page on a cluster', () => {
     await page.locator('#status[data-state="open"]').waitFor({ timeout: WAIT });
     const read = (): Promise<ClusterView> =>
       page.evaluate(() => {
-        const hook = (globalThis as unknown as {
-          sockeyeDashboard: { nodes: string[]; charts: Map<string, { series: Array<{ label?: string }> }>; samples: Array<{ total: { connections: number } }> };
-        }).sockeyeDashboard;
+        const hook = (
+          globalThis as unknown as {
+            sockeyeDashboard: {
+              nodes: string[];
+              charts: Map<string, { series: Array<{ label?: string }> }>;
+              samples: Array<{ total: { connections: number } }>;
+            };
+          }
+        ).sockeyeDashboard;
         return {
           nodes: [...hook.nodes],
-          cpuLabels: hook.charts.get('cpu')!.series.slice(1).map((series) => series.label ?? ''),
+          cpuLabels: hook.charts
+            .get('cpu')!
+            .series.slice(1)
+            .map((series) => series.label ?? ''),
           connections: hook.samples.at(-1)?.total.connections ?? null,
         };
       });

@@ -132,7 +132,11 @@ function strictlyIncreasing(values: readonly number[]): boolean {
 describe('dashboard page', () => {
   it('draws charts that advance with every sample, from the locally served uPlot', async () => {
     const page = await openDashboard();
-    const first = await eventually(() => view(page), (v) => v.charts['messages']!.points >= 2, 'two points');
+    const first = await eventually(
+      () => view(page),
+      (v) => v.charts['messages']!.points >= 2,
+      'two points',
+    );
     expect(Object.keys(first.charts).sort()).toEqual(['bytes', 'connections', 'cpu', 'loop', 'memory', 'messages']);
     // One series per app in the connections chart, the shell's socket included.
     const [all, ...perApp] = first.charts['connections']!.labels;
@@ -159,7 +163,11 @@ describe('dashboard page', () => {
   it('counts a burst of chat messages sent from a chat page', async () => {
     const N = 20;
     const dashboard = await openDashboard();
-    await eventually(() => counter(dashboard, 'messages-in-total'), (v) => Number.isFinite(v), 'a first sample');
+    await eventually(
+      () => counter(dashboard, 'messages-in-total'),
+      (v) => Number.isFinite(v),
+      'a first sample',
+    );
     const before = await counter(dashboard, 'messages-in-total');
 
     const chat = await web.newPage();
@@ -172,15 +180,26 @@ describe('dashboard page', () => {
       await chat.locator('#text').fill(`message ${i}`);
       await chat.locator('#text').press('Enter');
     }
-    await chat.locator('#messages li.message').nth(N - 1).waitFor({ timeout: WAIT });
+    await chat
+      .locator('#messages li.message')
+      .nth(N - 1)
+      .waitFor({ timeout: WAIT });
 
     // The join and N messages went in; each came back out to the chat page at least once.
-    const after = await eventually(() => counter(dashboard, 'messages-in-total'), (v) => v >= before + N + 1, `messages in to reach ${before + N + 1}`);
+    const after = await eventually(
+      () => counter(dashboard, 'messages-in-total'),
+      (v) => v >= before + N + 1,
+      `messages in to reach ${before + N + 1}`,
+    );
     expect(after).toBeGreaterThanOrEqual(before + N + 1);
     expect(await counter(dashboard, 'messages-out-total')).toBeGreaterThanOrEqual(N);
     expect(await counter(dashboard, 'connections')).toBeGreaterThanOrEqual(2);
     const chatRow = dashboard.locator('#apps tbody tr[data-app="chat"]');
-    await eventually(async () => Number((await chatRow.locator('td').nth(5).textContent())?.replace(/\D/g, '')), (v) => v >= N + 1, 'the chat row');
+    await eventually(
+      async () => Number((await chatRow.locator('td').nth(5).textContent())?.replace(/\D/g, '')),
+      (v) => v >= N + 1,
+      'the chat row',
+    );
     // The burst shows as a rate above zero in some point of the messages chart.
     const peak = await dashboard.evaluate(() => {
       const hook = (globalThis as unknown as { sockeyeDashboard: { charts: Map<string, { data: Array<Array<number | null>> }> } }).sockeyeDashboard;
@@ -191,13 +210,21 @@ describe('dashboard page', () => {
 
   it('after a lost connection, takes the history again without showing any point twice', async () => {
     const page = await openDashboard();
-    await eventually(() => view(page), (v) => v.times.length >= 4, 'four samples');
+    await eventually(
+      () => view(page),
+      (v) => v.times.length >= 4,
+      'four samples',
+    );
     const server = web.server!;
     for (const connection of server.websockets.connections) connection.terminate('test: connection lost');
     await page.locator('#status[data-state="reconnecting"]').waitFor({ timeout: WAIT });
     await page.locator('#status[data-state="open"]').waitFor({ timeout: WAIT });
     const before = (await view(page)).times.length;
-    const after = await eventually(() => view(page), (v) => v.times.length >= before + 2, 'two samples after the reconnect');
+    const after = await eventually(
+      () => view(page),
+      (v) => v.times.length >= before + 2,
+      'two samples after the reconnect',
+    );
     expect(strictlyIncreasing(after.times)).toBe(true);
     expect(after.charts['messages']!.increasing).toBe(true);
     // Every sample is one the server produced, each once: the page holds a run of consecutive samples.
@@ -208,10 +235,18 @@ describe('dashboard page', () => {
 
   it('after a server restart, keeps what it had, adds the new server’s samples, and repeats none', async () => {
     const page = await openDashboard();
-    const old = await eventually(() => view(page), (v) => v.times.length >= 3, 'three samples');
+    const old = await eventually(
+      () => view(page),
+      (v) => v.times.length >= 3,
+      'three samples',
+    );
     await web.restartServer();
     await page.locator('#status[data-state="open"]').waitFor({ timeout: WAIT });
-    const now = await eventually(() => view(page), (v) => v.times.length >= old.times.length + 3, 'three samples from the new server');
+    const now = await eventually(
+      () => view(page),
+      (v) => v.times.length >= old.times.length + 3,
+      'three samples from the new server',
+    );
     expect(strictlyIncreasing(now.times)).toBe(true);
     for (const time of old.times) expect(now.times).toContain(time);
     expect(now.charts['messages']!.increasing).toBe(true);
@@ -219,7 +254,11 @@ describe('dashboard page', () => {
 
   it('keeps each legend to one line, shorter than its chart, and shows or hides a series on a click', async () => {
     const page = await openDashboard();
-    await eventually(() => view(page), (v) => v.charts['messages']!.points >= 2, 'two points');
+    await eventually(
+      () => view(page),
+      (v) => v.charts['messages']!.points >= 2,
+      'two points',
+    );
     const sizes = await page.evaluate(() => {
       interface Box {
         height: number;
@@ -274,7 +313,11 @@ describe('dashboard page', () => {
   it('greys the tiles, charts and table while reconnecting, and shows them live again once back', async () => {
     web.allowConsoleErrors(/^WebSocket connection to '.*' failed/);
     const page = await openDashboard();
-    await eventually(() => counter(page, 'connections'), (v) => Number.isFinite(v), 'a first sample');
+    await eventually(
+      () => counter(page, 'connections'),
+      (v) => Number.isFinite(v),
+      'a first sample',
+    );
     const look = (): Promise<{ stale: boolean; state: string; opacity: number; filter: string }> =>
       page.evaluate(() => {
         interface Element {
@@ -300,7 +343,11 @@ describe('dashboard page', () => {
     for (const connection of web.server!.websockets.connections) connection.terminate('test: server away');
     await page.locator('main.dashboard.stale').waitFor({ timeout: WAIT });
     // Two attempts to come back refused: the page is still away, and still says so.
-    await eventually(async () => gate.refused, (n) => n >= 2, 'two refused reconnection attempts');
+    await eventually(
+      async () => gate.refused,
+      (n) => n >= 2,
+      'two refused reconnection attempts',
+    );
     const away = await look();
     expect(away.state).toBe('reconnecting');
     expect(away.stale).toBe(true);
@@ -345,10 +392,21 @@ describe('dashboard page', () => {
     expect(shown).toBe(1001);
     const labels = (await view(page)).charts['connections']!.labels;
     expect(labels.slice(0, 3)).toEqual(['all', `all @ ${real.node}`, `all @ ${other}`]);
-    expect((await view(page)).charts['messages']!.labels.slice(0, 6)).toEqual(['in', `in @ ${real.node}`, `in @ ${other}`, 'out', `out @ ${real.node}`, `out @ ${other}`]);
+    expect((await view(page)).charts['messages']!.labels.slice(0, 6)).toEqual([
+      'in',
+      `in @ ${real.node}`,
+      `in @ ${other}`,
+      'out',
+      `out @ ${real.node}`,
+      `out @ ${other}`,
+    ]);
 
     // The other node stops: a few intervals later it is gone from the tile and its lines from the charts.
-    await eventually(() => counter(page, 'connections'), (v) => v === 1, 'the tile without the other node');
+    await eventually(
+      () => counter(page, 'connections'),
+      (v) => v === 1,
+      'the tile without the other node',
+    );
     await eventually(
       () => page.evaluate(() => (globalThis as unknown as { sockeyeDashboard: { nodes: string[] } }).sockeyeDashboard.nodes),
       (list) => list.length === 0,

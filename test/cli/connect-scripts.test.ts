@@ -238,7 +238,9 @@ async function startMuteServer(): Promise<string> {
       head += chunk.toString('latin1');
       const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1];
       if (head.includes('\r\n\r\n') && key !== undefined) {
-        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n\r\n`);
+        socket.write(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n\r\n`,
+        );
       }
     });
     socket.on('error', () => undefined);

@@ -151,7 +151,7 @@ describe('sockeye connect through pipes', () => {
     expect(run.stdout()).toBe('');
   });
 
-  it('exits 3 with the HTTP status and the server\'s reason when the upgrade is refused', async () => {
+  it("exits 3 with the HTTP status and the server's reason when the upgrade is refused", async () => {
     const { url } = await startServer({ '/private': { authenticate: () => reject(403, 'not on the list') } });
     const run = runCli(['connect', `${url}/private`], { stdin: 'ignore' });
     expect(await run.exitCode()).toBe(3);
@@ -283,7 +283,7 @@ describe('sockeye connect through pipes', () => {
     expect(run.stdout()).toContain('\n< not json\n');
   });
 
-  it('--show-ping-pong prints the server\'s pings and the automatic pongs', async () => {
+  it("--show-ping-pong prints the server's pings and the automatic pongs", async () => {
     const { url, seen } = await startServer({ '*': { open: (connection) => void connection.ping('beat') } });
     const run = runCli(['connect', url, '--show-ping-pong', '-w', '0.3'], { stdin: 'ignore' });
     expect(await run.exitCode()).toBe(0);
@@ -294,7 +294,23 @@ describe('sockeye connect through pipes', () => {
   it('sends headers, subprotocols and Origin as asked, and --no-deflate makes no offer', async () => {
     const { url, seen } = await startServer();
     const run = runCli(
-      ['connect', url, '-H', 'X-Token: abc def', '--header', 'X-Other:2', '-s', 'chat.v2', '-s', 'chat', '-o', 'http://app.test', '--no-deflate', '-w', '0'],
+      [
+        'connect',
+        url,
+        '-H',
+        'X-Token: abc def',
+        '--header',
+        'X-Other:2',
+        '-s',
+        'chat.v2',
+        '-s',
+        'chat',
+        '-o',
+        'http://app.test',
+        '--no-deflate',
+        '-w',
+        '0',
+      ],
       { stdin: 'ignore' },
     );
     expect(await run.exitCode()).toBe(0);
@@ -326,7 +342,10 @@ describe('sockeye connect through pipes', () => {
         head = 'done';
         socket.end(
           Buffer.concat([
-            Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n\r\n`, 'latin1'),
+            Buffer.from(
+              `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n\r\n`,
+              'latin1',
+            ),
             Buffer.from([0x81, 0x07]),
             Buffer.from('welcome'),
             Buffer.from([0x88, 0x02, 0x03, 0xe8]),
@@ -358,7 +377,11 @@ describe('sockeye connect through pipes', () => {
     });
     const run = runCli(['connect', url, '--reconnect', '-w', '0.3']);
     run.write('one\n');
-    await run.waitFor(new RegExp(`\\* connection closed abnormally \\(1006\\): .*; reconnecting to ${url.replace(/\./g, '\\.')}/ in (0\\.[5-9]|1\\.0) s \\(attempt 1\\)\\n`));
+    await run.waitFor(
+      new RegExp(
+        `\\* connection closed abnormally \\(1006\\): .*; reconnecting to ${url.replace(/\./g, '\\.')}/ in (0\\.[5-9]|1\\.0) s \\(attempt 1\\)\\n`,
+      ),
+    );
     run.write('two\n');
     run.child.stdin!.end();
     expect(await run.exitCode()).toBe(0);
@@ -400,7 +423,19 @@ describe('sockeye connect arguments and help', () => {
     expect(await run.exitCode()).toBe(0);
     expect(run.stdout()).toMatch(/^Usage: sockeye connect URL \[options\]/);
     expect(run.stdout()).toMatch(/Examples[^\n]*:\n  sockeye connect ws:\/\//);
-    for (const option of ['--header', '--subprotocol', '--origin', '--no-deflate', '--execute', '--wait', '--json', '--show-ping-pong', '--trace', '--reconnect', '--max-message']) {
+    for (const option of [
+      '--header',
+      '--subprotocol',
+      '--origin',
+      '--no-deflate',
+      '--execute',
+      '--wait',
+      '--json',
+      '--show-ping-pong',
+      '--trace',
+      '--reconnect',
+      '--max-message',
+    ]) {
       expect(run.stdout()).toContain(option);
     }
   });

@@ -58,7 +58,11 @@ async function runBlock(block: string, port8080: number): Promise<{ status: numb
     ports.set(server[2]!, Number((await started.waitFor(/listening on \w+:\/\/127\.0\.0\.1:(\d+)/, 10_000))[1]));
   }
   const script = lines.join('\n').replace(/127\.0\.0\.1:(\d+)/g, (_text, port: string) => `127.0.0.1:${ports.get(port) ?? port}`);
-  const child = spawn('/bin/sh', ['-c', script], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: `${work}:${process.env['PATH'] ?? ''}` } });
+  const child = spawn('/bin/sh', ['-c', script], {
+    cwd: work,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PATH: `${work}:${process.env['PATH'] ?? ''}` },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

@@ -25,8 +25,8 @@ afterEach(async () => {
 describe('splitCommand', () => {
   it('splits words like a POSIX shell, without expanding anything', () => {
     expect(splitCommand('cat')).toEqual(['cat']);
-    expect(splitCommand("  printf 'a b\\n'  \"x \\\"y\\\" \\$HOME\" z\\ w $HOME *")).toEqual(['printf', 'a b\\n', 'x "y" $HOME', 'z w', '$HOME', '*']);
-    expect(splitCommand("a''b \"\"")).toEqual(['ab', '']);
+    expect(splitCommand('  printf \'a b\\n\'  "x \\"y\\" \\$HOME" z\\ w $HOME *')).toEqual(['printf', 'a b\\n', 'x "y" $HOME', 'z w', '$HOME', '*']);
+    expect(splitCommand('a\'\'b ""')).toEqual(['ab', '']);
   });
 
   it('refuses unclosed quotes and empty commands', () => {
@@ -157,7 +157,9 @@ describe('sockeye serve exec', () => {
     const server = await serveExec(['cat', '--max-processes', '2']);
     const first = await open(server.port);
     const second = await open(server.port, '/any/path');
-    const pids = [...(await server.waitFor(/#2 [^\n]* started cat \(pid (\d+)\)[\s\S]*$/)).input.matchAll(/started cat \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+    const pids = [...(await server.waitFor(/#2 [^\n]* started cat \(pid (\d+)\)[\s\S]*$/)).input.matchAll(/started cat \(pid (\d+)\)/g)].map((m) =>
+      Number(m[1]),
+    );
     expect(pids).toHaveLength(2);
 
     // Each client talks to its own cat.
@@ -225,7 +227,9 @@ describe('long output lines', () => {
     const server = await startServer({});
     // 2.5 MiB of "a" and no line feed, from head: three messages, 1 MiB, 1 MiB, the rest.
     const size = MAX_LINE_BYTES * 2 + MAX_LINE_BYTES / 2;
-    const run = runCli(['connect', server.url, '--max-message', '4MiB', '--shell', '--exec', `head -c ${size} /dev/zero | tr '\\0' a`], { stdin: 'ignore' });
+    const run = runCli(['connect', server.url, '--max-message', '4MiB', '--shell', '--exec', `head -c ${size} /dev/zero | tr '\\0' a`], {
+      stdin: 'ignore',
+    });
     expect(await run.exitCode(15_000)).toBe(0);
     expect(server.messages.map((m) => m.length)).toEqual([MAX_LINE_BYTES, MAX_LINE_BYTES, MAX_LINE_BYTES / 2]);
     expect(server.messages.every((m) => typeof m === 'string' && /^a+$/.test(m))).toBe(true);

@@ -52,9 +52,27 @@ describe('describeControlPayload', () => {
 
 describe('formatWireFrame', () => {
   it('writes every header field in wire order', () => {
-    const line = formatWireFrame({ direction: 'out', opcode: Opcode.Text, fin: false, rsv1: true, rsv2: false, rsv3: true, masked: true, length: 70000 });
+    const line = formatWireFrame({
+      direction: 'out',
+      opcode: Opcode.Text,
+      fin: false,
+      rsv1: true,
+      rsv2: false,
+      rsv3: true,
+      masked: true,
+      length: 70000,
+    });
     expect(line).toBe('>> text         fin=0 rsv1=1 rsv2=0 rsv3=1 masked=1 len=70000');
-    const incoming = formatWireFrame({ direction: 'in', opcode: Opcode.Continuation, fin: true, rsv1: false, rsv2: false, rsv3: false, masked: false, length: 0 });
+    const incoming = formatWireFrame({
+      direction: 'in',
+      opcode: Opcode.Continuation,
+      fin: true,
+      rsv1: false,
+      rsv2: false,
+      rsv3: false,
+      masked: false,
+      length: 0,
+    });
     expect(incoming).toBe('<< continuation fin=1 rsv1=0 rsv2=0 rsv3=0 masked=0 len=0');
   });
 });

@@ -33,7 +33,10 @@ afterAll(() => {
 
 /** Run a line through /bin/sh with `sockeye` on the PATH; resolves with its status and output. */
 async function shell(line: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn('/bin/sh', ['-c', line], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? ''}` } });
+  const child = spawn('/bin/sh', ['-c', line], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? ''}` },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -54,16 +57,20 @@ async function examples(args: string[]): Promise<string[]> {
 }
 
 describe('help examples against npm start', () => {
-  it.each([[['--help']], [['connect', '--help']]])('every "sockeye %s" example that talks to port 8080 works as written', async (args) => {
-    const lines = await examples(args);
-    expect(lines.length).toBeGreaterThanOrEqual(2);
-    for (const line of lines) {
-      const result = await shell(line.replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`));
-      // No error line; notes go to stdout, or to stderr with --raw.
-      expect({ line, status: result.status, errors: result.stderr.match(/^sockeye: .*/gm) }).toEqual({ line, status: 0, errors: null });
-      expect(result.stdout + result.stderr).toContain(`* connected to ws://127.0.0.1:${port}/`);
-    }
-  }, 60_000);
+  it.each([[['--help']], [['connect', '--help']]])(
+    'every "sockeye %s" example that talks to port 8080 works as written',
+    async (args) => {
+      const lines = await examples(args);
+      expect(lines.length).toBeGreaterThanOrEqual(2);
+      for (const line of lines) {
+        const result = await shell(line.replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`));
+        // No error line; notes go to stdout, or to stderr with --raw.
+        expect({ line, status: result.status, errors: result.stderr.match(/^sockeye: .*/gm) }).toEqual({ line, status: 0, errors: null });
+        expect(result.stdout + result.stderr).toContain(`* connected to ws://127.0.0.1:${port}/`);
+      }
+    },
+    60_000,
+  );
 });
 
 describe('a 404 from a Sockeye apps server', () => {

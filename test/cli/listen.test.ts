@@ -95,7 +95,9 @@ describe('sockeye listen', () => {
     const b = await wsClient(server.port, '/b');
     await server.waitFor(/\[#2 [^\]]+\] \* connected/);
     server.write('/clients\n');
-    await server.waitFor(/^\* 2 connected:\n\* {3}\[#1 127\.0\.0\.1:\d+\] \/a, connected \d+ s ago, 0 received, 0 sent\n\* {3}\[#2 127\.0\.0\.1:\d+\] \/b, /m);
+    await server.waitFor(
+      /^\* 2 connected:\n\* {3}\[#1 127\.0\.0\.1:\d+\] \/a, connected \d+ s ago, 0 received, 0 sent\n\* {3}\[#2 127\.0\.0\.1:\d+\] \/b, /m,
+    );
     server.write('/to 2 only for b\n/to #1 only for a\n');
     await until(() => a.received.length === 1 && b.received.length === 1, 'the direct messages', 5000);
     expect(a.received).toEqual(['only for a']);
@@ -116,7 +118,7 @@ describe('sockeye listen', () => {
     expect((await withTimeout(a.closed, 5000, 'the drop')).code).toBe(1006);
   });
 
-  it('/ping prints each client\'s round-trip time', async () => {
+  it("/ping prints each client's round-trip time", async () => {
     const server = await listen();
     await wsClient(server.port);
     await wsClient(server.port);
@@ -137,7 +139,7 @@ describe('sockeye listen', () => {
     await server.waitFor(/^\[#1 [^\]]+\] >> text {9}fin=1 rsv1=0 rsv2=0 rsv3=0 masked=0 len=2\n/m);
   });
 
-  it('accepts the subprotocol listed with -s rather than the client\'s first choice', async () => {
+  it("accepts the subprotocol listed with -s rather than the client's first choice", async () => {
     const server = await listen(['-s', 'v2', '-s', 'v1']);
     const a = await wsClient(server.port, '/', ['v1', 'v2']);
     expect(a.socket.protocol).toBe('v2');

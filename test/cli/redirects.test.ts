@@ -103,7 +103,11 @@ describe('redirect rules', () => {
   });
 
   it('drops Authorization and Cookie when the origin changes, keeps them when it does not', () => {
-    const headers: Array<readonly [string, string]> = [['Authorization', 'Basic x'], ['cookie', 'a=1'], ['X-Other', 'y']];
+    const headers: Array<readonly [string, string]> = [
+      ['Authorization', 'Basic x'],
+      ['cookie', 'a=1'],
+      ['X-Other', 'y'],
+    ];
     const from = new URL('ws://a.example/');
     expect(headersAfterRedirect(headers, from, new URL('ws://a.example/other'))).toEqual(headers);
     expect(headersAfterRedirect(headers, from, new URL('ws://b.example/'))).toEqual([['X-Other', 'y']]);

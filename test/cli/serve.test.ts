@@ -228,7 +228,13 @@ async function serveApps(extra: string[] = []): Promise<Run & { port: number }> 
 async function upgradeStatus(port: number, path: string, origin: string | undefined): Promise<number> {
   const client = await RawClient.open(port);
   clients.push(client);
-  const lines = [`Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13'];
+  const lines = [
+    `Host: 127.0.0.1:${port}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+  ];
   if (origin !== undefined) lines.push(`Origin: ${origin}`);
   client.write(`GET ${path} HTTP/1.1\r\n${lines.map((line) => `${line}\r\n`).join('')}\r\n`);
   return (await client.readHead(5000)).status;

@@ -55,7 +55,10 @@ describe('docs/deploy/nginx.conf', () => {
     const first = await connect(`ws://127.0.0.1:${proxy.port}/`);
     const second = await connect(`ws://127.0.0.1:${proxy.port}/`);
     connections.push(first, second);
-    for (const [connection, text] of [[first, 'through nginx, one'], [second, 'through nginx, two']] as const) {
+    for (const [connection, text] of [
+      [first, 'through nginx, one'],
+      [second, 'through nginx, two'],
+    ] as const) {
       const echoed = nextMessage(connection);
       connection.send(text);
       expect(await echoed).toBe(text);

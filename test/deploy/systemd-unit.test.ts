@@ -19,7 +19,10 @@ const ANALYZE = '/usr/bin/systemd-analyze';
 function verify(path: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     execFile(ANALYZE, ['verify', path], { timeout: 20_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      const code =
+        error === null ? 0
+        : typeof error.code === 'number' ? error.code
+        : 1;
       resolve({ code, output: `${stdout}${stderr}`.trim() });
     });
   });

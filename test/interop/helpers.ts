@@ -80,7 +80,12 @@ export function payload(kind: Kind, size: number): Buffer {
 }
 
 function utf8Length(lead: number): number {
-  return lead < 0x80 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+  return (
+    lead < 0x80 ? 1
+    : lead >= 0xf0 ? 4
+    : lead >= 0xe0 ? 3
+    : 2
+  );
 }
 
 export function sha256(data: string | Uint8Array): string {

@@ -41,7 +41,9 @@ async function silentPeer(): Promise<{ url: string; received: () => Buffer }> {
       if (end < 0) return;
       upgraded = true;
       const key = /^sec-websocket-key:[ \t]*(\S+)/im.exec(head)?.[1] ?? '';
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n\r\n`);
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n\r\n`,
+      );
     });
   });
   peers.push(peer);

@@ -19,7 +19,9 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /** RFC 6455 §4.2.2 item 5.4, computed here independently of the code under test. */
 function acceptKey(key: string): string {
-  return createHash('sha1').update(key + GUID).digest('base64');
+  return createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
 }
 
 interface RawRequest {
@@ -262,10 +264,12 @@ describe('transport failures', () => {
     const server = await rawServer(() => {});
     const controller = new AbortController();
     const attempt = connect(url(server), { signal: controller.signal, handshakeTimeout: 5000 });
-    await withTimeout(new Promise<void>((resolve) => {
-      const check = (): void => (server.requests.length > 0 ? resolve() : void setTimeout(check, 5));
-      check();
-    }));
+    await withTimeout(
+      new Promise<void>((resolve) => {
+        const check = (): void => (server.requests.length > 0 ? resolve() : void setTimeout(check, 5));
+        check();
+      }),
+    );
     const started = performance.now();
     controller.abort();
     await failure(attempt, 'WS_ERR_ABORTED');
@@ -308,9 +312,7 @@ describe('validating the 101 response (RFC 6455 §4.1)', () => {
   });
 
   it('fails without Upgrade: websocket', async () => {
-    const server = await rawServer((request, socket) =>
-      socket.write(switching(request).replace('Upgrade: websocket\r\n', 'Upgrade: h2c\r\n')),
-    );
+    const server = await rawServer((request, socket) => socket.write(switching(request).replace('Upgrade: websocket\r\n', 'Upgrade: h2c\r\n')));
     await failure(connect(url(server)), 'WS_ERR_INVALID_RESPONSE');
   });
 
@@ -379,9 +381,23 @@ describe('wss://', () => {
     const made = spawnSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-        '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
       ],
       { encoding: 'utf8', timeout: WAIT_MS },
     );
@@ -424,10 +440,7 @@ describe('wss://', () => {
   });
 
   it('checks the certificate against the host name it is given', async () => {
-    const error = await failure(
-      connect(`wss://127.0.0.1:${port}/echo`, { tls: { ca: cert, servername: 'other.example' } }),
-      'WS_ERR_CONNECT_FAILED',
-    );
+    const error = await failure(connect(`wss://127.0.0.1:${port}/echo`, { tls: { ca: cert, servername: 'other.example' } }), 'WS_ERR_CONNECT_FAILED');
     expect(error.message).toMatch(/other\.example|altnames/i);
   });
 });

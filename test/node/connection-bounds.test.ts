@@ -138,7 +138,7 @@ describe('output bounds on a transport whose writes the test completes', () => {
     expect(socket.isPaused()).toBe(false);
   });
 
-  it('keeps reading while only the application\'s own sends are backed up', async () => {
+  it("keeps reading while only the application's own sends are backed up", async () => {
     const socket = new ManualSocket();
     const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
     const received: string[] = [];
@@ -151,7 +151,7 @@ describe('output bounds on a transport whose writes the test completes', () => {
     expect(socket.isPaused()).toBe(false);
   });
 
-  it('reads again only when no reason to pause holds: the application\'s pause outlasts the output pause', async () => {
+  it("reads again only when no reason to pause holds: the application's pause outlasts the output pause", async () => {
     const socket = new ManualSocket();
     const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 10 }, undefined);
     let pings = 0;
@@ -211,7 +211,7 @@ describe('pongs queued behind a compression', () => {
 });
 
 describe('drain', () => {
-  it('comes when output falls under a high-water mark below the socket\'s own (16 KiB)', async () => {
+  it("comes when output falls under a high-water mark below the socket's own (16 KiB)", async () => {
     const socket = new ManualSocket();
     const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
     let drains = 0;

@@ -78,9 +78,7 @@ describe('closing with a message still in the compressor', () => {
     const harness = await echoServer();
     for (let run = 0; run < 20; run++) {
       const client = await connectDeflate(harness);
-      client.write(
-        Buffer.concat([frame({ opcode: OP.text, payload: message(run) }), frame({ opcode: OP.close, payload: closePayload(1000) })]),
-      );
+      client.write(Buffer.concat([frame({ opcode: OP.text, payload: message(run) }), frame({ opcode: OP.close, payload: closePayload(1000) })]));
       const echo = await client.readFrame();
       expect(echo.opcode).toBe(OP.text);
       expect(inflated(echo)).toBe(message(run));

@@ -1,14 +1,17 @@
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer, type CloseInfo, type Connection, type Route, type SendStatus, type ServerOptions } from '../../src/index.js';
 import {
-  WebSocketServer,
-  type CloseInfo,
-  type Connection,
-  type Route,
-  type SendStatus,
-  type ServerOptions,
-} from '../../src/index.js';
-import { OP, RawClient, closePayload, deflateMessage, frame, parseClose, settlesWithin, type FrameSpec, type UpgradeRequestOptions } from './raw-client.js';
+  OP,
+  RawClient,
+  closePayload,
+  deflateMessage,
+  frame,
+  parseClose,
+  settlesWithin,
+  type FrameSpec,
+  type UpgradeRequestOptions,
+} from './raw-client.js';
 import { until } from '../wait.js';
 
 /**
@@ -100,9 +103,7 @@ describe('framing rules end to end (RFC 6455 §5)', () => {
     const client = await connectRaw(harness);
     client.send({ opcode: OP.text, payload: 'hi', mask: false });
     const received = await client.readFrame();
-    expect(received.bytes).toEqual(
-      Buffer.concat([Buffer.from([0x88, 0x1e, 0x03, 0xea]), Buffer.from('client frames must be masked')]),
-    );
+    expect(received.bytes).toEqual(Buffer.concat([Buffer.from([0x88, 0x1e, 0x03, 0xea]), Buffer.from('client frames must be masked')]));
     await client.waitEnd();
     await until(() => harness.closes.length === 1, 'the close event', 1000);
     const info = harness.closes[0]!;
@@ -215,11 +216,7 @@ describe('framing rules end to end (RFC 6455 §5)', () => {
     const harness = await start();
     const client = await connectRaw(harness);
     client.write(
-      Buffer.concat([
-        frame({ opcode: 0x3 }),
-        frame({ opcode: OP.text, payload: 'not echoed' }),
-        frame({ opcode: OP.ping, payload: 'not answered' }),
-      ]),
+      Buffer.concat([frame({ opcode: 0x3 }), frame({ opcode: OP.text, payload: 'not echoed' }), frame({ opcode: OP.ping, payload: 'not answered' })]),
     );
     await expectFailure(client, 1002);
   });

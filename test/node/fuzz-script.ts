@@ -169,7 +169,11 @@ function validMessage(prng: Prng, options: ScriptOptions, out: Buffer[], script:
   pieces.forEach((piece, i) => {
     out.push(
       frame({
-        opcode: i === 0 ? (binary ? OP.binary : OP.text) : OP.continuation,
+        opcode:
+          i === 0 ?
+            binary ? OP.binary
+            : OP.text
+          : OP.continuation,
         fin: i === pieces.length - 1,
         // RFC 7692 §6: RSV1 on the first frame of a compressed message only.
         rsv1: compressed && i === 0,
@@ -211,7 +215,9 @@ const INVALID: Record<string, InvalidMaker> = {
     codes: [1002],
   }),
   'RSV1 on a control frame or without deflate': (prng, options) => ({
-    bytes: [options.deflate ? frame({ opcode: OP.ping, payload: 'p', rsv1: true }) : frame({ opcode: OP.binary, payload: prng.bytes(4), rsv1: true })],
+    bytes: [
+      options.deflate ? frame({ opcode: OP.ping, payload: 'p', rsv1: true }) : frame({ opcode: OP.binary, payload: prng.bytes(4), rsv1: true }),
+    ],
     codes: [1002],
   }),
   // RFC 7692 §6.1: RSV1 set on a continuation frame.
@@ -223,7 +229,9 @@ const INVALID: Record<string, InvalidMaker> = {
   'unmasked frame': (prng) => ({ bytes: [frame({ opcode: prng.pick([OP.text, OP.binary, OP.ping]), payload: 'abc', mask: false })], codes: [1002] }),
   // §5.5: control frames carry at most 125 bytes and are never fragmented.
   'control frame over 125 bytes': (prng) => ({
-    bytes: [frame({ opcode: prng.pick([OP.ping, OP.pong, OP.close]), payload: Buffer.concat([closePayload(1000), prng.bytes(prng.range(124, 300))]) })],
+    bytes: [
+      frame({ opcode: prng.pick([OP.ping, OP.pong, OP.close]), payload: Buffer.concat([closePayload(1000), prng.bytes(prng.range(124, 300))]) }),
+    ],
     codes: [1002],
   }),
   'fragmented control frame': (prng) => ({ bytes: [frame({ opcode: prng.pick([OP.ping, OP.pong]), fin: false, payload: 'p' })], codes: [1002] }),
@@ -272,7 +280,9 @@ const INVALID: Record<string, InvalidMaker> = {
     // It may arrive while echoes are still being compressed: they must all
     // leave before the 1007 (deflate-close-queued.test.ts pins it too).
     return {
-      bytes: [frame({ opcode: prng.pick([OP.text, OP.binary]), rsv1: true, payload: Buffer.concat([Buffer.from([0xff]), prng.bytes(prng.int(40))]) })],
+      bytes: [
+        frame({ opcode: prng.pick([OP.text, OP.binary]), rsv1: true, payload: Buffer.concat([Buffer.from([0xff]), prng.bytes(prng.int(40))]) }),
+      ],
       codes: [1007],
     };
   },
@@ -296,7 +306,13 @@ export const INVALID_NAMES = Object.keys(INVALID);
 /** A script for one connection, fully determined by `seed`. */
 export function generateScript(seed: number, options: ScriptOptions): Script {
   const prng = new Prng(seed);
-  const script: Script = { bytes: Buffer.alloc(0), echoes: [], pings: [], ending: { kind: 'close', code: undefined, reason: '', frame: Buffer.alloc(0), later: false }, outline: [] };
+  const script: Script = {
+    bytes: Buffer.alloc(0),
+    echoes: [],
+    pings: [],
+    ending: { kind: 'close', code: undefined, reason: '', frame: Buffer.alloc(0), later: false },
+    outline: [],
+  };
   const out: Buffer[] = [];
   const steps = prng.range(0, 12);
   for (let i = 0; i < steps; i++) {
@@ -317,7 +333,8 @@ export function generateScript(seed: number, options: ScriptOptions): Script {
     const name = prng.pick(INVALID_NAMES);
     const made = INVALID[name]!(prng, options);
     // Valid frames after the invalid input: the server must not act on them.
-    if (made.mayWait !== true) made.bytes.push(frame({ opcode: OP.text, payload: 'after the invalid frame' }), frame({ opcode: OP.ping, payload: 'after' }));
+    if (made.mayWait !== true)
+      made.bytes.push(frame({ opcode: OP.text, payload: 'after the invalid frame' }), frame({ opcode: OP.ping, payload: 'after' }));
     script.ending = { kind: 'invalid', name, codes: made.codes, mayWait: made.mayWait === true, bytes: Buffer.concat(made.bytes) };
     script.outline.push(`INVALID: ${name}`);
   }

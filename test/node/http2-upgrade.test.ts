@@ -202,7 +202,14 @@ describe('HTTP/2 sessions', () => {
       const h2 = connectHttp2(`https://127.0.0.1:${slowPort}`, { ca: pki.ca });
       sessions.push(h2);
       const stream = h2.request(
-        { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/slow', ':authority': `127.0.0.1:${slowPort}`, 'sec-websocket-version': '13' },
+        {
+          ':method': 'CONNECT',
+          ':protocol': 'websocket',
+          ':scheme': 'https',
+          ':path': '/slow',
+          ':authority': `127.0.0.1:${slowPort}`,
+          'sec-websocket-version': '13',
+        },
         { endStream: false },
       );
       const [headers] = (await timeout(once(stream, 'response'), 'the response')) as [IncomingHttpHeaders];

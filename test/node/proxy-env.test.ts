@@ -27,7 +27,13 @@ describe('selectProxy: which variable, as curl reads them', () => {
   });
 
   it('takes ws_proxy / wss_proxy first, then the http(s) ones, then ALL_PROXY', () => {
-    const env = { ws_proxy: 'http://ws:1', http_proxy: 'http://h:2', WSS_PROXY: 'http://wss:3', HTTPS_PROXY: 'http://hs:4', ALL_PROXY: 'socks5h://all:5' };
+    const env = {
+      ws_proxy: 'http://ws:1',
+      http_proxy: 'http://h:2',
+      WSS_PROXY: 'http://wss:3',
+      HTTPS_PROXY: 'http://hs:4',
+      ALL_PROXY: 'socks5h://all:5',
+    };
     expect(pick('ws://example.com/', env)).toBe('ws_proxy http://ws:1');
     expect(pick('wss://example.com/', env)).toBe('WSS_PROXY http://wss:3');
     expect(pick('ws://example.com/', { http_proxy: 'http://h:2', ALL_PROXY: 'socks5h://all:5' })).toBe('http_proxy http://h:2');

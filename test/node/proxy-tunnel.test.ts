@@ -125,13 +125,17 @@ async function startProxy(scheme: 'http' | 'socks5' | 'socks5h', behaviour: Prox
         if (behaviour.credentials !== undefined) {
           const expected = `Basic ${Buffer.from(behaviour.credentials, 'utf8').toString('base64')}`;
           if (auth === undefined || auth.slice(auth.indexOf(':') + 1).trim() !== expected) {
-            return void client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n');
+            return void client.end(
+              'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n',
+            );
           }
         }
         if (behaviour.refuse !== undefined) return void client.end(`HTTP/1.1 ${behaviour.refuse} Forbidden\r\nContent-Length: 0\r\n\r\n`);
         const colon = target.lastIndexOf(':');
         const host = target.slice(0, colon).replace(/^\[|\]$/g, '');
-        tunnel(client, reader, host, Number(target.slice(colon + 1)), (ok) => (ok ? 'HTTP/1.1 200 Connection established\r\n\r\n' : 'HTTP/1.1 502 Bad Gateway\r\n\r\n'));
+        tunnel(client, reader, host, Number(target.slice(colon + 1)), (ok) =>
+          ok ? 'HTTP/1.1 200 Connection established\r\n\r\n' : 'HTTP/1.1 502 Bad Gateway\r\n\r\n',
+        );
         return;
       }
       // SOCKS5, RFC 1928 / RFC 1929, server side.
@@ -243,16 +247,32 @@ beforeAll(async () => {
   const made = spawnSync(
     'openssl',
     [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
     ],
     { encoding: 'utf8', timeout: WAIT_MS },
   );
   if (made.status !== 0) throw new Error(`these tests need openssl to make a test certificate: ${made.error?.message ?? made.stderr}`);
   cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
   const key = readFileSync(join(dir, 'key.pem'), 'utf8');
-  const echo = { message: (connection: Connection<undefined>, data: string | Buffer, isBinary: boolean) => void connection.send(data, { binary: isBinary }) };
+  const echo = {
+    message: (connection: Connection<undefined>, data: string | Buffer, isBinary: boolean) => void connection.send(data, { binary: isBinary }),
+  };
   plain = new WebSocketServer({ heartbeat: false }).route('/echo', echo);
   const context = createSecureContext({ key, cert });
   secure = new WebSocketServer({
@@ -301,7 +321,12 @@ async function roundTrip(connection: Connection<undefined>, text: string): Promi
 }
 
 async function failure(attempt: Promise<unknown>): Promise<HandshakeError> {
-  const outcome = await withTimeout(attempt.then(() => null, (error: unknown) => error));
+  const outcome = await withTimeout(
+    attempt.then(
+      () => null,
+      (error: unknown) => error,
+    ),
+  );
   if (!(outcome instanceof HandshakeError)) throw new Error(`expected a HandshakeError, got ${String(outcome)}`);
   return outcome;
 }
@@ -638,10 +663,11 @@ describe('openTunnel', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
   };
-  const stop = (server: Server): Promise<void> => new Promise((resolve) => {
-    server.close(() => resolve());
-    for (const socket of scriptedSockets) socket.destroy();
-  });
+  const stop = (server: Server): Promise<void> =>
+    new Promise((resolve) => {
+      server.close(() => resolve());
+      for (const socket of scriptedSockets) socket.destroy();
+    });
 
   it('keeps bytes that came right after the 2xx head for the next reader', async () => {
     const { url, server } = await scripted('HTTP/1.1 200 Connection established\r\n\r\nfirst bytes of the server');

@@ -57,9 +57,15 @@ export interface FrameSpec {
 /** One frame's bytes (RFC 6455 §5.2), with the minimal length encoding. */
 export function frame(spec: FrameSpec): Buffer {
   const payload = typeof spec.payload === 'string' ? Buffer.from(spec.payload, 'utf8') : (spec.payload ?? Buffer.alloc(0));
-  const key = spec.mask === false ? null : Buffer.isBuffer(spec.mask) ? spec.mask : randomBytes(4);
+  const key =
+    spec.mask === false ? null
+    : Buffer.isBuffer(spec.mask) ? spec.mask
+    : randomBytes(4);
   const length = payload.length;
-  const extended = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
+  const extended =
+    length < 126 ? 0
+    : length < 0x10000 ? 2
+    : 8;
   const header = Buffer.alloc(2 + extended + (key === null ? 0 : 4));
   header[0] =
     ((spec.fin ?? true) ? 0x80 : 0) |
@@ -67,7 +73,11 @@ export function frame(spec: FrameSpec): Buffer {
     (spec.rsv2 === true ? 0x20 : 0) |
     (spec.rsv3 === true ? 0x10 : 0) |
     (spec.opcode & 0x0f);
-  header[1] = (key === null ? 0 : 0x80) | (extended === 0 ? length : extended === 2 ? 126 : 127);
+  header[1] =
+    (key === null ? 0 : 0x80) |
+    (extended === 0 ? length
+    : extended === 2 ? 126
+    : 127);
   if (extended === 2) header.writeUInt16BE(length, 2);
   if (extended === 8) header.writeBigUInt64BE(BigInt(length), 2);
   if (key === null) return Buffer.concat([header, payload]);
@@ -224,10 +234,14 @@ export class RawClient {
 
   /** Read an HTTP response head (consumed); its body is left in the buffer. */
   async readHead(timeout = DEFAULT_WAIT_MS): Promise<HttpResponse> {
-    const end = await this.waitFor(() => {
-      const at = this.peek(this.length).indexOf('\r\n\r\n');
-      return at < 0 ? null : at + 4;
-    }, timeout, 'an HTTP response head');
+    const end = await this.waitFor(
+      () => {
+        const at = this.peek(this.length).indexOf('\r\n\r\n');
+        return at < 0 ? null : at + 4;
+      },
+      timeout,
+      'an HTTP response head',
+    );
     const head = this.take(end).toString('latin1');
     const lines = head.slice(0, -4).split('\r\n');
     const statusLine = lines[0]!;
@@ -259,7 +273,11 @@ export class RawClient {
     const b0 = bytes[0]!;
     const b1 = bytes[1]!;
     const code = b1 & 0x7f;
-    let offset = 2 + (code === 126 ? 2 : code === 127 ? 8 : 0);
+    let offset =
+      2 +
+      (code === 126 ? 2
+      : code === 127 ? 8
+      : 0);
     const masked = (b1 & 0x80) !== 0;
     let payload = bytes.subarray(offset + (masked ? 4 : 0));
     if (masked) {
@@ -316,10 +334,16 @@ export class RawClient {
     const head = this.peek(Math.min(this.length, 14));
     const code = head[1]! & 0x7f;
     const masked = (head[1]! & 0x80) !== 0;
-    const extended = code === 126 ? 2 : code === 127 ? 8 : 0;
+    const extended =
+      code === 126 ? 2
+      : code === 127 ? 8
+      : 0;
     const headerSize = 2 + extended + (masked ? 4 : 0);
     if (head.length < headerSize) return null;
-    const length = code === 126 ? head.readUInt16BE(2) : code === 127 ? Number(head.readBigUInt64BE(2)) : code;
+    const length =
+      code === 126 ? head.readUInt16BE(2)
+      : code === 127 ? Number(head.readBigUInt64BE(2))
+      : code;
     return this.length >= headerSize + length ? headerSize + length : null;
   }
 

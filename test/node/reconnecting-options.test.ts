@@ -22,10 +22,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close({ timeout: 100 })));
 });
 
-function nextEvent<K extends keyof ReconnectingWebSocketEventMap>(
-  client: ReconnectingWebSocket,
-  type: K,
-): Promise<ReconnectingWebSocketEventMap[K]> {
+function nextEvent<K extends keyof ReconnectingWebSocketEventMap>(client: ReconnectingWebSocket, type: K): Promise<ReconnectingWebSocketEventMap[K]> {
   return new Promise((resolve) => {
     const off = client.on(type, (event) => {
       off();
@@ -77,9 +74,7 @@ describe('ReconnectingWebSocket connectOptions', () => {
   });
 
   it('refuses connectOptions together with a WebSocket class of its own', () => {
-    expect(() => new ReconnectingWebSocket('ws://127.0.0.1:1/', { WebSocket, connectOptions: { headers: { a: 'b' } } })).toThrow(
-      TypeError,
-    );
+    expect(() => new ReconnectingWebSocket('ws://127.0.0.1:1/', { WebSocket, connectOptions: { headers: { a: 'b' } } })).toThrow(TypeError);
   });
 
   describe('over TLS', () => {
@@ -92,9 +87,23 @@ describe('ReconnectingWebSocket connectOptions', () => {
       const made = spawnSync(
         'openssl',
         [
-          'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-          '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-          '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-days',
+          '2',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
         ],
         { encoding: 'utf8', timeout: 20_000 },
       );

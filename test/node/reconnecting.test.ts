@@ -30,10 +30,7 @@ async function serve(received: string[], port = 0): Promise<{ server: WebSocketS
   return { server, port: address.port };
 }
 
-function nextEvent<K extends keyof ReconnectingWebSocketEventMap>(
-  client: ReconnectingWebSocket,
-  type: K,
-): Promise<ReconnectingWebSocketEventMap[K]> {
+function nextEvent<K extends keyof ReconnectingWebSocketEventMap>(client: ReconnectingWebSocket, type: K): Promise<ReconnectingWebSocketEventMap[K]> {
   return new Promise((resolve) => {
     const off = client.on(type, (event) => {
       off();

@@ -26,7 +26,11 @@ async function start(server: WebSocketServer): Promise<number> {
 }
 
 /** A client that records what it receives, connected once the server has adopted it. */
-async function client(port: number, path: string, server: WebSocketServer): Promise<{ connection: Connection<undefined>; received: Array<string | Buffer> }> {
+async function client(
+  port: number,
+  path: string,
+  server: WebSocketServer,
+): Promise<{ connection: Connection<undefined>; received: Array<string | Buffer> }> {
   const before = server.connections.size;
   const connection = await connect(`ws://127.0.0.1:${port}${path}`, { perMessageDeflate: false });
   clients.push(connection);

@@ -96,8 +96,7 @@ describe('opening handshake (RFC 6455 §4.2)', () => {
     client.write(upgradeRequest());
     const response = await client.readHead();
     expect(response.head).toBe(
-      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        `Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n\r\n`,
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' + `Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n\r\n`,
     );
   });
 
@@ -410,8 +409,7 @@ describe('handleUpgrade on an existing node:http server', () => {
     client.write(Buffer.concat([Buffer.from(upgradeRequest({ path: '/ws' }), 'latin1'), frame({ opcode: OP.text, payload: 'early' })]));
     const response = await client.readHead();
     expect(response.head).toBe(
-      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        `Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n\r\n`,
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' + `Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n\r\n`,
     );
     expect((await client.readFrame()).bytes).toEqual(serverText('early'));
     client.send({ opcode: OP.text, payload: 'later' });

@@ -96,10 +96,7 @@ describe('rate limits per connection', () => {
 
   it('close: the first message over the byte allowance closes with 1008; a message may overdraw it once', async () => {
     const clock = manualClock();
-    const { server, port } = await start(
-      { '/': { ...echo, rateLimit: { bytesPerSecond: 100, onExceeded: 'close' } } },
-      { now: clock.now },
-    );
+    const { server, port } = await start({ '/': { ...echo, rateLimit: { bytesPerSecond: 100, onExceeded: 'close' } } }, { now: clock.now });
     const client = await upgrade(port);
     const sixty = 'x'.repeat(60);
     expect(await roundTrip(client, sixty)).toBe(sixty);
@@ -111,10 +108,7 @@ describe('rate limits per connection', () => {
 
   it('counts bytes after decoding: multi-byte text is counted in UTF-8 bytes', async () => {
     const clock = manualClock();
-    const { port } = await start(
-      { '/': { ...echo, rateLimit: { bytesPerSecond: 10, byteBurst: 10, onExceeded: 'close' } } },
-      { now: clock.now },
-    );
+    const { port } = await start({ '/': { ...echo, rateLimit: { bytesPerSecond: 10, byteBurst: 10, onExceeded: 'close' } } }, { now: clock.now });
     const client = await upgrade(port);
     // Five characters, ten bytes: takes the whole allowance.
     expect(await roundTrip(client, 'ééééé')).toBe('ééééé');

@@ -44,7 +44,9 @@ describe('WebSocketServer log', () => {
     const { port, entries } = await echoWithLog(true);
     await exchange(port, entries);
     const frames = entries.filter((entry): entry is Extract<ServerLogEntry, { event: 'frame' }> => entry.event === 'frame');
-    const seen = frames.map((entry) => `${entry.frame.direction} ${Opcode[entry.frame.opcode]} ${entry.frame.length}${entry.frame.masked ? ' masked' : ''}`);
+    const seen = frames.map(
+      (entry) => `${entry.frame.direction} ${Opcode[entry.frame.opcode]} ${entry.frame.length}${entry.frame.masked ? ' masked' : ''}`,
+    );
     expect(seen).toEqual(['in Text 5 masked', 'out Text 5', 'in Ping 1 masked', 'out Pong 1', 'in Close 2 masked', 'out Close 2']);
     expect(frames.every((entry) => entry.path === '/echo')).toBe(true);
     expect(entries.map((entry) => entry.event).filter((event) => event !== 'frame')).toEqual(['open', 'close']);

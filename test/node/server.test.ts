@@ -157,9 +157,7 @@ describe('heartbeat', () => {
     // Tick 2: the lively one is pinged again; the silent one, still owing its pong, is dropped.
     clock.advance(100);
     expect((await lively.readFrame()).bytes).toEqual(PING);
-    expect((await silent.readFrame()).bytes).toEqual(
-      frame({ opcode: OP.close, payload: closePayload(1001, 'no pong within 100 ms'), mask: false }),
-    );
+    expect((await silent.readFrame()).bytes).toEqual(frame({ opcode: OP.close, payload: closePayload(1001, 'no pong within 100 ms'), mask: false }));
     await silent.waitEnd();
 
     // Tick 3: answering keeps it going.
@@ -239,9 +237,7 @@ describe('exceptions in application hooks', () => {
     const victim = await connectRaw(harness);
     victim.send({ opcode: OP.text, payload: 'boom' });
     const close = await victim.readFrame();
-    expect(close.bytes).toEqual(
-      frame({ opcode: OP.close, payload: closePayload(1011, 'internal error'), mask: false }),
-    );
+    expect(close.bytes).toEqual(frame({ opcode: OP.close, payload: closePayload(1011, 'internal error'), mask: false }));
     await victim.waitEnd();
     await until(() => harness.closes.length === 1, 'the close event', 1000);
     // Reported once, as a ConnectionError carrying what was thrown; the close event has the same error.

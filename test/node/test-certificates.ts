@@ -35,7 +35,23 @@ export function makeTestCertificates(): TestCertificates {
     writeFileSync(join(dir, `${name}.ext`), extensions);
     openssl(['req', '-new', ...curve, '-subj', subject, '-keyout', `${name}.key`, '-out', `${name}.csr`], dir);
     openssl(
-      ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`],
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '2',
+        '-extfile',
+        `${name}.ext`,
+        '-out',
+        `${name}.pem`,
+      ],
       dir,
     );
   };

@@ -110,7 +110,15 @@ describe('WebSocketServer.traffic()', () => {
   it('lists every route in mount order, with zeros before any connection', async () => {
     const h = await start();
     expect(h.server.traffic()).toEqual(
-      ['/echo', '/sink', '*'].map((path) => ({ path, connections: 0, opened: 0, messagesReceived: 0, bytesReceived: 0, messagesSent: 0, bytesSent: 0 })),
+      ['/echo', '/sink', '*'].map((path) => ({
+        path,
+        connections: 0,
+        opened: 0,
+        messagesReceived: 0,
+        bytesReceived: 0,
+        messagesSent: 0,
+        bytesSent: 0,
+      })),
     );
   });
 
@@ -124,17 +132,38 @@ describe('WebSocketServer.traffic()', () => {
     for (let i = 0; i < 5; i++) first.send('abcd');
     for (let i = 0; i < 3; i++) second.send('xy');
     await until(() => echoes === 8, 'eight echoes', 3000);
-    expect(routeOf(h.server, '/echo')).toMatchObject({ connections: 2, opened: 2, messagesReceived: 8, bytesReceived: 26, messagesSent: 8, bytesSent: 26 });
+    expect(routeOf(h.server, '/echo')).toMatchObject({
+      connections: 2,
+      opened: 2,
+      messagesReceived: 8,
+      bytesReceived: 26,
+      messagesSent: 8,
+      bytesSent: 26,
+    });
 
     first.close(1000);
     await until(() => routeOf(h.server, '/echo').connections === 1, 'the close on the server', 3000);
-    expect(routeOf(h.server, '/echo')).toMatchObject({ connections: 1, opened: 2, messagesReceived: 8, bytesReceived: 26, messagesSent: 8, bytesSent: 26 });
+    expect(routeOf(h.server, '/echo')).toMatchObject({
+      connections: 1,
+      opened: 2,
+      messagesReceived: 8,
+      bytesReceived: 26,
+      messagesSent: 8,
+      bytesSent: 26,
+    });
 
     second.send('z');
     await until(() => echoes === 9, 'the ninth echo', 3000);
     second.close(1000);
     await until(() => routeOf(h.server, '/echo').connections === 0, 'the second close', 3000);
-    expect(routeOf(h.server, '/echo')).toMatchObject({ connections: 0, opened: 2, messagesReceived: 9, bytesReceived: 27, messagesSent: 9, bytesSent: 27 });
+    expect(routeOf(h.server, '/echo')).toMatchObject({
+      connections: 0,
+      opened: 2,
+      messagesReceived: 9,
+      bytesReceived: 27,
+      messagesSent: 9,
+      bytesSent: 27,
+    });
     expect(routeOf(h.server, '/sink')).toMatchObject({ connections: 0, opened: 0, messagesReceived: 0 });
   });
 

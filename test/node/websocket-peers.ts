@@ -160,10 +160,16 @@ export function switchingProtocols(accept: string, extra: string[] = []): string
 /** An unmasked (server-to-client) frame, RFC 6455 §5.2. */
 export function serverFrame(opcode: number, payload: Buffer | string = Buffer.alloc(0), fin = true): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  const extended = body.length < 126 ? 0 : body.length < 0x10000 ? 2 : 8;
+  const extended =
+    body.length < 126 ? 0
+    : body.length < 0x10000 ? 2
+    : 8;
   const header = Buffer.alloc(2 + extended);
   header[0] = (fin ? 0x80 : 0) | opcode;
-  header[1] = extended === 0 ? body.length : extended === 2 ? 126 : 127;
+  header[1] =
+    extended === 0 ? body.length
+    : extended === 2 ? 126
+    : 127;
   if (extended === 2) header.writeUInt16BE(body.length, 2);
   if (extended === 8) header.writeBigUInt64BE(BigInt(body.length), 2);
   return Buffer.concat([header, body]);

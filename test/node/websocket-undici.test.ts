@@ -2,7 +2,22 @@ import type { Socket } from 'node:net';
 import { WebSocket as UndiciWebSocket } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from '../../src/index.js';
-import { BINARY, TEXT, delay, onClientData, rawServer, recordEvents, scriptedServer, serverFrame, switchingProtocols, type EventRecord, type RawServer, type ScriptedServer, type UpgradeInfo, type WhatwgSocket } from './websocket-peers.js';
+import {
+  BINARY,
+  TEXT,
+  delay,
+  onClientData,
+  rawServer,
+  recordEvents,
+  scriptedServer,
+  serverFrame,
+  switchingProtocols,
+  type EventRecord,
+  type RawServer,
+  type ScriptedServer,
+  type UpgradeInfo,
+  type WhatwgSocket,
+} from './websocket-peers.js';
 import { until } from '../wait.js';
 
 /**
@@ -35,9 +50,9 @@ afterEach(async () => {
 
 function create(implementation: Implementation, url: string, protocols?: string | string[]): WhatwgSocket {
   const ws =
-    implementation === 'sockeye'
-      ? (new WebSocket(url, protocols) as unknown as WhatwgSocket)
-      : (new UndiciWebSocket(url, protocols) as unknown as WhatwgSocket);
+    implementation === 'sockeye' ?
+      (new WebSocket(url, protocols) as unknown as WhatwgSocket)
+    : (new UndiciWebSocket(url, protocols) as unknown as WhatwgSocket);
   created.push(ws);
   return ws;
 }
@@ -202,16 +217,17 @@ describe('the same events as undici', () => {
     ['a server that closes TCP during the handshake', async () => (await raw((s) => s.destroy())).url(), undefined],
   ])('for a failed handshake: %s', async (_what, makeUrl, protocols) => {
     const url = await makeUrl();
-    const logs = await compare(() => url, () => {}, protocols);
+    const logs = await compare(
+      () => url,
+      () => {},
+      protocols,
+    );
     expect(logs.sockeye).toEqual(logs.undici);
     expect(logs.sockeye).toEqual(FAILED);
   });
 
   it.each([
-    [
-      'invalid UTF-8 in a text message',
-      (socket: Socket) => socket.write(serverFrame(TEXT, Buffer.from([0x68, 0xc3, 0x28]))),
-    ],
+    ['invalid UTF-8 in a text message', (socket: Socket) => socket.write(serverFrame(TEXT, Buffer.from([0x68, 0xc3, 0x28])))],
     ['a TCP connection dropped without a close frame', (socket: Socket) => socket.destroy()],
     ['a TCP connection ended in the middle of a message', (socket: Socket) => socket.end(serverFrame(TEXT, 'half', false))],
   ])('for a connection that fails after opening: %s', async (_what, misbehave) => {

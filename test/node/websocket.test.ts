@@ -1,7 +1,22 @@
 import type { Socket } from 'node:net';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { CloseEvent, WebSocket, WebSocketServer } from '../../src/index.js';
-import { BINARY, CLOSE, TEXT, delay, onClientData, parseClientFrame, rawServer, recordEvents, scriptedServer, serverFrame, switchingProtocols, type RawServer, type ScriptedServer, type UpgradeInfo } from './websocket-peers.js';
+import {
+  BINARY,
+  CLOSE,
+  TEXT,
+  delay,
+  onClientData,
+  parseClientFrame,
+  rawServer,
+  recordEvents,
+  scriptedServer,
+  serverFrame,
+  switchingProtocols,
+  type RawServer,
+  type ScriptedServer,
+  type UpgradeInfo,
+} from './websocket-peers.js';
 import { until } from '../wait.js';
 
 /**
@@ -498,9 +513,7 @@ describe('close()', () => {
     await recording.closed;
     ws.close(3003);
     await delay(30);
-    expect(recording.log.filter((e) => e.type === 'close')).toEqual([
-      { type: 'close', readyState: 3, code: 3001, reason: '', wasClean: true },
-    ]);
+    expect(recording.log.filter((e) => e.type === 'close')).toEqual([{ type: 'close', readyState: 3, code: 3001, reason: '', wasClean: true }]);
   });
 
   it('sends a close frame without a body when given no code and no reason', async () => {

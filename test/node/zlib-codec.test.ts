@@ -110,8 +110,7 @@ function sampleMessages(count: number): Buffer[] {
 const LENGTH_BASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
 const LENGTH_EXTRA = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
 const DIST_BASE = [
-  1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193,
-  12289, 16385, 24577,
+  1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
 ];
 const DIST_EXTRA = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
 const CODE_LENGTH_ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
@@ -132,7 +131,14 @@ function huffman(lengths: number[]): Huffman {
   });
   return { counts, symbols };
 }
-const FIXED_LITERALS = huffman(Array.from({ length: 288 }, (_, s) => (s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8)));
+const FIXED_LITERALS = huffman(
+  Array.from({ length: 288 }, (_, s) =>
+    s < 144 ? 8
+    : s < 256 ? 9
+    : s < 280 ? 7
+    : 8,
+  ),
+);
 const FIXED_DISTANCES = huffman(new Array<number>(30).fill(5));
 
 /**
@@ -499,9 +505,7 @@ describe('createZlibCodec: the 00 00 ff ff tail (RFC 7692 §7.2)', () => {
   it('accepts several final blocks in one frame but refuses a flood of them', async () => {
     const block = zlib.deflateRawSync(Buffer.from('ab'));
     const c = codec(params(), 'server');
-    expect((await inflateOk(c, Buffer.concat([...new Array<Buffer>(8).fill(block), hex('00')]))).toString()).toBe(
-      'ab'.repeat(8),
-    );
+    expect((await inflateOk(c, Buffer.concat([...new Array<Buffer>(8).fill(block), hex('00')]))).toString()).toBe('ab'.repeat(8));
     const flood = await decompress(c, Buffer.concat([...new Array<Buffer>(50).fill(block), hex('00')]));
     expect(flood.error).toBeInstanceOf(ZlibCodecError);
     expect(flood.tooBig).toBe(false);
@@ -647,8 +651,6 @@ describe('createZlibCodec: the limiter', () => {
     await pending.catch(() => undefined);
     expect(limiter.active).toBe(0);
     const c = codec(params(), 'server', { limiter });
-    expect((await inflateOk(c, await compress(codec(params(), 'client', { limiter }), Buffer.from('still works')))).toString()).toBe(
-      'still works',
-    );
+    expect((await inflateOk(c, await compress(codec(params(), 'client', { limiter }), Buffer.from('still works')))).toString()).toBe('still works');
   });
 });

@@ -165,7 +165,9 @@ async function packAndInstallIn(root: string): Promise<Installed> {
   }
 
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }, null, 2));
-  const files = readdirSync(tarballs).filter((name) => name.endsWith('.tgz')).map((name) => join(tarballs, name));
+  const files = readdirSync(tarballs)
+    .filter((name) => name.endsWith('.tgz'))
+    .map((name) => join(tarballs, name));
   await npm(['install', ...files, '--no-audit', '--no-fund', '--no-package-lock', '--ignore-scripts'], project, cache);
   return { root, project, packageDir: join(project, 'node_modules', 'sockeye'), packedFiles };
 }

@@ -54,11 +54,11 @@ async function node(file: string, text: string, args: readonly string[] = []): P
 /** `Object.keys` of every entry point, sorted, loaded with import() or require(). */
 async function exportedNames(how: 'import' | 'require'): Promise<{ names: Record<string, string[]>; stderr: string }> {
   const script =
-    how === 'import'
-      ? `const names = {};
+    how === 'import' ?
+      `const names = {};
 for (const entry of JSON.parse(process.argv[2])) names[entry] = Object.keys(await import(entry)).sort();
 console.log(JSON.stringify(names));`
-      : `const names = {};
+    : `const names = {};
 for (const entry of JSON.parse(process.argv[2])) names[entry] = Object.keys(require(entry)).sort();
 console.log(JSON.stringify(names));`;
   const { stdout, stderr } = await node(how === 'import' ? 'list-esm.mjs' : 'list-cjs.cjs', script, [JSON.stringify(ENTRY_POINTS)]);
@@ -75,7 +75,10 @@ function namesImportedByReadme(): Array<{ entry: string; name: string }> {
   ];
   for (const [, list, entry] of statements) {
     for (const item of list!.split(',')) {
-      const name = item.trim().split(/\s+as\s+|:\s*/)[0]!.trim();
+      const name = item
+        .trim()
+        .split(/\s+as\s+|:\s*/)[0]!
+        .trim();
       if (name === '' || name.startsWith('type ')) continue;
       found.push({ entry: entry!, name });
     }
@@ -158,7 +161,9 @@ describe('the packed package', () => {
     // Internals are gone from the declarations, not only hidden behind a type.
     const declarations = readFileSync(join(installed.packageDir, 'dist/src/node/connection.d.ts'), 'utf8');
     const classBody = declarations.slice(declarations.indexOf('declare class Connection'));
-    const members = [...classBody.slice(0, classBody.indexOf('\n}')).matchAll(/^\s+(?:readonly\s+)?(?:get\s+)?([A-Za-z]\w*)\??\s*[(:<;]/gm)].map((match) => match[1]);
+    const members = [...classBody.slice(0, classBody.indexOf('\n}')).matchAll(/^\s+(?:readonly\s+)?(?:get\s+)?([A-Za-z]\w*)\??\s*[(:<;]/gm)].map(
+      (match) => match[1],
+    );
     expect(members).toEqual(expect.arrayContaining(['send', 'close', 'ping', 'bufferedAmount', 'context']));
     for (const member of ['writeFrame', 'flush', 'serverData', 'event', 'backlogDrained', 'heartbeat', 'drop', 'receiveInitial']) {
       expect(members).not.toContain(member);
@@ -179,7 +184,11 @@ describe('the packed package', () => {
 
     beforeAll(async () => {
       const bin = join(installed.project, 'node_modules', '.bin', 'sockeye');
-      const started = spawn(bin, ['serve', '--port', '0', '--log-level', 'silent'], { cwd: installed.project, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const started = spawn(bin, ['serve', '--port', '0', '--log-level', 'silent'], {
+        cwd: installed.project,
+        env: cleanEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       child = started;
       let out = '';
       let err = '';
@@ -227,11 +236,10 @@ describe('the packed package', () => {
           continue;
         }
         const type = response.headers.get('content-type') ?? '';
-        const references = type.startsWith('text/html')
-          ? [...body.matchAll(/\b(?:src|href)="([^"]+)"/g)].map((match) => match[1]!)
-          : type.startsWith('text/javascript')
-            ? [...body.matchAll(/\b(?:from|import)\s*'([^']+)'/g)].map((match) => match[1]!)
-            : [];
+        const references =
+          type.startsWith('text/html') ? [...body.matchAll(/\b(?:src|href)="([^"]+)"/g)].map((match) => match[1]!)
+          : type.startsWith('text/javascript') ? [...body.matchAll(/\b(?:from|import)\s*'([^']+)'/g)].map((match) => match[1]!)
+          : [];
         if (type.startsWith('text/javascript')) scripts.push(new URL(url).pathname);
         for (const reference of references) {
           const target = new URL(reference, url);
@@ -245,7 +253,9 @@ describe('the packed package', () => {
       }
       expect(failed).toEqual([]);
       // What the pages were seen to load, so the crawl above cannot pass by finding nothing.
-      expect(scripts).toEqual(expect.arrayContaining(['/web/page-socket.js', '/web/reconnecting-websocket.js', '/vendor/uplot/uPlot.esm.js', '/chat/chat.js']));
+      expect(scripts).toEqual(
+        expect.arrayContaining(['/web/page-socket.js', '/web/reconnecting-websocket.js', '/vendor/uplot/uPlot.esm.js', '/chat/chat.js']),
+      );
     }, 60_000);
 
     it('serves the browser modules as installed, and the vendored uPlot files', async () => {

@@ -7,6 +7,7 @@
  * PUBLIC_NAMES: the values, what `Object.keys(await import(entry))` gives
  * (and what the declarations export as values).
  */
+// prettier-ignore
 export const PUBLIC_NAMES: Readonly<Record<string, readonly string[]>> = {
   sockeye: [
     'CloseCode', 'CloseEvent', 'Connection', 'ConnectionError', 'ConnectionState',
@@ -37,6 +38,7 @@ export const PUBLIC_NAMES: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** The type-only names (interfaces, type aliases) the declarations of each entry point export. */
+// prettier-ignore
 export const PUBLIC_TYPES: Readonly<Record<string, readonly string[]>> = {
   sockeye: [
     'BackoffOptions', 'BinaryType', 'BlobLike', 'BroadcastOptions', 'ClientDeflateOptions', 'CloseEventInit',

@@ -31,7 +31,10 @@ export function resolveEntries(project: string, entries: readonly string[], opti
 }
 
 export function createProgram(project: string, rootFiles: readonly string[], options: ts.CompilerOptions): ts.Program {
-  return ts.createProgram(rootFiles.map((file) => (file.startsWith(sep) ? file : join(project, file))), options);
+  return ts.createProgram(
+    rootFiles.map((file) => (file.startsWith(sep) ? file : join(project, file))),
+    options,
+  );
 }
 
 /**
@@ -40,7 +43,8 @@ export function createProgram(project: string, rootFiles: readonly string[], opt
  */
 export function problems(program: ts.Program, project: string): string[] {
   const packageDir = join(project, 'node_modules', 'sockeye') + sep;
-  const ours = (file: string): boolean => file.startsWith(packageDir) || (file.startsWith(project + sep) && !file.includes(`${sep}node_modules${sep}`));
+  const ours = (file: string): boolean =>
+    file.startsWith(packageDir) || (file.startsWith(project + sep) && !file.includes(`${sep}node_modules${sep}`));
   const diagnostics: ts.Diagnostic[] = [...program.getOptionsDiagnostics(), ...program.getGlobalDiagnostics()];
   for (const source of program.getSourceFiles()) {
     if (!ours(source.fileName)) continue;
@@ -112,7 +116,10 @@ export function unnameableTypes(program: ts.Program, entryFiles: ReadonlyMap<str
       const visit = (node: ts.Node): void => {
         // Private members carry no types in declarations; skip them all the same.
         if (ts.canHaveModifiers(node) && ts.getModifiers(node)?.some((modifier) => modifier.kind === ts.SyntaxKind.PrivateKeyword)) return;
-        const name = ts.isTypeReferenceNode(node) ? node.typeName : ts.isExpressionWithTypeArguments(node) ? node.expression : undefined;
+        const name =
+          ts.isTypeReferenceNode(node) ? node.typeName
+          : ts.isExpressionWithTypeArguments(node) ? node.expression
+          : undefined;
         const referenced = name === undefined ? undefined : checker.getSymbolAtLocation(name);
         if (referenced !== undefined) {
           const target = resolve(referenced);

@@ -292,19 +292,24 @@ describe('FrameReader: buffering', () => {
       key: fc.uint8Array({ minLength: 4, maxLength: 4 }),
     });
     fc.assert(
-      fc.property(fc.array(frameArb, { maxLength: 6, size: 'max' }), fc.boolean(), fc.array(fc.nat(), { maxLength: 20, size: 'max' }), (specs, masked, cuts) => {
-        // Control frames must be FIN and short; make the generated ones legal.
-        const legal = specs.map((s) => (s.opcode >= 8 ? { ...s, fin: true, payload: s.payload.subarray(0, 125) } : s));
-        const stream = concat(...legal.map((s) => frame({ opcode: s.opcode, fin: s.fin, payload: s.payload, mask: masked ? s.key : null })));
-        const { reader: r, sink } = reader({ expectMasked: masked, allowRsv1: false });
-        for (const piece of splitAt(stream, cuts)) r.push(piece);
-        expect(sink.errors).toEqual([]);
-        expect(sink.calls.filter((c) => c.kind === 'header')).toEqual(
-          legal.map((s) => ({ kind: 'header', fin: s.fin, rsv1: false, opcode: s.opcode, length: s.payload.length })),
-        );
-        expect(sink.payloads).toEqual(legal.map((s) => toHex(s.payload)));
-        expect(r.bufferedBytes).toBe(0);
-      }),
+      fc.property(
+        fc.array(frameArb, { maxLength: 6, size: 'max' }),
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 20, size: 'max' }),
+        (specs, masked, cuts) => {
+          // Control frames must be FIN and short; make the generated ones legal.
+          const legal = specs.map((s) => (s.opcode >= 8 ? { ...s, fin: true, payload: s.payload.subarray(0, 125) } : s));
+          const stream = concat(...legal.map((s) => frame({ opcode: s.opcode, fin: s.fin, payload: s.payload, mask: masked ? s.key : null })));
+          const { reader: r, sink } = reader({ expectMasked: masked, allowRsv1: false });
+          for (const piece of splitAt(stream, cuts)) r.push(piece);
+          expect(sink.errors).toEqual([]);
+          expect(sink.calls.filter((c) => c.kind === 'header')).toEqual(
+            legal.map((s) => ({ kind: 'header', fin: s.fin, rsv1: false, opcode: s.opcode, length: s.payload.length })),
+          );
+          expect(sink.payloads).toEqual(legal.map((s) => toHex(s.payload)));
+          expect(r.bufferedBytes).toBe(0);
+        },
+      ),
       { numRuns: 150 },
     );
   });

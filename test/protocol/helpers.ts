@@ -73,14 +73,14 @@ export interface FrameFields {
 export function frame(fields: FrameFields): Uint8Array {
   const payload = typeof fields.payload === 'string' ? utf8(fields.payload) : (fields.payload ?? new Uint8Array(0));
   const declared = BigInt(fields.declaredLength ?? payload.length);
-  const encoding = fields.lengthEncoding ?? (declared < 126n ? 7 : declared < 65536n ? 16 : 64);
+  const encoding =
+    fields.lengthEncoding ??
+    (declared < 126n ? 7
+    : declared < 65536n ? 16
+    : 64);
   const key = fields.mask ?? null;
   const head: number[] = [
-    ((fields.fin ?? true) ? 0x80 : 0) |
-      (fields.rsv1 ? 0x40 : 0) |
-      (fields.rsv2 ? 0x20 : 0) |
-      (fields.rsv3 ? 0x10 : 0) |
-      (fields.opcode & 0x0f),
+    ((fields.fin ?? true) ? 0x80 : 0) | (fields.rsv1 ? 0x40 : 0) | (fields.rsv2 ? 0x20 : 0) | (fields.rsv3 ? 0x10 : 0) | (fields.opcode & 0x0f),
   ];
   const maskBit = key === null ? 0 : 0x80;
   if (encoding === 7) {
@@ -206,10 +206,7 @@ export class RecordingHost implements ProtocolHost {
   }
 }
 
-export function makeProtocol(
-  role: Role,
-  options: Omit<ProtocolOptions, 'role'> = {},
-): { protocol: Protocol; host: RecordingHost } {
+export function makeProtocol(role: Role, options: Omit<ProtocolOptions, 'role'> = {}): { protocol: Protocol; host: RecordingHost } {
   const host = new RecordingHost();
   const protocol = new Protocol(host, { ...options, role });
   return { protocol, host };

@@ -78,14 +78,18 @@ describe('MessageBuffer', () => {
 
   it('equals the concatenation of any fragments (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 3000, size: 'max' }), { maxLength: 20, size: 'max' }), fc.integer({ min: 1, max: 100_000 }), (chunks, limit) => {
-        const buffer = new MessageBuffer(limit);
-        const expected = concat(...chunks);
-        for (const chunk of chunks) buffer.append(chunk);
-        expect(buffer.length).toBe(expected.length);
-        expect(Array.from(buffer.take())).toEqual(Array.from(expected));
-        expect(buffer.length).toBe(0);
-      }),
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 3000, size: 'max' }), { maxLength: 20, size: 'max' }),
+        fc.integer({ min: 1, max: 100_000 }),
+        (chunks, limit) => {
+          const buffer = new MessageBuffer(limit);
+          const expected = concat(...chunks);
+          for (const chunk of chunks) buffer.append(chunk);
+          expect(buffer.length).toBe(expected.length);
+          expect(Array.from(buffer.take())).toEqual(Array.from(expected));
+          expect(buffer.length).toBe(0);
+        },
+      ),
       { numRuns: 300 },
     );
   });

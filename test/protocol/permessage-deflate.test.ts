@@ -142,10 +142,8 @@ describe('negotiateServer: accepting an offer (RFC 7692 §7.1)', () => {
     },
     {
       name: 'every parameter at once',
-      offer:
-        'permessage-deflate; client_max_window_bits=11; server_max_window_bits=13; client_no_context_takeover; server_no_context_takeover',
-      response:
-        'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=13; client_max_window_bits=11',
+      offer: 'permessage-deflate; client_max_window_bits=11; server_max_window_bits=13; client_no_context_takeover; server_no_context_takeover',
+      response: 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=13; client_max_window_bits=11',
       params: params({
         serverNoContextTakeover: true,
         clientNoContextTakeover: true,
@@ -212,9 +210,7 @@ describe('negotiateServer: declining offers (RFC 7692 §7.1)', () => {
 
   it('declines nothing when no permessage-deflate is offered, and ignores other extensions', () => {
     expect(serverAnswer('x-webkit-deflate-frame; no_context_takeover, foo')).toBeNull();
-    expect(serverAnswer('foo; bar=1, permessage-deflate; server_max_window_bits=10')?.response).toBe(
-      'permessage-deflate; server_max_window_bits=10',
-    );
+    expect(serverAnswer('foo; bar=1, permessage-deflate; server_max_window_bits=10')?.response).toBe('permessage-deflate; server_max_window_bits=10');
   });
 
   it('does not treat the extension name case-insensitively', () => {
@@ -223,13 +219,14 @@ describe('negotiateServer: declining offers (RFC 7692 §7.1)', () => {
 
   it('accepts the first offer it can honour, in the client order (RFC 7692 §5.1 preference)', () => {
     // The first offer asks for nothing the server cannot do: it wins over the second.
-    expect(
-      serverAnswer('permessage-deflate; server_max_window_bits=10, permessage-deflate')?.response,
-    ).toBe('permessage-deflate; server_max_window_bits=10');
+    expect(serverAnswer('permessage-deflate; server_max_window_bits=10, permessage-deflate')?.response).toBe(
+      'permessage-deflate; server_max_window_bits=10',
+    );
     // A server that must limit the client skips the offer that does not allow it.
-    expect(
-      serverAnswer('permessage-deflate, permessage-deflate; client_max_window_bits', { clientMaxWindowBits: 10 }),
-    ).toEqual({ response: 'permessage-deflate; client_max_window_bits=10', params: params({ clientMaxWindowBits: 10 }) });
+    expect(serverAnswer('permessage-deflate, permessage-deflate; client_max_window_bits', { clientMaxWindowBits: 10 })).toEqual({
+      response: 'permessage-deflate; client_max_window_bits=10',
+      params: params({ clientMaxWindowBits: 10 }),
+    });
   });
 
   it('rejects invalid server options as a usage error', () => {
@@ -442,12 +439,8 @@ describe('client and server agree', () => {
         expect(client).toEqual({ ok: true, params: server!.params });
         // Nobody gets a larger window than they asked for.
         const p = server!.params;
-        expect(p.serverMaxWindowBits).toBeLessThanOrEqual(
-          Math.min(clientOptions.serverMaxWindowBits ?? 15, serverOptions.serverMaxWindowBits ?? 15),
-        );
-        expect(p.clientMaxWindowBits).toBeLessThanOrEqual(
-          Math.min(clientOptions.clientMaxWindowBits ?? 15, serverOptions.clientMaxWindowBits ?? 15),
-        );
+        expect(p.serverMaxWindowBits).toBeLessThanOrEqual(Math.min(clientOptions.serverMaxWindowBits ?? 15, serverOptions.serverMaxWindowBits ?? 15));
+        expect(p.clientMaxWindowBits).toBeLessThanOrEqual(Math.min(clientOptions.clientMaxWindowBits ?? 15, serverOptions.clientMaxWindowBits ?? 15));
         if (clientOptions.serverNoContextTakeover || serverOptions.serverNoContextTakeover) {
           expect(p.serverNoContextTakeover).toBe(true);
         }

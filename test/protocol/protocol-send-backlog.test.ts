@@ -21,7 +21,12 @@ class HeldCodec implements CompressionCodec {
     this.waiting.push((error) => (error === null ? done(null, copy) : done(error, null)));
   }
 
-  decompress(data: Uint8Array, _fin: boolean, _limit: number, done: (error: Error | null, output: Uint8Array[] | null, tooBig: boolean) => void): void {
+  decompress(
+    data: Uint8Array,
+    _fin: boolean,
+    _limit: number,
+    done: (error: Error | null, output: Uint8Array[] | null, tooBig: boolean) => void,
+  ): void {
     done(null, [data.slice()], false);
   }
 
@@ -36,7 +41,12 @@ class HeldCodec implements CompressionCodec {
 
 /** A server's unmasked frame of `n` payload bytes: payload plus a 2-, 4- or 10-byte header (RFC 6455 §5.2). */
 function weight(n: number): number {
-  return n + (n < 126 ? 2 : n < 65536 ? 4 : 10);
+  return (
+    n +
+    (n < 126 ? 2
+    : n < 65536 ? 4
+    : 10)
+  );
 }
 
 function deflating(role: Role = Role.Server) {

@@ -29,7 +29,9 @@ const ROLES = [Role.Server, Role.Client] as const;
 const HELLO = utf8('Hello');
 
 function messages(host: RecordingHost): { text?: string; binary: boolean; hex: string }[] {
-  return host.ofType('message').map((m) => (m.binary ? { binary: true, hex: toHex(m.data) } : { binary: false, text: decodeUtf8(m.data), hex: toHex(m.data) }));
+  return host
+    .ofType('message')
+    .map((m) => (m.binary ? { binary: true, hex: toHex(m.data) } : { binary: false, text: decodeUtf8(m.data), hex: toHex(m.data) }));
 }
 
 // ---------------------------------------------------------------------------
@@ -160,9 +162,17 @@ describe('framing violations fail the connection with the right code and close f
     ['RSV3', (r) => peerFrame(r, { opcode: 1, rsv3: true, payload: 'x' }), 'WS_ERR_UNEXPECTED_RSV'],
     ['RSV1 on a ping without permessage-deflate', (r) => peerFrame(r, { opcode: 9, rsv1: true }), 'WS_ERR_UNEXPECTED_RSV'],
     ['a 16-bit length under 126', (r) => peerFrame(r, { opcode: 2, payload: new Uint8Array(125), lengthEncoding: 16 }), 'WS_ERR_NON_MINIMAL_LENGTH'],
-    ['a 64-bit length under 65536', (r) => peerFrame(r, { opcode: 2, payload: new Uint8Array(200), lengthEncoding: 64 }), 'WS_ERR_NON_MINIMAL_LENGTH'],
+    [
+      'a 64-bit length under 65536',
+      (r) => peerFrame(r, { opcode: 2, payload: new Uint8Array(200), lengthEncoding: 64 }),
+      'WS_ERR_NON_MINIMAL_LENGTH',
+    ],
     ['a 64-bit length for 65535 bytes', (r) => peerFrame(r, { opcode: 2, declaredLength: 65535, lengthEncoding: 64 }), 'WS_ERR_NON_MINIMAL_LENGTH'],
-    ['a 64-bit length with the top bit set', (r) => peerFrame(r, { opcode: 2, declaredLength: 1n << 63n, lengthEncoding: 64 }), 'WS_ERR_INVALID_LENGTH'],
+    [
+      'a 64-bit length with the top bit set',
+      (r) => peerFrame(r, { opcode: 2, declaredLength: 1n << 63n, lengthEncoding: 64 }),
+      'WS_ERR_INVALID_LENGTH',
+    ],
     ['a ping of 126 bytes', (r) => peerFrame(r, { opcode: 9, payload: new Uint8Array(126) }), 'WS_ERR_CONTROL_TOO_LONG'],
     ['a close frame of 126 bytes', (r) => peerFrame(r, { opcode: 8, payload: closePayload(1000, 'x'.repeat(124)) }), 'WS_ERR_CONTROL_TOO_LONG'],
     ['a pong with a 64-bit length', (r) => peerFrame(r, { opcode: 10, declaredLength: 70000 }), 'WS_ERR_CONTROL_TOO_LONG'],
@@ -685,7 +695,9 @@ describe('ping and pong (RFC 6455 §5.5.2, §5.5.3)', () => {
 
   it('rejects ping and pong payloads over 125 bytes with WS_ERR_CONTROL_PAYLOAD_TOO_LONG, writing nothing', () => {
     const { protocol, host } = makeProtocol(Role.Client);
-    expect(() => protocol.ping(new Uint8Array(126))).toThrow(expect.objectContaining({ name: 'UsageError', code: 'WS_ERR_CONTROL_PAYLOAD_TOO_LONG' }));
+    expect(() => protocol.ping(new Uint8Array(126))).toThrow(
+      expect.objectContaining({ name: 'UsageError', code: 'WS_ERR_CONTROL_PAYLOAD_TOO_LONG' }),
+    );
     expect(() => protocol.pong(new Uint8Array(126))).toThrow(expect.objectContaining({ code: 'WS_ERR_CONTROL_PAYLOAD_TOO_LONG' }));
     expect(host.writes).toEqual([]);
     expect(protocol.ping(new Uint8Array(125))).toBe(true);
@@ -949,7 +961,12 @@ describe('permessage-deflate: sending', () => {
     // It really was compressed.
     expect(sender.host.frames()[0]!.payload.length).toBeLessThan(200);
     for (const piece of chunksOf(wire, 7)) receiver.protocol.receive(piece);
-    expect(messages(receiver.host).map((m) => m.text ?? m.hex.length)).toEqual([long, 'tiny', 'frag one, frag two, frag three', toHex(patternBytes(3000, 8)).length]);
+    expect(messages(receiver.host).map((m) => m.text ?? m.hex.length)).toEqual([
+      long,
+      'tiny',
+      'frag one, frag two, frag three',
+      toHex(patternBytes(3000, 8)).length,
+    ]);
   });
 
   it('a compressor failure closes with 1011, reports an error with that close code and stops reading', () => {
@@ -1043,7 +1060,10 @@ describe('permessage-deflate: receiving', () => {
       const { protocol, host } = deflating(Role.Client, codec);
       feed(
         protocol,
-        concat(peerFrame(Role.Client, { opcode: 1, rsv1: true, payload: 'last words' }), peerFrame(Role.Client, { opcode: 8, payload: closePayload(1000) })),
+        concat(
+          peerFrame(Role.Client, { opcode: 1, rsv1: true, payload: 'last words' }),
+          peerFrame(Role.Client, { opcode: 8, payload: closePayload(1000) }),
+        ),
       );
       codec.drain();
       expect(host.events.map((e) => e.type)).toEqual(['message', 'close']);
@@ -1052,7 +1072,9 @@ describe('permessage-deflate: receiving', () => {
     it(`${mode} codec: tooBig fails with 1009, and the limit passed is what is left of maxMessageSize`, () => {
       const codec = new FakeCodec(asynchronous);
       codec.decompressWith = (data, _fin, limit) =>
-        data.length * 10 > limit ? { error: null, output: null, tooBig: true } : { error: null, output: [new Uint8Array(data.length * 10)], tooBig: false };
+        data.length * 10 > limit ?
+          { error: null, output: null, tooBig: true }
+        : { error: null, output: [new Uint8Array(data.length * 10)], tooBig: false };
       const { protocol, host } = deflating(Role.Server, codec, 0, 1000);
       feed(protocol, peerFrame(Role.Server, { opcode: 2, rsv1: true, fin: false, payload: new Uint8Array(60) }));
       codec.drain();
@@ -1204,7 +1226,11 @@ describe('permessage-deflate: receiving', () => {
 
   it('an uncompressed message in a deflate session still has its frames reported as received (RSV1 clear)', () => {
     const { protocol, host } = makeProtocol(Role.Server, { deflate: { codec: new FakeCodec(false), threshold: 0 }, frameEvents: true });
-    feed(protocol, peerFrame(Role.Server, { opcode: 2, fin: false, payload: hex('01 02') }), peerFrame(Role.Server, { opcode: 0, payload: hex('03') }));
+    feed(
+      protocol,
+      peerFrame(Role.Server, { opcode: 2, fin: false, payload: hex('01 02') }),
+      peerFrame(Role.Server, { opcode: 0, payload: hex('03') }),
+    );
     expect(host.ofType('frame').map((f) => [f.opcode, f.fin, f.rsv1, toHex(f.payload)])).toEqual([
       [2, false, false, '01 02'],
       [0, true, false, '03'],
@@ -1271,14 +1297,16 @@ const textArb = fc.oneof(
 
 const cutsArb = fc.oneof(fc.constant([] as number[]), fc.array(fc.nat(), { minLength: 1, maxLength: 5, size: 'max' }));
 
-const planArb: fc.Arbitrary<Plan> = fc.record({
-  content: fc.oneof(
-    binaryArb.map((data) => ({ binary: true, data })),
-    textArb.map((text) => ({ binary: false, data: utf8(text) })),
-  ),
-  cuts: cutsArb,
-  pings: fc.array(fc.record({ at: fc.nat(), data: fc.uint8Array({ maxLength: 125, size: 'max' }) }), { maxLength: 3, size: 'max' }),
-}).map(({ content, cuts, pings }) => ({ ...content, cuts, pings }));
+const planArb: fc.Arbitrary<Plan> = fc
+  .record({
+    content: fc.oneof(
+      binaryArb.map((data) => ({ binary: true, data })),
+      textArb.map((text) => ({ binary: false, data: utf8(text) })),
+    ),
+    cuts: cutsArb,
+    pings: fc.array(fc.record({ at: fc.nat(), data: fc.uint8Array({ maxLength: 125, size: 'max' }) }), { maxLength: 3, size: 'max' }),
+  })
+  .map(({ content, cuts, pings }) => ({ ...content, cuts, pings }));
 
 function fragmentsOf(plan: Plan): Uint8Array[] {
   const points = plan.cuts.map((c) => c % (plan.data.length + 1)).sort((a, b) => a - b);
@@ -1306,10 +1334,19 @@ function encodePlans(plans: Plan[], receiver: Role, lengthClasses?: Set<number>)
       }
       if (i === fragments.length) break;
       const fragment = fragments[i]!;
-      lengthClasses?.add(fragment.length < 126 ? 7 : fragment.length < 65536 ? 16 : 64);
+      lengthClasses?.add(
+        fragment.length < 126 ? 7
+        : fragment.length < 65536 ? 16
+        : 64,
+      );
       parts.push(
         peerFrame(receiver, {
-          opcode: i === 0 ? (plan.binary ? 2 : 1) : 0,
+          opcode:
+            i === 0 ?
+              plan.binary ?
+                2
+              : 1
+            : 0,
           fin: i === fragments.length - 1,
           payload: fragment,
         }),
@@ -1323,7 +1360,11 @@ function encodePlans(plans: Plan[], receiver: Role, lengthClasses?: Set<number>)
 /** Compare without dumping megabytes on failure. */
 function expectEvents(events: ProtocolEvent[], expected: Expected[]): void {
   const summary = (e: { type: string; data?: Uint8Array; binary?: boolean }): string =>
-    `${e.type}${e.binary === undefined ? '' : e.binary ? ':bin' : ':text'}:${e.data?.length ?? '-'}:${e.data ? Buffer.from(e.data).toString('base64').slice(0, 40) : ''}`;
+    `${e.type}${
+      e.binary === undefined ? ''
+      : e.binary ? ':bin'
+      : ':text'
+    }:${e.data?.length ?? '-'}:${e.data ? Buffer.from(e.data).toString('base64').slice(0, 40) : ''}`;
   expect(events.map((e) => summary(e as { type: string }))).toEqual(expected.map(summary));
   for (let i = 0; i < expected.length; i++) {
     const got = events[i] as { data: Uint8Array };
@@ -1338,18 +1379,24 @@ describe('properties', () => {
     it(`${receiver}: any messages from a ${sender}, fragmented, with pings, split anywhere, arrive intact and in order`, () => {
       const lengthClasses = new Set<number>();
       fc.assert(
-        fc.property(fc.array(planArb, { minLength: 1, maxLength: 5, size: 'max' }), fc.array(fc.nat(), { maxLength: 40, size: 'max' }), (plans, cuts) => {
-          const { stream, expected } = encodePlans(plans, receiver, lengthClasses);
-          const { protocol, host } = makeProtocol(receiver);
-          for (const piece of splitAt(stream, cuts)) protocol.receive(piece);
-          expectEvents(host.events, expected);
-          // Every ping answered by a pong with the same payload, masked only by a client.
-          const pongs = host.frames();
-          const pings = expected.filter((e) => e.type === 'ping');
-          expect(pongs.map((f) => [f.opcode, f.masked, toHex(f.payload)])).toEqual(pings.map((p) => [0xa, receiver === Role.Client, toHex(p.data)]));
-          expect(protocol.bufferedInput).toBe(0);
-          expect(protocol.state).toBe(ProtocolState.Open);
-        }),
+        fc.property(
+          fc.array(planArb, { minLength: 1, maxLength: 5, size: 'max' }),
+          fc.array(fc.nat(), { maxLength: 40, size: 'max' }),
+          (plans, cuts) => {
+            const { stream, expected } = encodePlans(plans, receiver, lengthClasses);
+            const { protocol, host } = makeProtocol(receiver);
+            for (const piece of splitAt(stream, cuts)) protocol.receive(piece);
+            expectEvents(host.events, expected);
+            // Every ping answered by a pong with the same payload, masked only by a client.
+            const pongs = host.frames();
+            const pings = expected.filter((e) => e.type === 'ping');
+            expect(pongs.map((f) => [f.opcode, f.masked, toHex(f.payload)])).toEqual(
+              pings.map((p) => [0xa, receiver === Role.Client, toHex(p.data)]),
+            );
+            expect(protocol.bufferedInput).toBe(0);
+            expect(protocol.state).toBe(ProtocolState.Open);
+          },
+        ),
         { numRuns: 100 },
       );
       // The generator must have exercised all three length encodings.
@@ -1379,29 +1426,33 @@ describe('properties', () => {
     it(`${receiver}: what the other role's Protocol sends (send, sendFragment, ping) parses back to the same messages`, () => {
       const senderRole = receiver === Role.Server ? Role.Client : Role.Server;
       fc.assert(
-        fc.property(fc.array(planArb, { minLength: 1, maxLength: 4, size: 'max' }), fc.array(fc.nat(), { maxLength: 20, size: 'max' }), (plans, cuts) => {
-          const out = makeProtocol(senderRole);
-          const expected: Expected[] = [];
-          for (const plan of plans) {
-            const fragments = fragmentsOf(plan);
-            const slots = fragments.length + 1;
-            for (let i = 0; i < slots; i++) {
-              for (const ping of plan.pings) {
-                if (ping.at % slots !== i) continue;
-                out.protocol.ping(ping.data);
-                expected.push({ type: 'ping', data: ping.data });
+        fc.property(
+          fc.array(planArb, { minLength: 1, maxLength: 4, size: 'max' }),
+          fc.array(fc.nat(), { maxLength: 20, size: 'max' }),
+          (plans, cuts) => {
+            const out = makeProtocol(senderRole);
+            const expected: Expected[] = [];
+            for (const plan of plans) {
+              const fragments = fragmentsOf(plan);
+              const slots = fragments.length + 1;
+              for (let i = 0; i < slots; i++) {
+                for (const ping of plan.pings) {
+                  if (ping.at % slots !== i) continue;
+                  out.protocol.ping(ping.data);
+                  expected.push({ type: 'ping', data: ping.data });
+                }
+                if (i === fragments.length) break;
+                const last = i === fragments.length - 1;
+                if (fragments.length === 1) out.protocol.send(fragments[0]!, plan.binary);
+                else out.protocol.sendFragment(fragments[i]!, plan.binary, last);
+                if (last) expected.push({ type: 'message', binary: plan.binary, data: plan.data });
               }
-              if (i === fragments.length) break;
-              const last = i === fragments.length - 1;
-              if (fragments.length === 1) out.protocol.send(fragments[0]!, plan.binary);
-              else out.protocol.sendFragment(fragments[i]!, plan.binary, last);
-              if (last) expected.push({ type: 'message', binary: plan.binary, data: plan.data });
             }
-          }
-          const { protocol, host } = makeProtocol(receiver);
-          for (const piece of splitAt(out.host.written, cuts)) protocol.receive(piece);
-          expectEvents(host.events, expected);
-        }),
+            const { protocol, host } = makeProtocol(receiver);
+            for (const piece of splitAt(out.host.written, cuts)) protocol.receive(piece);
+            expectEvents(host.events, expected);
+          },
+        ),
         { numRuns: 60 },
       );
     });
@@ -1422,7 +1473,12 @@ describe('properties', () => {
             for (const plan of plans) {
               const fragments = fragmentsOf(plan);
               fragments.forEach((fragment, i) => {
-                const opcode = i === 0 ? (plan.binary ? 2 : 1) : 0;
+                const opcode =
+                  i === 0 ?
+                    plan.binary ?
+                      2
+                    : 1
+                  : 0;
                 frames.push(peerFrame(receiver, { opcode, rsv1: i === 0, fin: i === fragments.length - 1, payload: fragment }));
               });
             }

@@ -168,39 +168,35 @@ describe('Utf8Validator (incremental, RFC 6455 §8.1)', () => {
   it('rejects at the same byte as a streaming fatal TextDecoder, for any split (property)', () => {
     const byteArb = fc.oneof(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0x80, max: 0xff }));
     fc.assert(
-      fc.property(
-        fc.array(byteArb, { maxLength: 40, size: 'max' }),
-        fc.array(fc.nat(), { maxLength: 6, size: 'max' }),
-        (array, cutsRaw) => {
-          const bytes = Uint8Array.from(array);
-          const expected = referenceFirstError(bytes);
-          const cuts = [...new Set(cutsRaw.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-          const validator = new Utf8Validator();
-          let start = 0;
-          let failedInPiece: [number, number] | null = null;
-          for (const end of [...cuts, bytes.length]) {
-            if (end < start) continue;
-            if (!validator.update(bytes, start, end)) {
-              failedInPiece = [start, end];
-              break;
-            }
-            start = end;
+      fc.property(fc.array(byteArb, { maxLength: 40, size: 'max' }), fc.array(fc.nat(), { maxLength: 6, size: 'max' }), (array, cutsRaw) => {
+        const bytes = Uint8Array.from(array);
+        const expected = referenceFirstError(bytes);
+        const cuts = [...new Set(cutsRaw.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const validator = new Utf8Validator();
+        let start = 0;
+        let failedInPiece: [number, number] | null = null;
+        for (const end of [...cuts, bytes.length]) {
+          if (end < start) continue;
+          if (!validator.update(bytes, start, end)) {
+            failedInPiece = [start, end];
+            break;
           }
-          if (expected === -1) {
-            expect(failedInPiece).toBeNull();
-            expect(validator.complete).toBe(true);
-          } else if (expected === bytes.length) {
-            // Valid so far but ends inside a character.
-            expect(failedInPiece).toBeNull();
-            expect(validator.complete).toBe(false);
-          } else {
-            // Rejected in the piece that holds the offending byte, not later.
-            expect(failedInPiece).not.toBeNull();
-            expect(expected).toBeGreaterThanOrEqual(failedInPiece![0]);
-            expect(expected).toBeLessThan(failedInPiece![1]);
-          }
-        },
-      ),
+          start = end;
+        }
+        if (expected === -1) {
+          expect(failedInPiece).toBeNull();
+          expect(validator.complete).toBe(true);
+        } else if (expected === bytes.length) {
+          // Valid so far but ends inside a character.
+          expect(failedInPiece).toBeNull();
+          expect(validator.complete).toBe(false);
+        } else {
+          // Rejected in the piece that holds the offending byte, not later.
+          expect(failedInPiece).not.toBeNull();
+          expect(expected).toBeGreaterThanOrEqual(failedInPiece![0]);
+          expect(expected).toBeLessThan(failedInPiece![1]);
+        }
+      }),
       { numRuns: 2000 },
     );
   });

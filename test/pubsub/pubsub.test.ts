@@ -215,14 +215,19 @@ describe('PubSub', () => {
     const outcomes: RecoveryResult[] = [];
     server.route('/resume', {
       open(connection) {
-        void hub.subscribeSince(connection, 'room', { epoch: 'gone', offset: 9 }, {
-          onRecovery(result) {
-            outcomes.push(result);
-            connection.send(`snapshot at ${result.position.offset}`);
-            // Published by the application right after its snapshot: live, after it.
-            void hub.publish('room', 'live');
+        void hub.subscribeSince(
+          connection,
+          'room',
+          { epoch: 'gone', offset: 9 },
+          {
+            onRecovery(result) {
+              outcomes.push(result);
+              connection.send(`snapshot at ${result.position.offset}`);
+              // Published by the application right after its snapshot: live, after it.
+              void hub.publish('room', 'live');
+            },
           },
-        });
+        );
         // Already in the topic when the snapshot is taken: covered by it, not sent again.
         void hub.publish('room', 'during');
       },

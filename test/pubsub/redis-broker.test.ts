@@ -215,7 +215,27 @@ describe('RedisBroker', () => {
     const certFile = join(dir, 'cert.pem');
     const keyFile = join(dir, 'key.pem');
     // A self-signed certificate for 127.0.0.1: it is its own CA.
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const secured = await startRedis({ password: 'tls-pass', tls: { certFile, keyFile } });
     try {
       expect(secured.url.startsWith('rediss://')).toBe(true);

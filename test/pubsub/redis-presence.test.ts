@@ -90,9 +90,7 @@ describe('Redis presence: claim', () => {
     const nodes = await Promise.all([node(), node(), node()]);
     const ids = Array.from({ length: 20 }, (_, i) => `nick${i}`);
     // Every node claims every id at once: the scripts interleave in Redis.
-    const results = await Promise.all(
-      ids.map((id) => Promise.all(nodes.map((broker, n) => broker.presence.claim('race', id, { node: n })))),
-    );
+    const results = await Promise.all(ids.map((id) => Promise.all(nodes.map((broker, n) => broker.presence.claim('race', id, { node: n })))));
     for (const perNode of results) expect(perNode.filter(Boolean)).toHaveLength(1);
     const members = await nodes[0]!.presence.members('race');
     expect(members.map((m) => m.id).sort()).toEqual([...ids].sort());

@@ -43,9 +43,9 @@ export interface RedisTls {
 function launch(port: number, password: string | undefined, extra: readonly string[], tls: RedisTls | undefined): Promise<ChildProcess> {
   // With TLS the plain port is closed (0) and the TLS port takes its place.
   const ports =
-    tls === undefined
-      ? ['--port', String(port)]
-      : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-auth-clients', 'no'];
+    tls === undefined ?
+      ['--port', String(port)]
+    : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-auth-clients', 'no'];
   const args = [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra];
   if (password !== undefined) args.push('--requirepass', password);
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -43,22 +43,20 @@ function run(total: number, trimmed: number, steps: readonly Step[], maxPending:
   return { cursor, out, skipped };
 }
 
-const scenario = fc
-  .integer({ min: 1, max: 60 })
-  .chain((total) =>
-    fc.record({
-      total: fc.constant(total),
-      trimmed: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: total })),
-      maxPending: fc.integer({ min: 1, max: 80 }),
-      steps: fc.array(
-        fc.oneof(
-          { weight: 6, arbitrary: fc.integer({ min: 1, max: total }).map((offset): Step => ({ kind: 'live', offset })) },
-          { weight: 1, arbitrary: fc.constant<Step>({ kind: 'fetch' }) },
-        ),
-        { maxLength: 200 },
+const scenario = fc.integer({ min: 1, max: 60 }).chain((total) =>
+  fc.record({
+    total: fc.constant(total),
+    trimmed: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: total })),
+    maxPending: fc.integer({ min: 1, max: 80 }),
+    steps: fc.array(
+      fc.oneof(
+        { weight: 6, arbitrary: fc.integer({ min: 1, max: total }).map((offset): Step => ({ kind: 'live', offset })) },
+        { weight: 1, arbitrary: fc.constant<Step>({ kind: 'fetch' }) },
       ),
-    }),
-  );
+      { maxLength: 200 },
+    ),
+  }),
+);
 
 describe('TopicCursor (merging history with live messages)', () => {
   it('delivers in order with no duplicate, and every hole in the output is one it reported', () => {

@@ -71,8 +71,17 @@ describe('clusterSeries', () => {
   });
 
   it('leaves out a node whose latest sample is older than the stale limit, from its line and from the total', () => {
-    const series = clusterSeries([sample('a', 1000, 1), sample('b', 1500, 10), sample('a', 4000, 2), sample('a', 4500, 3), sample('a', 5000, 4)], STALE);
-    expect(series.perNode.get('b')).toEqual([null, expect.objectContaining({ time: 1500 }), expect.objectContaining({ time: 1500 }), expect.objectContaining({ time: 1500 }), null]);
+    const series = clusterSeries(
+      [sample('a', 1000, 1), sample('b', 1500, 10), sample('a', 4000, 2), sample('a', 4500, 3), sample('a', 5000, 4)],
+      STALE,
+    );
+    expect(series.perNode.get('b')).toEqual([
+      null,
+      expect.objectContaining({ time: 1500 }),
+      expect.objectContaining({ time: 1500 }),
+      expect.objectContaining({ time: 1500 }),
+      null,
+    ]);
     expect(series.total.map((total) => total.total.connections)).toEqual([1, 11, 12, 13, 4]);
   });
 
@@ -80,7 +89,10 @@ describe('clusterSeries', () => {
     const both = clusterSeries([sample('a', 1000, 1), sample('b', 1500, 1), sample('a', 2000, 1)], STALE);
     expect(currentNodes(both)).toEqual(['a', 'b']);
     // A process that restarted: the old name stops, the new one goes on alone.
-    const restarted = clusterSeries([sample('host:1', 1000, 1), sample('host:1', 2000, 1), sample('host:2', 3000, 1), sample('host:2', 6000, 1)], STALE);
+    const restarted = clusterSeries(
+      [sample('host:1', 1000, 1), sample('host:1', 2000, 1), sample('host:2', 3000, 1), sample('host:2', 6000, 1)],
+      STALE,
+    );
     expect(restarted.nodes).toEqual(['host:1', 'host:2']);
     expect(currentNodes(restarted)).toEqual(['host:2']);
     expect(currentNodes(clusterSeries([], STALE))).toEqual([]);

@@ -182,9 +182,7 @@ function rig(options: ReconnectingWebSocketOptions = {}, url: string | (() => st
 describe('backoffDelay', () => {
   it('starts at 1 s and doubles up to a 30 s cap by default', () => {
     const none = (): number => 0;
-    expect([1, 2, 3, 4, 5, 6, 7, 20].map((n) => backoffDelay(n, {}, none))).toEqual([
-      1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000,
-    ]);
+    expect([1, 2, 3, 4, 5, 6, 7, 20].map((n) => backoffDelay(n, {}, none))).toEqual([1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
   });
 
   it('takes a random share of up to `jitter` off each delay, never more, never past the cap', () => {

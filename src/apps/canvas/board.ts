@@ -234,7 +234,14 @@ export class Board {
   drawingState(): { strokes: StrokeInfo[]; nextStrokeId: number } {
     const strokes: StrokeInfo[] = [];
     for (const stroke of this.drawing.all()) {
-      strokes.push({ id: stroke.id, visitor: stroke.visitor, colour: stroke.colour, width: stroke.width, open: stroke.open, points: stroke.points.slice() });
+      strokes.push({
+        id: stroke.id,
+        visitor: stroke.visitor,
+        colour: stroke.colour,
+        width: stroke.width,
+        open: stroke.open,
+        points: stroke.points.slice(),
+      });
     }
     return { strokes, nextStrokeId: this.drawing.nextStrokeId };
   }

@@ -5,7 +5,16 @@ import type { PointerPosition } from './wire/codec.js';
 import type { Logger } from '../host/log.js';
 import { TopicListener } from '../topic-listener.js';
 import type { Board } from './board.js';
-import { decodeBatch, decodeCheckpoint, decodePointers, encodeBatch, encodeCheckpoint, encodePointers, type Checkpoint, type DrawingBatch } from './log-codec.js';
+import {
+  decodeBatch,
+  decodeCheckpoint,
+  decodePointers,
+  encodeBatch,
+  encodeCheckpoint,
+  encodePointers,
+  type Checkpoint,
+  type DrawingBatch,
+} from './log-codec.js';
 import { Outbox } from './outbox.js';
 
 /**
@@ -129,7 +138,11 @@ export class CanvasCluster {
     this.outbox = new Outbox(board.drawing.limits.maxStrokePoints);
     this.checkpointEvery = options.checkpointEvery ?? 200;
     this.waitMs = options.checkpointWaitMs ?? 3000;
-    this.listener = new TopicListener(pubsub, (data) => this.receive(data), (error) => this.report('applying a message', error));
+    this.listener = new TopicListener(
+      pubsub,
+      (data) => this.receive(data),
+      (error) => this.report('applying a message', error),
+    );
   }
 
   /**
@@ -227,7 +240,9 @@ export class CanvasCluster {
     this.loading = null;
     const found = findCheckpoint(messages, first);
     if (found === null && !fromStart) {
-      this.log.info('canvas: no checkpoint of the drawing could be had (none in the history, no node answered): this node shows what the history holds');
+      this.log.info(
+        'canvas: no checkpoint of the drawing could be had (none in the history, no node answered): this node shows what the history holds',
+      );
     }
     this.board.restoreDrawing(found?.checkpoint.strokes ?? [], found?.checkpoint.nextStrokeId ?? 1);
     this.sinceCheckpoint = 0;
@@ -422,10 +437,13 @@ export class CanvasCluster {
    */
   private scheduleAnswer(): void {
     if (this.answer !== null || this.loading !== null || this.stopped) return;
-    this.answer = setTimeout(() => {
-      this.answer = null;
-      this.publishBatch({ checkpoint: true, request: false }).catch(ignore);
-    }, Math.floor(Math.random() * ANSWER_SPREAD_MS));
+    this.answer = setTimeout(
+      () => {
+        this.answer = null;
+        this.publishBatch({ checkpoint: true, request: false }).catch(ignore);
+      },
+      Math.floor(Math.random() * ANSWER_SPREAD_MS),
+    );
     this.answer.unref();
   }
 
@@ -441,7 +459,10 @@ export class CanvasCluster {
     if (!Number.isInteger(id) || id < 1 || id > 0xffffffff || this.outbox.has(id)) return;
     if (event.type === 'join') {
       const data = event.member.data;
-      const name = typeof data === 'object' && data !== null && !Array.isArray(data) && typeof (data as { name?: unknown }).name === 'string' ? (data as { name: string }).name : '';
+      const name =
+        typeof data === 'object' && data !== null && !Array.isArray(data) && typeof (data as { name?: unknown }).name === 'string' ?
+          (data as { name: string }).name
+        : '';
       if (this.board.has(id)) this.board.rename(id, name);
       else this.board.join(name, id);
     } else {

@@ -76,7 +76,15 @@ export class Drawing {
     this.trimmedBefore = null;
     const open: Stroke[] = [];
     for (const info of strokes) {
-      const stroke: Stroke = { id: info.id, visitor: info.visitor, colour: info.colour, width: info.width, points: info.points.slice(), open: info.open, announced: info.points.length };
+      const stroke: Stroke = {
+        id: info.id,
+        visitor: info.visitor,
+        colour: info.colour,
+        width: info.width,
+        points: info.points.slice(),
+        open: info.open,
+        announced: info.points.length,
+      };
       this.strokes.set(stroke.id, stroke);
       this.points += stroke.points.length / 2;
       if (stroke.open) open.push(stroke);

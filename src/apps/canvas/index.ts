@@ -80,7 +80,18 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
     topicHistory: (topic) => CANVAS_HISTORY[topic],
 
     get stats() {
-      const total: CanvasStats = { ticks: 0, frames: 0, skipped: 0, snapshots: 0, resyncs: 0, catchUps: 0, versionResyncs: 0, visitors: 0, strokes: 0, points: 0 };
+      const total: CanvasStats = {
+        ticks: 0,
+        frames: 0,
+        skipped: 0,
+        snapshots: 0,
+        resyncs: 0,
+        catchUps: 0,
+        versionResyncs: 0,
+        visitors: 0,
+        strokes: 0,
+        points: 0,
+      };
       for (const { board, fanout } of mounts) {
         for (const key of Object.keys(fanout.stats) as Array<keyof FanoutStats>) total[key] += fanout.stats[key];
         total.visitors += board.visitorCount;
@@ -155,7 +166,9 @@ export function createCanvasApp(options: CanvasOptions = {}): CanvasApp {
         // A refusal that is not the client's mistake (a double-clicked undo, a second clear) is answered but not held against it.
         if (BENIGN_ERRORS.has(error.code)) return;
         if (!client.guard.error(performance.now())) {
-          log.info(`canvas closing ${connection.remoteAddress ?? '-'}: ${client.guard.maxErrors} bad messages within ${client.guard.errorWindowMs} ms`);
+          log.info(
+            `canvas closing ${connection.remoteAddress ?? '-'}: ${client.guard.maxErrors} bad messages within ${client.guard.errorWindowMs} ms`,
+          );
           // RFC 6455 §7.4.1: 1008, the peer keeps violating the endpoint's policy.
           connection.close(CloseCode.PolicyViolation, ERRORS_CLOSE_REASON);
         }

@@ -29,7 +29,9 @@ function invalid(message: string): NameCheck {
   return { ok: false, error: { code: 'invalid_name', message } };
 }
 
+// prettier-ignore
 const ADJECTIVES = ['Amber', 'Brisk', 'Coral', 'Dusky', 'Eager', 'Fern', 'Gentle', 'Hazel', 'Indigo', 'Jolly', 'Keen', 'Lucky', 'Mossy', 'Nimble', 'Olive', 'Plucky', 'Quiet', 'Rusty', 'Sunny', 'Teal'];
+// prettier-ignore
 const ANIMALS = ['Heron', 'Otter', 'Badger', 'Finch', 'Lynx', 'Marten', 'Newt', 'Owl', 'Puffin', 'Quail', 'Raven', 'Seal', 'Stoat', 'Tern', 'Vole', 'Wren', 'Yak', 'Zebu', 'Gecko', 'Ibis'];
 
 /**

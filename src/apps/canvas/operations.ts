@@ -22,7 +22,14 @@ export type DrawingOperation = Extract<
 /** The strokes by id. Ids grow with age and a Map keeps insertion order, so iteration is oldest first. */
 export type DrawingState = Map<number, StrokeInfo>;
 
-const OPERATION_TYPES: ReadonlySet<ServerMessage['type']> = new Set(['stroke-begin', 'stroke-points', 'stroke-end', 'stroke-undone', 'cleared', 'trim']);
+const OPERATION_TYPES: ReadonlySet<ServerMessage['type']> = new Set([
+  'stroke-begin',
+  'stroke-points',
+  'stroke-end',
+  'stroke-undone',
+  'cleared',
+  'trim',
+]);
 
 export function isDrawingOperation(message: ServerMessage): message is DrawingOperation {
   return OPERATION_TYPES.has(message.type);

@@ -82,7 +82,10 @@ export class Outbox {
       }
     }
     if (count * 2 < flat.length) {
-      return { ok: false, error: { code: 'stroke_too_long', message: `A stroke has at most ${this.maxStrokePoints} points; begin a new stroke to go on.` } };
+      return {
+        ok: false,
+        error: { code: 'stroke_too_long', message: `A stroke has at most ${this.maxStrokePoints} points; begin a new stroke to go on.` },
+      };
     }
     return OK;
   }

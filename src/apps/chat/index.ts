@@ -105,7 +105,8 @@ export function createChatApp(options: ChatAppOptions = {}): App {
   const app: App = {
     name: 'chat',
     title: 'Chat',
-    summary: 'Rooms with nicknames, presence, join and leave notices, images, typing, and the last 50 messages for newcomers; resumes after a reconnect.',
+    summary:
+      'Rooms with nicknames, presence, join and leave notices, images, typing, and the last 50 messages for newcomers; resumes after a reconnect.',
     pageDir: pageDirOf('chat'),
     topicHistory: chatTopicHistory,
     mount(server, { pubsub, log }) {
@@ -301,7 +302,8 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         if (seamLost && connection.state === ConnectionState.Open) await sendHistory(connection, room, true);
         pubsub.subscribe(connection, typingTopic(room));
         // A member taken over from a connection not seen closing (its process died) never left: no new notice.
-        if (claim === 'claimed' || (current !== null && current.room !== room)) await publish(room, { type: 'notice', event: 'join', room, nick, time: now() });
+        if (claim === 'claimed' || (current !== null && current.room !== room))
+          await publish(room, { type: 'notice', event: 'join', room, nick, time: now() });
         await publishPresence(room);
         log.debug(`chat join #${room} ${nick}${claim === 'resumed' ? ' (resumed)' : ''}`);
       };
@@ -376,7 +378,9 @@ export function createChatApp(options: ChatAppOptions = {}): App {
         if (isBinary) {
           const at = performance.now();
           const bytes = data as Buffer;
-          enqueue(peer, () => postImage(connection, peer, bytes, at).catch((error: unknown) => unavailable(connection, 'image', error, peekImageId(bytes))));
+          enqueue(peer, () =>
+            postImage(connection, peer, bytes, at).catch((error: unknown) => unavailable(connection, 'image', error, peekImageId(bytes))),
+          );
           return;
         }
         const text = data as string;
@@ -396,7 +400,9 @@ export function createChatApp(options: ChatAppOptions = {}): App {
             enqueue(peer, () => join(connection, peer, request).catch((error: unknown) => unavailable(connection, 'join', error)));
             return;
           case 'message':
-            enqueue(peer, () => post(connection, peer, request.text, request.id).catch((error: unknown) => unavailable(connection, 'message', error, request.id)));
+            enqueue(peer, () =>
+              post(connection, peer, request.text, request.id).catch((error: unknown) => unavailable(connection, 'message', error, request.id)),
+            );
             return;
           case 'typing':
             enqueue(peer, async () => typing(peer));
@@ -459,7 +465,10 @@ export function createChatApp(options: ChatAppOptions = {}): App {
 
 /** 10485760 -> "10 MB", 1536 -> "1.5 KB": for sentences, in binary units as the limits are. */
 function describeBytes(bytes: number): string {
-  const [amount, unit] = bytes >= 1024 * 1024 ? [bytes / (1024 * 1024), 'MB'] : bytes >= 1024 ? [bytes / 1024, 'KB'] : [bytes, 'bytes'];
+  const [amount, unit] =
+    bytes >= 1024 * 1024 ? [bytes / (1024 * 1024), 'MB']
+    : bytes >= 1024 ? [bytes / 1024, 'KB']
+    : [bytes, 'bytes'];
   return `${Number(amount.toFixed(1))} ${unit}`;
 }
 

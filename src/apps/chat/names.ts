@@ -44,10 +44,7 @@ export function checkRoom(raw: string | undefined): NameResult {
   if (raw.length < 1 || raw.length > ROOM_MAX_LENGTH || !ROOM_PATTERN.test(raw)) {
     return {
       ok: false,
-      error: chatError(
-        'invalid_room',
-        `A room name has 1 to ${ROOM_MAX_LENGTH} characters: a-z, 0-9, "_" or "-", starting with a letter or digit.`,
-      ),
+      error: chatError('invalid_room', `A room name has 1 to ${ROOM_MAX_LENGTH} characters: a-z, 0-9, "_" or "-", starting with a letter or digit.`),
     };
   }
   return { ok: true, value: raw.toLowerCase() };

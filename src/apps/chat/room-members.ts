@@ -63,7 +63,11 @@ export class RoomMembers {
     const members = await this.presence.members(roomTopic(room));
     return members
       .map((member) => [member.id, holderOf(member)?.nick ?? member.id] as const)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .sort(([a], [b]) =>
+        a < b ? -1
+        : a > b ? 1
+        : 0,
+      )
       .map(([, nick]) => nick);
   }
 

@@ -103,7 +103,10 @@ export function createClockApp(options: ClockOptions = {}): ClockApp {
           if (unmounted) return;
           reply(connection, { type: 'started', intervalMs });
           sendTime(connection);
-          schedules.set(connection, ticker.add(() => sendTime(connection)));
+          schedules.set(
+            connection,
+            ticker.add(() => sendTime(connection)),
+          );
         },
         close(connection) {
           stop(connection);

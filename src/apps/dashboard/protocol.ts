@@ -24,6 +24,4 @@ export interface NodeSample extends Sample {
  * - `error` for anything the client sends: the dashboard only talks.
  */
 export type DashboardMessage =
-  | { type: 'history'; intervalMs: number; samples: NodeSample[] }
-  | { type: 'sample'; sample: NodeSample }
-  | { type: 'error'; message: string };
+  { type: 'history'; intervalMs: number; samples: NodeSample[] } | { type: 'sample'; sample: NodeSample } | { type: 'error'; message: string };

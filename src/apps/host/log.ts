@@ -25,10 +25,14 @@ export function logServerEntry(log: Logger, entry: ServerLogEntry): void {
   const who = entry.remoteAddress ?? '-';
   switch (entry.event) {
     case 'open':
-      log.info(`open ${entry.path} ${who}${entry.protocol ? ` protocol=${entry.protocol}` : ''}${entry.extensions ? ` extensions=${entry.extensions}` : ''}`);
+      log.info(
+        `open ${entry.path} ${who}${entry.protocol ? ` protocol=${entry.protocol}` : ''}${entry.extensions ? ` extensions=${entry.extensions}` : ''}`,
+      );
       return;
     case 'close':
-      log.info(`close ${entry.path} ${who} code=${entry.code}${entry.reason ? ` reason=${JSON.stringify(entry.reason)}` : ''} clean=${entry.wasClean}`);
+      log.info(
+        `close ${entry.path} ${who} code=${entry.code}${entry.reason ? ` reason=${JSON.stringify(entry.reason)}` : ''} clean=${entry.wasClean}`,
+      );
       return;
     case 'refused':
       log.info(`refused ${entry.path || '-'} ${who} status=${entry.status} reason=${JSON.stringify(entry.reason)}`);

@@ -144,7 +144,10 @@ export class EventLoopDelayWindow {
   constructor(options: EventLoopDelayOptions = {}) {
     this.resolutionMs = options.resolutionMs ?? 10;
     this.now = options.now ?? (() => performance.now());
-    this.timers = options.timers ?? { setInterval: (callback, ms) => setInterval(callback, ms), clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout) };
+    this.timers = options.timers ?? {
+      setInterval: (callback, ms) => setInterval(callback, ms),
+      clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+    };
     this.last = this.now();
     this.timer = this.timers.setInterval(() => this.probe(), this.resolutionMs);
     (this.timer as { unref?: () => void }).unref?.();
@@ -318,9 +321,9 @@ export function formatPrometheus(families: readonly MetricFamily[]): string {
     for (const sample of family.samples) {
       const labels = Object.entries(sample.labels ?? {});
       const labelText =
-        labels.length === 0
-          ? ''
-          : `{${labels.map(([name, value]) => `${name}="${value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`).join(',')}}`;
+        labels.length === 0 ?
+          ''
+        : `{${labels.map(([name, value]) => `${name}="${value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`).join(',')}}`;
       text += `${family.name}${labelText} ${formatValue(sample.value)}\n`;
     }
   }
@@ -360,30 +363,125 @@ export function metricFamilies({ reading, loop, pubsub, server, startTimeSeconds
     { name: 'sockeye_connections', type: 'gauge', help: 'Open WebSocket connections.', samples: perApp((e) => e.connections) },
     { name: 'sockeye_connections_opened_total', type: 'counter', help: 'WebSocket connections accepted.', samples: perApp((e) => e.opened) },
     { name: 'sockeye_messages_received_total', type: 'counter', help: 'Data messages received.', samples: perApp((e) => e.messagesReceived) },
-    { name: 'sockeye_messages_sent_total', type: 'counter', help: 'Data messages sent (each subscriber of a published message counts).', samples: perApp((e) => e.messagesSent) },
-    { name: 'sockeye_received_bytes_total', type: 'counter', help: 'Payload bytes of the data messages received, after decompression.', samples: perApp((e) => e.bytesReceived) },
-    { name: 'sockeye_sent_bytes_total', type: 'counter', help: 'Payload bytes of the data messages sent, before compression.', samples: perApp((e) => e.bytesSent) },
+    {
+      name: 'sockeye_messages_sent_total',
+      type: 'counter',
+      help: 'Data messages sent (each subscriber of a published message counts).',
+      samples: perApp((e) => e.messagesSent),
+    },
+    {
+      name: 'sockeye_received_bytes_total',
+      type: 'counter',
+      help: 'Payload bytes of the data messages received, after decompression.',
+      samples: perApp((e) => e.bytesReceived),
+    },
+    {
+      name: 'sockeye_sent_bytes_total',
+      type: 'counter',
+      help: 'Payload bytes of the data messages sent, before compression.',
+      samples: perApp((e) => e.bytesSent),
+    },
     { name: 'sockeye_upgrades_accepted_total', type: 'counter', help: 'WebSocket upgrades accepted (101), all routes.', samples: one(server.opened) },
-    { name: 'sockeye_upgrades_refused_total', type: 'counter', help: 'WebSocket upgrade requests refused, by HTTP status.', samples: byKey(server.refused, 'status') },
-    { name: 'sockeye_closes_total', type: 'counter', help: 'WebSocket connections closed, by close code (1006: no close frame).', samples: byKey(server.closed, 'code') },
-    { name: 'sockeye_heartbeat_drops_total', type: 'counter', help: 'Connections dropped for not answering the heartbeat.', samples: one(server.heartbeatDrops) },
-    { name: 'sockeye_backpressure_closes_total', type: 'counter', help: 'Connections dropped for reading too slowly.', samples: one(server.backpressureCloses) },
-    { name: 'sockeye_backpressure_drops_total', type: 'counter', help: 'Messages not sent because the peer read too slowly (drop policy).', samples: one(server.backpressureDrops) },
+    {
+      name: 'sockeye_upgrades_refused_total',
+      type: 'counter',
+      help: 'WebSocket upgrade requests refused, by HTTP status.',
+      samples: byKey(server.refused, 'status'),
+    },
+    {
+      name: 'sockeye_closes_total',
+      type: 'counter',
+      help: 'WebSocket connections closed, by close code (1006: no close frame).',
+      samples: byKey(server.closed, 'code'),
+    },
+    {
+      name: 'sockeye_heartbeat_drops_total',
+      type: 'counter',
+      help: 'Connections dropped for not answering the heartbeat.',
+      samples: one(server.heartbeatDrops),
+    },
+    {
+      name: 'sockeye_backpressure_closes_total',
+      type: 'counter',
+      help: 'Connections dropped for reading too slowly.',
+      samples: one(server.backpressureCloses),
+    },
+    {
+      name: 'sockeye_backpressure_drops_total',
+      type: 'counter',
+      help: 'Messages not sent because the peer read too slowly (drop policy).',
+      samples: one(server.backpressureDrops),
+    },
     { name: 'sockeye_rate_limited_total', type: 'counter', help: 'Received messages refused by a rate limit.', samples: one(server.rateLimited) },
-    { name: 'sockeye_rate_limit_closes_total', type: 'counter', help: 'Connections closed (1008) for going over a rate limit.', samples: one(server.rateLimitCloses) },
+    {
+      name: 'sockeye_rate_limit_closes_total',
+      type: 'counter',
+      help: 'Connections closed (1008) for going over a rate limit.',
+      samples: one(server.rateLimitCloses),
+    },
     { name: 'sockeye_hook_failures_total', type: 'counter', help: 'Application hooks that threw or rejected.', samples: one(server.hookFailures) },
     { name: 'sockeye_pubsub_published_total', type: 'counter', help: 'Messages published.', samples: one(pubsub.published) },
-    { name: 'sockeye_pubsub_delivered_total', type: 'counter', help: 'Published messages delivered to a local subscriber, one per subscriber.', samples: one(pubsub.delivered) },
-    { name: 'sockeye_pubsub_dropped_total', type: 'counter', help: 'Deliveries skipped because the subscriber was too slow.', samples: one(pubsub.dropped) },
-    { name: 'sockeye_pubsub_closed_slow_total', type: 'counter', help: 'Subscribers closed because they were too slow.', samples: one(pubsub.closedSlow) },
-    { name: 'sockeye_pubsub_recovered_total', type: 'counter', help: 'Messages replayed from history to subscribers that resumed from a position.', samples: one(pubsub.recovered) },
-    { name: 'sockeye_pubsub_recovery_failed_total', type: 'counter', help: 'Resumptions that could not replay (epoch changed, history too short, broker unavailable).', samples: one(pubsub.recoveryFailed) },
+    {
+      name: 'sockeye_pubsub_delivered_total',
+      type: 'counter',
+      help: 'Published messages delivered to a local subscriber, one per subscriber.',
+      samples: one(pubsub.delivered),
+    },
+    {
+      name: 'sockeye_pubsub_dropped_total',
+      type: 'counter',
+      help: 'Deliveries skipped because the subscriber was too slow.',
+      samples: one(pubsub.dropped),
+    },
+    {
+      name: 'sockeye_pubsub_closed_slow_total',
+      type: 'counter',
+      help: 'Subscribers closed because they were too slow.',
+      samples: one(pubsub.closedSlow),
+    },
+    {
+      name: 'sockeye_pubsub_recovered_total',
+      type: 'counter',
+      help: 'Messages replayed from history to subscribers that resumed from a position.',
+      samples: one(pubsub.recovered),
+    },
+    {
+      name: 'sockeye_pubsub_recovery_failed_total',
+      type: 'counter',
+      help: 'Resumptions that could not replay (epoch changed, history too short, broker unavailable).',
+      samples: one(pubsub.recoveryFailed),
+    },
     { name: 'sockeye_broker_published_total', type: 'counter', help: 'Publishes the broker acknowledged as stored.', samples: one(broker.published) },
-    { name: 'sockeye_broker_received_total', type: 'counter', help: 'Messages the broker delivered to this process, once each.', samples: one(broker.received) },
-    { name: 'sockeye_broker_duplicates_total', type: 'counter', help: 'Duplicate messages the broker dropped by offset.', samples: one(broker.duplicates) },
-    { name: 'sockeye_broker_gaps_caught_up_total', type: 'counter', help: "Holes in a topic's live stream filled from history.", samples: one(broker.gapsCaughtUp) },
-    { name: 'sockeye_broker_gaps_lost_total', type: 'counter', help: "Holes in a topic's live stream that history could not fill.", samples: one(broker.gapsLost) },
-    { name: 'sockeye_broker_publish_failed_total', type: 'counter', help: 'Publishes that failed (queue full, broker unreachable past the wait).', samples: one(broker.publishFailed) },
+    {
+      name: 'sockeye_broker_received_total',
+      type: 'counter',
+      help: 'Messages the broker delivered to this process, once each.',
+      samples: one(broker.received),
+    },
+    {
+      name: 'sockeye_broker_duplicates_total',
+      type: 'counter',
+      help: 'Duplicate messages the broker dropped by offset.',
+      samples: one(broker.duplicates),
+    },
+    {
+      name: 'sockeye_broker_gaps_caught_up_total',
+      type: 'counter',
+      help: "Holes in a topic's live stream filled from history.",
+      samples: one(broker.gapsCaughtUp),
+    },
+    {
+      name: 'sockeye_broker_gaps_lost_total',
+      type: 'counter',
+      help: "Holes in a topic's live stream that history could not fill.",
+      samples: one(broker.gapsLost),
+    },
+    {
+      name: 'sockeye_broker_publish_failed_total',
+      type: 'counter',
+      help: 'Publishes that failed (queue full, broker unreachable past the wait).',
+      samples: one(broker.publishFailed),
+    },
     { name: 'sockeye_broker_queue_depth', type: 'gauge', help: 'Publishes waiting for the broker to store them.', samples: one(broker.queueDepth) },
     {
       name: 'sockeye_broker_state',
@@ -391,17 +489,52 @@ export function metricFamilies({ reading, loop, pubsub, server, startTimeSeconds
       help: "The broker connection's state: 1 for the current one, 0 for the others.",
       samples: BROKER_STATES.map((state) => ({ labels: { state }, value: state === broker.state ? 1 : 0 })),
     },
-    { name: 'sockeye_event_loop_delay_mean_seconds', type: 'gauge', help: 'Mean event-loop delay since the previous scrape.', samples: one(loop.mean / 1000) },
-    { name: 'sockeye_event_loop_delay_p99_seconds', type: 'gauge', help: '99th percentile of the event-loop delay since the previous scrape.', samples: one(loop.p99 / 1000) },
-    { name: 'sockeye_event_loop_delay_max_seconds', type: 'gauge', help: 'Longest event-loop delay since the previous scrape.', samples: one(loop.max / 1000) },
+    {
+      name: 'sockeye_event_loop_delay_mean_seconds',
+      type: 'gauge',
+      help: 'Mean event-loop delay since the previous scrape.',
+      samples: one(loop.mean / 1000),
+    },
+    {
+      name: 'sockeye_event_loop_delay_p99_seconds',
+      type: 'gauge',
+      help: '99th percentile of the event-loop delay since the previous scrape.',
+      samples: one(loop.p99 / 1000),
+    },
+    {
+      name: 'sockeye_event_loop_delay_max_seconds',
+      type: 'gauge',
+      help: 'Longest event-loop delay since the previous scrape.',
+      samples: one(loop.max / 1000),
+    },
     { name: 'process_cpu_user_seconds_total', type: 'counter', help: 'User CPU time of the process, seconds.', samples: one(reading.cpu.user / 1e6) },
-    { name: 'process_cpu_system_seconds_total', type: 'counter', help: 'System CPU time of the process, seconds.', samples: one(reading.cpu.system / 1e6) },
-    { name: 'process_cpu_seconds_total', type: 'counter', help: 'User and system CPU time of the process, seconds.', samples: one((reading.cpu.user + reading.cpu.system) / 1e6) },
+    {
+      name: 'process_cpu_system_seconds_total',
+      type: 'counter',
+      help: 'System CPU time of the process, seconds.',
+      samples: one(reading.cpu.system / 1e6),
+    },
+    {
+      name: 'process_cpu_seconds_total',
+      type: 'counter',
+      help: 'User and system CPU time of the process, seconds.',
+      samples: one((reading.cpu.user + reading.cpu.system) / 1e6),
+    },
     { name: 'process_resident_memory_bytes', type: 'gauge', help: 'Resident set size, bytes.', samples: one(reading.memory.rss) },
-    { name: 'process_start_time_seconds', type: 'gauge', help: 'Start time of the process, seconds since the Unix epoch.', samples: one(startTimeSeconds) },
+    {
+      name: 'process_start_time_seconds',
+      type: 'gauge',
+      help: 'Start time of the process, seconds since the Unix epoch.',
+      samples: one(startTimeSeconds),
+    },
     { name: 'nodejs_heap_size_used_bytes', type: 'gauge', help: 'V8 heap in use, bytes.', samples: one(reading.memory.heapUsed) },
     { name: 'nodejs_heap_size_total_bytes', type: 'gauge', help: 'V8 heap reserved, bytes.', samples: one(reading.memory.heapTotal) },
-    { name: 'nodejs_external_memory_bytes', type: 'gauge', help: 'Memory of C++ objects bound to JavaScript objects, bytes.', samples: one(reading.memory.external) },
+    {
+      name: 'nodejs_external_memory_bytes',
+      type: 'gauge',
+      help: 'Memory of C++ objects bound to JavaScript objects, bytes.',
+      samples: one(reading.memory.external),
+    },
   ];
 }
 

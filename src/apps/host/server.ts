@@ -12,14 +12,7 @@ import { PubSub } from '../../pubsub/pubsub.js';
 import { historyPolicyOf, socketPath, type App } from '../app.js';
 import { createLogger, logServerEntry, type Logger, type LogLevel } from './log.js';
 import { normalizeAllowedOrigin, originPolicy, type OriginPredicate } from './origin-policy.js';
-import {
-  EventLoopDelayWindow,
-  formatPrometheus,
-  metricFamilies,
-  processStartTimeSeconds,
-  PROMETHEUS_CONTENT_TYPE,
-  takeReading,
-} from './metrics.js';
+import { EventLoopDelayWindow, formatPrometheus, metricFamilies, processStartTimeSeconds, PROMETHEUS_CONTENT_TYPE, takeReading } from './metrics.js';
 import { pageDirOf, WEB_MODULES_DIR, WIRE_FOLDER, wireModulesDirOf } from './paths.js';
 import { serveStatic } from './static.js';
 import { VENDOR_CACHE_CONTROL, VENDOR_PREFIX, vendorFile } from './vendor.js';
@@ -252,7 +245,16 @@ export class AppServer {
     }
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (path === '/api/apps') {
-      this.sendJson(response, this.apps.map((app) => ({ name: app.name, title: app.title, summary: app.summary, page: app.pageDir !== undefined ? `/${app.name}/` : null, socket: socketPath(app) })));
+      this.sendJson(
+        response,
+        this.apps.map((app) => ({
+          name: app.name,
+          title: app.title,
+          summary: app.summary,
+          page: app.pageDir !== undefined ? `/${app.name}/` : null,
+          socket: socketPath(app),
+        })),
+      );
       return;
     }
     if (path === '/metrics') {
@@ -262,7 +264,8 @@ export class AppServer {
     if (path.startsWith('/web/') && (await serveStatic(request, response, WEB_MODULES_DIR, path.slice('/web'.length)))) return;
     if (path.startsWith(VENDOR_PREFIX)) {
       const file = vendorFile(path.slice(VENDOR_PREFIX.length));
-      if (file !== null && (await serveStatic(request, response, dirname(file), `/${basename(file)}`, { cacheControl: VENDOR_CACHE_CONTROL }))) return;
+      if (file !== null && (await serveStatic(request, response, dirname(file), `/${basename(file)}`, { cacheControl: VENDOR_CACHE_CONTROL })))
+        return;
       response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
       response.end(`not found: ${path}\n`);
       return;
@@ -334,8 +337,15 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
     socket.destroy();
     return;
   }
-  const body = `${status === 408 ? 'request head not received in time' : status === 431 ? 'request head too large' : 'malformed request'}\n`;
-  const reason = status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  const body = `${
+    status === 408 ? 'request head not received in time'
+    : status === 431 ? 'request head too large'
+    : 'malformed request'
+  }\n`;
+  const reason =
+    status === 408 ? 'Request Timeout'
+    : status === 431 ? 'Request Header Fields Too Large'
+    : 'Bad Request';
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,

@@ -80,12 +80,7 @@ export function buildUpgradeRequest(options: UpgradeRequestOptions): string {
 }
 
 export type UpgradeResponseFailureCode =
-  | 'UNEXPECTED_STATUS'
-  | 'INVALID_UPGRADE'
-  | 'INVALID_CONNECTION'
-  | 'INVALID_ACCEPT'
-  | 'INVALID_EXTENSIONS'
-  | 'UNEXPECTED_SUBPROTOCOL';
+  'UNEXPECTED_STATUS' | 'INVALID_UPGRADE' | 'INVALID_CONNECTION' | 'INVALID_ACCEPT' | 'INVALID_EXTENSIONS' | 'UNEXPECTED_SUBPROTOCOL';
 
 export interface UpgradeResponseAccepted {
   ok: true;

@@ -107,10 +107,7 @@ export function headerLine(name: string, value: string): string {
     throw new UsageError('WS_ERR_INVALID_ARGUMENT', `invalid header name ${JSON.stringify(name)}`);
   }
   if (!isSafeFieldValue(value)) {
-    throw new UsageError(
-      'WS_ERR_INVALID_ARGUMENT',
-      `invalid value for header ${name}: only SP, HTAB and visible ASCII are allowed (no CR/LF)`,
-    );
+    throw new UsageError('WS_ERR_INVALID_ARGUMENT', `invalid value for header ${name}: only SP, HTAB and visible ASCII are allowed (no CR/LF)`);
   }
   return `${name}: ${value}\r\n`;
 }

@@ -13,21 +13,8 @@ export {
   type RequestHead,
   type ResponseHead,
 } from './http-head.js';
-export {
-  WEBSOCKET_GUID,
-  base64Decode,
-  base64Encode,
-  computeAcceptKey,
-  generateClientKey,
-  isValidClientKey,
-  sha1,
-} from './accept-key.js';
-export {
-  formatExtensions,
-  parseExtensions,
-  type ExtensionOffer,
-  type ParseExtensionsResult,
-} from './extensions-header.js';
+export { WEBSOCKET_GUID, base64Decode, base64Encode, computeAcceptKey, generateClientKey, isValidClientKey, sha1 } from './accept-key.js';
+export { formatExtensions, parseExtensions, type ExtensionOffer, type ParseExtensionsResult } from './extensions-header.js';
 export { parseSubprotocols, selectSubprotocol, type ParseSubprotocolsResult } from './subprotocol.js';
 export {
   buildAcceptResponse,

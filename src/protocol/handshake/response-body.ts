@@ -98,7 +98,11 @@ function chunkSize(bytes: Uint8Array, from: number, lf: number): number | null {
   let i = from;
   for (; i < lf; i++) {
     const b = bytes[i]!;
-    const digit = b >= 0x30 && b <= 0x39 ? b - 0x30 : b >= 0x61 && b <= 0x66 ? b - 0x57 : b >= 0x41 && b <= 0x46 ? b - 0x37 : -1;
+    const digit =
+      b >= 0x30 && b <= 0x39 ? b - 0x30
+      : b >= 0x61 && b <= 0x66 ? b - 0x57
+      : b >= 0x41 && b <= 0x46 ? b - 0x37
+      : -1;
     if (digit < 0) break;
     // More than 13 hex digits cannot be an exact number; no refusal body needs that.
     if (++digits > 13) return null;

@@ -110,9 +110,7 @@ function isResourceTarget(target: string): boolean {
 export function validateUpgradeRequest(head: RequestHead): UpgradeRequestValidation {
   const headers = head.headers;
   if (head.method !== 'GET') {
-    return reject('METHOD_NOT_ALLOWED', 405, `method ${head.method} is not allowed for a WebSocket upgrade`, [
-      ['Allow', 'GET'],
-    ]);
+    return reject('METHOD_NOT_ALLOWED', 405, `method ${head.method} is not allowed for a WebSocket upgrade`, [['Allow', 'GET']]);
   }
   if (!isHttp11OrLater(head.httpVersion)) {
     return reject('UNSUPPORTED_HTTP_VERSION', 400, `a WebSocket upgrade needs HTTP/1.1, got HTTP/${head.httpVersion}`);

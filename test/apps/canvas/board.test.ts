@@ -62,7 +62,10 @@ describe('visitors', () => {
     board.flush();
     board.addPoints(id, [2, 2]);
     board.leave(id);
-    expect(board.flush()).toEqual([{ type: 'leave', id }, { type: 'stroke-points', id: 1, points: [2, 2] }]);
+    expect(board.flush()).toEqual([
+      { type: 'leave', id },
+      { type: 'stroke-points', id: 1, points: [2, 2] },
+    ]);
     expect(board.snapshot().strokes).toEqual([{ id: 1, visitor: id, colour: 0, width: 1, open: true, points: [0, 0, 1, 1, 2, 2] }]);
     // The log's end for it still applies after the departure (it may come from another node later).
     expect(board.endStroke(id)).toEqual({ ok: true });
@@ -74,7 +77,11 @@ describe('visitors', () => {
     expect(board.beginStroke(77, 0xff0000, 2, 5, 5)).toEqual({ ok: true });
     expect(board.addPoints(77, [6, 6])).toEqual({ ok: true });
     expect(board.endStroke(77)).toEqual({ ok: true });
-    expect(board.snapshot()).toEqual({ type: 'snapshot', visitors: [], strokes: [{ id: 1, visitor: 77, colour: 0xff0000, width: 2, open: false, points: [5, 5, 6, 6] }] });
+    expect(board.snapshot()).toEqual({
+      type: 'snapshot',
+      visitors: [],
+      strokes: [{ id: 1, visitor: 77, colour: 0xff0000, width: 2, open: false, points: [5, 5, 6, 6] }],
+    });
   });
 
   it('takes visitor ids given by the caller, refusing one already here', () => {

@@ -20,7 +20,13 @@ afterEach(() => {
 
 async function node(hub: PubSub, options: ClusterOptions = {}, lines: string[] = []): Promise<{ board: Board; cluster: CanvasCluster }> {
   const board = new Board();
-  const cluster = new CanvasCluster(hub, board, createLogger('info', (line) => lines.push(line)), () => false, options);
+  const cluster = new CanvasCluster(
+    hub,
+    board,
+    createLogger('info', (line) => lines.push(line)),
+    () => false,
+    options,
+  );
   clusters.push(cluster);
   await cluster.start();
   return { board, cluster };
@@ -126,7 +132,16 @@ describe('CanvasCluster', () => {
     let gaps = 0;
     a.cluster.onGap = () => gaps++;
     const batch = (seq: number, x: number): Uint8Array =>
-      encodeBatch({ node: 'elsewhere', seq, checkpoint: false, request: false, commands: [{ op: 'begin', visitor: 9, colour: 0, width: 1, x, y: x }, { op: 'end', visitor: 9 }] });
+      encodeBatch({
+        node: 'elsewhere',
+        seq,
+        checkpoint: false,
+        request: false,
+        commands: [
+          { op: 'begin', visitor: 9, colour: 0, width: 1, x, y: x },
+          { op: 'end', visitor: 9 },
+        ],
+      });
     await hub.publish('canvas/drawing', batch(1, 1));
     await hub.publish('canvas/drawing', batch(2, 2));
     expect(gaps).toBe(0);
@@ -143,7 +158,12 @@ describe('CanvasCluster', () => {
     // A node that missed batch 3 says so at batch 4; starting again gives it the whole log.
     const c = new Board();
     const lines: string[] = [];
-    const missing = new CanvasCluster(hub, c, createLogger('info', (line) => lines.push(line)), () => false);
+    const missing = new CanvasCluster(
+      hub,
+      c,
+      createLogger('info', (line) => lines.push(line)),
+      () => false,
+    );
     clusters.push(missing);
     missing.onGap = () => gaps++;
     await missing.start();
@@ -153,5 +173,4 @@ describe('CanvasCluster', () => {
     await missing.start();
     expect(c.drawingState().strokes.map((stroke) => stroke.points[0])).toEqual([1, 2, 3, 4, 6]);
   });
-
 });

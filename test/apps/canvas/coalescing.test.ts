@@ -217,7 +217,9 @@ describe('a peer that falls behind', () => {
     fanout.resyncAll();
     fanout.tick(board);
     for (const peer of [...peers, newcomer]) {
-      expect(peer.take()).toEqual([{ type: 'snapshot', visitors: expect.any(Array), strokes: [{ id: 7, visitor: 3, colour: 1, width: 2, open: false, points: [9, 9] }] }]);
+      expect(peer.take()).toEqual([
+        { type: 'snapshot', visitors: expect.any(Array), strokes: [{ id: 7, visitor: 3, colour: 1, width: 2, open: false, points: [9, 9] }] },
+      ]);
     }
     expect(fanout.stats.resyncs).toBe(2);
   });

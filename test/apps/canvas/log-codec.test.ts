@@ -15,18 +15,36 @@ import {
 const u16 = fc.integer({ min: 0, max: 0xffff });
 const visitor = fc.integer({ min: 1, max: 0xffffffff });
 const command: fc.Arbitrary<DrawingCommand> = fc.oneof(
-  fc.record({ op: fc.constant('begin' as const), visitor, colour: fc.integer({ min: 0, max: 0xffffff }), width: fc.integer({ min: 1, max: 64 }), x: u16, y: u16 }),
-  fc.record({ op: fc.constant('points' as const), visitor, points: fc.array(fc.tuple(u16, u16), { minLength: 1, maxLength: 40 }).map((pairs) => pairs.flat()) }),
+  fc.record({
+    op: fc.constant('begin' as const),
+    visitor,
+    colour: fc.integer({ min: 0, max: 0xffffff }),
+    width: fc.integer({ min: 1, max: 64 }),
+    x: u16,
+    y: u16,
+  }),
+  fc.record({
+    op: fc.constant('points' as const),
+    visitor,
+    points: fc.array(fc.tuple(u16, u16), { minLength: 1, maxLength: 40 }).map((pairs) => pairs.flat()),
+  }),
   fc.record({ op: fc.constantFrom('end' as const, 'undo' as const, 'clear' as const), visitor }),
 );
 
 describe('canvas log codec', () => {
   it('reads back every batch as written (fast-check)', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 40 }), fc.integer({ min: 0, max: 0xffffffff }), fc.boolean(), fc.boolean(), fc.array(command, { maxLength: 20 }), (node, seq, checkpoint, request, commands) => {
-        const batch = { node, seq, checkpoint, request, commands };
-        expect(decodeBatch(encodeBatch(batch))).toEqual(batch);
-      }),
+      fc.property(
+        fc.string({ maxLength: 40 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(command, { maxLength: 20 }),
+        (node, seq, checkpoint, request, commands) => {
+          const batch = { node, seq, checkpoint, request, commands };
+          expect(decodeBatch(encodeBatch(batch))).toEqual(batch);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -49,7 +67,13 @@ describe('canvas log codec', () => {
   });
 
   it('reads a truncated message, a message with bytes left over, an unknown op or another kind as null', () => {
-    const batch = encodeBatch({ node: 'n', seq: 1, checkpoint: false, request: false, commands: [{ op: 'begin', visitor: 1, colour: 0, width: 1, x: 1, y: 1 }] });
+    const batch = encodeBatch({
+      node: 'n',
+      seq: 1,
+      checkpoint: false,
+      request: false,
+      commands: [{ op: 'begin', visitor: 1, colour: 0, width: 1, x: 1, y: 1 }],
+    });
     for (let cut = 0; cut < batch.length; cut++) {
       // Every prefix that is not a whole batch: the commands end where the message ends, so only cuts between commands are whole.
       const decoded = decodeBatch(batch.subarray(0, cut));

@@ -67,7 +67,10 @@ describe('the drawing as an ordered log of operations', () => {
               board.beginStroke(id, 0x123456, 2, step.x, step.x);
               break;
             case 'points':
-              board.addPoints(id, Array.from({ length: step.count * 2 }, () => coordinate++ % 0x10000));
+              board.addPoints(
+                id,
+                Array.from({ length: step.count * 2 }, () => coordinate++ % 0x10000),
+              );
               break;
             case 'end':
               board.endStroke(id);
@@ -106,6 +109,11 @@ describe('the drawing as an ordered log of operations', () => {
     board.beginStroke(joined.visitor.id, 0, 1, 0, 0);
     board.endStroke(joined.visitor.id);
     board.leave(joined.visitor.id);
-    expect(board.flush().filter(isDrawingOperation).map((operation) => operation.type)).toEqual(['stroke-begin', 'stroke-end']);
+    expect(
+      board
+        .flush()
+        .filter(isDrawingOperation)
+        .map((operation) => operation.type),
+    ).toEqual(['stroke-begin', 'stroke-end']);
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ByteRateLimiter, messageRateLimit } from '../../../src/apps/chat/rate-limit.js';
 import { ConnectionRate, ratePolicy } from '../../../src/node/rate-limit.js';
 
-describe('messageRateLimit: the chat\'s message limits in the server\'s terms', () => {
+describe("messageRateLimit: the chat's message limits in the server's terms", () => {
   it('defaults to 5 per second, 5 at once, abuse at 10 refusals within 10 s', () => {
     expect(messageRateLimit()).toEqual({
       limit: 5,
@@ -25,7 +25,7 @@ describe('messageRateLimit: the chat\'s message limits in the server\'s terms', 
     expect(() => messageRateLimit({ windowMs: 1.5 })).toThrow(RangeError);
   });
 
-  it('holds the server\'s buckets to 5 at once and 5 a second after that (what the chat promises)', () => {
+  it("holds the server's buckets to 5 at once and 5 a second after that (what the chat promises)", () => {
     const policy = ratePolicy(messageRateLimit());
     const rate = new ConnectionRate(policy!, 0);
     const verdicts = [0, 1, 2, 3, 4, 5].map((t) => rate.admit(10, t));

@@ -3,8 +3,29 @@ import { SampleWindow } from '../../../src/apps/dashboard/sample-window.js';
 import type { NodeSample } from '../../../src/apps/dashboard/protocol.js';
 
 function sample(node: string, time: number): NodeSample {
-  const zero = { connections: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, messagesInTotal: 0, messagesOutTotal: 0, bytesInTotal: 0, bytesOutTotal: 0 };
-  return { node, time, intervalMs: 1000, apps: {}, total: zero, cpu: 0, rss: 0, heapUsed: 0, heapTotal: 0, loop: { mean: 0, p99: 0, max: 0 } } as NodeSample;
+  const zero = {
+    connections: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    messagesInTotal: 0,
+    messagesOutTotal: 0,
+    bytesInTotal: 0,
+    bytesOutTotal: 0,
+  };
+  return {
+    node,
+    time,
+    intervalMs: 1000,
+    apps: {},
+    total: zero,
+    cpu: 0,
+    rss: 0,
+    heapUsed: 0,
+    heapTotal: 0,
+    loop: { mean: 0, p99: 0, max: 0 },
+  } as NodeSample;
 }
 
 describe('SampleWindow', () => {

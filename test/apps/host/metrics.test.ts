@@ -241,7 +241,15 @@ describe('EventLoopDelayWindow', () => {
 describe('formatPrometheus', () => {
   it('writes HELP and TYPE before the samples of each metric, labels in braces, and ends with a line feed', () => {
     const text = formatPrometheus([
-      { name: 'a_total', help: 'Things.', type: 'counter', samples: [{ labels: { app: 'chat' }, value: 3 }, { labels: { app: 'echo' }, value: 0 }] },
+      {
+        name: 'a_total',
+        help: 'Things.',
+        type: 'counter',
+        samples: [
+          { labels: { app: 'chat' }, value: 3 },
+          { labels: { app: 'echo' }, value: 0 },
+        ],
+      },
       { name: 'b', help: 'Level.', type: 'gauge', samples: [{ value: 1.5 }] },
     ]);
     expect(text).toBe(
@@ -256,7 +264,18 @@ describe('formatPrometheus', () => {
   });
 
   it('spells NaN and infinities the way Go parses them', () => {
-    const text = formatPrometheus([{ name: 'g', help: 'h', type: 'gauge', samples: [{ labels: { k: '1' }, value: NaN }, { labels: { k: '2' }, value: Infinity }, { labels: { k: '3' }, value: -Infinity }] }]);
+    const text = formatPrometheus([
+      {
+        name: 'g',
+        help: 'h',
+        type: 'gauge',
+        samples: [
+          { labels: { k: '1' }, value: NaN },
+          { labels: { k: '2' }, value: Infinity },
+          { labels: { k: '3' }, value: -Infinity },
+        ],
+      },
+    ]);
     expect(text.split('\n').slice(2, 5)).toEqual(['g{k="1"} NaN', 'g{k="2"} +Inf', 'g{k="3"} -Inf']);
   });
 
@@ -292,10 +311,14 @@ describe('formatPrometheus', () => {
 
 describe('metricFamilies', () => {
   const input = {
-    reading: reading(0, [app('chat', { connections: 2, opened: 3, messagesReceived: 4, bytesReceived: 5, messagesSent: 6, bytesSent: 7 }), app('shell')], {
-      user: 1_500_000,
-      system: 500_000,
-    }),
+    reading: reading(
+      0,
+      [app('chat', { connections: 2, opened: 3, messagesReceived: 4, bytesReceived: 5, messagesSent: 6, bytesSent: 7 }), app('shell')],
+      {
+        user: 1_500_000,
+        system: 500_000,
+      },
+    ),
     loop: { mean: 1, p99: 20, max: 250 },
     pubsub: {
       published: 1,
@@ -304,7 +327,16 @@ describe('metricFamilies', () => {
       closedSlow: 4,
       recovered: 5,
       recoveryFailed: 6,
-      broker: { published: 7, received: 8, duplicates: 9, gapsCaughtUp: 10, gapsLost: 11, queueDepth: 12, publishFailed: 13, state: 'reconnecting' as const },
+      broker: {
+        published: 7,
+        received: 8,
+        duplicates: 9,
+        gapsCaughtUp: 10,
+        gapsLost: 11,
+        queueDepth: 12,
+        publishFailed: 13,
+        state: 'reconnecting' as const,
+      },
     },
     server: {
       opened: 14,

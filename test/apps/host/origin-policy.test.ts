@@ -20,7 +20,15 @@ describe('normalizeAllowedOrigin', () => {
   });
 
   it('refuses what is not an origin: paths, queries, credentials, no scheme, other schemes', () => {
-    for (const text of ['https://example.com/app', 'https://example.com?x', 'https://u:p@example.com', 'example.com', 'ftp://example.com', 'file:///tmp', '']) {
+    for (const text of [
+      'https://example.com/app',
+      'https://example.com?x',
+      'https://u:p@example.com',
+      'example.com',
+      'ftp://example.com',
+      'file:///tmp',
+      '',
+    ]) {
       expect(normalizeAllowedOrigin(text), text).toBeNull();
     }
   });

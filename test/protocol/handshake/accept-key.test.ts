@@ -25,9 +25,7 @@ describe('sha1', () => {
   it('matches the published test vectors', () => {
     expect(hex(sha1(new Uint8Array(0)))).toBe('da39a3ee5e6b4b0d3255bfef95601890afd80709');
     expect(hex(sha1(ascii('abc')))).toBe('a9993e364706816aba3e25717850c26c9cd0d89d');
-    expect(hex(sha1(ascii('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq')))).toBe(
-      '84983e441c3bd26ebaae4aa1f95129e5e54670f1',
-    );
+    expect(hex(sha1(ascii('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq')))).toBe('84983e441c3bd26ebaae4aa1f95129e5e54670f1');
     expect(hex(sha1(new Uint8Array(1_000_000).fill(0x61)))).toBe('34aa973cd4c4daa4f61eeb2bdbad27316534016f');
   });
 
@@ -96,7 +94,9 @@ describe('computeAcceptKey', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (nonce) => {
         const key = Buffer.from(nonce).toString('base64');
-        const expected = createHash('sha1').update(key + WEBSOCKET_GUID, 'latin1').digest('base64');
+        const expected = createHash('sha1')
+          .update(key + WEBSOCKET_GUID, 'latin1')
+          .digest('base64');
         expect(computeAcceptKey(key)).toBe(expected);
       }),
       { numRuns: 300 },
@@ -105,7 +105,11 @@ describe('computeAcceptKey', () => {
 
   it('hashes latin1 text byte for byte', () => {
     const key = 'caf\u00e9\u00ff';
-    expect(computeAcceptKey(key)).toBe(createHash('sha1').update(key + WEBSOCKET_GUID, 'latin1').digest('base64'));
+    expect(computeAcceptKey(key)).toBe(
+      createHash('sha1')
+        .update(key + WEBSOCKET_GUID, 'latin1')
+        .digest('base64'),
+    );
   });
 
   it('refuses characters that cannot come from a header', () => {

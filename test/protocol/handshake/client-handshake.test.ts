@@ -2,17 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../../src/protocol/errors.js';
 import { generateClientKey } from '../../../src/protocol/handshake/accept-key.js';
-import {
-  type UpgradeRequestOptions,
-  buildUpgradeRequest,
-  validateUpgradeResponse,
-} from '../../../src/protocol/handshake/client-handshake.js';
-import {
-  type HeadResult,
-  type ResponseHead,
-  RequestHeadParser,
-  ResponseHeadParser,
-} from '../../../src/protocol/handshake/http-head.js';
+import { type UpgradeRequestOptions, buildUpgradeRequest, validateUpgradeResponse } from '../../../src/protocol/handshake/client-handshake.js';
+import { type HeadResult, type ResponseHead, RequestHeadParser, ResponseHeadParser } from '../../../src/protocol/handshake/http-head.js';
 import { buildAcceptResponse, validateUpgradeRequest } from '../../../src/protocol/handshake/server-handshake.js';
 import { selectSubprotocol } from '../../../src/protocol/handshake/subprotocol.js';
 
@@ -189,15 +180,19 @@ describe('validateUpgradeResponse', () => {
     ['an offered subprotocol in another case', { 'Sec-WebSocket-Protocol': 'Chat' }, 'UNEXPECTED_SUBPROTOCOL'],
     ['an empty subprotocol', { 'Sec-WebSocket-Protocol': '' }, 'UNEXPECTED_SUBPROTOCOL'],
   ])('fails on %s', (_what, changes, code) => {
-    expect(
-      validateUpgradeResponse(response(changes), { key: RFC_KEY, protocols: ['chat', 'superchat'] }),
-    ).toMatchObject({ ok: false, code, status: 101, reason: expect.any(String) });
+    expect(validateUpgradeResponse(response(changes), { key: RFC_KEY, protocols: ['chat', 'superchat'] })).toMatchObject({
+      ok: false,
+      code,
+      status: 101,
+      reason: expect.any(String),
+    });
   });
 
   it('fails on any subprotocol when none was offered', () => {
-    expect(
-      validateUpgradeResponse(response({ 'Sec-WebSocket-Protocol': 'chat' }), { key: RFC_KEY, protocols: [] }),
-    ).toMatchObject({ ok: false, code: 'UNEXPECTED_SUBPROTOCOL' });
+    expect(validateUpgradeResponse(response({ 'Sec-WebSocket-Protocol': 'chat' }), { key: RFC_KEY, protocols: [] })).toMatchObject({
+      ok: false,
+      code: 'UNEXPECTED_SUBPROTOCOL',
+    });
   });
 
   it('fails on a response accepted for a different key', () => {

@@ -27,9 +27,7 @@ describe('parseExtensions', () => {
   });
 
   it('parses several offers in order (RFC 7692 §5.1 style)', () => {
-    expect(
-      offers('permessage-deflate; client_max_window_bits=10, permessage-deflate; client_max_window_bits, foo'),
-    ).toEqual([
+    expect(offers('permessage-deflate; client_max_window_bits=10, permessage-deflate; client_max_window_bits, foo')).toEqual([
       { name: 'permessage-deflate', params: [['client_max_window_bits', '10']] },
       { name: 'permessage-deflate', params: [['client_max_window_bits', true]] },
       { name: 'foo', params: [] },
@@ -133,7 +131,13 @@ describe('formatExtensions', () => {
   it('writes offers in the RFC 7692 example style', () => {
     expect(
       formatExtensions([
-        { name: 'permessage-deflate', params: [['client_max_window_bits', true], ['server_max_window_bits', '10']] },
+        {
+          name: 'permessage-deflate',
+          params: [
+            ['client_max_window_bits', true],
+            ['server_max_window_bits', '10'],
+          ],
+        },
         { name: 'permessage-deflate', params: [] },
       ]),
     ).toBe('permessage-deflate; client_max_window_bits; server_max_window_bits=10, permessage-deflate');
@@ -156,7 +160,7 @@ describe('formatExtensions', () => {
 
   it('round-trips through parseExtensions (property)', () => {
     const token = fc.string({
-      unit: fc.constantFrom(...'abcxyzABC019!#$%&\'*+-.^_`|~'),
+      unit: fc.constantFrom(..."abcxyzABC019!#$%&'*+-.^_`|~"),
       minLength: 1,
       maxLength: 10,
     });

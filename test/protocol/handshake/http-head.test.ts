@@ -143,13 +143,14 @@ describe('RequestHeadParser', () => {
   });
 
   it('parses any generated head identically however it is split (property)', () => {
-    const tokenChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&\'*+-.^_`|~');
+    const tokenChar = fc.constantFrom(..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~");
     const token = fc.string({ unit: tokenChar, minLength: 1, maxLength: 12 });
     // field-content without leading/trailing whitespace: VCHAR and obs-text, inner SP/HTAB.
-    const valueChar = fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f).map((c) => String.fromCharCode(c));
-    const value = fc
-      .string({ unit: fc.oneof(valueChar, fc.constant('\t')), maxLength: 20 })
-      .map((v) => v.replace(/^[ \t]+|[ \t]+$/g, ''));
+    const valueChar = fc
+      .integer({ min: 0x20, max: 0xff })
+      .filter((c) => c !== 0x7f)
+      .map((c) => String.fromCharCode(c));
+    const value = fc.string({ unit: fc.oneof(valueChar, fc.constant('\t')), maxLength: 20 }).map((v) => v.replace(/^[ \t]+|[ \t]+$/g, ''));
     const head = fc.record({
       target: fc.string({ unit: fc.constantFrom(...'/abc?=&%0123'), minLength: 1, maxLength: 20 }).map((t) => `/${t}`),
       headers: fc.array(fc.tuple(token, value, fc.constantFrom('', ' ', '\t ')), { maxLength: 12 }),
@@ -157,8 +158,7 @@ describe('RequestHeadParser', () => {
     });
     fc.assert(
       fc.property(head, fc.array(fc.nat(), { maxLength: 8 }), (h, cutSeeds) => {
-        const text =
-          `GET ${h.target} HTTP/1.1\r\n` + h.headers.map(([n, v, ows]) => `${n}:${ows}${v}${ows}\r\n`).join('') + '\r\n';
+        const text = `GET ${h.target} HTTP/1.1\r\n` + h.headers.map(([n, v, ows]) => `${n}:${ows}${v}${ows}\r\n`).join('') + '\r\n';
         const data = concat(bytes(text), h.rest);
         const cuts = cutSeeds.map((s) => s % (data.length + 1));
         const { head: parsed, rest } = expectComplete(pushSplit(new RequestHeadParser(), data, cuts));
@@ -177,9 +177,7 @@ describe('RequestHeadParser', () => {
   });
 
   it('combines repeated headers with ", " in order (RFC 7230 §3.2.2)', () => {
-    const { head } = expectComplete(
-      parseRequest('GET / HTTP/1.1\r\nA: 1\r\nB: x\r\na: 2\r\nA:3\r\nempty:\r\nEmpty: \r\n\r\n'),
-    );
+    const { head } = expectComplete(parseRequest('GET / HTTP/1.1\r\nA: 1\r\nB: x\r\na: 2\r\nA:3\r\nempty:\r\nEmpty: \r\n\r\n'));
     expect(head.headers.get('a')).toBe('1, 2, 3');
     expect(head.headers.get('b')).toBe('x');
     expect(head.headers.get('empty')).toBe(', ');
@@ -279,9 +277,7 @@ describe('RequestHeadParser', () => {
       const exact = base.replace('X: ', `X: ${'a'.repeat(limit - base.length)}`);
       expect(exact.length).toBe(limit);
       // Frames behind the head do not count toward its size.
-      const { rest } = expectComplete(
-        new RequestHeadParser({ maxHeadBytes: limit }).push(concat(bytes(exact), FRAME)),
-      );
+      const { rest } = expectComplete(new RequestHeadParser({ maxHeadBytes: limit }).push(concat(bytes(exact), FRAME)));
       expect([...rest]).toEqual([...FRAME]);
       const over = exact.replace('X: ', 'X: a');
       expectError(parseRequest(over, { maxHeadBytes: limit }), 431, 'HEAD_TOO_LARGE');

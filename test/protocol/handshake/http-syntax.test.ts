@@ -64,7 +64,15 @@ describe('headerLine', () => {
   });
 
   it('refuses reserved names in extra headers, in any case', () => {
-    expect(extraHeaderLines([['A', '1'], ['B', '2']], new Set(['c']))).toBe('A: 1\r\nB: 2\r\n');
+    expect(
+      extraHeaderLines(
+        [
+          ['A', '1'],
+          ['B', '2'],
+        ],
+        new Set(['c']),
+      ),
+    ).toBe('A: 1\r\nB: 2\r\n');
     expect(() => extraHeaderLines([['C', '1']], new Set(['c']))).toThrow(UsageError);
     expect(extraHeaderLines(undefined, new Set())).toBe('');
   });

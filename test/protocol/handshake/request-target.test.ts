@@ -20,7 +20,7 @@ describe('isPlainPath', () => {
     for (const path of ['/a%20b', '/a/../b', '/./x', '//host/x', '/a\\b', '/a"b', '/a<b', '/a{b', '/a#b', 'x/y']) {
       expect(isPlainPath(path), path).toBe(false);
     }
-    for (const path of ['/', '/chat/ws', '/a-b_c~d', '/x:y@z!$&\'()*+,;=']) expect(isPlainPath(path), path).toBe(true);
+    for (const path of ['/', '/chat/ws', '/a-b_c~d', "/x:y@z!$&'()*+,;="]) expect(isPlainPath(path), path).toBe(true);
   });
 });
 

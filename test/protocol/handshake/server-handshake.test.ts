@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../../src/protocol/errors.js';
-import {
-  type RequestHead,
-  RequestHeadParser,
-  ResponseHeadParser,
-  headersFromRaw,
-} from '../../../src/protocol/handshake/http-head.js';
-import {
-  buildAcceptResponse,
-  buildRejection,
-  validateUpgradeRequest,
-} from '../../../src/protocol/handshake/server-handshake.js';
+import { type RequestHead, RequestHeadParser, ResponseHeadParser, headersFromRaw } from '../../../src/protocol/handshake/http-head.js';
+import { buildAcceptResponse, buildRejection, validateUpgradeRequest } from '../../../src/protocol/handshake/server-handshake.js';
 
 const RFC_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
@@ -63,9 +54,7 @@ describe('validateUpgradeRequest', () => {
   });
 
   it('reports the offered extensions', () => {
-    const result = validateUpgradeRequest(
-      request({ 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits, permessage-deflate' }),
-    );
+    const result = validateUpgradeRequest(request({ 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits, permessage-deflate' }));
     expect(result).toMatchObject({
       ok: true,
       extensions: [

@@ -180,9 +180,7 @@ export function versionOf(message: ServerMessage): number {
   return message.type === 'stroke-undone' || message.type === 'cleared' ? 2 : 1;
 }
 
-export type Decoded<Message> =
-  | { ok: true; message: Message }
-  | { ok: false; error: CanvasError; about: number };
+export type Decoded<Message> = { ok: true; message: Message } | { ok: false; error: CanvasError; about: number };
 
 // ---- encoding -----------------------------------------------------------------
 
@@ -347,7 +345,9 @@ class Writer {
   /** 0xRRGGBB as three bytes, red first: the order people read a colour in. */
   rgb(colour: number): this {
     checkInteger(colour, COLOUR_MAX);
-    return this.u8(colour >>> 16).u8((colour >>> 8) & 0xff).u8(colour & 0xff);
+    return this.u8(colour >>> 16)
+      .u8((colour >>> 8) & 0xff)
+      .u8(colour & 0xff);
   }
 
   name(bytes: Uint8Array): this {
@@ -515,7 +515,10 @@ export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
       case ServerType.welcome: {
         const version = read.u8();
         if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
-          throw new DecodeFailure('unsupported_version', `Canvas protocol version ${version} is not one of ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}.`);
+          throw new DecodeFailure(
+            'unsupported_version',
+            `Canvas protocol version ${version} is not one of ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}.`,
+          );
         }
         message = { type: 'welcome', version, id: read.u32(), colour: read.rgb(), name: readName(read, what) };
         break;
@@ -560,7 +563,8 @@ export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
         message = { type: 'renamed', id: read.u32(), name: readName(read, what) };
         break;
       case ServerType.pointers: {
-        if (read.left === 0 || read.left % POINTER_ENTRY !== 0) throw new DecodeFailure('malformed', `pointers: ${POINTER_ENTRY} bytes per pointer expected.`);
+        if (read.left === 0 || read.left % POINTER_ENTRY !== 0)
+          throw new DecodeFailure('malformed', `pointers: ${POINTER_ENTRY} bytes per pointer expected.`);
         const pointers: PointerPosition[] = [];
         while (read.left > 0) pointers.push({ id: read.u32(), x: read.u16(), y: read.u16() });
         message = { type: 'pointers', pointers };

@@ -141,7 +141,10 @@ socket.on('close', ({ code, reason, willReconnect }) => {
     if (wasInRoom) addSystem('Connection lost; reconnecting…');
     return;
   }
-  const why = reason ? `: ${reason}` : code === 1008 ? ': policy violation' : '';
+  const why =
+    reason ? `: ${reason}`
+    : code === 1008 ? ': policy violation'
+    : '';
   showError(`Disconnected by the server${why} (${code}).`, { sticky: true });
 });
 
@@ -525,7 +528,10 @@ function clearTypers() {
 function showTypers() {
   const names = [...typers.keys()];
   ui.typing.textContent =
-    names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : 'Several people are typing…';
+    names.length === 0 ? ''
+    : names.length === 1 ? `${names[0]} is typing…`
+    : names.length === 2 ? `${names[0]} and ${names[1]} are typing…`
+    : 'Several people are typing…';
 }
 
 /** The room in the title, and while the tab is hidden the number of messages that came meanwhile. */
@@ -631,7 +637,8 @@ function receiveImage(buffer) {
   awaitingBytes.delete(header.id);
   if (item === undefined) {
     // Our own upload comes back: it takes the place of its preview.
-    const own = typeof header.clientId === 'string' && membership !== null && header.nick === membership.nick ? uploads.get(header.clientId) : undefined;
+    const own =
+      typeof header.clientId === 'string' && membership !== null && header.nick === membership.nick ? uploads.get(header.clientId) : undefined;
     item = addImageEntry(header, { replacing: own?.item ?? null });
     if (own !== undefined) dropUpload(header.clientId);
     // Already on screen (a history repeated after a reconnect), or another room's.

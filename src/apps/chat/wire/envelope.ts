@@ -50,7 +50,7 @@ export function unwrap(bytes: Uint8Array, maxHeaderBytes: number): Unwrapped {
     return { ok: false, reason: "A binary message's header must be JSON in UTF-8." };
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header) || typeof (header as Record<string, unknown>)['type'] !== 'string') {
-    return { ok: false, reason: "A binary message's header must be a JSON object with a \"type\"." };
+    return { ok: false, reason: 'A binary message\'s header must be a JSON object with a "type".' };
   }
   return { ok: true, header: header as Record<string, unknown>, payload: bytes.subarray(end) };
 }

@@ -272,9 +272,7 @@ function readPosition(value: unknown): Position | null {
 }
 
 /** What `parseImageUpload` found: an image to post, or the error to answer (with the upload's id when it had one). */
-export type ParsedImage =
-  | { ok: true; upload: ImageUpload }
-  | { ok: false; error: ChatError; request?: string; id?: string };
+export type ParsedImage = { ok: true; upload: ImageUpload } | { ok: false; error: ChatError; request?: string; id?: string };
 
 /** A client's id for an upload: short, and plain enough to echo anywhere. */
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -333,7 +331,8 @@ export function parseImageUpload(message: Uint8Array): ParsedImage {
     return { ok: false, error: chatError('invalid_message', '"id" must be 1 to 64 of A-Z, a-z, 0-9, "_", ".", ":" or "-".'), request: type };
   }
   const clientId = rawId as string | undefined;
-  const fail = (error: ChatError): ParsedImage => (clientId === undefined ? { ok: false, error, request: type } : { ok: false, error, request: type, id: clientId });
+  const fail = (error: ChatError): ParsedImage =>
+    clientId === undefined ? { ok: false, error, request: type } : { ok: false, error, request: type, id: clientId };
   const rawName = header['name'];
   if (rawName !== undefined && typeof rawName !== 'string') return fail(chatError('invalid_message', '"name" must be a string.'));
   const name = (rawName ?? '').normalize('NFC').replace(UNSHOWN_CHARACTERS, '').trim();

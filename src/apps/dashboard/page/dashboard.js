@@ -52,7 +52,11 @@ function formatCount(value) {
 }
 
 function formatRate(value) {
-  return value == null ? '–' : value >= 100 ? integer.format(value) : decimal.format(value);
+  return (
+    value == null ? '–'
+    : value >= 100 ? integer.format(value)
+    : decimal.format(value)
+  );
 }
 
 function formatBytes(value) {
@@ -390,7 +394,13 @@ function takeHistory(history) {
   for (const [node, incoming] of groups) {
     const start = incoming[0].time;
     const held = byNode.get(node) ?? [];
-    byNode.set(node, held.filter((sample) => sample.time < start).concat(incoming).slice(-MAX_SAMPLES));
+    byNode.set(
+      node,
+      held
+        .filter((sample) => sample.time < start)
+        .concat(incoming)
+        .slice(-MAX_SAMPLES),
+    );
   }
   forgetOldNodes();
 }

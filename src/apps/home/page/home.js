@@ -51,7 +51,6 @@ showState(socket, status, {
   closed: 'server unreachable',
 });
 
-
 // Back after an outage: the server may have restarted with other applications.
 socket.on('open', ({ reconnected }) => {
   if (reconnected) loadApps();

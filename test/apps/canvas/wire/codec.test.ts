@@ -56,12 +56,21 @@ const visitor = fc.record({
 const stroke = fc.record({ id: u32, visitor: u32, colour, width: u8, open: fc.boolean(), points: points(50) });
 
 const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
-  fc.record({ type: fc.constant('welcome' as const), version: fc.integer({ min: MIN_PROTOCOL_VERSION, max: PROTOCOL_VERSION }), id: u32, colour, name }),
+  fc.record({
+    type: fc.constant('welcome' as const),
+    version: fc.integer({ min: MIN_PROTOCOL_VERSION, max: PROTOCOL_VERSION }),
+    id: u32,
+    colour,
+    name,
+  }),
   fc.record({ type: fc.constant('snapshot' as const), visitors: fc.array(visitor, { maxLength: 8 }), strokes: fc.array(stroke, { maxLength: 8 }) }),
   fc.record({ type: fc.constant('join' as const), id: u32, colour, name }),
   fc.record({ type: fc.constant('leave' as const), id: u32 }),
   fc.record({ type: fc.constant('renamed' as const), id: u32, name }),
-  fc.record({ type: fc.constant('pointers' as const), pointers: fc.array(fc.record({ id: u32, x: coordinate, y: coordinate }), { minLength: 1, maxLength: 20 }) }),
+  fc.record({
+    type: fc.constant('pointers' as const),
+    pointers: fc.array(fc.record({ id: u32, x: coordinate, y: coordinate }), { minLength: 1, maxLength: 20 }),
+  }),
   fc.record({ type: fc.constant('stroke-begin' as const), id: u32, visitor: u32, colour, width: u8, x: coordinate, y: coordinate }),
   fc.record({ type: fc.constant('stroke-points' as const), id: u32, points: points(300) }),
   fc.record({ type: fc.constant('stroke-end' as const), id: u32 }),
@@ -124,9 +133,15 @@ describe('canvas codec: exact bytes', () => {
   });
 
   it('encodes a pointers batch as 8 bytes per pointer: u32 id, u16 x, u16 y', () => {
-    expect(encodeServerMessage({ type: 'pointers', pointers: [{ id: 0x01020304, x: 5, y: 6 }, { id: 7, x: 0xffff, y: 0 }] })).toEqual(
-      bytes(0x86, 4, 3, 2, 1, 5, 0, 6, 0, 7, 0, 0, 0, 0xff, 0xff, 0, 0),
-    );
+    expect(
+      encodeServerMessage({
+        type: 'pointers',
+        pointers: [
+          { id: 0x01020304, x: 5, y: 6 },
+          { id: 7, x: 0xffff, y: 0 },
+        ],
+      }),
+    ).toEqual(bytes(0x86, 4, 3, 2, 1, 5, 0, 6, 0, 7, 0, 0, 0, 0xff, 0xff, 0, 0));
   });
 
   it('encodes welcome, leave, trim and error as documented', () => {
@@ -147,6 +162,8 @@ describe('canvas codec: exact bytes', () => {
       ],
       strokes: [{ id: 3, visitor: 1, colour: 0xff0000, width: 4, open: true, points: [1, 2, 3, 4] }],
     });
+    // One row per field group.
+    // prettier-ignore
     expect(encoded).toEqual(
       bytes(
         0x82,
@@ -188,9 +205,9 @@ describe('canvas codec: round trips (fast-check)', () => {
     const anyBytes = fc.oneof(
       fc.uint8Array({ maxLength: 64 }),
       // Start with a real type byte more often, so the decoders get past the first switch.
-      fc.tuple(fc.constantFrom(...Object.values(ClientType), ...Object.values(ServerType)), fc.uint8Array({ maxLength: 64 })).map(
-        ([type, rest]) => Uint8Array.of(type, ...rest),
-      ),
+      fc
+        .tuple(fc.constantFrom(...Object.values(ClientType), ...Object.values(ServerType)), fc.uint8Array({ maxLength: 64 }))
+        .map(([type, rest]) => Uint8Array.of(type, ...rest)),
     );
     fc.assert(
       fc.property(anyBytes, (input) => {

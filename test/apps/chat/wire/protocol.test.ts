@@ -19,10 +19,17 @@ describe('parseClientMessage', () => {
       ok: true,
       message: { type: 'join', nick: 'ann', since: { epoch: 'e1', offset: 4 }, session: 's-1' },
     });
-    expect(parseClientMessage('{"type":"message","text":"hi","id":"p-1"}')).toEqual({ ok: true, message: { type: 'message', text: 'hi', id: 'p-1' } });
+    expect(parseClientMessage('{"type":"message","text":"hi","id":"p-1"}')).toEqual({
+      ok: true,
+      message: { type: 'message', text: 'hi', id: 'p-1' },
+    });
     expect(parseClientMessage('{"type":"typing","x":1}')).toEqual({ ok: true, message: { type: 'typing' } });
     for (const since of ['"e1"', '{"epoch":"e1"}', '{"epoch":"e1","offset":-1}', '{"epoch":"e1","offset":1.5}', '{"epoch":"","offset":1}']) {
-      expect(parseClientMessage(`{"type":"join","nick":"ann","since":${since}}`)).toMatchObject({ ok: false, error: { code: 'invalid_message' }, request: 'join' });
+      expect(parseClientMessage(`{"type":"join","nick":"ann","since":${since}}`)).toMatchObject({
+        ok: false,
+        error: { code: 'invalid_message' },
+        request: 'join',
+      });
     }
     expect(parseClientMessage('{"type":"join","nick":"ann","session":"a b"}')).toMatchObject({ ok: false, request: 'join' });
     expect(parseClientMessage('{"type":"message","text":"x","id":7}')).toMatchObject({ ok: false, request: 'message' });
@@ -62,7 +69,12 @@ describe('parseImageUpload', () => {
 
   it('checks the size before the type, and reports both with the upload id', () => {
     const tooBig = Buffer.alloc(MAX_IMAGE_BYTES + 1);
-    expect(parseImageUpload(envelope({ type: 'image', id: 'x' }, tooBig))).toMatchObject({ ok: false, error: { code: 'too_large' }, request: 'image', id: 'x' });
+    expect(parseImageUpload(envelope({ type: 'image', id: 'x' }, tooBig))).toMatchObject({
+      ok: false,
+      error: { code: 'too_large' },
+      request: 'image',
+      id: 'x',
+    });
     const exact = Buffer.alloc(MAX_IMAGE_BYTES);
     png(1, 1).copy(exact);
     expect(parseImageUpload(envelope({ type: 'image' }, exact))).toMatchObject({ ok: true, upload: { mime: 'image/png', name: 'image.png' } });
