@@ -156,6 +156,8 @@ describe('dashboard page', () => {
     expect(await page.locator('canvas').count()).toBe(6);
     expect(web.requests.some((url) => url.endsWith('/vendor/uplot/uPlot.esm.js'))).toBe(true);
     expect(web.requests.some((url) => url.endsWith('/vendor/uplot/uPlot.min.css'))).toBe(true);
+    // The samples' shapes and the total across nodes come from the dashboard's wire modules, compiled.
+    expect(web.requests).toEqual(expect.arrayContaining([web.url('/dashboard/wire/protocol.js'), web.url('/dashboard/wire/series.js')]));
     expect(await counter(page, 'connections')).toBeGreaterThanOrEqual(1);
     expect(await counter(page, 'rss')).toBeGreaterThan(0);
   });

@@ -4,20 +4,20 @@ import type { HistoryOptions } from '../../pubsub/broker.js';
 import { socketPath, type App } from '../app.js';
 import { EventLoopDelayWindow, sampleBetween, takeReading } from '../host/metrics.js';
 import { pageDirOf } from '../host/paths.js';
-import type { DashboardMessage, NodeSample } from './protocol.js';
+import { DEFAULT_HISTORY_SIZE, DEFAULT_INTERVAL_MS, TOTAL_NODE, type DashboardMessage, type NodeSample } from './wire/protocol.js';
 import { SampleWindow } from './sample-window.js';
 import { TopicListener } from '../topic-listener.js';
 
-export type { DashboardMessage, NodeSample } from './protocol.js';
+export type { DashboardMessage, NodeSample } from './wire/protocol.js';
 
 export interface DashboardOptions {
-  /** Milliseconds between two samples. Default 1000. */
+  /** Milliseconds between two samples. Default 1000 (`DEFAULT_INTERVAL_MS`). */
   intervalMs?: number;
-  /** Samples kept as history for newly opened pages. Default 300: five minutes at one a second. */
+  /** Samples kept as history for newly opened pages. Default 300 (`DEFAULT_HISTORY_SIZE`): five minutes at one a second. */
   historySize?: number;
   /**
    * This node's name in its samples: 1 to 64 printable characters, not `*`
-   * (the page's name for the total). Default: the host name and process id,
+   * (`TOTAL_NODE`, the page's name for the total). Default: the host name and process id,
    * `host:pid`, which tells apart the workers of one machine too.
    */
   node?: string;
@@ -29,8 +29,8 @@ export function defaultNodeName(): string {
 }
 
 function checkNodeName(node: string): string {
-  if (node.length < 1 || node.length > 64 || node === '*' || /\p{C}/u.test(node)) {
-    throw new RangeError(`a dashboard node name is 1 to 64 printable characters and not "*", got ${JSON.stringify(node)}`);
+  if (node.length < 1 || node.length > 64 || node === TOTAL_NODE || /\p{C}/u.test(node)) {
+    throw new RangeError(`a dashboard node name is 1 to 64 printable characters and not "${TOTAL_NODE}", got ${JSON.stringify(node)}`);
   }
   return node;
 }
@@ -58,20 +58,20 @@ const CATCH_UP_ATTEMPTS = [1000, 300, 60] as const;
 
 /**
  * The live dashboard: each node samples itself every interval (traffic per
- * application, CPU, memory, event-loop delay; see ../metrics.ts) and
+ * application, CPU, memory, event-loop delay; see ../host/metrics.ts) and
  * publishes the sample on `DASHBOARD_TOPIC`. Every node also listens to
  * that topic and keeps the last few minutes of every node's samples
  * (sample-window.ts): a page that connects, to any node, gets that history
  * first, then every new sample of every node. The page shows their total
- * and one line per node (src/web/dashboard-series.ts); a node that stops
+ * and one line per node (wire/series.ts); a node that stops
  * publishing is left out of the total within a few intervals and forgotten
  * by the servers after `historySize` intervals.
  *
  * `/metrics` is not this: it stays the figures of the one process asked.
  */
 export function createDashboardApp(options: DashboardOptions = {}): App {
-  const intervalMs = options.intervalMs ?? 1000;
-  const historySize = options.historySize ?? 300;
+  const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
+  const historySize = options.historySize ?? DEFAULT_HISTORY_SIZE;
   const node = checkNodeName(options.node ?? defaultNodeName());
 
   const app: App = {

@@ -1,4 +1,4 @@
-import type { NodeSample } from './protocol.js';
+import type { NodeSample } from './wire/protocol.js';
 
 /**
  * The last few minutes of samples of every node that publishes them, as a

@@ -27,8 +27,9 @@ export const WEB_MODULES_DIR = join(PROJECT_ROOT, 'dist', 'src', 'web');
 /**
  * The folder of an app's wire format: src/apps/<name>/wire/ holds the
  * modules that both its server side and its page run (the codec, the
- * envelope, the limits), browser-safe and importing only each other. The
- * page loads them compiled, at `/<name>/wire/`.
+ * envelope, the limits), and the page's logic that reads those shapes and
+ * is tested as TypeScript (the dashboard's series); browser-safe and
+ * importing only each other. The page loads them compiled, at `/<name>/wire/`.
  */
 export const WIRE_FOLDER = 'wire';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SampleWindow } from '../../../src/apps/dashboard/sample-window.js';
-import type { NodeSample } from '../../../src/apps/dashboard/protocol.js';
+import type { NodeSample } from '../../../src/apps/dashboard/wire/protocol.js';
 
 function sample(node: string, time: number): NodeSample {
   const zero = {

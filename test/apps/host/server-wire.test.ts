@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCanvasApp } from '../../../src/apps/canvas/index.js';
 import { createChatApp } from '../../../src/apps/chat/index.js';
+import { createDashboardApp } from '../../../src/apps/dashboard/index.js';
 import { PROJECT_ROOT, WIRE_FOLDER, wireModulesDirOf } from '../../../src/apps/host/paths.js';
 import { AppServer } from '../../../src/apps/host/server.js';
 
@@ -20,7 +21,7 @@ afterEach(async () => {
 });
 
 async function start(): Promise<number> {
-  const server = new AppServer({ apps: [createCanvasApp(), createChatApp()], logLevel: 'silent' });
+  const server = new AppServer({ apps: [createCanvasApp(), createChatApp(), createDashboardApp()], logLevel: 'silent' });
   servers.push(server);
   return (await server.listen(0)).port;
 }
@@ -64,6 +65,8 @@ describe('wire modules', () => {
     ['chat', 'envelope.js', /export function unwrap/],
     ['chat', 'protocol.js', /export const MAX_IMAGE_BYTES/],
     ['chat', 'image-type.js', /export const IMAGE_MIMES/],
+    ['dashboard', 'protocol.js', /export const TOTAL_NODE/],
+    ['dashboard', 'series.js', /export function clusterSeries/],
   ])('serves %s/wire/%s compiled, as JavaScript', async (app, file, content) => {
     const port = await start();
     const response = await get(port, `/${app}/wire/${file}`);
@@ -77,6 +80,7 @@ describe('wire modules', () => {
     const port = await start();
     expect((await get(port, '/canvas/canvas.js')).status).toBe(200);
     expect((await get(port, '/chat/chat.js')).status).toBe(200);
+    expect((await get(port, '/dashboard/dashboard.js')).status).toBe(200);
   });
 
   it.each([
@@ -87,6 +91,7 @@ describe('wire modules', () => {
     '/canvas/wire/%2e%2e%2findex.js',
     '/canvas/wire/..%2f..%2f..%2f..%2f..%2fpackage.json',
     '/chat/wire/..%2fhistory.js',
+    '/dashboard/wire/..%2fsample-window.js',
     // One app's wire folder does not lead to another's.
     '/chat/wire/..%2f..%2fcanvas%2fwire%2fcodec.js',
   ])('answers 404 for %s', async (path) => {
@@ -96,7 +101,15 @@ describe('wire modules', () => {
 
   it('finds wire modules to check', () => {
     expect(wireSources().map(([app, name]) => `${app}/${name}`)).toEqual(
-      expect.arrayContaining(['canvas/codec.ts', 'canvas/byte-reader.ts', 'chat/envelope.ts', 'chat/protocol.ts', 'chat/image-type.ts']),
+      expect.arrayContaining([
+        'canvas/codec.ts',
+        'canvas/byte-reader.ts',
+        'chat/envelope.ts',
+        'chat/protocol.ts',
+        'chat/image-type.ts',
+        'dashboard/protocol.ts',
+        'dashboard/series.ts',
+      ]),
     );
   });
 

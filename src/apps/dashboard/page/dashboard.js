@@ -1,16 +1,17 @@
-// The dashboard page: the server's samples (see ../protocol.ts and
-// ../../metrics.ts) as live uPlot charts, counters and a per-application
+// The dashboard page: the server's samples (see ../wire/protocol.ts and
+// ../../host/metrics.ts) as live uPlot charts, counters and a per-application
 // table. The server sends its history on every connection and a sample every
 // second after that; the page keeps the last MAX_SAMPLES of them per node.
 // Samples from several nodes (processes) are shown as their total, with one
-// line per node for the main figures (see /web/dashboard-series.js); from
+// line per node for the main figures (see ../wire/series.ts); from
 // one node, as they are.
 import uPlot from '/vendor/uplot/uPlot.esm.js';
-import { clusterSeries, currentNodes } from '/web/dashboard-series.js';
+import { DEFAULT_HISTORY_SIZE, DEFAULT_INTERVAL_MS } from '/dashboard/wire/protocol.js';
+import { clusterSeries, currentNodes } from '/dashboard/wire/series.js';
 import { pageSocket, showState } from '/web/page-socket.js';
 
-/** Samples kept on the page: five minutes at one a second, as the server keeps. */
-const MAX_SAMPLES = 300;
+/** Samples kept on the page per node: as many as the server keeps by default. */
+const MAX_SAMPLES = DEFAULT_HISTORY_SIZE;
 /** Samples further apart than this many intervals leave a gap in the lines (the server was away). */
 const GAP_INTERVALS = 3;
 const PLOT_HEIGHT = 200;
@@ -22,7 +23,8 @@ const NODE_COLOURS = ['#f0883e', '#a475f9', '#3fb950', '#ff7b72', '#d4a72c', '#5
 const byNode = new Map();
 /** What is plotted: the total and the per-node series of everything held (clusterSeries). */
 let series = { nodes: [], times: [], total: [], perNode: new Map() };
-let intervalMs = 1000;
+/** The server's sampling interval: its default until its `history` message says. */
+let intervalMs = DEFAULT_INTERVAL_MS;
 /** Application names as the charts have them; the charts are rebuilt when the server's list changes. */
 let apps = [];
 /** Nodes with a line of their own: none unless two or more nodes are sampling now. */
@@ -429,8 +431,8 @@ const statusView = document.getElementById('status');
 
 const socket = pageSocket('/dashboard/ws', {
   backoff: { initialDelay: 250, factor: 2, maxDelay: 5000 },
-  // A sample arrives every second: ten silent seconds mean the connection is dead.
-  heartbeat: { timeout: 10_000 },
+  // A sample arrives every interval (a second by default): ten silent ones mean the connection is dead.
+  heartbeat: { timeout: 10 * DEFAULT_INTERVAL_MS },
 });
 
 showState(socket, statusView, { open: 'live' });

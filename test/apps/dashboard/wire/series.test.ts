@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { NodeSample } from '../../src/apps/dashboard/protocol.js';
-import { clusterSeries, currentNodes, TOTAL_NODE, type DashboardSample, type TrafficFigures } from '../../src/web/dashboard-series.js';
+import { TOTAL_NODE, type NodeSample, type TrafficFigures } from '../../../../src/apps/dashboard/wire/protocol.js';
+import { clusterSeries, currentNodes } from '../../../../src/apps/dashboard/wire/series.js';
 
 /** The dashboard page's aggregation: samples of several nodes to the cluster total and one series per node. */
 
@@ -19,7 +19,7 @@ function traffic(connections: number, messagesIn = 0): TrafficFigures {
   };
 }
 
-function sample(node: string, time: number, connections: number, extra: Partial<DashboardSample> = {}): DashboardSample {
+function sample(node: string, time: number, connections: number, extra: Partial<NodeSample> = {}): NodeSample {
   return {
     node,
     time,
@@ -140,11 +140,5 @@ describe('clusterSeries', () => {
       }),
       { numRuns: 300 },
     );
-  });
-
-  it('takes the samples the server sends as they are (a NodeSample is a DashboardSample)', () => {
-    const fromServer: NodeSample = { ...sample('a', 1, 1) };
-    const asPage: DashboardSample = fromServer;
-    expect(clusterSeries([asPage], STALE).total).toEqual([fromServer]);
   });
 });

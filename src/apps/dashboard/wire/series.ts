@@ -4,49 +4,13 @@
  * time axis. With samples from one node only, the total is that node's
  * samples themselves, so a single process looks as it always did.
  *
- * Pure; the page loads it compiled (`/web/dashboard-series.js`) and the
- * tests import it. The sample's shape is the one the server sends
- * (src/apps/dashboard/protocol.ts); it is restated here because browser
- * modules do not import server code.
+ * The page's own logic, not the server's: the server relays samples as they
+ * are. It lives in the dashboard's wire folder because it reads the shapes
+ * defined beside it (./protocol.ts) and the page loads it compiled from
+ * there (`/dashboard/wire/series.js`). Pure: no DOM, no clock, no Node
+ * modules; the tests import it.
  */
-
-/** One application, or all of them, in a sample: rates over the interval, then counts at its end. */
-export interface TrafficFigures {
-  connections: number;
-  messagesIn: number;
-  messagesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  messagesInTotal: number;
-  messagesOutTotal: number;
-  bytesInTotal: number;
-  bytesOutTotal: number;
-}
-
-export interface LoopFigures {
-  mean: number;
-  p99: number;
-  max: number;
-}
-
-/** What one node measured over one interval. */
-export interface DashboardSample {
-  /** The node that measured it: a configured name, or host name and process id. */
-  node: string;
-  /** End of the interval, wall-clock milliseconds since the epoch. */
-  time: number;
-  intervalMs: number;
-  apps: Record<string, TrafficFigures>;
-  total: TrafficFigures;
-  cpu: number;
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
-  loop: LoopFigures;
-}
-
-/** The `node` of a total made from several nodes' samples. Not a valid node name (see DashboardOptions.node). */
-export const TOTAL_NODE = '*';
+import { TOTAL_NODE, type NodeSample, type TrafficFigures } from './protocol.js';
 
 export interface ClusterSeries {
   /** Every node with a sample, in the order of their first sample (so colours stay put). */
@@ -54,9 +18,9 @@ export interface ClusterSeries {
   /** The points' times, increasing. */
   times: number[];
   /** The cluster total at each point; with one node, that node's own samples. */
-  total: DashboardSample[];
+  total: NodeSample[];
   /** Per node, its latest sample at each point, or null when it had none within `staleAfterMs`. */
-  perNode: Map<string, Array<DashboardSample | null>>;
+  perNode: Map<string, Array<NodeSample | null>>;
 }
 
 const TRAFFIC_KEYS: ReadonlyArray<keyof TrafficFigures> = [
@@ -79,7 +43,7 @@ const TRAFFIC_KEYS: ReadonlyArray<keyof TrafficFigures> = [
  * is left out, of the total too. Samples of one node with equal times are
  * one sample (the later in the input wins).
  */
-export function clusterSeries(samples: readonly DashboardSample[], staleAfterMs: number): ClusterSeries {
+export function clusterSeries(samples: readonly NodeSample[], staleAfterMs: number): ClusterSeries {
   const sorted = samples.map((sample, index) => ({ sample, index }));
   // By time; for equal times the input order, so the result does not depend on the sort's stability.
   sorted.sort((a, b) => a.sample.time - b.sample.time || a.index - b.index);
@@ -87,7 +51,7 @@ export function clusterSeries(samples: readonly DashboardSample[], staleAfterMs:
   for (const { sample } of sorted) if (!nodes.includes(sample.node)) nodes.push(sample.node);
   const single = nodes.length === 1;
 
-  const latest = new Map<string, DashboardSample>();
+  const latest = new Map<string, NodeSample>();
   const result: ClusterSeries = { nodes, times: [], total: [], perNode: new Map(nodes.map((node) => [node, []])) };
   for (let i = 0; i < sorted.length; i++) {
     const sample = sorted[i]!.sample;
@@ -95,7 +59,7 @@ export function clusterSeries(samples: readonly DashboardSample[], staleAfterMs:
     // Every sample at this time first, then one point.
     if (i + 1 < sorted.length && sorted[i + 1]!.sample.time === sample.time) continue;
     const time = sample.time;
-    const present: DashboardSample[] = [];
+    const present: NodeSample[] = [];
     for (const node of nodes) {
       const last = latest.get(node);
       const current = last !== undefined && time - last.time <= staleAfterMs ? last : null;
@@ -124,7 +88,7 @@ export function currentNodes(series: ClusterSeries): string[] {
  * the event-loop delay is the worst node's p99 and max, and the mean of the
  * means.
  */
-function combine(samples: readonly DashboardSample[], newest: DashboardSample): DashboardSample {
+function combine(samples: readonly NodeSample[], newest: NodeSample): NodeSample {
   const apps: Record<string, TrafficFigures> = {};
   const total = zero();
   let cpu = 0;
