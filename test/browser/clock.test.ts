@@ -68,6 +68,8 @@ describe('clock page', () => {
     await page.locator('#start').click();
     const ticks = await waitForTicks(page, 3, 10_000);
     expect(await page.locator('#state').getAttribute('data-state')).toBe('ticking');
+    // The interval shown is the one the server announced in `started`.
+    expect(await page.locator('#state').textContent()).toBe('Ticking: a new time every 2 s.');
     expect(await page.locator('#start').isDisabled()).toBe(true);
     expect(await page.locator('#time').textContent()).toMatch(/^\d{2}:\d{2}:\d{2}$/);
     expect(await page.locator('#time').getAttribute('datetime')).toBe(new Date(ticks[2]!.epochMs).toISOString());

@@ -16,7 +16,8 @@ const dateFormat = new Intl.DateTimeFormat(undefined, { weekday: 'long', year: '
 let wanted = false;
 /** What the server confirmed with `started` on the current connection. */
 let running = false;
-let intervalMs = 2000;
+/** The server's interval, from its `started` answer (shown only once it has come). */
+let intervalMs = 0;
 
 const socket = pageSocket('/clock/ws', { backoff: { initialDelay: 500, maxDelay: 5000 } });
 showState(socket, statusView);
