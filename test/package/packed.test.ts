@@ -17,6 +17,11 @@ import { compilerOptions, createProgram, declaredNames, problems, resolveEntries
 
 const ENTRY_POINTS = Object.keys(PUBLIC_NAMES);
 const APPS_WITH_PAGES = ['home', 'chat', 'clock', 'dashboard', 'canvas'];
+/**
+ * The apps' wire modules the pages import (src/apps/<app>/wire/, shared with
+ * the server), as served: they ship compiled in dist/src/apps/<app>/wire/.
+ */
+const WIRE_MODULES = ['/canvas/wire/codec.js', '/chat/wire/envelope.js', '/dashboard/wire/protocol.js', '/dashboard/wire/series.js'];
 
 let installed: Installed;
 
@@ -94,6 +99,7 @@ describe('the packed package', () => {
       if (entry !== 'cli/main') expect(files).toContain(`dist/src/${entry}.d.ts`);
     }
     for (const app of APPS_WITH_PAGES) expect(files).toContain(`src/apps/${app}/page/index.html`);
+    for (const path of WIRE_MODULES) expect(files).toContain(`dist/src/apps${path}`);
     // The wire formats the README points to.
     expect(files).toEqual(expect.arrayContaining(['src/apps/chat/PROTOCOL.md', 'src/apps/canvas/PROTOCOL.md']));
     expect(files.filter((file) => file.endsWith('.map') || file.startsWith('test/') || file.startsWith('dist/test/'))).toEqual([]);
@@ -254,14 +260,27 @@ describe('the packed package', () => {
       expect(failed).toEqual([]);
       // What the pages were seen to load, so the crawl above cannot pass by finding nothing.
       expect(scripts).toEqual(
-        expect.arrayContaining(['/web/page-socket.js', '/web/reconnecting-websocket.js', '/vendor/uplot/uPlot.esm.js', '/chat/chat.js']),
+        expect.arrayContaining([
+          '/web/page-socket.js',
+          '/web/reconnecting-websocket.js',
+          '/vendor/uplot/uPlot.esm.js',
+          '/chat/chat.js',
+          ...WIRE_MODULES,
+        ]),
       );
     }, 60_000);
 
-    it('serves the browser modules as installed, and the vendored uPlot files', async () => {
+    it("serves the browser modules and the apps' wire modules as installed, and the vendored uPlot files", async () => {
       const module = await fetch(new URL('/web/reconnecting-websocket.js', origin));
       expect(module.status).toBe(200);
       expect(await module.text()).toBe(readFileSync(join(installed.packageDir, 'dist/src/web/reconnecting-websocket.js'), 'utf8'));
+      // The wire modules too: the installed package's own compiled files, not a copy from elsewhere.
+      for (const path of WIRE_MODULES) {
+        const response = await fetch(new URL(path, origin));
+        expect(response.status, path).toBe(200);
+        expect(response.headers.get('content-type'), path).toBe('text/javascript; charset=utf-8');
+        expect(await response.text(), path).toBe(readFileSync(join(installed.packageDir, 'dist/src/apps', path), 'utf8'));
+      }
       for (const file of ['/vendor/uplot/uPlot.esm.js', '/vendor/uplot/uPlot.min.css']) {
         const response = await fetch(new URL(file, origin));
         await response.arrayBuffer();
