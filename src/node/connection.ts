@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { CloseCode } from '../protocol/close-code.js';
@@ -224,6 +225,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
       deflate: options.deflate ?? null,
       // Gathered payloads are overwritten whole: no need to zero them first.
       allocate: Buffer.allocUnsafe,
+      isValidUtf8: isUtf8,
     });
     this.batch = new WriteBatch(socket, this.core, this);
     this.pings = new PingTracker(this.core);

@@ -82,6 +82,13 @@ export interface ProtocolOptions {
   frameEvents?: boolean;
   /** Allocator for gathered payloads and fragments; see `FrameReaderOptions.allocate`. */
   allocate?: (size: number) => Uint8Array;
+  /**
+   * A whole-buffer UTF-8 check (RFC 3629), used for a text message that
+   * arrives in one piece; pieces of fragmented or still-arriving messages
+   * keep the core's incremental validator. Node passes `buffer.isUtf8`
+   * (native, SIMD). Default: the core's own validator.
+   */
+  isValidUtf8?: (bytes: Uint8Array) => boolean;
   /** Report every frame header as a `frameHeader` event. */
   headerEvents?: boolean;
 }
@@ -178,6 +185,7 @@ export class Protocol {
   /** With `frameEvents`: what those bytes inflated to, for the frame's event. */
   private frameOutput: Uint8Array[] | null = null;
   private readonly allocate: (size: number) => Uint8Array;
+  private readonly isValidUtf8: ((bytes: Uint8Array) => boolean) | null;
   /** Fragments of the message in progress; created for the first fragmented message. */
   private message: MessageBuffer | null = null;
   /** Created with the first text message: idle connections never need one. */
@@ -204,6 +212,7 @@ export class Protocol {
     this.frameEvents = options.frameEvents ?? false;
     this.headerEvents = options.headerEvents ?? false;
     this.allocate = options.allocate ?? allocateZeroed;
+    this.isValidUtf8 = options.isValidUtf8 ?? null;
     this.reader = new FrameReader(this, {
       allocate: this.allocate,
       expectMasked: options.role === Role.Server,
@@ -416,7 +425,9 @@ export class Protocol {
 
   private writeFrame(opcode: Opcode, fin: boolean, rsv1: boolean, data: Uint8Array): void {
     const maskKey = this.masking ? randomMaskKey() : null;
-    const header = this.allocate(frameHeaderSize(data.length, maskKey !== null));
+    // At most 14 bytes: a plain typed array (kept on the JavaScript heap) costs
+    // half what a Buffer from the allocator does, and hosts copy small frames anyway.
+    const header = new Uint8Array(frameHeaderSize(data.length, maskKey !== null));
     writeFrameHeader(header, 0, { fin, rsv1, opcode }, data.length, maskKey);
     let payload = data;
     if (maskKey !== null && data.length > 0) {
@@ -514,10 +525,15 @@ export class Protocol {
   /** `checked`: leading bytes of `data` whose UTF-8 was already checked as they arrived. */
   private messagePart(data: Uint8Array, fin: boolean, checked = 0): void {
     const text = this.messageOpcode === Opcode.Text;
-    // §8.1: fail as soon as invalid UTF-8 is seen, in whichever fragment it lies.
-    if (text && (!this.utf8!.update(data, checked) || (fin && !this.utf8!.complete))) {
-      this.fail(new ProtocolError('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8'));
-      return;
+    if (text) {
+      // A message whole in `data` (nothing before it, nothing checked yet) goes to the whole-buffer check.
+      const whole = fin && checked === 0 && this.isValidUtf8 !== null && (this.message === null || this.message.length === 0);
+      // §8.1: fail as soon as invalid UTF-8 is seen, in whichever fragment it lies.
+      const valid = whole ? this.isValidUtf8!(data) : this.utf8!.update(data, checked) && (!fin || this.utf8!.complete);
+      if (!valid) {
+        this.fail(new ProtocolError('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8'));
+        return;
+      }
     }
     if (!fin) {
       (this.message ??= new MessageBuffer(this.maxMessageSize, this.allocate)).append(data);

@@ -387,6 +387,31 @@ describe('UTF-8 in text messages (RFC 6455 §8.1) -> 1007', () => {
     });
   }
 
+  it.each(tricky)('rejects %s in a single-frame text message through an injected whole-buffer check', (_, bytes) => {
+    const { protocol, host } = makeProtocol(Role.Server, { isValidUtf8: (b) => isValidUtf8(b) });
+    feed(protocol, peerFrame(Role.Server, { opcode: 1, payload: hex(bytes) }));
+    expectFailedWith(host, Role.Server, 'WS_ERR_INVALID_UTF8', 1007);
+  });
+
+  it('uses the whole-buffer check only for a message that is whole in one piece, the incremental one for fragments', () => {
+    const checked: string[] = [];
+    const { protocol, host } = makeProtocol(Role.Server, {
+      isValidUtf8: (b) => {
+        checked.push(decodeUtf8(b));
+        return isValidUtf8(b);
+      },
+    });
+    feed(protocol, peerFrame(Role.Server, { opcode: 1, payload: utf8('whole') }));
+    // "€" (E2 82 AC) split across fragments: only the incremental validator can judge the pieces.
+    feed(protocol, peerFrame(Role.Server, { opcode: 1, fin: false, payload: hex('61 e2') }));
+    feed(protocol, peerFrame(Role.Server, { opcode: 0, fin: true, payload: hex('82 ac') }));
+    // An empty first fragment: the last one holds the whole message.
+    feed(protocol, peerFrame(Role.Server, { opcode: 1, fin: false, payload: new Uint8Array(0) }));
+    feed(protocol, peerFrame(Role.Server, { opcode: 0, fin: true, payload: utf8('après') }));
+    expect(messages(host).map((m) => m.text)).toEqual(['whole', 'a€', 'après']);
+    expect(checked).toEqual(['whole', 'après']);
+  });
+
   it.each(tricky)('accepts %s in a binary message', (_, bytes) => {
     const { protocol, host } = makeProtocol(Role.Client);
     feed(protocol, peerFrame(Role.Client, { opcode: 2, payload: hex(bytes) }));
