@@ -56,6 +56,20 @@ function textOf(message: unknown): string | undefined {
   return isType(message, 'message') ? String((message as { text?: unknown }).text) : undefined;
 }
 
+/**
+ * The chat texts a member has seen, live or in the history it got on joining:
+ * a message posted right after the other member's `joined` may reach the
+ * room before that member's history is read, and then comes in the history.
+ */
+function textsSeen(received: unknown[]): string[] {
+  return received
+    .flatMap((m) => {
+      if (isType(m, 'history')) return ((m as { messages?: unknown[] }).messages ?? []).map(textOf);
+      return [textOf(m)];
+    })
+    .filter((text): text is string => text !== undefined);
+}
+
 /** The pids of a process's children, from /proc (Linux). */
 function childrenOf(pid: number): number[] {
   try {
@@ -73,8 +87,8 @@ describe('sockeye serve --redis', () => {
     const bob = await chatter(b.port, 'bob', 'cluster');
     ann.connection.send(JSON.stringify({ type: 'message', text: 'from node a' }));
     bob.connection.send(JSON.stringify({ type: 'message', text: 'from node b' }));
-    await until(() => bob.received.some((m) => textOf(m) === 'from node a'), 'node b to deliver node a’s message');
-    await until(() => ann.received.some((m) => textOf(m) === 'from node b'), 'node a to deliver node b’s message');
+    await until(() => textsSeen(bob.received).includes('from node a'), 'node b to deliver node a’s message');
+    await until(() => textsSeen(ann.received).includes('from node b'), 'node a to deliver node b’s message');
 
     // Each node reports its broker on /metrics.
     const metrics = await (await fetch(`http://127.0.0.1:${a.port}/metrics`)).text();
