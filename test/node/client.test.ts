@@ -1,11 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, HandshakeError, reject, UsageError, WebSocketServer, type Connection, type HandshakeErrorCode } from '../../src/index.js';
+import { makeSelfSignedCertificate, type SelfSignedCertificate } from './test-certificates.js';
 
 /**
  * connect() against small servers written in the test: a raw TCP server
@@ -370,42 +367,15 @@ describe('validating the 101 response (RFC 6455 §4.1)', () => {
 });
 
 describe('wss://', () => {
-  let dir = '';
+  let tls: SelfSignedCertificate | undefined;
   let key = '';
   let cert = '';
   let sockeye: WebSocketServer;
   let port = 0;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sockeye-tls-'));
-    const made = spawnSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { encoding: 'utf8', timeout: WAIT_MS },
-    );
-    if (made.status !== 0) {
-      throw new Error(`the wss:// tests need openssl to make a test certificate: ${made.error?.message ?? made.stderr}`);
-    }
-    key = readFileSync(join(dir, 'key.pem'), 'utf8');
-    cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+    tls = makeSelfSignedCertificate();
+    ({ key, cert } = tls);
     sockeye = new WebSocketServer({ tls: { key, cert }, heartbeat: false });
     sockeye.route('/echo', { message: (connection, data, isBinary) => connection.send(data, { binary: isBinary }) });
     port = (await sockeye.listen(0)).port;
@@ -413,7 +383,7 @@ describe('wss://', () => {
 
   afterAll(async () => {
     await sockeye?.close({ timeout: 100 });
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    tls?.remove();
   });
 
   const echoOnce = async (connection: Connection<undefined>): Promise<unknown> => {

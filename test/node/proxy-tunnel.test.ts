@@ -1,15 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as connectTcp, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { createSecureContext } from 'node:tls';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connect, HandshakeError, ProxyError, WebSocket, WebSocketServer, type Connection } from '../../src/index.js';
 import { parseProxyUrl } from '../../src/node/proxy-env.js';
 import { openTunnel } from '../../src/node/proxy-tunnel.js';
 import { ReconnectingWebSocket } from '../../src/node/reconnecting.js';
+import { makeSelfSignedCertificate, type SelfSignedCertificate } from './test-certificates.js';
 
 /**
  * connect() through proxies written here, on 127.0.0.1 port 0: an HTTP
@@ -230,7 +227,7 @@ function byteReader(socket: Socket): ByteReader {
 
 // ---- the WebSocket server behind the proxies ----------------------------------------
 
-let dir = '';
+let tls: SelfSignedCertificate | undefined;
 let cert = '';
 let plain: WebSocketServer;
 let secure: WebSocketServer;
@@ -243,33 +240,9 @@ let localAddress = '127.0.0.1';
 
 beforeAll(async () => {
   localAddress = (await lookup('localhost')).address;
-  dir = mkdtempSync(join(tmpdir(), 'sockeye-proxy-'));
-  const made = spawnSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { encoding: 'utf8', timeout: WAIT_MS },
-  );
-  if (made.status !== 0) throw new Error(`these tests need openssl to make a test certificate: ${made.error?.message ?? made.stderr}`);
-  cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-  const key = readFileSync(join(dir, 'key.pem'), 'utf8');
+  tls = makeSelfSignedCertificate();
+  cert = tls.cert;
+  const key = tls.key;
   const echo = {
     message: (connection: Connection<undefined>, data: string | Buffer, isBinary: boolean) => void connection.send(data, { binary: isBinary }),
   };
@@ -294,7 +267,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await plain?.close({ timeout: 100 });
   await secure?.close({ timeout: 100 });
-  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  tls?.remove();
 });
 
 beforeEach(() => {

@@ -1,12 +1,9 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReconnectingWebSocket, type ReconnectingWebSocketEventMap } from '../../src/node/reconnecting.js';
 import { WebSocketServer } from '../../src/node/server.js';
 import type { Connection } from '../../src/node/connection.js';
 import { WebSocket } from '../../src/node/websocket.js';
+import { makeSelfSignedCertificate, type SelfSignedCertificate } from './test-certificates.js';
 
 /**
  * The Node reconnecting client takes what `connect()` takes (headers, TLS,
@@ -78,45 +75,21 @@ describe('ReconnectingWebSocket connectOptions', () => {
   });
 
   describe('over TLS', () => {
-    let dir = '';
+    let tls: SelfSignedCertificate | undefined;
     let cert = '';
     let port = 0;
 
     beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'sockeye-tls-'));
-      const made = spawnSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-days',
-          '2',
-          '-subj',
-          '/CN=localhost',
-          '-addext',
-          'subjectAltName=DNS:localhost,IP:127.0.0.1',
-          '-keyout',
-          join(dir, 'key.pem'),
-          '-out',
-          join(dir, 'cert.pem'),
-        ],
-        { encoding: 'utf8', timeout: 20_000 },
-      );
-      if (made.status !== 0) throw new Error(`these tests need openssl to make a test certificate: ${made.error?.message ?? made.stderr}`);
-      cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+      tls = makeSelfSignedCertificate();
+      cert = tls.cert;
     });
 
     afterAll(() => {
-      if (dir !== '') rmSync(dir, { recursive: true, force: true });
+      tls?.remove();
     });
 
     async function tlsServer(): Promise<void> {
-      const server = new WebSocketServer({ tls: { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert }, heartbeat: false });
+      const server = new WebSocketServer({ tls: { key: tls!.key, cert }, heartbeat: false });
       servers.push(server);
       server.route('/echo', { message: (connection, data, isBinary) => connection.send(data, { binary: isBinary }) });
       port = (await server.listen(0)).port;

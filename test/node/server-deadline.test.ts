@@ -1,15 +1,12 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect as connectTcp, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, WebSocketServer, type Route, type ServerOptions } from '../../src/index.js';
 import { RawClient, upgradeRequest } from './raw-client.js';
 import { ManualClock } from './manual-clock.js';
 import { settle, until } from '../wait.js';
+import { makeSelfSignedCertificate, type SelfSignedCertificate } from './test-certificates.js';
 
 /**
  * One deadline from TCP accept to the open connection (`handshakeTimeout`),
@@ -152,42 +149,17 @@ describe('an authenticate that never settles', () => {
 });
 
 describe('wss://: the deadline starts at TCP accept', () => {
-  let dir = '';
+  let tls: SelfSignedCertificate | undefined;
   let key = '';
   let cert = '';
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'sockeye-deadline-'));
-    const made = spawnSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { encoding: 'utf8', timeout: 10_000 },
-    );
-    if (made.status !== 0) throw new Error(`these tests need openssl for a test certificate: ${made.error?.message ?? made.stderr}`);
-    key = readFileSync(join(dir, 'key.pem'), 'utf8');
-    cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+    tls = makeSelfSignedCertificate();
+    ({ key, cert } = tls);
   });
 
   afterAll(() => {
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    tls?.remove();
   });
 
   /** A raw TCP connection to `port`, once the server has taken it (its handshake sweep is armed). */

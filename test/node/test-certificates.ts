@@ -76,3 +76,49 @@ export function makeTestCertificates(): TestCertificates {
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** One self-signed server certificate for 127.0.0.1 and localhost (it is its own CA), in a temporary directory. */
+export interface SelfSignedCertificate {
+  /** Paths of the PEM files. */
+  keyFile: string;
+  certFile: string;
+  /** The same files' contents. */
+  key: string;
+  cert: string;
+  remove(): void;
+}
+
+export function makeSelfSignedCertificate(): SelfSignedCertificate {
+  const dir = mkdtempSync(join(tmpdir(), 'sockeye-tls-'));
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      'key.pem',
+      '-out',
+      'cert.pem',
+    ],
+    dir,
+  );
+  const keyFile = join(dir, 'key.pem');
+  const certFile = join(dir, 'cert.pem');
+  return {
+    keyFile,
+    certFile,
+    key: readFileSync(keyFile, 'utf8'),
+    cert: readFileSync(certFile, 'utf8'),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}

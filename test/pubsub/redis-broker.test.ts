@@ -1,13 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker, type RedisBrokerOptions } from '../../src/pubsub/redis-broker.js';
 import { BrokerError } from '../../src/pubsub/broker-error.js';
 import type { BrokerMessage, TopicDiscontinuity } from '../../src/pubsub/broker.js';
 import { until } from '../wait.js';
 import { startRedis, type RedisServer } from './redis-server.js';
+import { makeSelfSignedCertificate } from '../node/test-certificates.js';
 
 let redis: RedisServer;
 const brokers: RedisBroker[] = [];
@@ -211,35 +208,13 @@ describe('RedisBroker', () => {
   });
 
   it('connects over TLS with a rediss:// URL and a password, checking the server certificate against the given CA', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sockeye-redis-tls-'));
-    const certFile = join(dir, 'cert.pem');
-    const keyFile = join(dir, 'key.pem');
     // A self-signed certificate for 127.0.0.1: it is its own CA.
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const tls = makeSelfSignedCertificate();
+    const { certFile, keyFile } = tls;
     const secured = await startRedis({ password: 'tls-pass', tls: { certFile, keyFile } });
     try {
       expect(secured.url.startsWith('rediss://')).toBe(true);
-      const broker = await RedisBroker.connect({ url: secured.url, tls: { ca: readFileSync(certFile) } });
+      const broker = await RedisBroker.connect({ url: secured.url, tls: { ca: tls.cert } });
       brokers.push(broker);
       const received: BrokerMessage[] = [];
       broker.onMessage = (message) => received.push(message);
@@ -252,7 +227,7 @@ describe('RedisBroker', () => {
     } finally {
       await Promise.all(brokers.splice(0).map((broker) => broker.close()));
       await secured.stop();
-      rmSync(dir, { recursive: true, force: true });
+      tls.remove();
     }
   });
 
