@@ -433,174 +433,185 @@ const CLIENT_FIXED_SIZE: Readonly<Record<number, number>> = {
  * reported with its error code and the type byte it claimed (0 if empty).
  */
 export function decodeClientMessage(bytes: Uint8Array): Decoded<ClientMessage> {
-  if (bytes.length === 0) return failure('malformed', 'An empty message.', 0);
-  const type = bytes[0]!;
-  const what = clientTypeName(type);
-  try {
-    const fixed = CLIENT_FIXED_SIZE[type];
-    if (fixed !== undefined && bytes.length !== fixed) {
-      throw new DecodeFailure('malformed', `${what}: ${fixed} bytes expected, got ${bytes.length}.`);
-    }
-    const read = new ByteReader(bytes, 1);
-    let message: ClientMessage;
-    switch (type) {
-      case ClientType.hello: {
-        const version = read.u8();
-        if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
-          throw new DecodeFailure(
-            'unsupported_version',
-            `This server speaks canvas protocol versions ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}, not ${version}.`,
-          );
-        }
-        message = { type: 'hello', version, name: readName(read, what) };
-        break;
-      }
-      case ClientType.rename:
-        message = { type: 'rename', name: readName(read, what) };
-        break;
-      case ClientType.move:
-        message = { type: 'move', x: read.u16(), y: read.u16() };
-        break;
-      case ClientType.strokeBegin: {
-        const colour = read.rgb();
-        const width = read.u8();
-        if (width < MIN_WIDTH || width > MAX_WIDTH) {
-          throw new DecodeFailure('out_of_range', `stroke-begin: the width must be ${MIN_WIDTH} to ${MAX_WIDTH}, not ${width}.`);
-        }
-        message = { type: 'stroke-begin', colour, width, x: read.u16(), y: read.u16() };
-        break;
-      }
-      case ClientType.strokePoints: {
-        const body = bytes.length - 1;
-        if (body === 0 || body % 4 !== 0) {
-          throw new DecodeFailure('malformed', `stroke-points: 4 bytes per point expected, got ${body} bytes.`);
-        }
-        const count = body / 4;
-        if (count > MAX_POINTS_PER_MESSAGE) {
-          throw new DecodeFailure('out_of_range', `stroke-points: at most ${MAX_POINTS_PER_MESSAGE} points per message, got ${count}.`);
-        }
-        message = { type: 'stroke-points', points: read.points(count) };
-        break;
-      }
-      case ClientType.strokeEnd:
-        message = { type: 'stroke-end' };
-        break;
-      case ClientType.undo:
-        message = { type: 'undo' };
-        break;
-      case ClientType.clear:
-        message = { type: 'clear' };
-        break;
-      default:
-        throw new DecodeFailure('unknown_type', `Unknown message type 0x${hex(type)}.`);
-    }
-    expectEnd(read, what);
-    return { ok: true, message };
-  } catch (error) {
-    if (error instanceof DecodeFailure) return failure(error.code, error.message, type);
-    if (error instanceof MessageTooShort) return failure('malformed', `${what}: the message ends too early (${bytes.length} bytes).`, type);
-    throw error;
+  return bytes.length === 0 ? failure('malformed', 'An empty message.', 0) : decodeWith(bytes, clientTypeName(bytes[0]!), readClientMessage);
+}
+
+function readClientMessage(read: ByteReader, type: number, what: string, bytes: Uint8Array): ClientMessage {
+  const fixed = CLIENT_FIXED_SIZE[type];
+  if (fixed !== undefined && bytes.length !== fixed) {
+    throw new DecodeFailure('malformed', `${what}: ${fixed} bytes expected, got ${bytes.length}.`);
   }
+  let message: ClientMessage;
+  switch (type) {
+    case ClientType.hello: {
+      const version = read.u8();
+      if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
+        throw new DecodeFailure(
+          'unsupported_version',
+          `This server speaks canvas protocol versions ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}, not ${version}.`,
+        );
+      }
+      message = { type: 'hello', version, name: readName(read, what) };
+      break;
+    }
+    case ClientType.rename:
+      message = { type: 'rename', name: readName(read, what) };
+      break;
+    case ClientType.move:
+      message = { type: 'move', x: read.u16(), y: read.u16() };
+      break;
+    case ClientType.strokeBegin: {
+      const colour = read.rgb();
+      const width = read.u8();
+      if (width < MIN_WIDTH || width > MAX_WIDTH) {
+        throw new DecodeFailure('out_of_range', `stroke-begin: the width must be ${MIN_WIDTH} to ${MAX_WIDTH}, not ${width}.`);
+      }
+      message = { type: 'stroke-begin', colour, width, x: read.u16(), y: read.u16() };
+      break;
+    }
+    case ClientType.strokePoints: {
+      const body = bytes.length - 1;
+      if (body === 0 || body % 4 !== 0) {
+        throw new DecodeFailure('malformed', `stroke-points: 4 bytes per point expected, got ${body} bytes.`);
+      }
+      const count = body / 4;
+      if (count > MAX_POINTS_PER_MESSAGE) {
+        throw new DecodeFailure('out_of_range', `stroke-points: at most ${MAX_POINTS_PER_MESSAGE} points per message, got ${count}.`);
+      }
+      message = { type: 'stroke-points', points: read.points(count) };
+      break;
+    }
+    case ClientType.strokeEnd:
+      message = { type: 'stroke-end' };
+      break;
+    case ClientType.undo:
+      message = { type: 'undo' };
+      break;
+    case ClientType.clear:
+      message = { type: 'clear' };
+      break;
+    default:
+      throw new DecodeFailure('unknown_type', `Unknown message type 0x${hex(type)}.`);
+  }
+  return message;
 }
 
 /** Decode one message from the server (what the page does; the tests use it too). Never throws. */
 export function decodeServerMessage(bytes: Uint8Array): Decoded<ServerMessage> {
-  if (bytes.length === 0) return failure('malformed', 'An empty message.', 0);
+  return bytes.length === 0 ?
+      failure('malformed', 'An empty message.', 0)
+    : decodeWith(bytes, `server message 0x${hex(bytes[0]!)}`, readServerMessage);
+}
+
+function readServerMessage(read: ByteReader, type: number, what: string): ServerMessage {
+  let message: ServerMessage;
+  switch (type) {
+    case ServerType.welcome: {
+      const version = read.u8();
+      if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
+        throw new DecodeFailure(
+          'unsupported_version',
+          `Canvas protocol version ${version} is not one of ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}.`,
+        );
+      }
+      message = { type: 'welcome', version, id: read.u32(), colour: read.rgb(), name: readName(read, what) };
+      break;
+    }
+    case ServerType.snapshot: {
+      const visitors: VisitorInfo[] = [];
+      const visitorCount = read.u16();
+      for (let i = 0; i < visitorCount; i++) {
+        const id = read.u32();
+        const colour = read.rgb();
+        const flags = read.u8();
+        if (flags > 1) throw new DecodeFailure('out_of_range', `snapshot: unknown visitor flags ${flags}.`);
+        const x = read.u16();
+        const y = read.u16();
+        // One encoding per message: without a pointer the position bytes are zero.
+        if (flags === 0 && (x !== 0 || y !== 0)) throw new DecodeFailure('malformed', 'snapshot: a position for a visitor without a pointer.');
+        visitors.push({ id, colour, name: readName(read, what), pointer: flags === 1 ? { x, y } : null });
+      }
+      const strokes: StrokeInfo[] = [];
+      const strokeCount = read.u16();
+      for (let i = 0; i < strokeCount; i++) {
+        const id = read.u32();
+        const visitor = read.u32();
+        const colour = read.rgb();
+        const width = read.u8();
+        const flags = read.u8();
+        if (flags > 1) throw new DecodeFailure('out_of_range', `snapshot: unknown stroke flags ${flags}.`);
+        const count = read.u16();
+        if (count === 0) throw new DecodeFailure('out_of_range', 'snapshot: a stroke without points.');
+        strokes.push({ id, visitor, colour, width, open: flags === 1, points: read.points(count) });
+      }
+      message = { type: 'snapshot', visitors, strokes };
+      break;
+    }
+    case ServerType.join:
+      message = { type: 'join', id: read.u32(), colour: read.rgb(), name: readName(read, what) };
+      break;
+    case ServerType.leave:
+      message = { type: 'leave', id: read.u32() };
+      break;
+    case ServerType.renamed:
+      message = { type: 'renamed', id: read.u32(), name: readName(read, what) };
+      break;
+    case ServerType.pointers: {
+      if (read.left === 0 || read.left % POINTER_ENTRY !== 0)
+        throw new DecodeFailure('malformed', `pointers: ${POINTER_ENTRY} bytes per pointer expected.`);
+      const pointers: PointerPosition[] = [];
+      while (read.left > 0) pointers.push({ id: read.u32(), x: read.u16(), y: read.u16() });
+      message = { type: 'pointers', pointers };
+      break;
+    }
+    case ServerType.strokeBegin:
+      message = { type: 'stroke-begin', id: read.u32(), visitor: read.u32(), colour: read.rgb(), width: read.u8(), x: read.u16(), y: read.u16() };
+      break;
+    case ServerType.strokePoints: {
+      const id = read.u32();
+      if (read.left === 0 || read.left % 4 !== 0) throw new DecodeFailure('malformed', 'stroke-points: 4 bytes per point expected.');
+      message = { type: 'stroke-points', id, points: read.points(read.left / 4) };
+      break;
+    }
+    case ServerType.strokeEnd:
+      message = { type: 'stroke-end', id: read.u32() };
+      break;
+    case ServerType.trim:
+      message = { type: 'trim', before: read.u32() };
+      break;
+    case ServerType.strokeUndone:
+      message = { type: 'stroke-undone', id: read.u32() };
+      break;
+    case ServerType.cleared:
+      message = { type: 'cleared', by: read.u32() };
+      break;
+    case ServerType.error: {
+      const wire = read.u8();
+      const code = CANVAS_ERROR_CODES[wire - 1];
+      if (code === undefined) throw new DecodeFailure('out_of_range', `error: unknown error code ${wire}.`);
+      message = { type: 'error', code, about: read.u8(), message: readText(read, what) };
+      break;
+    }
+    default:
+      throw new DecodeFailure('unknown_type', `Unknown message type 0x${hex(type)}.`);
+  }
+  return message;
+}
+
+/**
+ * The part both decoders share: read the message after its type byte with
+ * `readMessage`, require that it ends there, and turn what a malformed
+ * message throws into a failure naming the type it claimed.
+ */
+function decodeWith<Message>(
+  bytes: Uint8Array,
+  what: string,
+  readMessage: (read: ByteReader, type: number, what: string, bytes: Uint8Array) => Message,
+): Decoded<Message> {
   const type = bytes[0]!;
-  const what = `server message 0x${hex(type)}`;
   try {
     const read = new ByteReader(bytes, 1);
-    let message: ServerMessage;
-    switch (type) {
-      case ServerType.welcome: {
-        const version = read.u8();
-        if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
-          throw new DecodeFailure(
-            'unsupported_version',
-            `Canvas protocol version ${version} is not one of ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}.`,
-          );
-        }
-        message = { type: 'welcome', version, id: read.u32(), colour: read.rgb(), name: readName(read, what) };
-        break;
-      }
-      case ServerType.snapshot: {
-        const visitors: VisitorInfo[] = [];
-        const visitorCount = read.u16();
-        for (let i = 0; i < visitorCount; i++) {
-          const id = read.u32();
-          const colour = read.rgb();
-          const flags = read.u8();
-          if (flags > 1) throw new DecodeFailure('out_of_range', `snapshot: unknown visitor flags ${flags}.`);
-          const x = read.u16();
-          const y = read.u16();
-          // One encoding per message: without a pointer the position bytes are zero.
-          if (flags === 0 && (x !== 0 || y !== 0)) throw new DecodeFailure('malformed', 'snapshot: a position for a visitor without a pointer.');
-          visitors.push({ id, colour, name: readName(read, what), pointer: flags === 1 ? { x, y } : null });
-        }
-        const strokes: StrokeInfo[] = [];
-        const strokeCount = read.u16();
-        for (let i = 0; i < strokeCount; i++) {
-          const id = read.u32();
-          const visitor = read.u32();
-          const colour = read.rgb();
-          const width = read.u8();
-          const flags = read.u8();
-          if (flags > 1) throw new DecodeFailure('out_of_range', `snapshot: unknown stroke flags ${flags}.`);
-          const count = read.u16();
-          if (count === 0) throw new DecodeFailure('out_of_range', 'snapshot: a stroke without points.');
-          strokes.push({ id, visitor, colour, width, open: flags === 1, points: read.points(count) });
-        }
-        message = { type: 'snapshot', visitors, strokes };
-        break;
-      }
-      case ServerType.join:
-        message = { type: 'join', id: read.u32(), colour: read.rgb(), name: readName(read, what) };
-        break;
-      case ServerType.leave:
-        message = { type: 'leave', id: read.u32() };
-        break;
-      case ServerType.renamed:
-        message = { type: 'renamed', id: read.u32(), name: readName(read, what) };
-        break;
-      case ServerType.pointers: {
-        if (read.left === 0 || read.left % POINTER_ENTRY !== 0)
-          throw new DecodeFailure('malformed', `pointers: ${POINTER_ENTRY} bytes per pointer expected.`);
-        const pointers: PointerPosition[] = [];
-        while (read.left > 0) pointers.push({ id: read.u32(), x: read.u16(), y: read.u16() });
-        message = { type: 'pointers', pointers };
-        break;
-      }
-      case ServerType.strokeBegin:
-        message = { type: 'stroke-begin', id: read.u32(), visitor: read.u32(), colour: read.rgb(), width: read.u8(), x: read.u16(), y: read.u16() };
-        break;
-      case ServerType.strokePoints: {
-        const id = read.u32();
-        if (read.left === 0 || read.left % 4 !== 0) throw new DecodeFailure('malformed', 'stroke-points: 4 bytes per point expected.');
-        message = { type: 'stroke-points', id, points: read.points(read.left / 4) };
-        break;
-      }
-      case ServerType.strokeEnd:
-        message = { type: 'stroke-end', id: read.u32() };
-        break;
-      case ServerType.trim:
-        message = { type: 'trim', before: read.u32() };
-        break;
-      case ServerType.strokeUndone:
-        message = { type: 'stroke-undone', id: read.u32() };
-        break;
-      case ServerType.cleared:
-        message = { type: 'cleared', by: read.u32() };
-        break;
-      case ServerType.error: {
-        const wire = read.u8();
-        const code = CANVAS_ERROR_CODES[wire - 1];
-        if (code === undefined) throw new DecodeFailure('out_of_range', `error: unknown error code ${wire}.`);
-        message = { type: 'error', code, about: read.u8(), message: readText(read, what) };
-        break;
-      }
-      default:
-        throw new DecodeFailure('unknown_type', `Unknown message type 0x${hex(type)}.`);
-    }
+    const message = readMessage(read, type, what, bytes);
     expectEnd(read, what);
     return { ok: true, message };
   } catch (error) {
