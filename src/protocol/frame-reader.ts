@@ -432,32 +432,14 @@ export class FrameReader {
 
   /** The next `n` bytes: a view when they lie in one chunk, else one copy. */
   private take(n: number): Uint8Array {
-    this.buffered -= n;
     const first = this.chunks[0];
     if (first === undefined) return EMPTY;
-    const available = first.length - this.offset;
-    if (n <= available) {
-      const view = first.subarray(this.offset, this.offset + n);
-      if (n === available) {
-        this.chunks.shift();
-        this.offset = 0;
-      } else {
-        this.offset += n;
-      }
-      return view;
-    }
+    if (n <= first.length - this.offset) return this.takeFromFirst(n);
     const out = this.allocate(n);
-    let filled = 0;
-    while (filled < n) {
-      const chunk = this.chunks[0]!;
-      const count = Math.min(chunk.length - this.offset, n - filled);
-      out.set(chunk.subarray(this.offset, this.offset + count), filled);
-      filled += count;
-      this.offset += count;
-      if (this.offset === chunk.length) {
-        this.chunks.shift();
-        this.offset = 0;
-      }
+    for (let filled = 0; filled < n;) {
+      const piece = this.takeFromFirst(n - filled);
+      out.set(piece, filled);
+      filled += piece.length;
     }
     return out;
   }
