@@ -4,9 +4,9 @@
 # (the browser tests drive it with playwright-core), redis-server (the Redis
 # broker's tests start their own servers on free ports), nginx (the
 # cluster tests put it in front of several nodes) and systemd (its
-# systemd-analyze checks the service unit in docs/deploy) and jq (the
-# README's command-line cookbook pipes into it). The tests fail, loudly,
-# without them.
+# systemd-analyze checks the service unit in docs/deploy), jq (the
+# README's command-line cookbook pipes into it) and openssl (the TLS tests
+# make their certificates with it). The tests fail, loudly, without them.
 set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
@@ -15,6 +15,7 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/bin/systemd-analyze ] || need+=(systemd)
 command -v jq >/dev/null 2>&1 || need+=(jq)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}"
   SUDO=""
