@@ -210,22 +210,7 @@ export function connect(address: string | URL, options: ConnectOptions = {}): Pr
       signal?.removeEventListener('abort', onAbort);
       socket.removeAllListeners('error');
       socket.removeAllListeners('close');
-      const connection = new Connection<undefined>(
-        socket,
-        {
-          role: Role.Client,
-          maxMessageSize: options.maxMessageSize,
-          deflate,
-          highWaterMark: options.highWaterMark,
-          maxBufferedAmount: options.maxBufferedAmount,
-          backpressurePolicy: options.backpressurePolicy,
-          closeTimeout: options.closeTimeout,
-          protocol: validation.protocol,
-          extensions,
-        },
-        undefined,
-      );
-      startHeartbeat(connection, options.heartbeat, timers);
+      const connection = openClientConnection(socket, options, deflate, validation.protocol, extensions, timers);
       resolve(connection);
       // Frames that came with the 101 are delivered after the caller got the
       // connection. A microtask queued after resolve() runs after the
@@ -358,8 +343,21 @@ async function connectOverHttp2(
   }
   const extensionsField = headers['sec-websocket-extensions'];
   // The stream stands where the TCP socket stands in RFC 6455 (RFC 8441 §5).
+  const extensions = Array.isArray(extensionsField) ? extensionsField.join(', ') : (extensionsField ?? '');
+  return openClientConnection(stream as unknown as Socket, options, deflate, protocol, extensions, options.timers ?? nodeTimers);
+}
+
+/** The client's side of an upgraded connection, over TCP or an HTTP/2 stream, with its heartbeat started. */
+function openClientConnection(
+  socket: Socket,
+  options: ConnectOptions,
+  deflate: ConnectionOptions['deflate'],
+  protocol: string | undefined,
+  extensions: string,
+  timers: TimerSource,
+): Connection<undefined> {
   const connection = new Connection<undefined>(
-    stream as unknown as Socket,
+    socket,
     {
       role: Role.Client,
       maxMessageSize: options.maxMessageSize,
@@ -368,12 +366,12 @@ async function connectOverHttp2(
       maxBufferedAmount: options.maxBufferedAmount,
       backpressurePolicy: options.backpressurePolicy,
       closeTimeout: options.closeTimeout,
-      protocol: protocol ?? '',
-      extensions: Array.isArray(extensionsField) ? extensionsField.join(', ') : (extensionsField ?? ''),
+      protocol,
+      extensions,
     },
     undefined,
   );
-  startHeartbeat(connection, options.heartbeat, options.timers ?? nodeTimers);
+  startHeartbeat(connection, options.heartbeat, timers);
   return connection;
 }
 
