@@ -6,6 +6,7 @@ import { DEFAULT_HISTORY } from '../../src/pubsub/broker.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
+import { readEnvelope } from './chat/samples.js';
 
 /**
  * The chat on several nodes: separate AppServers in this process, each
@@ -70,8 +71,7 @@ class Client {
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary) => {
       if (isBinary) {
-        const length = data.readUInt32BE(0);
-        this.received.push({ ...(JSON.parse(data.subarray(4, 4 + length).toString()) as Message), binary: true });
+        this.received.push({ ...(readEnvelope(data).header as Message), binary: true });
       } else {
         this.received.push(JSON.parse(String(data)) as Message);
       }
