@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createCanvasApp, type CanvasOptions } from '../../src/apps/canvas/index.js';
@@ -88,10 +89,7 @@ class CanvasClient {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/canvas/ws`);
     const client = new CanvasClient(ws);
     clients.push(client);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    await once(ws, 'open');
     client.send({ type: 'hello', version: PROTOCOL_VERSION, name });
     client.id = (await client.until((m): m is Of<'welcome'> => m.type === 'welcome', 'a welcome')).id;
     await client.until((m) => m.type === 'snapshot', 'a snapshot');

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
@@ -77,10 +78,7 @@ class CanvasClient {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/canvas/ws`);
     const client = new CanvasClient(ws);
     clients.push(client);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    await once(ws, 'open');
     return client;
   }
 

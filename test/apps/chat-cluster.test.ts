@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { chatTopicHistory, createChatApp } from '../../src/apps/chat/index.js';
@@ -83,10 +84,7 @@ class Client {
     const ws = new WebSocket(`ws://127.0.0.1:${node.port}/chat/ws`);
     const client = new Client(ws);
     clients.push(client);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    await once(ws, 'open');
     return client;
   }
 

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { createChatApp, roomTopic, type ChatAppOptions } from '../../src/apps/chat/index.js';
@@ -93,10 +94,7 @@ class ChatClient {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/chat/ws`);
     const client = new ChatClient(ws);
     clients.push(client);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    await once(ws, 'open');
     return client;
   }
 

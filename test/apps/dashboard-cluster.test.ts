@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { historyPolicyOf } from '../../src/apps/app.js';
@@ -61,10 +62,7 @@ class Page {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/dashboard/ws`);
     sockets.push(ws);
     const page = new Page(ws);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    await once(ws, 'open');
     return page;
   }
 

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { hostname } from 'node:os';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -54,10 +55,7 @@ class Client {
     sockets.push(ws);
     // Listening before the open: the first message may come in the same packet as the handshake.
     const client = new Client(ws);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    await once(ws, 'open');
     return client;
   }
 

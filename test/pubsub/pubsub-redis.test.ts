@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { WebSocketServer } from '../../src/node/server.js';
@@ -59,10 +60,7 @@ async function client(port: number, since?: StreamPosition): Promise<string[]> {
   sockets.push(ws);
   const received: string[] = [];
   ws.on('message', (data) => received.push(String(data)));
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
+  await once(ws, 'open');
   return received;
 }
 

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { WebSocketServer } from '../../src/node/server.js';
@@ -38,10 +39,7 @@ async function client(port: number, path = '/room'): Promise<{ ws: WebSocket; re
   clients.push(ws);
   const received: string[] = [];
   ws.on('message', (data) => received.push(String(data)));
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
+  await once(ws, 'open');
   return { ws, received };
 }
 
