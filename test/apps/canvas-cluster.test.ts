@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createCanvasApp, type CanvasOptions } from '../../src/apps/canvas/index.js';
 import { applyOperation, drawingFrom, isDrawingOperation } from '../../src/apps/canvas/operations.js';
@@ -16,7 +16,7 @@ import {
   type ServerMessage,
   type StrokeInfo,
 } from '../../src/apps/canvas/wire/codec.js';
-import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
+import { useRedis } from '../pubsub/redis-server.js';
 
 /**
  * The canvas on several nodes: separate AppServers in this process, each
@@ -27,17 +27,9 @@ import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
 
 const WAIT_MS = 8000;
 
-let redis: RedisServer;
+const redis = useRedis();
 const servers: AppServer[] = [];
 const clients: CanvasClient[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await redis?.stop();
-});
 
 afterEach(async () => {
   for (const client of clients.splice(0)) client.ws.terminate();

@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { chatTopicHistory, createChatApp } from '../../src/apps/chat/index.js';
 import { AppServer } from '../../src/apps/host/server.js';
 import { DEFAULT_HISTORY } from '../../src/pubsub/broker.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
-import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
+import { useRedis } from '../pubsub/redis-server.js';
 import { readEnvelope } from './chat/samples.js';
 
 /**
@@ -20,7 +20,7 @@ const WAIT_MS = 8000;
 /** Short, so that a dead node's members expire within a test. */
 const PRESENCE_TTL_MS = 1200;
 
-let redis: RedisServer;
+const redis = useRedis();
 const nodes: Node[] = [];
 const clients: Client[] = [];
 
@@ -29,14 +29,6 @@ interface Node {
   broker: RedisBroker;
   port: number;
 }
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await redis?.stop();
-});
 
 afterEach(async () => {
   for (const client of clients.splice(0)) client.ws.terminate();

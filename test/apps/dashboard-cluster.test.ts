@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { historyPolicyOf } from '../../src/apps/app.js';
 import { createDashboardApp, DASHBOARD_HISTORY, DASHBOARD_TOPIC, type DashboardMessage, type NodeSample } from '../../src/apps/dashboard/index.js';
 import { AppServer } from '../../src/apps/host/server.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
-import { startRedis, type RedisServer } from '../pubsub/redis-server.js';
+import { useRedis } from '../pubsub/redis-server.js';
 import { until } from '../wait.js';
 
 /**
@@ -19,17 +19,9 @@ import { until } from '../wait.js';
 
 const INTERVAL_MS = 50;
 
-let redis: RedisServer;
+const redis = useRedis();
 const servers: AppServer[] = [];
 const sockets: WebSocket[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await redis?.stop();
-});
 
 afterEach(async () => {
   for (const socket of sockets.splice(0)) socket.terminate();

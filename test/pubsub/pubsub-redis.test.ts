@@ -1,25 +1,17 @@
 import { once } from 'node:events';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { WebSocketServer } from '../../src/node/server.js';
 import { PubSub, type RecoveryResult } from '../../src/pubsub/pubsub.js';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import type { StreamPosition, TopicDiscontinuity } from '../../src/pubsub/broker.js';
 import { until } from '../wait.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { useRedis } from './redis-server.js';
 
-let redis: RedisServer;
+const redis = useRedis();
 const servers: WebSocketServer[] = [];
 const hubs: PubSub[] = [];
 const sockets: WebSocket[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await redis?.stop();
-});
 
 afterEach(async () => {
   for (const socket of sockets.splice(0)) socket.terminate();

@@ -1,22 +1,14 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { RedisBroker, type RedisBrokerOptions } from '../../src/pubsub/redis-broker.js';
 import { BrokerError } from '../../src/pubsub/broker-error.js';
 import type { BrokerMessage, TopicDiscontinuity } from '../../src/pubsub/broker.js';
 import { until } from '../wait.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { startRedis, useRedis } from './redis-server.js';
 import { makeSelfSignedCertificate } from '../node/test-certificates.js';
 
-let redis: RedisServer;
+const redis = useRedis();
 const brokers: RedisBroker[] = [];
 let topicCounter = 0;
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await redis?.stop();
-});
 
 afterEach(async () => {
   await Promise.all(brokers.splice(0).map((broker) => broker.close()));

@@ -1,19 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import type { BrokerMessage, TopicDiscontinuity } from '../../src/pubsub/broker.js';
 import { until } from '../wait.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { useRedis } from './redis-server.js';
 
-let redis: RedisServer;
+const redis = useRedis();
 const brokers: RedisBroker[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await redis?.stop();
-});
 
 afterEach(async () => {
   await Promise.all(brokers.splice(0).map((broker) => broker.close()));

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 /**
  * Starts a private redis-server for one test file: a free port on
  * 127.0.0.1, no persistence (`--save '' --appendonly no`), stopped after.
@@ -126,5 +127,36 @@ export async function startRedis(options: { password?: string; args?: readonly s
       current.kill('SIGKILL');
       await exited(current);
     },
+  };
+}
+
+/**
+ * A private redis-server for the tests of one file: started before them,
+ * stopped after them. The object stands for the server once it runs (in
+ * tests and in hooks registered after this call).
+ */
+export function useRedis(): RedisServer {
+  let server: RedisServer | undefined;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const started = (): RedisServer => {
+    if (server === undefined) throw new Error('redis-server is not running yet: use it in a test or a later hook');
+    return server;
+  };
+  return {
+    get port() {
+      return started().port;
+    },
+    get url() {
+      return started().url;
+    },
+    command: (...args) => started().command(...args),
+    kill: () => started().kill(),
+    restart: () => started().restart(),
+    stop: () => started().stop(),
   };
 }
