@@ -1,5 +1,4 @@
 import { once } from 'node:events';
-import { request as httpRequest } from 'node:http';
 import { hostname } from 'node:os';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
@@ -11,15 +10,13 @@ import type { Sample } from '../../src/apps/host/metrics.js';
 import { AppServer } from '../../src/apps/host/server.js';
 import { parsePrometheusText, type ParsedFamily } from './prometheus-text.js';
 import { until } from '../wait.js';
+import { get } from './host/http-get.js';
 
 /**
  * The dashboard over real sockets on 127.0.0.1: history then a sample per
  * interval, counters that follow bursts of chat and echo messages exactly,
  * `/metrics` as Prometheus text, the sampler's timer, and `/vendor/`.
  */
-
-/** Every wait in this file is bounded by this (ms), unless a test says otherwise. */
-const WAIT_MS = 4000;
 
 let server: AppServer | null = null;
 const sockets: WebSocket[] = [];
@@ -66,30 +63,6 @@ class Client {
   get samples(): NodeSample[] {
     return this.messages.flatMap((message) => (message.type === 'sample' ? [message.sample] : []));
   }
-}
-
-interface Response {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function get(port: number, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }),
-        );
-      },
-    );
-    request.setTimeout(WAIT_MS, () => request.destroy(new Error(`no answer to ${path} within ${WAIT_MS} ms`)));
-    request.on('error', reject);
-    request.end();
-  });
 }
 
 /** The value of one series of a parsed exposition. */

@@ -1,5 +1,4 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCanvasApp } from '../../../src/apps/canvas/index.js';
@@ -7,6 +6,7 @@ import { createChatApp } from '../../../src/apps/chat/index.js';
 import { createDashboardApp } from '../../../src/apps/dashboard/index.js';
 import { PROJECT_ROOT, WIRE_FOLDER, wireModulesDirOf } from '../../../src/apps/host/paths.js';
 import { AppServer } from '../../../src/apps/host/server.js';
+import { get } from './http-get.js';
 
 /**
  * An app's wire modules (src/apps/<app>/wire/: the codec or envelope its
@@ -24,22 +24,6 @@ async function start(): Promise<number> {
   const server = new AppServer({ apps: [createCanvasApp(), createChatApp(), createDashboardApp()], logLevel: 'silent' });
   servers.push(server);
   return (await server.listen(0)).port;
-}
-
-/** One GET with the path sent exactly as given (no client-side normalisation of `..` or escapes). */
-function get(port: number, path: string): Promise<{ status: number; type: string | undefined; body: string }> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () =>
-        resolve({ status: response.statusCode ?? 0, type: response.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') }),
-      );
-      response.on('error', reject);
-    });
-    request.on('error', reject);
-    request.end();
-  });
 }
 
 /** Every module of every app's wire folder, as [app, file name]. */
@@ -71,7 +55,7 @@ describe('wire modules', () => {
     const port = await start();
     const response = await get(port, `/${app}/wire/${file}`);
     expect(response.status).toBe(200);
-    expect(response.type).toBe('text/javascript; charset=utf-8');
+    expect(response.headers['content-type']).toBe('text/javascript; charset=utf-8');
     expect(response.body).toBe(readFileSync(join(wireModulesDirOf(app), file), 'utf8'));
     expect(response.body).toMatch(content);
   });

@@ -1,6 +1,5 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { request as httpRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import { connect } from '../../../src/node/client.js';
 import type { Connection } from '../../../src/node/connection.js';
 import { HandshakeError } from '../../../src/node/errors.js';
 import { until } from '../../wait.js';
+import { get } from './http-get.js';
 
 /**
  * The shell's HTTP side over real sockets: static files with their content
@@ -44,31 +44,6 @@ async function start(logLevel: LogLevel = 'silent'): Promise<Harness> {
   servers.push(server);
   const { port } = await server.listen(0);
   return { port, server, log };
-}
-
-interface Response {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** One HTTP request with the path sent exactly as given (no client-side normalisation of `..` or escapes). */
-function get(port: number, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }),
-        );
-        response.on('error', reject);
-      },
-    );
-    request.on('error', reject);
-    request.end();
-  });
 }
 
 const homeFile = (name: string): string => readFileSync(join(PROJECT_ROOT, 'src', 'apps', 'home', 'page', name), 'utf8');
