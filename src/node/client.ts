@@ -356,7 +356,7 @@ function openClientConnection(
   extensions: string,
   timers: TimerSource,
 ): Connection<undefined> {
-  const connection = new Connection<undefined>(
+  const connection = Connection.adopt<undefined>(
     socket,
     {
       role: Role.Client,

@@ -153,18 +153,18 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   serverData: unknown = undefined;
   readonly protocol: string;
   readonly extensions: string;
-  /** Messages refused under the `drop` backpressure policy. */
-  droppedMessages = 0;
   /**
-   * Traffic counters for metrics: data messages and their payload bytes
-   * (received: after decompression; sent: before compression; frame headers
-   * and control frames not counted). Sent counts what `send()` and friends
-   * accepted. Plain increments, nothing else, on the hot path.
+   * Traffic counters for metrics, read through the getters below: data
+   * messages and their payload bytes (received: after decompression; sent:
+   * before compression; frame headers and control frames not counted). Sent
+   * counts what `send()` and friends accepted. Plain increments, nothing
+   * else, on the hot path.
    */
-  messagesReceived = 0;
-  bytesReceived = 0;
-  messagesSent = 0;
-  bytesSent = 0;
+  private dropped = 0;
+  private receivedMessages = 0;
+  private receivedBytes = 0;
+  private sentMessages = 0;
+  private sentBytes = 0;
 
   private readonly core: Protocol;
   private readonly batch: WriteBatch;
@@ -206,7 +206,11 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
   private endWhenRead = false;
 
   /** @internal Sockets are adopted by the server and by `connect()`; applications do not construct connections. */
-  constructor(socket: Socket, options: ConnectionOptions, context: Context) {
+  static adopt<Context>(socket: Socket, options: ConnectionOptions, context: Context): Connection<Context> {
+    return new Connection(socket, options, context);
+  }
+
+  private constructor(socket: Socket, options: ConnectionOptions, context: Context) {
     super();
     this.socket = socket;
     this.role = options.role;
@@ -309,6 +313,31 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     return this.batch.bytes + this.socket.writableLength + this.core.pendingSendBytes;
   }
 
+  /** Messages refused under the `drop` backpressure policy. */
+  get droppedMessages(): number {
+    return this.dropped;
+  }
+
+  /** Data messages received, counted once whole (after decompression). */
+  get messagesReceived(): number {
+    return this.receivedMessages;
+  }
+
+  /** Payload bytes of the data messages received (after decompression). */
+  get bytesReceived(): number {
+    return this.receivedBytes;
+  }
+
+  /** Data messages `send()` and friends accepted. */
+  get messagesSent(): number {
+    return this.sentMessages;
+  }
+
+  /** Payload bytes of the data messages accepted (before compression). */
+  get bytesSent(): number {
+    return this.sentBytes;
+  }
+
   get remoteAddress(): string | undefined {
     return this.socket.remoteAddress;
   }
@@ -335,8 +364,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     } else {
       this.core.send(bytes, binary, compress);
     }
-    this.messagesSent++;
-    this.bytesSent += bytes.length;
+    this.sentMessages++;
+    this.sentBytes += bytes.length;
     return this.afterSend();
   }
 
@@ -349,8 +378,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     const refused = this.admit(frame.size);
     if (refused !== null) return refused;
     this.core.sendPrepared(frame);
-    this.messagesSent++;
-    this.bytesSent += frame.payload.length;
+    this.sentMessages++;
+    this.sentBytes += frame.payload.length;
     return this.afterSend();
   }
 
@@ -365,8 +394,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     const refused = this.admit(bytes.length);
     if (refused !== null) return refused;
     this.core.sendFragment(bytes, options?.binary ?? !isString, fin, options?.compress ?? true);
-    if (fin) this.messagesSent++;
-    this.bytesSent += bytes.length;
+    if (fin) this.sentMessages++;
+    this.sentBytes += bytes.length;
     return this.afterSend();
   }
 
@@ -516,8 +545,8 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     switch (event.type) {
       case 'message': {
         const data = event.data;
-        this.messagesReceived++;
-        this.bytesReceived += data.length;
+        this.receivedMessages++;
+        this.receivedBytes += data.length;
         if (event.binary) this.emit('message', asBuffer(data), true);
         else this.emit('message', this.decodeText ? asBuffer(data).toString('utf8') : asBuffer(data), false);
         return;
@@ -610,7 +639,7 @@ export class Connection<Context = unknown> extends EventEmitter<ConnectionEvents
     const buffered = this.bufferedAmount;
     if (buffered === 0 || buffered + size <= this.maxBufferedAmount) return null;
     if (this.dropSlow) {
-      this.droppedMessages++;
+      this.dropped++;
       return 'dropped';
     }
     this.failBufferLimit();

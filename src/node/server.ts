@@ -973,7 +973,7 @@ export class WebSocketServer {
       socket.destroy();
       return false;
     }
-    const connection = new Connection<unknown>(
+    const connection = Connection.adopt<unknown>(
       socket as Socket,
       {
         role: Role.Server,

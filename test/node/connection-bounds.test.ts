@@ -40,7 +40,7 @@ describe('a peer that pings and never reads', () => {
     const [local, peer] = await socketPair();
     peer.on('error', () => {}); // reset when the server gives up on it
     peer.pause(); // reads nothing, ever
-    const connection = new Connection(local, { role: Role.Server, closeTimeout: 200 }, undefined);
+    const connection = Connection.adopt(local, { role: Role.Server, closeTimeout: 200 }, undefined);
     const ending = closed(connection);
     let pings = 0;
     connection.on('ping', () => pings++);
@@ -92,7 +92,7 @@ describe('a peer that pings and never reads', () => {
 describe('output bounds on a transport whose writes the test completes', () => {
   it('fails with WS_ERR_BUFFER_LIMIT when a ping arrives while more than maxBufferedAmount waits, whatever the policy', async () => {
     const socket = new ManualSocket();
-    const connection = new Connection(
+    const connection = Connection.adopt(
       socket.asSocket(),
       { role: Role.Server, maxBufferedAmount: 10_000, highWaterMark: 1_000_000, backpressurePolicy: 'drop' },
       undefined,
@@ -110,7 +110,7 @@ describe('output bounds on a transport whose writes the test completes', () => {
 
   it('stops reading when input made it write past the high-water mark, and reads again once the output is taken', async () => {
     const socket = new ManualSocket();
-    const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
+    const connection = Connection.adopt(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
     let pings = 0;
     connection.on('ping', () => pings++);
     const ping = frame({ opcode: OP.ping, payload: Buffer.alloc(100, 1) }); // a 102-byte pong each
@@ -140,7 +140,7 @@ describe('output bounds on a transport whose writes the test completes', () => {
 
   it("keeps reading while only the application's own sends are backed up", async () => {
     const socket = new ManualSocket();
-    const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
+    const connection = Connection.adopt(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
     const received: string[] = [];
     connection.on('message', (data) => received.push(String(data)));
     expect(connection.send(Buffer.alloc(50_000))).toBe('queued');
@@ -153,7 +153,7 @@ describe('output bounds on a transport whose writes the test completes', () => {
 
   it("reads again only when no reason to pause holds: the application's pause outlasts the output pause", async () => {
     const socket = new ManualSocket();
-    const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 10 }, undefined);
+    const connection = Connection.adopt(socket.asSocket(), { role: Role.Server, highWaterMark: 10 }, undefined);
     let pings = 0;
     connection.on('ping', () => pings++);
     // The first pong (22 bytes) waits in the socket; a second ping while it waits stops reading.
@@ -189,7 +189,7 @@ describe('pongs queued behind a compression', () => {
       },
       close() {},
     };
-    const connection = new Connection(socket.asSocket(), { role: Role.Server, deflate: { codec, threshold: 0 } }, undefined);
+    const connection = Connection.adopt(socket.asSocket(), { role: Role.Server, deflate: { codec, threshold: 0 } }, undefined);
     let pings = 0;
     connection.on('ping', () => pings++);
     connection.send('held in the compressor');
@@ -213,7 +213,7 @@ describe('pongs queued behind a compression', () => {
 describe('drain', () => {
   it("comes when output falls under a high-water mark below the socket's own (16 KiB)", async () => {
     const socket = new ManualSocket();
-    const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
+    const connection = Connection.adopt(socket.asSocket(), { role: Role.Server, highWaterMark: 1000 }, undefined);
     let drains = 0;
     connection.on('drain', () => drains++);
     expect(connection.send(Buffer.alloc(5000))).toBe('queued');

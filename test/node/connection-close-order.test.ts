@@ -105,7 +105,7 @@ describe('closing with a message still in the compressor', () => {
       { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 },
       'server',
     );
-    const connection = new Connection(socket, { role: Role.Server, deflate: { codec, threshold: 1024 }, closeTimeout: 2000 }, undefined);
+    const connection = Connection.adopt(socket, { role: Role.Server, deflate: { codec, threshold: 1024 }, closeTimeout: 2000 }, undefined);
     connection.on('message', (data) => connection.send(data));
     client.write(frame({ opcode: OP.text, payload: message(1) }));
     client.socket.end();

@@ -40,7 +40,7 @@ function countPings(connection: Connection<unknown>): { readonly count: number }
 describe('heartbeat while the application holds reading paused', () => {
   it('neither pings nor drops, and starts a fresh interval on resume()', async () => {
     const [local, peer] = await socketPair();
-    const connection = new Connection(local, { role: Role.Server, closeTimeout: 100 }, undefined);
+    const connection = Connection.adopt(local, { role: Role.Server, closeTimeout: 100 }, undefined);
     const pings = countPings(connection);
     let closeInfo: CloseInfo | null = null;
     connection.on('close', (info) => (closeInfo = info));
@@ -71,7 +71,7 @@ describe('heartbeat while the application holds reading paused', () => {
 
   it('is not reset by resume() on a connection that was not paused', async () => {
     const [local] = await socketPair();
-    const connection = new Connection(local, { role: Role.Server, closeTimeout: 100 }, undefined);
+    const connection = Connection.adopt(local, { role: Role.Server, closeTimeout: 100 }, undefined);
     const closing = new Promise<CloseInfo>((resolve) => connection.once('close', resolve));
     connection.heartbeat(1000);
     connection.resume();
@@ -81,7 +81,7 @@ describe('heartbeat while the application holds reading paused', () => {
 
   it('does not drop a peer whose messages wait in an iterator that fell behind', async () => {
     const [local, peer] = await socketPair();
-    const connection = new Connection(local, { role: Role.Server }, undefined);
+    const connection = Connection.adopt(local, { role: Role.Server }, undefined);
     const iterator = connection.messages({ highWaterMark: 2 });
     peer.write(Buffer.concat([1, 2, 3].map((n) => frame({ opcode: OP.text, payload: `m${n}` }))));
     await until(() => local.isPaused(), 'the iterator to pause reading', 2000);
@@ -95,7 +95,7 @@ describe('heartbeat while the application holds reading paused', () => {
 describe('heartbeat while reading waits for backed-up output', () => {
   it('keeps a peer that takes our output, and drops one that stopped taking it', async () => {
     const socket = new ManualSocket();
-    const connection = new Connection(socket.asSocket(), { role: Role.Server, highWaterMark: 10, closeTimeout: 100 }, undefined);
+    const connection = Connection.adopt(socket.asSocket(), { role: Role.Server, highWaterMark: 10, closeTimeout: 100 }, undefined);
     const closing = new Promise<CloseInfo>((resolve) => connection.once('close', resolve));
     // Two pings whose pongs the kernel does not take: reading stops.
     socket.receive(frame({ opcode: OP.ping, payload: Buffer.alloc(20) }));

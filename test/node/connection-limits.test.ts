@@ -39,7 +39,7 @@ describe('Connection limits', () => {
   it('refuses a 33rd ping while 32 await their pong, and rejects them all on close', async () => {
     const [local, peer] = await socketPair();
     peer.pause(); // never answers
-    const connection = new Connection(local, { role: Role.Server }, undefined);
+    const connection = Connection.adopt(local, { role: Role.Server }, undefined);
     const pending = Array.from({ length: 32 }, () => connection.ping());
     for (const ping of pending) ping.catch(() => {});
     await expect(connection.ping()).rejects.toMatchObject({ code: 'WS_ERR_INVALID_ARGUMENT' });
@@ -51,7 +51,7 @@ describe('Connection limits', () => {
   it('stops reading while more than 1 MiB waits behind a decompression, and resumes when it ends', async () => {
     const [local, peer] = await socketPair();
     const codec = heldCodec();
-    const connection = new Connection(local, { role: Role.Server, deflate: { codec, threshold: 1024 } }, undefined);
+    const connection = Connection.adopt(local, { role: Role.Server, deflate: { codec, threshold: 1024 } }, undefined);
     const received: number[] = [];
     connection.on('message', (data) => received.push(data.length));
     // A compressed message (RSV1) the codec holds, then 2 MiB of plain messages behind it.

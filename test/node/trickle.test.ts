@@ -76,7 +76,7 @@ describe('a large frame trickled a byte per TCP segment', () => {
     const received: Buffer[][] = pairs.map(() => []);
     const reads = pairs.map(() => 0);
     pairs.forEach(([local], i) => {
-      const connection = new Connection(local, { role: Role.Server, maxMessageSize: 8 * 1024 * 1024 }, undefined);
+      const connection = Connection.adopt(local, { role: Role.Server, maxMessageSize: 8 * 1024 * 1024 }, undefined);
       connection.on('message', (data) => received[i]!.push(Buffer.from(data as Buffer)));
       local.on('data', () => reads[i]!++);
     });
@@ -111,7 +111,7 @@ describe('a large frame trickled a byte per TCP segment', () => {
     const payload = Buffer.alloc(100_000, 0x61);
     Buffer.from([0xc0, 0xaf]).copy(payload, 20); // an overlong "/" (RFC 3629 §3)
     const { header, body } = maskedFrame(OP.text, payload, Buffer.from([1, 2, 3, 4]));
-    const connection = new Connection(local, { role: Role.Server }, undefined);
+    const connection = Connection.adopt(local, { role: Role.Server }, undefined);
     const closed = new Promise<CloseInfo>((resolve) => connection.once('close', (info) => resolve(info)));
     const fromServer: Buffer[] = [];
     peer.on('data', (chunk: Buffer) => fromServer.push(chunk));
@@ -140,7 +140,7 @@ describe('a large frame trickled a byte per TCP segment', () => {
     expect(wire.length).toBeGreaterThan(50_000);
     const bytes = frame({ opcode: OP.text, rsv1: true, payload: wire, mask: Buffer.from([9, 8, 7, 6]) });
     const params = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 };
-    const connection = new Connection(local, { role: Role.Server, deflate: { codec: createZlibCodec(params, 'server'), threshold: 0 } }, undefined);
+    const connection = Connection.adopt(local, { role: Role.Server, deflate: { codec: createZlibCodec(params, 'server'), threshold: 0 } }, undefined);
     const closed = new Promise<CloseInfo>((resolve) => connection.once('close', (info) => resolve(info)));
     const fromServer: Buffer[] = [];
     peer.on('data', (chunk: Buffer) => fromServer.push(chunk));

@@ -14,6 +14,7 @@ export const NODE_CONSUMER = `
 import { WebSocketServer, connect, Connection, ConnectionState, HandshakeError, ReconnectingWebSocket, reject, type CloseInfo } from 'sockeye';
 import { CloseCode, Protocol, Role, type ProtocolEvent } from 'sockeye/protocol';
 import { PubSub, MemoryBroker } from 'sockeye/pubsub';
+import { Socket } from 'node:net';
 
 interface User {
   name: string;
@@ -57,6 +58,14 @@ function internals(connection: Connection<unknown>): void {
   void connection.drop;
   // @ts-expect-error receiveInitial is internal
   connection.receiveInitial(new Uint8Array(0));
+  // @ts-expect-error the counters are read-only to applications
+  connection.messagesSent = 0;
+  const sent: number = connection.bytesSent + connection.messagesReceived + connection.bytesReceived + connection.droppedMessages;
+  void sent;
+  // @ts-expect-error applications do not construct connections: the server and connect() adopt sockets
+  void new Connection(new Socket(), { role: Role.Server }, undefined);
+  // @ts-expect-error adopting a socket is internal
+  void Connection.adopt;
 }
 
 function testClocks(): void {
