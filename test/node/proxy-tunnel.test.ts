@@ -590,6 +590,23 @@ describe('the WHATWG WebSocket and ReconnectingWebSocket through a proxy', () =>
     expect(echoed).toBe('reconnecting');
     expect(proxy.tunnels).toBe(1);
   });
+
+  it('ReconnectingWebSocket takes an explicit proxy in connectOptions', async () => {
+    const proxy = await startProxy('http');
+    // No proxy variable is set (beforeEach clears only NO_PROXY): the tunnel can come only from connectOptions.
+    for (const name of ['ALL_PROXY', 'all_proxy', 'HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy']) vi.stubEnv(name, '');
+    const socket = new ReconnectingWebSocket(wsUrl(), { connectOptions: { proxy: proxy.url() } });
+    const echoed = await withTimeout(
+      new Promise<unknown>((resolve) => {
+        socket.on('open', () => socket.send('explicit proxy'));
+        socket.on('message', ({ data }) => resolve(data));
+      }),
+    );
+    socket.close();
+    expect(echoed).toBe('explicit proxy');
+    expect(proxy.tunnels).toBe(1);
+    expect(proxy.requested).toEqual([`localhost:${plainPort}`]);
+  });
 });
 
 describe('openTunnel', () => {
