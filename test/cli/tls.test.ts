@@ -6,7 +6,7 @@ import { connect } from '../../src/node/client.js';
 import { HandshakeError } from '../../src/node/errors.js';
 import { WebSocketServer } from '../../src/node/server.js';
 import type { TlsOptions } from 'node:tls';
-import { makeTestCertificates, type TestCertificates } from '../node/test-certificates.js';
+import { makeSelfSignedCertificate, makeTestCertificates, type TestCertificates } from '../node/test-certificates.js';
 import { startConnectProxy, type ConnectProxy } from '../node/test-connect-proxy.js';
 import { assertBuilt, killAll, runCli, type CliRun } from './cli-process.js';
 
@@ -77,6 +77,23 @@ describe('sockeye connect over TLS', () => {
     const without = await connectOnce(url, ['--ca', pki.files.ca]);
     expect(without.code).toBe(1);
     expect(without.run.stdout()).not.toContain('< hello');
+  });
+
+  it('-k (short for --insecure) accepts the self-signed certificate of serve echo --tls-cert', async () => {
+    const selfSigned = makeSelfSignedCertificate();
+    try {
+      const server = runCli(['serve', 'echo', '--port', '0', '--tls-cert', selfSigned.certFile, '--tls-key', selfSigned.keyFile]);
+      const [, port] = await listening(server, /listening on wss:\/\/127\.0\.0\.1:(\d+)/);
+      const url = `wss://127.0.0.1:${port}/k`;
+      const refused = await connectOnce(url, []);
+      expect(refused.code).toBe(1);
+      expect(refused.run.stdout()).not.toContain('< hello');
+      const accepted = await connectOnce(url, ['-k']);
+      expect(accepted.code, accepted.run.stderr()).toBe(0);
+      expect(accepted.run.stdout()).toContain('< hello');
+    } finally {
+      selfSigned.remove();
+    }
   });
 
   it('refuses unreadable files and a lone --key as invalid arguments (exit 2)', async () => {
