@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RedisBroker, type RedisBrokerOptions } from '../../src/pubsub/redis-broker.js';
 import { BrokerError } from '../../src/pubsub/broker-error.js';
 import type { BrokerMessage, TopicDiscontinuity } from '../../src/pubsub/broker.js';
-import { until } from '../wait.js';
+import { settle, until } from '../wait.js';
 import { startRedis, useRedis } from './redis-server.js';
 import { makeSelfSignedCertificate } from '../node/test-certificates.js';
 
@@ -143,6 +143,68 @@ describe('RedisBroker', () => {
     const after = await broker.publish(topic, payload('after'));
     expect(after.offset).toBeGreaterThan(1);
     expect(broker.stats.publishFailed).toBe(8);
+  });
+
+  it('fails a publish that would take the queued bytes past maxQueuedBytes at once, while smaller ones queue (CLIENT PAUSE)', async () => {
+    const topic = freshTopic();
+    const { broker } = await node({ maxQueuedBytes: 100, publishTimeoutMs: 20_000 });
+    await broker.publish(topic, payload('before'));
+    // Long enough that the held publishes are still pending when the rejection is checked; the test waits for the answers, not the pause.
+    await redis.command('CLIENT', 'PAUSE', 2000, 'ALL');
+    const settled = new Set<string>();
+    const track = (name: string, promise: Promise<unknown>): Promise<unknown> => {
+      promise.then(
+        () => settled.add(name),
+        () => settled.add(name),
+      );
+      return promise;
+    };
+    const a = track('a', broker.publish(topic, payload('a'.repeat(40))));
+    const b = track('b', broker.publish(topic, payload('b'.repeat(40))));
+    // 80 + 30 > 100: refused, although only 3 publishes would be pending (the count bound is 10,000).
+    const tooBig = track('c', broker.publish(topic, payload('c'.repeat(30))));
+    // 80 + 20 = 100: exactly the bound still fits.
+    const fits = track('d', broker.publish(topic, payload('d'.repeat(20))));
+    const overByOne = track('e', broker.publish(topic, payload('e')));
+    await expect(tooBig).rejects.toMatchObject({ name: 'BrokerError', code: 'WS_ERR_BROKER_QUEUE_FULL' });
+    await expect(overByOne).rejects.toMatchObject({ code: 'WS_ERR_BROKER_QUEUE_FULL' });
+    await expect(tooBig).rejects.toBeInstanceOf(BrokerError);
+    // Refused at once: the others are still held by the paused Redis.
+    expect([...settled].sort()).toEqual(['c', 'e']);
+    expect(broker.stats.queueDepth).toBe(3);
+
+    const stored = (await Promise.all([a, b, fits])) as { offset: number }[];
+    expect(stored.map((position) => position.offset)).toEqual([2, 3, 4]);
+    // The refused ones were never sent.
+    const { epoch, offset } = await broker.position(topic);
+    expect(offset).toBe(4);
+    const history = await broker.history(topic, { epoch, offset: 0 });
+    expect(history.ok && texts(history.messages)).toEqual(['before', 'a'.repeat(40), 'b'.repeat(40), 'd'.repeat(20)]);
+    // The answered bytes left the count: a publish of the whole bound fits again, one byte more never does.
+    expect((await broker.publish(topic, payload('f'.repeat(100)))).offset).toBe(5);
+    await expect(broker.publish(topic, payload('g'.repeat(101)))).rejects.toMatchObject({ code: 'WS_ERR_BROKER_QUEUE_FULL' });
+    expect(broker.stats.publishFailed).toBe(3);
+  });
+
+  it('bounds the bytes of publishes waiting for an unreachable Redis the same way', async () => {
+    // Nothing listens on port 1: the broker keeps trying to connect.
+    const broker = new RedisBroker({ url: 'redis://127.0.0.1:1', maxQueuedBytes: 100, publishTimeoutMs: 60_000 });
+    brokers.push(broker);
+    const first = broker.publish('nowhere', payload('x'.repeat(60)));
+    const refused = broker.publish('nowhere', payload('y'.repeat(50)));
+    const second = broker.publish('nowhere', payload('z'.repeat(40)));
+    let refusal: unknown = 'still pending';
+    refused.catch((error: unknown) => (refusal = error));
+    // Refused at once, not when the wait or the close ends it.
+    await settle();
+    expect(refusal).toMatchObject({ code: 'WS_ERR_BROKER_QUEUE_FULL' });
+    expect(broker.stats.queueDepth).toBe(2);
+    const closed = Promise.allSettled([first, second]);
+    await broker.close();
+    expect((await closed).map((outcome) => outcome.status === 'rejected' && (outcome.reason as BrokerError).code)).toEqual([
+      'WS_ERR_BROKER_CLOSED',
+      'WS_ERR_BROKER_CLOSED',
+    ]);
   });
 
   it('delivers every acknowledged publish exactly once when Redis kills the command connection mid-stream', async () => {
