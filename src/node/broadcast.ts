@@ -16,6 +16,11 @@ export interface BroadcastOptions {
  * is legal with or without permessage-deflate, RFC 7692 §6). Each
  * connection applies its own backpressure policy. Returns how many
  * connections took the message (`written` or `queued`).
+ *
+ * Only the connections given, which live in this process: a broadcast does
+ * not go through the pub/sub hub, so with a `RedisBroker` it does not
+ * reach connections on other nodes. To reach every node, subscribe the
+ * connections to a topic and publish to it (`server.publish(topic, data)`).
  */
 export function broadcast(connections: Iterable<Connection<unknown>>, data: SendData, options: BroadcastOptions = {}): number {
   const isString = typeof data === 'string';

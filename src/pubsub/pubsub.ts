@@ -15,15 +15,25 @@ export interface PubSubOptions {
    * before the current event-loop turn are still waiting to be taken by its
    * socket. Default 1 MiB. A subscription may set its own
    * (`SubscribeOptions.maxBuffer`). See `slowSubscriberPolicy`.
+   *
+   * How it relates to the connection's own limit (`maxBufferedAmount` of
+   * the server or client, default 64 MiB): this one applies only to topic
+   * deliveries and is checked first, before the message is handed to the
+   * connection; the connection's limit then still applies to it, as to
+   * everything else the connection sends (`send()`, `broadcast()`, pongs).
+   * With the defaults, a subscriber that stops reading meets the hub's
+   * limit first; the connection's bounds what one turn's burst may queue.
    */
   maxSubscriberBuffer?: number;
   /**
    * What happens to a too-slow subscriber: `close` closes its connection
-   * with 1008 (it can reconnect and resume from its position without a
-   * hole); `drop` skips messages for it and counts them, which leaves a
-   * hole in its stream (only for topics where the latest value is all
-   * that matters). Default `close`, the same as the connection's own
-   * backpressure policy.
+   * with 1008 and the closing handshake (it can reconnect and resume from
+   * its position without a hole); `drop` skips messages for it and counts
+   * them, which leaves a hole in its stream (only for topics where the
+   * latest value is all that matters). Default `close`, as for the
+   * connection's own `backpressurePolicy`, whose `close` fails the
+   * connection (the socket is destroyed: no close frame fits behind a
+   * full buffer) once `maxBufferedAmount` is passed.
    */
   slowSubscriberPolicy?: 'drop' | 'close';
   /**

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { connect } from '../../src/node/client.js';
-import type { Connection } from '../../src/node/connection.js';
+import { Connection } from '../../src/node/connection.js';
 import { WebSocketServer } from '../../src/node/server.js';
 import { UsageError } from '../../src/protocol/errors.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
@@ -16,6 +16,7 @@ const servers: WebSocketServer[] = [];
 const clients: Connection<undefined>[] = [];
 
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const client of clients.splice(0)) client.terminate();
   for (const server of servers.splice(0)) await server.close({ timeout: 1000 });
 });
@@ -63,6 +64,31 @@ describe('WebSocketServer.broadcast', () => {
     // b1 got only what was meant for everyone.
     expect(b1.received.filter((m) => m === 'to all')).toHaveLength(1);
     expect(b1.received.some((m) => Buffer.isBuffer(m))).toBe(false);
+  });
+
+  it('frames the message once: every connection is handed the same prepared frame, and gets the same bytes', async () => {
+    const server = new WebSocketServer({ heartbeat: false });
+    server.route('/a', {});
+    const port = await start(server);
+    const peers = [await client(port, '/a', server), await client(port, '/a', server), await client(port, '/a', server)];
+    const sendPrepared = vi.spyOn(Connection.prototype, 'sendPrepared');
+    const send = vi.spyOn(Connection.prototype, 'send');
+
+    expect(server.broadcast('framed once')).toBe(3);
+    // One call per connection on the server's side, each with the one frame
+    // prepared for all of them: a frame prepared per connection would be a
+    // new object each time. No connection framed it for itself with send().
+    expect(sendPrepared.mock.instances).toHaveLength(3);
+    expect(new Set(sendPrepared.mock.instances)).toEqual(new Set(server.connections));
+    const frames = new Set(sendPrepared.mock.calls.map(([frame]) => frame));
+    expect(frames.size).toBe(1);
+    expect(send).not.toHaveBeenCalled();
+    const [frame] = frames;
+    // RFC 6455 §5.2: FIN and text opcode, unmasked, 11 payload bytes.
+    expect(Buffer.from(frame!.header)).toEqual(Buffer.from([0x81, 11]));
+    expect(Buffer.from(frame!.payload).toString()).toBe('framed once');
+    await until(() => peers.every((peer) => peer.received.length === 1), 'every peer to receive the broadcast');
+    for (const peer of peers) expect(peer.received).toEqual(['framed once']);
   });
 
   it('refuses a path no route is mounted at', () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type Route, type ServerOptions } from '../../src/index.js';
-import type { RateLimited } from '../../src/node/server.js';
+import type { HookFailure, RateLimited } from '../../src/node/server.js';
 import { OP, RawClient, parseClose, upgradeRequest } from './raw-client.js';
 import { until } from '../wait.js';
 
@@ -156,6 +156,51 @@ describe('rate limits per connection', () => {
     expect(await roundTrip(client, 'a')).toBe('a');
     expect(await roundTrip(client, 'b')).toBe('close 1011 internal error');
     expect(server.counters().hookFailures).toBe(1);
+  });
+
+  it('an async limited hook that rejects: 1011 "internal error", the error to the hooks, no unhandled rejection', async () => {
+    const clock = manualClock();
+    const secret = new Error('limiter store is down');
+    const errors: Error[] = [];
+    const failures: { error: Error; failure: HookFailure }[] = [];
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const { server, port } = await start(
+        {
+          '/': {
+            ...echo,
+            rateLimit: { messagesPerSecond: 1 },
+            async limited() {
+              // Rejects on a later turn, as a hook that awaited something would.
+              await new Promise((resolve) => setImmediate(resolve));
+              throw secret;
+            },
+            error: (_connection, error) => void errors.push(error),
+          },
+        },
+        { now: clock.now, onError: (error, failure) => failures.push({ error, failure }) },
+      );
+      const client = await upgrade(port);
+      expect(await roundTrip(client, 'a')).toBe('a');
+      client.send({ opcode: OP.text, payload: 'b' });
+      const close = await client.readFrame();
+      expect(parseClose(close)).toEqual({ code: 1011, reason: 'internal error' });
+      expect(close.payload.toString('latin1')).not.toContain('limiter store');
+      await until(() => errors.length === 1, 'the error hook', 2000);
+      expect(errors[0]).toMatchObject({ name: 'ConnectionError', code: 'WS_ERR_HANDLER_FAILED' });
+      expect(errors[0]!.cause).toBe(secret);
+      expect(failures).toHaveLength(1);
+      expect(failures[0]!.error).toBe(secret);
+      expect(failures[0]!.failure).toMatchObject({ path: '/', hook: 'limited' });
+      expect(server.counters().hookFailures).toBe(1);
+      // The unhandled-rejection check runs after the microtasks of a turn: let one pass.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 
   it('checks its options when mounted', () => {

@@ -178,6 +178,31 @@ describe('PubSub', () => {
     slow.destroy();
   });
 
+  it('by default (no options) closes a subscriber with 1008 once more than 1 MiB it was sent before the turn is waiting', async () => {
+    const hub = new PubSub();
+    const port = await start(hub);
+    const peer = await client(port);
+    let closed: [number, string] | null = null;
+    peer.ws.on('close', (code, reason) => void (closed = [code, reason.toString()]));
+    await until(() => hub.subscriberCount('room') === 1, 'one subscriber of room', 2000);
+    const subscriber = [...server!.connections][0]!;
+    // What the hub reads as waiting when a turn begins, set by hand: the limit is exact to the byte.
+    let waiting = 1024 * 1024;
+    vi.spyOn(subscriber, 'bufferedAmount', 'get').mockImplementation(() => waiting);
+    await hub.publish('room', 'at the limit');
+    await until(() => peer.received.length === 1, 'the message at the limit', 2000);
+    expect(hub.stats).toMatchObject({ delivered: 1, closedSlow: 0, dropped: 0 });
+    // A new turn, one byte over: closed (the default policy), not skipped.
+    await new Promise((resolve) => setImmediate(resolve));
+    waiting = 1024 * 1024 + 1;
+    await hub.publish('room', 'over the limit');
+    await until(() => closed !== null, 'the subscriber to be closed', 2000);
+    expect(closed).toEqual([1008, 'subscriber too slow']);
+    expect(peer.received).toEqual(['at the limit']);
+    expect(hub.stats).toMatchObject({ delivered: 1, closedSlow: 1, dropped: 0 });
+    expect(hub.subscriberCount('room')).toBe(0);
+  });
+
   it('resumes a subscriber from its position: the missed messages to it alone, then live ones, no hole or duplicate at the seam', async () => {
     const broker = new MemoryBroker();
     const hub = new PubSub({ broker, envelope: (m) => `${m.offset}:${Buffer.from(m.data).toString()}` });
