@@ -8,7 +8,7 @@ import { ConnectionState, type Connection } from '../../src/node/connection.js';
 import { HandshakeError } from '../../src/node/errors.js';
 import { WebSocket } from '../../src/node/websocket.js';
 import { WebSocketServer } from '../../src/node/server.js';
-import type { UpgradeRequest } from '../../src/node/upgrade.js';
+import { reject, type UpgradeRequest } from '../../src/node/upgrade.js';
 import { makeTestCertificates, type TestCertificates } from './test-certificates.js';
 
 /**
@@ -35,6 +35,13 @@ beforeAll(async () => {
     authenticate: (request) => request,
     open: (connection) => void seen.push({ method: connection.context.method, connection }),
     message: (connection, data, isBinary) => void connection.send(data, { binary: isBinary }),
+  });
+  server.route<UpgradeRequest>('/private', {
+    authenticate: (request) =>
+      request.headers.get('authorization') === 'Bearer open-sesame' ?
+        request
+      : reject(401, 'a bearer token is required', [['WWW-Authenticate', 'Bearer realm="sockeye-test"']]),
+    open: (connection) => void seen.push({ method: connection.context.method, connection }),
   });
   port = (await server.listen(0)).port;
 });
@@ -164,6 +171,22 @@ describe('extended CONNECT by hand (node:http2 client)', () => {
     expect(seen).toHaveLength(0);
     // The session survives refusals: a good request still opens.
     expect((await extendedConnect(h2)).headers[':status']).toBe(200);
+  });
+
+  it("answers an authenticate hook's reject(401) on the stream, with its WWW-Authenticate; 200 with the credentials", async () => {
+    const { session: h2 } = await session();
+    const refused = await extendedConnect(h2, { ':path': '/private' });
+    expect(refused.headers[':status']).toBe(401);
+    expect(refused.headers['www-authenticate']).toBe('Bearer realm="sockeye-test"');
+    let body = '';
+    refused.stream.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+    await timeout(once(refused.stream, 'end'), 'the refusal body');
+    expect(body).toBe('a bearer token is required\n');
+    expect(seen).toHaveLength(0);
+    const allowed = await extendedConnect(h2, { ':path': '/private', authorization: 'Bearer open-sesame' });
+    expect(allowed.headers[':status']).toBe(200);
+    expect(allowed.headers['www-authenticate']).toBeUndefined();
+    expect(seen.map((entry) => [entry.method, entry.connection.context.path])).toEqual([['CONNECT', '/private']]);
   });
 
   it('closes the WebSocket with a close frame, then END_STREAM', async () => {
