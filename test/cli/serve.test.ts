@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/node/client.js';
 import { OP, RawClient, closePayload, deflateMessage, frame } from '../node/raw-client.js';
 
 /**
@@ -258,6 +259,19 @@ describe('sockeye serve (the applications)', () => {
     expect(await upgradeStatus(listed.port, '/chat/ws', 'https://evil.example')).toBe(403);
     const any = await serveApps(['--allow-origin', '*']);
     expect(await upgradeStatus(any.port, '/chat/ws', 'https://evil.example')).toBe(101);
+  });
+
+  it("on SIGTERM (the systemd unit's stop signal) closes an app's WebSockets with 1001 and exits 0", async () => {
+    // The unit runs `sockeye serve --host ... --port ... --log-level ...`: one process, every app.
+    const server = await serveApps(['--log-level', 'info']);
+    const connection = await connect(`ws://127.0.0.1:${server.port}/clock/ws`);
+    const closed = new Promise<{ code: number; wasClean: boolean }>((resolve) => connection.once('close', resolve));
+    // The upgrade has completed, so the process is past start-up and its signal handlers are in.
+    server.child.kill('SIGTERM');
+    const info = await withTimeout(closed, 5000, 'the close');
+    expect(info.code).toBe(1001);
+    expect(info.wasClean).toBe(true);
+    expect(await withTimeout(server.exited, 5000, 'the server to exit')).toBe(0);
   });
 
   it('answers a malformed request with 400 rather than a reset', async () => {
