@@ -162,9 +162,12 @@ export interface ServerOptions {
    * One deadline, in ms, for everything between TCP accept and the open
    * connection: the TLS handshake (wss://), the upgrade request, and the
    * route's hooks before the upgrade (an `authenticate` that never settles).
-   * For `handleUpgrade` it runs from the call. A request head not in by then
-   * is answered 408, a pipeline not done 503; a TLS handshake not done is
-   * cut (no HTTP can be spoken yet). Default 10 s.
+   * For `handleUpgrade` it runs from the call, or from TCP accept for a
+   * socket given to `admitConnection`. A request head not in by then is
+   * answered 408, a pipeline not done 503; a TLS handshake not done is cut
+   * (no HTTP can be spoken yet). Checked on a sweep every quarter of the
+   * timeout (at least 10 ms, at most 1 s): a connection is cut at most that
+   * late. Default 10 s.
    */
   handshakeTimeout?: number;
   /** Close connections with no traffic either way for this many ms (code 1001). Default 0: off. */
@@ -223,7 +226,8 @@ export interface ServerOptions {
   /**
    * Most connections in their opening handshake at once (TLS, request,
    * pre-upgrade hooks); more are answered 503 at once (or, before TLS,
-   * closed). Default: no cap.
+   * closed). With `handleUpgrade`, a socket counts from `admitConnection`
+   * (or else from `handleUpgrade`). Default: no cap.
    */
   maxHandshakes?: number;
   /** The clock for rate limits, in ms (tests inject one). Default `performance.now`. */
@@ -564,18 +568,25 @@ export class WebSocketServer {
    * `httpServer.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head))`.
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.shuttingDown) {
+    // Ended: refused already (over maxHandshakes, or past the deadline) while node:http was reading the request.
+    if (this.shuttingDown || socket.writableEnded) {
       socket.destroy();
       return;
     }
     this.startHeartbeat();
-    const full = this.handshakesFull();
-    // node:http has read the request: the deadline covers the hooks from here.
-    this.handshaking.set(socket, { deadline: this.timers.now() + this.handshakeTimeout, headIn: true });
-    if (full) {
-      socket.on('error', noop);
-      this.refuse(socket, '', 503, 'too many handshakes in progress');
-      return;
+    const admitted = this.handshaking.get(socket);
+    if (admitted !== undefined && !admitted.headIn) {
+      // Counted since admitConnection: the slot is held and the deadline from accept runs on.
+      admitted.headIn = true;
+    } else {
+      const full = this.handshakesFull();
+      // node:http has read the request: the deadline covers the hooks from here.
+      this.handshaking.set(socket, { deadline: this.timers.now() + this.handshakeTimeout, headIn: true });
+      if (full) {
+        socket.on('error', noop);
+        this.refuse(socket, '', 503, 'too many handshakes in progress');
+        return;
+      }
     }
     this.sweepHandshakes();
     const parsed: RequestHead = {
@@ -586,6 +597,59 @@ export class WebSocketServer {
     };
     socket.on('error', noop);
     this.startUpgrade(parsed, socket, head);
+  }
+
+  /**
+   * With `handleUpgrade`: call with every socket the node:http, node:https
+   * or node:http2 server accepts, from its 'connection' event, so that one
+   * `handshakeTimeout` runs from TCP accept to the open connection (rather
+   * than node:http's head timeout and then a fresh one from
+   * `handleUpgrade`), and `maxHandshakes` counts the connections whose
+   * request node:http is still reading. On a TLS server, call it from
+   * 'connection' with `{ tls: true }` (the TCP socket, before TLS), then
+   * from 'secureConnection' with the TLS socket, which keeps the TCP
+   * connection's deadline and slot.
+   *
+   * The socket holds a handshake slot until `handleUpgrade` takes it,
+   * `releaseConnection` lets it go, or it closes. By the deadline, a socket
+   * whose request is not in is answered 408 and closed (before TLS: closed).
+   * Over `maxHandshakes` it is refused at once, 503 and closed (before TLS:
+   * closed), and the answer is false.
+   */
+  admitConnection(socket: Socket, options: { tls?: boolean } = {}): boolean {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return false;
+    }
+    if (options.tls === true) {
+      this.acceptTls(socket);
+      return !socket.destroyed;
+    }
+    // TLS done on a connection admitted before TLS: its slot moves here, its deadline stays.
+    const acceptedAt = this.tlsPending.has(pendingKey(socket)) ? this.tlsDone(socket) : null;
+    if (acceptedAt === null && this.handshakesFull()) {
+      this.refuse(socket, '', 503, 'too many handshakes in progress');
+      return false;
+    }
+    this.handshaking.set(socket, { deadline: (acceptedAt ?? this.timers.now()) + this.handshakeTimeout, headIn: false });
+    socket.once('close', () => {
+      this.handshaking.delete(socket);
+    });
+    this.sweepHandshakes();
+    return true;
+  }
+
+  /**
+   * A socket given to `admitConnection` no longer counts as a handshake: its
+   * request was not an upgrade (node:http answers it), or, over TLS, ALPN
+   * chose h2, whose streams count one by one in `handleHttp2Stream`. A
+   * socket whose upgrade is under way keeps its slot.
+   */
+  releaseConnection(socket: Socket): void {
+    const pending = this.handshaking.get(socket);
+    if (pending !== undefined && !pending.headIn) this.handshaking.delete(socket);
+    // Before or just after TLS: the entry of the TCP socket (named by its address and port, as the TLS socket over it is).
+    this.tlsPending.delete(pendingKey(socket));
   }
 
   /**
@@ -709,7 +773,7 @@ export class WebSocketServer {
       socket.destroy();
       return;
     }
-    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    const key = pendingKey(socket);
     this.tlsPending.set(key, { socket, deadline: this.timers.now() + this.handshakeTimeout });
     socket.once('close', () => {
       if (this.tlsPending.get(key)?.socket === socket) this.tlsPending.delete(key);
@@ -719,7 +783,7 @@ export class WebSocketServer {
 
   /** wss://: TLS is done; when the TCP connection was accepted (its address and port name it while it lives). */
   private tlsDone(socket: Socket): number {
-    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    const key = pendingKey(socket);
     const pending = this.tlsPending.get(key);
     this.tlsPending.delete(key);
     return pending === undefined ? this.timers.now() : pending.deadline - this.handshakeTimeout;
@@ -1273,6 +1337,11 @@ function addTraffic(into: TrafficCounts, from: TrafficCounts): void {
 }
 
 function noop(): void {}
+
+/** A TCP connection's name while it lives, the same on the TLS socket over it: remote address and port. */
+function pendingKey(socket: Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`;
+}
 
 function destroyOnEnd(this: Duplex): void {
   this.destroy();

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import { closeWhenIdle } from '../../node/http2-upgrade.js';
 import type { TLSSocket, TlsOptions } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { basename, dirname } from 'node:path';
 import { WebSocketServer, type Route, type ServerOptions } from '../../node/server.js';
@@ -37,10 +37,17 @@ export interface AppServerOptions {
    */
   allowedOrigins?: readonly string[];
   /**
-   * Milliseconds a connection may take from accept to a complete request
-   * head (HTTP or upgrade); past it the server answers 408 and closes.
-   * Default 10 s. Also the WebSocket side's handshake timeout unless
-   * `websocket.handshakeTimeout` says otherwise.
+   * One deadline, in milliseconds from TCP accept: by then the TLS
+   * handshake (https://) and the request head must be done and, for a
+   * WebSocket, the connection open (origin check and the app's hooks
+   * included). Past it: before TLS, the connection is closed; without a
+   * complete head, 408; with the upgrade's hooks still running, 503. It is
+   * checked every quarter of the timeout (at least 10 ms, at most 1 s), so
+   * the worst case is the timeout plus that: 12.5 s by default. Default
+   * 10 s. Also the WebSocket side's handshake timeout unless
+   * `websocket.handshakeTimeout` says otherwise (that one then runs from
+   * accept; node:http's own head timeout, from the same accept without
+   * TLS and from the end of TLS with it, stays this one).
    */
   handshakeTimeout?: number;
   /**
@@ -75,7 +82,12 @@ export const DEFAULT_APP_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_APP_LIMITS = {
   /** More open connections get 503. */
   maxConnections: 10_000,
-  /** More connections in their opening handshake get 503. */
+  /**
+   * Connections counted from TCP accept until their request head is in
+   * and, for a WebSocket, until it is open: the TLS handshake, the request
+   * head (pages' requests too), the origin check and the app's hooks.
+   * More are refused at once: 503, or, before TLS, closed.
+   */
   maxHandshakes: 1_000,
   /** Per connection: 100 messages a second (200 at once); past it messages are dropped, and sustained abuse is closed with 1008. */
   rateLimit: { messagesPerSecond: 100, messageBurst: 200 },
@@ -163,6 +175,13 @@ export class AppServer {
       requestTimeout: handshakeTimeout,
     };
     const handler = (request: IncomingMessage, response: ServerResponse): void => {
+      if (request.httpVersionMajor === 1) {
+        const socket = request.socket;
+        // Refused while node:http read the request (over maxHandshakes, or past the deadline): that answer is out.
+        if (socket.writableEnded) return;
+        // Not an upgrade: served here, no longer a handshake in progress.
+        this.websockets.releaseConnection(socket);
+      }
       if (log.level === 'debug') {
         // Read the address now: once the socket is gone, remoteAddress is undefined.
         const remote = request.socket.remoteAddress ?? '-';
@@ -175,9 +194,19 @@ export class AppServer {
         response.end('internal error\n');
       });
     };
-    this.http = options.tls === undefined ? createServer(httpOptions, handler) : this.createSecure(options.tls, httpOptions, handler);
+    if (options.tls === undefined) {
+      const http = createServer(httpOptions, handler);
+      // The handshake deadline and maxHandshakes count from TCP accept, while node:http reads the request.
+      http.on('connection', (socket: Socket) => this.websockets.admitConnection(socket));
+      this.http = http;
+    } else {
+      this.http = this.createSecure(options.tls, httpOptions, handler);
+    }
     this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.websockets.handleUpgrade(request, socket, head));
-    this.http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket));
+    this.http.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+      this.websockets.releaseConnection(socket);
+      answerClientError(error, socket);
+    });
   }
 
   /**
@@ -192,7 +221,13 @@ export class AppServer {
     handler: (request: IncomingMessage, response: ServerResponse) => void,
   ): Http2SecureServer {
     const server = createSecureServer(
-      { ...tls, allowHTTP1: true, settings: { enableConnectProtocol: true, maxHeaderListSize: httpOptions.maxHeaderSize } },
+      {
+        ...tls,
+        allowHTTP1: true,
+        // node:tls would otherwise give a TCP connection 120 s to complete TLS.
+        handshakeTimeout: httpOptions.headersTimeout,
+        settings: { enableConnectProtocol: true, maxHeaderListSize: httpOptions.maxHeaderSize },
+      },
       handler as unknown as (request: Http2ServerRequest, response: Http2ServerResponse) => void,
     );
     // node:http reads these from the server object for HTTP/1.1 connections (allowHTTP1).
@@ -203,9 +238,14 @@ export class AppServer {
       response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });
       response.end('method not allowed\n');
     });
+    // Counted and timed from TCP accept, through TLS, as the library's own wss:// server does.
+    server.on('connection', (socket: Socket) => this.websockets.admitConnection(socket, { tls: true }));
     server.on('secureConnection', (socket: TLSSocket) => {
       this.tlsSockets.add(socket);
       socket.once('close', () => this.tlsSockets.delete(socket));
+      // h2: each WebSocket stream counts on its own (handleHttp2Stream), the session has closeWhenIdle.
+      if (socket.alpnProtocol === 'h2') this.websockets.releaseConnection(socket);
+      else this.websockets.admitConnection(socket);
     });
     // A session's protocol error ends that session only.
     server.on('sessionError', () => undefined);
@@ -333,6 +373,11 @@ const CLIENT_ERROR_LINGER_MS = 1000;
  */
 function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   const status = clientErrorStatus(error.code);
+  if (status !== null && socket.writableEnded) {
+    // Answered already (the WebSocket side's 408 at the handshake deadline): let that answer go out.
+    lingerThenDestroy(socket);
+    return;
+  }
   if (status === null || !socket.writable) {
     socket.destroy();
     return;
@@ -350,6 +395,11 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
     `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+  lingerThenDestroy(socket);
+}
+
+/** Give the peer `CLIENT_ERROR_LINGER_MS` to read what was written and close; then destroy the socket. */
+function lingerThenDestroy(socket: Duplex): void {
   const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS);
   linger.unref();
   socket.once('close', () => clearTimeout(linger));

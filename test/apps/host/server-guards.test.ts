@@ -1,11 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../src/apps/app.js';
 import { echoApp } from '../../../src/apps/echo/index.js';
 import { AppServer, DEFAULT_APP_MAX_MESSAGE_BYTES, type AppServerOptions } from '../../../src/apps/host/server.js';
 import { connect } from '../../../src/node/client.js';
 import type { CloseInfo, Connection } from '../../../src/node/connection.js';
 import { HandshakeError } from '../../../src/node/errors.js';
+import { ManualClock } from '../../node/manual-clock.js';
 import { OP, RawClient, closePayload, deflateMessage, parseClose } from '../../node/raw-client.js';
+import { makeSelfSignedCertificate, type SelfSignedCertificate } from '../../node/test-certificates.js';
+import { settle, until } from '../../wait.js';
 
 /**
  * The apps host's own guards, over real sockets: which pages may open its
@@ -16,8 +21,11 @@ import { OP, RawClient, closePayload, deflateMessage, parseClose } from '../../n
 const servers: AppServer[] = [];
 const raws: RawClient[] = [];
 const sockets: Connection<undefined>[] = [];
+/** Raw TCP and TLS sockets, destroyed newest first (a TLS socket before the TCP socket under it). */
+const tcpSockets: Socket[] = [];
 
 afterEach(async () => {
+  for (const socket of tcpSockets.splice(0).reverse()) socket.destroy();
   for (const raw of raws.splice(0)) raw.destroy();
   for (const socket of sockets.splice(0)) socket.terminate('test over');
   await Promise.all(servers.splice(0).map((server) => server.close()));
@@ -232,5 +240,180 @@ describe('requests node:http cannot read, and requests that never arrive', () =>
     const echoed = new Promise<string | Buffer>((resolve) => socket.once('message', (data) => resolve(data)));
     socket.send('alive');
     expect(await echoed).toBe('alive');
+  });
+});
+
+/** Resolves when `socket` closes; rejects past `bound` ms, which only tells "never" from "eventually". */
+function closesWithin(socket: Socket, bound: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.closed) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => reject(new Error(`the socket was still open after ${bound} ms`)), bound);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** A TCP connection that sends nothing (no TLS, no request). */
+async function silentTcp(port: number): Promise<Socket> {
+  const socket = connectTcp({ port, host: '127.0.0.1' });
+  tcpSockets.push(socket);
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.once('connect', resolve));
+  return socket;
+}
+
+/** Generous bound on a close the server has decided on, for a loaded machine; far below the deadlines it is compared with. */
+const BOUND = 5000;
+
+describe('https://: the TLS handshake is under the handshake deadline', () => {
+  let tls: SelfSignedCertificate | undefined;
+  let key = '';
+  let cert = '';
+
+  beforeAll(() => {
+    tls = makeSelfSignedCertificate();
+    ({ key, cert } = tls);
+  });
+
+  afterAll(() => {
+    tls?.remove();
+  });
+
+  it("closes a TCP connection that never starts TLS at the 500 ms deadline, not after node:tls's 120 s", async () => {
+    const { port } = await start({ tls: { key, cert }, handshakeTimeout: 500 });
+    // Taken before connecting: the server's deadline cannot start earlier.
+    const started = performance.now();
+    const socket = await silentTcp(port);
+    await closesWithin(socket, BOUND);
+    // Never before the deadline (a millisecond of timer rounding aside).
+    expect(performance.now() - started).toBeGreaterThanOrEqual(490);
+  });
+
+  it('answers 408 to a client that completes TLS late and sends no request, on the deadline from TCP accept', async () => {
+    const clock = new ManualClock();
+    // node:http and node:tls keep a long real-time deadline; the WebSocket side's, from accept, runs on the manual clock.
+    const { port, server } = await start({ tls: { key, cert }, handshakeTimeout: 60_000, websocket: { handshakeTimeout: 500, timers: clock } });
+    const tcp = await silentTcp(port);
+    await until(() => clock.pending > 0, 'the server to take the TCP connection');
+    // All but a millisecond of the deadline goes by before TLS even starts.
+    clock.advance(499);
+    const socket = connectTls({ socket: tcp, servername: 'localhost', ca: cert, ALPNProtocols: ['http/1.1'] });
+    tcpSockets.push(socket);
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    // TLS 1.3: the server sends its session ticket once its side is done (and 'secureConnection' has run).
+    await new Promise((resolve) => socket.once('session', resolve));
+    await settle();
+    expect(server.websockets.counters().refused).toEqual({});
+    // The deadline did not restart with TLS: past it by the sweep's lateness (a quarter), the request is overdue.
+    clock.advance(126);
+    expect(server.websockets.counters().refused).toEqual({ 408: 1 });
+    await closesWithin(socket, BOUND);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('maxHandshakes counts TCP connections still before TLS: over the cap one is closed at once', async () => {
+    const { port, server } = await start({ tls: { key, cert }, handshakeTimeout: 30_000, websocket: { maxHandshakes: 2 } });
+    const held = [await silentTcp(port), await silentTcp(port)];
+    const third = await silentTcp(port);
+    // Closed long before the 30 s deadline; the two before it stay.
+    await closesWithin(third, BOUND);
+    expect(held.map((socket) => socket.closed)).toEqual([false, false]);
+    expect(server.websockets.counters().refused[503]).toBe(1);
+  });
+});
+
+describe('one handshake deadline from TCP accept to the open WebSocket', () => {
+  /** The WebSocket side's deadline, in ms of the manual clock, and the sweep's lateness (a quarter). */
+  const TIMEOUT = 500;
+  const LATENESS = TIMEOUT / 4;
+
+  it('a head sent just before the deadline and an authenticate that never settles: 503 by accept + timeout, not twice that', async () => {
+    let asked = 0;
+    const hung: App = {
+      name: 'hung',
+      title: 'Hung',
+      summary: 'an authenticate that never settles',
+      mount(websockets) {
+        websockets.route('/hung/ws', { authenticate: () => (asked++, new Promise<undefined>(() => {})) });
+      },
+    };
+    const clock = new ManualClock();
+    const server = new AppServer({
+      apps: [hung],
+      logLevel: 'silent',
+      handshakeTimeout: 60_000,
+      websocket: { handshakeTimeout: TIMEOUT, timers: clock },
+    });
+    servers.push(server);
+    const { port } = await server.listen(0);
+    const raw = await open(port);
+    raw.write(`GET /hung/ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n`);
+    await until(() => clock.pending > 0, 'the server to take the connection');
+    clock.advance(TIMEOUT - 1);
+    expect(server.websockets.counters().refused).toEqual({});
+    // The rest of the head, a millisecond before the deadline: node:http hands the upgrade over, the hook hangs.
+    raw.write('Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await until(() => asked === 1, 'authenticate to be called');
+    // Accept + timeout + the sweep's lateness: a deadline that restarted at the upgrade would be TIMEOUT - 1 away still.
+    clock.advance(LATENESS + 1);
+    expect(server.websockets.counters().refused).toEqual({ 503: 1 });
+    expect((await raw.readHead(BOUND)).status).toBe(503);
+    await raw.waitClosed(BOUND);
+  });
+});
+
+describe('maxHandshakes counts connections still sending their request head', () => {
+  const partialHead = (port: number): string => `GET /api/apps HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`;
+
+  it('with a cap of 5, a 6th partial head is refused with 503 at once; finishing one of the 5 frees a slot', async () => {
+    const { port, server } = await start({ handshakeTimeout: 30_000, websocket: { maxHandshakes: 5 } });
+    const started = performance.now();
+    const held: RawClient[] = [];
+    for (let i = 0; i < 5; i++) {
+      const raw = await open(port);
+      // Pages' requests and upgrades alike: both are read by node:http before anything else.
+      raw.write(i % 2 === 0 ? partialHead(port) : `GET /echo/ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n`);
+      held.push(raw);
+    }
+    const sixth = await open(port);
+    sixth.write(partialHead(port));
+    expect((await sixth.readHead(BOUND)).status).toBe(503);
+    await sixth.waitClosed(BOUND);
+    // Long before the 30 s deadline; the five before it are untouched.
+    expect(performance.now() - started).toBeLessThan(BOUND + 1000);
+    expect(held.map((raw) => [raw.socket.closed, raw.buffered])).toEqual(Array.from({ length: 5 }, () => [false, 0]));
+    expect(server.websockets.counters().refused).toEqual({ 503: 1 });
+
+    // One of them finishes its request (a page, answered by node:http): its slot is free.
+    held[0]!.write('\r\n');
+    expect((await held[0]!.readHead(BOUND)).status).toBe(200);
+    const seventh = await open(port);
+    seventh.write(partialHead(port));
+    seventh.write('\r\n');
+    expect((await seventh.readHead(BOUND)).status).toBe(200);
+    // And the slot of a finished request stays free: with the four still held, one more is taken, the next refused.
+    const eighth = await open(port);
+    eighth.write(partialHead(port));
+    const ninth = await open(port);
+    ninth.write(partialHead(port));
+    expect((await ninth.readHead(BOUND)).status).toBe(503);
+    expect(eighth.socket.closed).toBe(false);
+    expect(server.websockets.counters().refused).toEqual({ 503: 2 });
+  });
+
+  it('an upgrade that completes leaves the count: the open WebSocket holds no handshake slot', async () => {
+    const { port } = await start({ handshakeTimeout: 30_000, websocket: { maxHandshakes: 1 } });
+    const first = await RawClient.upgrade(port, { path: '/echo/ws' });
+    raws.push(first.client);
+    const second = await RawClient.upgrade(port, { path: '/echo/ws' });
+    raws.push(second.client);
+    expect(second.response.status).toBe(101);
   });
 });
