@@ -12,7 +12,8 @@ import { makeSelfSignedCertificate, type SelfSignedCertificate } from './test-ce
  * One deadline from TCP accept to the open connection (`handshakeTimeout`),
  * whatever the handshake is waiting for: a TLS handshake that never starts,
  * a request that never ends, an `authenticate` that never settles; and for
- * sockets handed over by node:http, from the call to `handleUpgrade`.
+ * sockets handed over by node:http, from the call to `handleUpgrade`, or
+ * from TCP accept for those given to `admitConnection`.
  * The deadlines run on a manual clock: a test steps it to a millisecond
  * short of the deadline, checks nothing was cut, steps past the deadline
  * plus the sweep's lateness (a quarter of the timeout), then waits for the
@@ -237,5 +238,77 @@ describe('wss://: the deadline starts at TCP accept', () => {
     connection.send('hello');
     expect(await echoed).toBe('hello');
     connection.close(1000);
+  });
+});
+
+describe('sockets from node:http given to admitConnection', () => {
+  /** A node:http server that hands its connections to `server` from accept, and its upgrades to handleUpgrade. */
+  async function fedBy(server: WebSocketServer): Promise<number> {
+    const http = createHttpServer((request, response) => {
+      // Not an upgrade: node:http answers it; it is no longer a handshake.
+      server.releaseConnection(request.socket);
+      response.end('page\n');
+    });
+    httpServers.push(http);
+    http.on('connection', (socket: Socket) => server.admitConnection(socket));
+    http.on('upgrade', (request, socket, head) => server.handleUpgrade(request, socket, head));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    return (http.address() as AddressInfo).port;
+  }
+
+  it('runs one deadline from TCP accept: a head that took all but 1 ms of it leaves 1 ms for the hooks, not a fresh timeout', async () => {
+    const clock = new ManualClock();
+    let asked = 0;
+    const server = makeServer({ authenticate: () => (asked++, never()) }, {}, clock);
+    const client = await RawClient.open(await fedBy(server));
+    track(client.socket);
+    const request = upgradeRequest();
+    client.write(request.slice(0, 20));
+    await until(() => clock.pending > 0, 'the server to take the connection');
+    clock.advance(TIMEOUT - 1);
+    expect(server.counters().refused).toEqual({});
+    client.write(request.slice(20));
+    await until(() => asked === 1, 'the upgrade to reach authenticate');
+    // Past accept + timeout by the sweep's lateness; a deadline from handleUpgrade would still be TIMEOUT - 1 away.
+    clock.advance(LATENESS + 1);
+    expect(server.counters().refused).toEqual({ 503: 1 });
+    expect((await client.readResponse(BOUND)).status).toBe(503);
+    await closesWithin(client.socket, BOUND);
+  });
+
+  it('answers 408 to a connection whose request is not in by the deadline from accept', async () => {
+    const clock = new ManualClock();
+    const server = makeServer({}, {}, clock);
+    const client = await RawClient.open(await fedBy(server));
+    track(client.socket);
+    client.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    await until(() => clock.pending > 0, 'the server to take the connection');
+    stepPastDeadline(clock, server, 408);
+    expect((await client.readResponse(BOUND)).status).toBe(408);
+    await closesWithin(client.socket, BOUND);
+  });
+
+  it('counts them against maxHandshakes while node:http reads the request; releaseConnection gives the slot back', async () => {
+    // On a manual clock left alone, the deadline never comes: whatever is refused is refused by the cap.
+    const server = makeServer({}, { maxHandshakes: 1 });
+    const port = await fedBy(server);
+    const first = await RawClient.open(port);
+    track(first.socket);
+    first.write('GET /page HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    const second = await RawClient.open(port);
+    track(second.socket);
+    second.write('GET /page HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    // Refused at once, with a status since HTTP can be spoken.
+    expect((await second.readResponse(BOUND)).status).toBe(503);
+    await closesWithin(second.socket, BOUND);
+    expect(first.socket.closed).toBe(false);
+    first.write('\r\n');
+    expect((await first.readResponse(BOUND)).status).toBe(200);
+    // The page was answered: its slot is free, though its connection stays open (keep-alive).
+    const third = await RawClient.open(port);
+    track(third.socket);
+    third.write('GET /page HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect((await third.readResponse(BOUND)).status).toBe(200);
+    expect(server.counters().refused).toEqual({ 503: 1 });
   });
 });
