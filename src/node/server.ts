@@ -180,7 +180,21 @@ export interface ServerOptions {
   /** Closing handshake timeout, ms. Default 5000. */
   closeTimeout?: number;
   highWaterMark?: number;
+  /**
+   * Most bytes that may wait to be sent on one connection before
+   * `backpressurePolicy` applies. Default 64 MiB. It bounds everything the
+   * connection sends: `send()`, `broadcast()`, pongs, and topic deliveries
+   * of a `PubSub` hub, which first apply the hub's own, lower limit
+   * (`maxSubscriberBuffer`, default 1 MiB, checked before this one).
+   */
   maxBufferedAmount?: number;
+  /**
+   * Past `maxBufferedAmount`: `close` (default) fails the connection (its
+   * socket is destroyed: no close frame fits behind a full buffer), `drop`
+   * refuses the message and counts it. A `PubSub` hub's
+   * `slowSubscriberPolicy` closes by default too (1008, with the closing
+   * handshake), at its lower limit.
+   */
   backpressurePolicy?: 'close' | 'drop';
   /** Bounds on the upgrade request (head bytes, header count, line length). */
   headLimits?: Partial<HeadLimits>;
@@ -463,6 +477,11 @@ export class WebSocketServer {
    * Send one message to every open connection of the server, or of one
    * route (`path`: the route as mounted, e.g. `/chat` or `/room/:id`),
    * framed once for all of them. Returns how many connections took it.
+   *
+   * This process's connections only: a broadcast does not go through the
+   * `pubsub` hub, so with a `RedisBroker` it does not reach clients
+   * connected to other nodes. To reach every node, subscribe connections to
+   * a topic and use `publish(topic, data)`.
    */
   broadcast(data: SendData, options: BroadcastOptions & { path?: string } = {}): number {
     if (options.path === undefined) return broadcast(this.connectionSet, data, options);
