@@ -1,4 +1,9 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
 import type { PresenceEvent } from '../../src/pubsub/presence.js';
 import { until } from '../wait.js';
@@ -8,9 +13,13 @@ import { BrokerNodeProcess } from './node-process.js';
 const redis = useRedis();
 const processes: BrokerNodeProcess[] = [];
 const brokers: RedisBroker[] = [];
+const hubNodes: ChildProcess[] = [];
+const sockets: WebSocket[] = [];
 
 afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.terminate();
   await Promise.all(processes.splice(0).map((node) => node.kill()));
+  await Promise.all(hubNodes.splice(0).map(killHubNode));
   await Promise.all(brokers.splice(0).map((broker) => broker.close()));
 });
 
@@ -92,4 +101,108 @@ describe('RedisBroker across node processes', () => {
       [8, 'f8'],
     ]);
   });
+});
+
+const HUB_NODE = fileURLToPath(new URL('./fixtures/hub-node.ts', import.meta.url));
+const VITE_NODE = fileURLToPath(new URL('../../node_modules/.bin/vite-node', import.meta.url));
+
+/** Start test/pubsub/fixtures/hub-node.ts (a hub on Redis behind a WebSocket server) in its own process; resolves with its port. */
+async function startHubNode(topic: string): Promise<number> {
+  const child = spawn(VITE_NODE, [HUB_NODE, redis.url, topic], { stdio: ['pipe', 'pipe', 'pipe'] });
+  hubNodes.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise<number>((resolve, reject) => {
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      reject(new Error(`${why}:\n${stderr}`));
+    };
+    const timer = setTimeout(() => fail('the hub node did not listen within 20 s'), 20_000);
+    child.once('exit', (code, signal) => fail(`the hub node exited (${code ?? signal})`));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let port: unknown;
+      try {
+        port = (JSON.parse(line) as { port?: unknown }).port;
+      } catch {
+        return; // not ours (a library's log line)
+      }
+      if (typeof port !== 'number') return;
+      clearTimeout(timer);
+      resolve(port);
+    });
+  });
+}
+
+function killHubNode(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = once(child, 'exit').then(() => undefined);
+  child.kill('SIGKILL');
+  return exited;
+}
+
+interface FeedClient {
+  readonly ws: WebSocket;
+  /** What the node sent after `subscribed`: `<epoch>/<offset>:<text>` per message, or `failed:<text>`. */
+  readonly received: string[];
+}
+
+/** A `ws` client of a hub node's /feed, resolved once the node says it is subscribed live. */
+async function feedClient(port: number): Promise<FeedClient> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/feed`);
+  sockets.push(ws);
+  const received: string[] = [];
+  let subscribed: () => void = () => undefined;
+  const live = new Promise<void>((resolve, reject) => {
+    subscribed = resolve;
+    // The node closes the connection if subscribing failed (its open hook rejected).
+    ws.once('close', (code, reason) => reject(new Error(`closed before subscribed: ${code} ${String(reason)}`)));
+  });
+  ws.on('message', (data) => {
+    const text = String(data);
+    if (text === 'subscribed') subscribed();
+    else received.push(text);
+  });
+  // Handled here too: when the connection fails to open, `live` is never awaited.
+  live.catch(() => undefined);
+  await once(ws, 'open');
+  await live;
+  return { ws, received };
+}
+
+/** `<epoch>/<offset>:<text>` */
+function parseDelivery(line: string): { epoch: string; offset: number; text: string } {
+  const slash = line.indexOf('/');
+  const colon = line.indexOf(':', slash);
+  return { epoch: line.slice(0, slash), offset: Number(line.slice(slash + 1, colon)), text: line.slice(colon + 1) };
+}
+
+describe('PubSub hubs on Redis in three node processes, with WebSocket subscribers', () => {
+  it('gives every client on every node the topic once each, in one order, with contiguous offsets (six publishing clients)', async () => {
+    const topic = 'ws-feed';
+    const ports = await Promise.all([startHubNode(topic), startHubNode(topic), startHubNode(topic)]);
+    // Two clients per node, each subscribed live before anyone publishes.
+    const clients = await Promise.all(ports.flatMap((port) => [feedClient(port), feedClient(port)]));
+    const perClient = 50;
+    // Every client publishes its own numbered messages through its node.
+    for (let i = 0; i < perClient; i++) clients.forEach(({ ws }, c) => ws.send(`c${c}:${i}`));
+    const total = clients.length * perClient;
+    await until(() => clients.every(({ received }) => received.length >= total), `every client to receive ${total} messages`, 20_000);
+
+    const deliveries = clients.map(({ received }) => received.map(parseDelivery));
+    const reference = deliveries[0]!.map(({ text }) => text);
+    const epoch = deliveries[0]![0]!.epoch;
+    for (const [c, delivered] of deliveries.entries()) {
+      // No failed publish was reported, no duplicate, no hole, one epoch...
+      expect(clients[c]!.received.filter((line) => line.startsWith('failed:'))).toEqual([]);
+      expect(delivered.map(({ offset }) => offset)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect(new Set(delivered.map((d) => d.epoch))).toEqual(new Set([epoch]));
+      // ...and the same order as every other client, on every node.
+      expect(delivered.map(({ text }) => text)).toEqual(reference);
+    }
+    // Each publisher's messages keep the order it sent them in.
+    expect(new Set(reference).size).toBe(total);
+    for (let c = 0; c < clients.length; c++) {
+      expect(reference.filter((text) => text.startsWith(`c${c}:`))).toEqual(Array.from({ length: perClient }, (_, i) => `c${c}:${i}`));
+    }
+  }, 60_000);
 });
