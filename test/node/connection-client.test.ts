@@ -4,6 +4,7 @@ import { Opcode } from '../../src/protocol/opcode.js';
 import { connect } from '../../src/node/client.js';
 import { ConnectionState, type CloseInfo, type Connection, type FrameInfo } from '../../src/node/connection.js';
 import { WebSocketServer, type Route, type ServerOptions } from '../../src/node/server.js';
+import type { WireFrame } from '../../src/node/wire-trace.js';
 import { until } from '../wait.js';
 
 /**
@@ -239,6 +240,26 @@ describe('Connection frames, pongs, bytes written, compression', () => {
     // 2 bytes + 2 extended length bytes (126..65535, §5.2) + 4 mask + 200.
     await until(() => written === 11 + 208, 'the bytes of a second frame', 5000);
     await until(() => harness.received.length === 2, 'the server to receive both', 5000);
+  });
+
+  it("logs every frame header both ways on the wire event: ours masked (§5.3), the server's not, control frames included", async () => {
+    const harness = await start({ message: (connection, data) => void connection.send(data) });
+    const client = track(await connect(harness.url, { perMessageDeflate: false }));
+    const frames: WireFrame[] = [];
+    client.on('wire', (frame) => frames.push(frame));
+    client.send('hello');
+    await client.ping('p');
+    await until(() => frames.some((f) => f.direction === 'in' && f.opcode === Opcode.Text), 'the echo', 5000);
+    const summary = frames.map((f) => `${f.direction} ${f.opcode} ${f.fin} ${f.masked} ${f.length}`);
+    expect(summary).toEqual(
+      expect.arrayContaining([
+        `out ${Opcode.Text} true true 5`,
+        `out ${Opcode.Ping} true true 1`,
+        `in ${Opcode.Pong} true false 1`,
+        `in ${Opcode.Text} true false 5`,
+      ]),
+    );
+    expect(frames).toHaveLength(4);
   });
 
   it('negotiates permessage-deflate by default and compresses unless a send says compress: false', async () => {
