@@ -1,13 +1,18 @@
-/** Runs test/pubsub/fixtures/broker-node.ts in a child process (through vite-node, from source) and talks to it. */
+/**
+ * Runs a fixture of test/pubsub/fixtures/ in a child process (through
+ * vite-node, from source) and talks to it in JSON lines: broker-node.ts (a
+ * bare RedisBroker driven by commands) or hub-node.ts (a hub on Redis behind
+ * a WebSocket server, which announces its port).
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/broker-node.ts', import.meta.url));
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const VITE_NODE = fileURLToPath(new URL('../../node_modules/.bin/vite-node', import.meta.url));
 
 export interface NodeAnswer {
-  type: string;
+  type?: string;
   [key: string]: unknown;
 }
 
@@ -30,11 +35,27 @@ export class BrokerNodeProcess {
     child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
   }
 
+  /** A bare broker node, ready for commands. */
   static async start(url: string, presenceTtlMs: number): Promise<BrokerNodeProcess> {
-    const child = spawn(VITE_NODE, [FIXTURE, url, String(presenceTtlMs)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    return (await BrokerNodeProcess.run('broker-node.ts', [url, String(presenceTtlMs)])).node;
+  }
+
+  /** A hub node serving WebSockets for `topic`; resolves with the port it listens on. */
+  static async startHub(url: string, topic: string): Promise<{ node: BrokerNodeProcess; port: number }> {
+    const { node, first } = await BrokerNodeProcess.run('hub-node.ts', [url, topic]);
+    if (typeof first['port'] !== 'number') throw new Error(`the hub node announced no port: ${JSON.stringify(first)}`);
+    return { node, port: first['port'] };
+  }
+
+  private static async run(name: string, args: string[]): Promise<{ node: BrokerNodeProcess; first: NodeAnswer }> {
+    const child = spawn(VITE_NODE, [fixture(name), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const node = new BrokerNodeProcess(child);
-    await node.next(20_000);
-    return node;
+    try {
+      return { node, first: await node.next(20_000) };
+    } catch (error) {
+      await node.kill();
+      throw error;
+    }
   }
 
   /** Send a command; resolves with its answer (or throws what the node reported). */

@@ -1,7 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { RedisBroker } from '../../src/pubsub/redis-broker.js';
@@ -13,13 +10,11 @@ import { BrokerNodeProcess } from './node-process.js';
 const redis = useRedis();
 const processes: BrokerNodeProcess[] = [];
 const brokers: RedisBroker[] = [];
-const hubNodes: ChildProcess[] = [];
 const sockets: WebSocket[] = [];
 
 afterEach(async () => {
   for (const socket of sockets.splice(0)) socket.terminate();
   await Promise.all(processes.splice(0).map((node) => node.kill()));
-  await Promise.all(hubNodes.splice(0).map(killHubNode));
   await Promise.all(brokers.splice(0).map((broker) => broker.close()));
 });
 
@@ -103,41 +98,11 @@ describe('RedisBroker across node processes', () => {
   });
 });
 
-const HUB_NODE = fileURLToPath(new URL('./fixtures/hub-node.ts', import.meta.url));
-const VITE_NODE = fileURLToPath(new URL('../../node_modules/.bin/vite-node', import.meta.url));
-
-/** Start test/pubsub/fixtures/hub-node.ts (a hub on Redis behind a WebSocket server) in its own process; resolves with its port. */
+/** Start a hub node (test/pubsub/fixtures/hub-node.ts) for `topic`; resolves with its port. */
 async function startHubNode(topic: string): Promise<number> {
-  const child = spawn(VITE_NODE, [HUB_NODE, redis.url, topic], { stdio: ['pipe', 'pipe', 'pipe'] });
-  hubNodes.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise<number>((resolve, reject) => {
-    const fail = (why: string): void => {
-      clearTimeout(timer);
-      reject(new Error(`${why}:\n${stderr}`));
-    };
-    const timer = setTimeout(() => fail('the hub node did not listen within 20 s'), 20_000);
-    child.once('exit', (code, signal) => fail(`the hub node exited (${code ?? signal})`));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let port: unknown;
-      try {
-        port = (JSON.parse(line) as { port?: unknown }).port;
-      } catch {
-        return; // not ours (a library's log line)
-      }
-      if (typeof port !== 'number') return;
-      clearTimeout(timer);
-      resolve(port);
-    });
-  });
-}
-
-function killHubNode(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = once(child, 'exit').then(() => undefined);
-  child.kill('SIGKILL');
-  return exited;
+  const { node, port } = await BrokerNodeProcess.startHub(redis.url, topic);
+  processes.push(node);
+  return port;
 }
 
 interface FeedClient {
