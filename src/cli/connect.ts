@@ -293,7 +293,8 @@ export async function connectCommand(argv: string[], streams: ConsoleStreams): P
     streams.output.write(CONNECT_HELP);
     return 0;
   }
-  const terminal = new LineConsole(streams, '> ');
+  // --raw: standard output is for payloads only, so the prompt is drawn on standard error.
+  const terminal = new LineConsole(streams, '> ', { promptOn: settings.raw ? 'errors' : 'output' });
   const session = new ClientSession(settings, terminal, streams.output);
   const interrupt = (): void => session.interrupt();
   terminal.onInterrupt(interrupt);

@@ -3,9 +3,10 @@ import { createInterface, type Interface } from 'node:readline';
 /**
  * Line input and output for the interactive commands, in two modes:
  *
- * - interactive (standard input and output are both terminals): a readline
- *   prompt; printed lines are written above the line being typed, which is
- *   redrawn after them, so incoming messages never garble the input;
+ * - interactive (standard input and the stream the prompt is drawn on, output
+ *   or errors, are both terminals): a readline prompt; printed lines are
+ *   written above the line being typed, which is redrawn after them, so
+ *   incoming messages never garble the input;
  * - line mode (anything else): lines are read from standard input as they
  *   come, with backpressure (`lines()` pulls one at a time), and output is
  *   plain lines, one write per line, which pipes pass on at once.
@@ -14,23 +15,31 @@ import { createInterface, type Interface } from 'node:readline';
 export interface ConsoleStreams {
   input: NodeJS.ReadableStream & { isTTY?: boolean };
   output: NodeJS.WritableStream & { isTTY?: boolean };
-  errors: NodeJS.WritableStream;
+  errors: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
 export class LineConsole {
   readonly interactive: boolean;
   private readonly streams: ConsoleStreams;
   private readonly prompt: string;
+  /** Where the prompt and the line being typed are drawn. */
+  private readonly screen: NodeJS.WritableStream & { isTTY?: boolean };
   private reader: Interface | null = null;
   private closed = false;
   private interruptHandler: (() => void) | null = null;
   /** The prompt is showing: nothing typed is being handled right now. */
   private prompted = false;
 
-  constructor(streams: ConsoleStreams, prompt: string) {
+  /**
+   * `promptOn: 'errors'` draws the prompt and the typed line on standard
+   * error, for a command whose standard output carries data only
+   * (`connect --raw`); interactive then means input and errors are terminals.
+   */
+  constructor(streams: ConsoleStreams, prompt: string, options: { promptOn?: 'output' | 'errors' } = {}) {
     this.streams = streams;
     this.prompt = prompt;
-    this.interactive = streams.input.isTTY === true && streams.output.isTTY === true;
+    this.screen = options.promptOn === 'errors' ? streams.errors : streams.output;
+    this.interactive = streams.input.isTTY === true && this.screen.isTTY === true;
   }
 
   /**
@@ -40,7 +49,7 @@ export class LineConsole {
   lines(): AsyncIterable<string> {
     const reader = createInterface({
       input: this.streams.input,
-      output: this.interactive ? this.streams.output : undefined,
+      output: this.interactive ? this.screen : undefined,
       terminal: this.interactive,
       prompt: this.prompt,
       crlfDelay: Infinity,
@@ -82,7 +91,7 @@ export class LineConsole {
     this.closed = true;
     const reader = this.reader;
     if (reader !== null) {
-      if (this.interactive && this.prompted) this.streams.output.write('\r\x1b[K');
+      if (this.interactive && this.prompted) this.screen.write('\r\x1b[K');
       reader.close();
     }
     // A pipe or terminal left open would keep the process alive.
@@ -102,7 +111,7 @@ export class LineConsole {
       return;
     }
     // Clear the prompt line, print above it, then redraw prompt and typed text.
-    this.streams.output.write('\r\x1b[K');
+    this.screen.write('\r\x1b[K');
     stream.write(`${text}\n`);
     reader.prompt(true);
   }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { reconnectDelay } from '../../src/cli/connect.js';
 import type { CloseInfo, Connection } from '../../src/node/connection.js';
@@ -10,6 +11,7 @@ import { WebSocketServer, type Route } from '../../src/node/server.js';
 import { reject, type UpgradeRequest } from '../../src/node/upgrade.js';
 import { computeAcceptKey } from '../../src/protocol/handshake/accept-key.js';
 import { assertBuilt, killAll, MAIN, PTY_BRIDGE, runCli } from './cli-process.js';
+import { freePort } from '../free-port.js';
 import { until } from '../wait.js';
 
 /**
@@ -401,6 +403,22 @@ describe('sockeye connect through pipes', () => {
     expect(run.stderr()).toBe('sockeye: server refused the upgrade with 403 Forbidden: no\n');
   });
 
+  it('--reconnect to a port nobody listens on prints one notice per attempt, each with the full URL and path', async () => {
+    // A port the kernel just handed out and that nothing binds again: every attempt is refused.
+    const url = `ws://127.0.0.1:${await freePort()}/echo/ws`;
+    const run = runCli(['connect', '--reconnect', url]);
+    const notices = (): string[] => run.stdout().match(/^.*\(attempt \d+\)$/gm) ?? [];
+    await until(() => notices().length >= 2, 'two reconnect notices');
+    run.child.kill('SIGKILL');
+    await run.exitCode();
+    const lines = notices();
+    expect(lines.map((line) => Number(/\(attempt (\d+)\)$/.exec(line)![1]))).toEqual(lines.map((_, i) => i + 1));
+    for (const line of lines) expect(line).toContain(`reconnecting to ${url} in `);
+    // Nothing else was printed: no second line about the same failure.
+    expect(run.stdout()).toBe(lines.map((line) => `${line}\n`).join(''));
+    expect(run.stderr()).toBe('');
+  });
+
   it('accepts host:port without a scheme', async () => {
     const { url, seen } = await startServer();
     const run = runCli(['connect', url.replace('ws://', ''), '-x', 'hi', '-w', '0.2'], { stdin: 'ignore' });
@@ -483,6 +501,26 @@ describe('sockeye connect on a terminal', () => {
     expect(seen.closes).toMatchObject([{ code: 1000, wasClean: true }]);
     // The sent line is not printed again with a marker: the prompt line already shows it.
     expect(run.stdout()).not.toMatch(/^> hello/m);
+  });
+
+  it('-q on a terminal writes only the payloads to standard output; prompt and notes go to standard error', async () => {
+    // Standard input and output on one terminal, standard error on another, so what each carries can be told apart.
+    const splitBridge = fileURLToPath(new URL('./pty-split-bridge.py', import.meta.url));
+    const { url, seen } = await startServer();
+    const run = runCli([MAIN, 'connect', url, '-q'], { command: [python, splitBridge, process.execPath] });
+    await until(() => /Ctrl-D closes\r\n/.test(run.stderr()), 'the connected notes on standard error', 5000);
+    await until(() => seen.connections.length === 1, 'the connection at the server', 5000);
+    run.write('hello\r');
+    await until(() => texts(seen).length === 1, 'the message at the server', 5000);
+    await run.waitFor(/hello\r\n/);
+    run.write('\x04');
+    expect(await run.exitCode()).toBe(0);
+    expect(texts(seen)).toEqual(['hello']);
+    // The echo, as received, and nothing else: no "> " prompt, no typed line, no "<" marker, no notes.
+    expect(run.stdout()).toBe('hello\r\n');
+    expect(run.stderr()).toMatch(/^\* connected to ws:/);
+    expect(run.stderr()).toContain('> ');
+    expect(run.stderr()).toMatch(/\* closed: 1000 normal closure\r\n/);
   });
 
   it('closes normally on the first Ctrl-C', async () => {
