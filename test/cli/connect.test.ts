@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { reconnectDelay } from '../../src/cli/connect.js';
 import type { CloseInfo, Connection } from '../../src/node/connection.js';
@@ -505,9 +504,8 @@ describe('sockeye connect on a terminal', () => {
 
   it('-q on a terminal writes only the payloads to standard output; prompt and notes go to standard error', async () => {
     // Standard input and output on one terminal, standard error on another, so what each carries can be told apart.
-    const splitBridge = fileURLToPath(new URL('./pty-split-bridge.py', import.meta.url));
     const { url, seen } = await startServer();
-    const run = runCli([MAIN, 'connect', url, '-q'], { command: [python, splitBridge, process.execPath] });
+    const run = runCli([MAIN, 'connect', url, '-q'], { command: [python, PTY_BRIDGE, '--split-errors', process.execPath] });
     await until(() => /Ctrl-D closes\r\n/.test(run.stderr()), 'the connected notes on standard error', 5000);
     await until(() => seen.connections.length === 1, 'the connection at the server', 5000);
     run.write('hello\r');
