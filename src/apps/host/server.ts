@@ -41,9 +41,10 @@ export interface AppServerOptions {
    * handshake (https://) and the request head must be done and, for a
    * WebSocket, the connection open (origin check and the app's hooks
    * included). Past it: before TLS, the connection is closed; without a
-   * complete head, 408; with the upgrade's hooks still running, 503. It is
-   * checked every quarter of the timeout (at least 10 ms, at most 1 s), so
-   * the worst case is the timeout plus that: 12.5 s by default. Default
+   * complete head, 408; with the upgrade's hooks still running, 503 (a
+   * peer that does not then close is cut 1 s later). It is checked every
+   * quarter of the timeout (at least 10 ms, at most 1 s), so the answer
+   * comes at most that late: by 11 s after accept by default. Default
    * 10 s. Also the WebSocket side's handshake timeout unless
    * `websocket.handshakeTimeout` says otherwise (that one then runs from
    * accept; node:http's own head timeout, from the same accept without
