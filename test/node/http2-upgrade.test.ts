@@ -243,6 +243,34 @@ describe('HTTP/2 sessions', () => {
     }
   });
 
+  it('closes a session that only sends PINGs: frames other than streams do not extend the deadline', async () => {
+    const strict = new WebSocketServer({ tls: { cert: pki.serverCert, key: pki.serverKey }, http2: true, heartbeat: false, handshakeTimeout: 300 });
+    strict.route('*', {});
+    const { port: strictPort } = await strict.listen(0);
+    try {
+      const pinger = connectHttp2(`https://127.0.0.1:${strictPort}`, { ca: pki.ca });
+      sessions.push(pinger);
+      pinger.on('error', () => undefined);
+      const closed = once(pinger, 'close');
+      await timeout(once(pinger, 'remoteSettings'), 'the server SETTINGS');
+      // One PING at a time, each answered, until the server ends the session (bounded: WAIT_MS of them at most).
+      let pings = 0;
+      while (!pinger.closed && !pinger.destroyed && pings < WAIT_MS / 20) {
+        const answered = await new Promise<boolean>((resolve) => {
+          if (!pinger.ping((error) => resolve(error === null))) resolve(false);
+        });
+        if (!answered) break;
+        pings++;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await timeout(closed, 'the session to close');
+      // Answered PINGs are traffic, but no stream: they must not keep the session past the deadline (else the loop runs to its bound).
+      expect(pings).toBeLessThan(WAIT_MS / 20);
+    } finally {
+      await strict.close({ timeout: 200 });
+    }
+  });
+
   it('closes a session that opens no stream within the handshake deadline', async () => {
     const strict = new WebSocketServer({ tls: { cert: pki.serverCert, key: pki.serverKey }, http2: true, heartbeat: false, handshakeTimeout: 200 });
     strict.route('*', {});
