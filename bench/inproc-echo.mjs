@@ -50,7 +50,7 @@ const read = Buffer.concat(Array.from({ length: PER_READ }, () => frame));
 const sockets = [];
 for (let i = 0; i < CONNECTIONS; i++) {
   const socket = new FakeSocket();
-  const connection = new Connection(socket, { role: Role.Server, decodeText: false }, undefined);
+  const connection = Connection.adopt(socket, { role: Role.Server, decodeText: false }, undefined);
   connection.on('message', (data, isBinary) => connection.send(data, { binary: isBinary }));
   sockets.push(socket);
 }
