@@ -65,4 +65,22 @@ describe('WriteBatch', () => {
     expect(writes.map((w) => [...w])).toEqual([[0x82, 2, 1, 2, 0x82, 1, 3]]);
     expect(writes[0]!.buffer).not.toBe(frame.header.buffer);
   });
+
+  it('hands the socket Buffers only: a small header before a large payload, or an empty frame, is copied into one', async () => {
+    // A stream would otherwise move such a header off V8's heap to make a Buffer of it, which costs more than the copy.
+    const { socket, writes } = recordingSocket();
+    const batch = new WriteBatch(socket, core, owner);
+    const large = Buffer.alloc(4096, 7);
+    batch.add(Uint8Array.of(0x82, 126, 0x10, 0), large);
+    batch.add(Uint8Array.of(0x8a, 0), new Uint8Array(0));
+    await new Promise((resolve) => process.nextTick(resolve));
+    expect(writes.map((w) => Buffer.isBuffer(w))).toEqual([true, true, true]);
+    expect(writes.map((w) => w.length)).toEqual([4, 4096, 2]);
+    expect(writes[1]).toBe(large);
+
+    batch.add(Uint8Array.of(0x8a, 0), new Uint8Array(0));
+    await new Promise((resolve) => process.nextTick(resolve));
+    expect(Buffer.isBuffer(writes[3])).toBe(true);
+    expect([...writes[3]!]).toEqual([0x8a, 0]);
+  });
 });
