@@ -1,9 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { ReconnectingWebSocket, type ReconnectingWebSocketEventMap } from '../../src/node/reconnecting.js';
 import { WebSocketServer } from '../../src/node/server.js';
 import type { Connection } from '../../src/node/connection.js';
 import { WebSocket } from '../../src/node/websocket.js';
-import { makeSelfSignedCertificate, type SelfSignedCertificate } from './test-certificates.js';
+import { useSelfSignedCertificate } from './test-certificates.js';
 
 /**
  * The Node reconnecting client takes what `connect()` takes (headers, TLS,
@@ -75,21 +75,11 @@ describe('ReconnectingWebSocket connectOptions', () => {
   });
 
   describe('over TLS', () => {
-    let tls: SelfSignedCertificate | undefined;
-    let cert = '';
+    const tls = useSelfSignedCertificate();
     let port = 0;
 
-    beforeAll(async () => {
-      tls = makeSelfSignedCertificate();
-      cert = tls.cert;
-    });
-
-    afterAll(() => {
-      tls?.remove();
-    });
-
     async function tlsServer(): Promise<void> {
-      const server = new WebSocketServer({ tls: { key: tls!.key, cert }, heartbeat: false });
+      const server = new WebSocketServer({ tls: { key: tls.key, cert: tls.cert }, heartbeat: false });
       servers.push(server);
       server.route('/echo', { message: (connection, data, isBinary) => connection.send(data, { binary: isBinary }) });
       port = (await server.listen(0)).port;
@@ -97,7 +87,7 @@ describe('ReconnectingWebSocket connectOptions', () => {
 
     it('trusts the CA it is given', async () => {
       await tlsServer();
-      const client = new ReconnectingWebSocket(`wss://127.0.0.1:${port}/echo`, { maxAttempts: 1, connectOptions: { tls: { ca: cert } } });
+      const client = new ReconnectingWebSocket(`wss://127.0.0.1:${port}/echo`, { maxAttempts: 1, connectOptions: { tls: { ca: tls.cert } } });
       clients.push(client);
       const first = await Promise.race([nextEvent(client, 'open').then(() => 'open'), nextEvent(client, 'close').then(() => 'close')]);
       expect(first).toBe('open');

@@ -1,12 +1,12 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect as connectTcp, type AddressInfo, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { connect, WebSocketServer, type Route, type ServerOptions } from '../../src/index.js';
 import { RawClient, upgradeRequest } from './raw-client.js';
 import { ManualClock } from './manual-clock.js';
 import { settle, until } from '../wait.js';
-import { makeSelfSignedCertificate, type SelfSignedCertificate } from './test-certificates.js';
+import { useSelfSignedCertificate } from './test-certificates.js';
 
 /**
  * One deadline from TCP accept to the open connection (`handshakeTimeout`),
@@ -150,18 +150,7 @@ describe('an authenticate that never settles', () => {
 });
 
 describe('wss://: the deadline starts at TCP accept', () => {
-  let tls: SelfSignedCertificate | undefined;
-  let key = '';
-  let cert = '';
-
-  beforeAll(() => {
-    tls = makeSelfSignedCertificate();
-    ({ key, cert } = tls);
-  });
-
-  afterAll(() => {
-    tls?.remove();
-  });
+  const tls = useSelfSignedCertificate();
 
   /** A raw TCP connection to `port`, once the server has taken it (its handshake sweep is armed). */
   async function tcpAccepted(port: number, clock: ManualClock): Promise<Socket> {
@@ -174,7 +163,7 @@ describe('wss://: the deadline starts at TCP accept', () => {
 
   it('closes a TCP connection that never starts TLS at the handshake timeout', async () => {
     const clock = new ManualClock();
-    const server = makeServer({}, { tls: { key, cert } }, clock);
+    const server = makeServer({}, { tls: { key: tls.key, cert: tls.cert } }, clock);
     const { port } = await server.listen(0);
     const socket = await tcpAccepted(port, clock);
     clock.advance(TIMEOUT - 1);
@@ -186,12 +175,12 @@ describe('wss://: the deadline starts at TCP accept', () => {
 
   it('answers 408 to a client that completes TLS late and sends no request, on the deadline from TCP accept', async () => {
     const clock = new ManualClock();
-    const server = makeServer({}, { tls: { key, cert } }, clock);
+    const server = makeServer({}, { tls: { key: tls.key, cert: tls.cert } }, clock);
     const { port } = await server.listen(0);
     const tcp = await tcpAccepted(port, clock);
     // All but a millisecond of the deadline goes by before TLS even starts; the connection is still served.
     clock.advance(TIMEOUT - 1);
-    const socket = track(connectTls({ socket: tcp, servername: 'localhost', ca: cert }));
+    const socket = track(connectTls({ socket: tcp, servername: 'localhost', ca: tls.cert }));
     socket.on('error', () => {});
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
@@ -207,7 +196,7 @@ describe('wss://: the deadline starts at TCP accept', () => {
   });
 
   it('maxHandshakes counts TCP connections still before TLS: one more is closed at once', async () => {
-    const server = makeServer({}, { tls: { key, cert }, handshakeTimeout: 10_000, maxHandshakes: 1 });
+    const server = makeServer({}, { tls: { key: tls.key, cert: tls.cert }, handshakeTimeout: 10_000, maxHandshakes: 1 });
     const { port } = await server.listen(0);
     const open = (): Socket => {
       const socket = track(connectTcp({ port, host: '127.0.0.1' }));
@@ -231,9 +220,12 @@ describe('wss://: the deadline starts at TCP accept', () => {
   });
 
   it('still opens connections that complete in time', async () => {
-    const server = makeServer({ message: (connection, data) => void connection.send(data) }, { tls: { key, cert }, handshakeTimeout: 10_000 });
+    const server = makeServer(
+      { message: (connection, data) => void connection.send(data) },
+      { tls: { key: tls.key, cert: tls.cert }, handshakeTimeout: 10_000 },
+    );
     const { port } = await server.listen(0);
-    const connection = await connect(`wss://127.0.0.1:${port}/`, { tls: { ca: cert } });
+    const connection = await connect(`wss://127.0.0.1:${port}/`, { tls: { ca: tls.cert } });
     const echoed = new Promise((resolve) => connection.once('message', resolve));
     connection.send('hello');
     expect(await echoed).toBe('hello');

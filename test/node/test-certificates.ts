@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 
 /**
  * A private PKI for tests, made by openssl in a temporary directory: a CA,
@@ -120,5 +121,26 @@ export function makeSelfSignedCertificate(): SelfSignedCertificate {
     key: readFileSync(keyFile, 'utf8'),
     cert: readFileSync(certFile, 'utf8'),
     remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * A self-signed certificate for the tests of the enclosing `describe` (or
+ * file): made before them, removed after them. Read `key` and `cert` in the
+ * tests or in a later `beforeAll`.
+ */
+export function useSelfSignedCertificate(): { readonly key: string; readonly cert: string } {
+  let made: SelfSignedCertificate | undefined;
+  beforeAll(() => {
+    made = makeSelfSignedCertificate();
+  });
+  afterAll(() => made?.remove());
+  return {
+    get key(): string {
+      return made!.key;
+    },
+    get cert(): string {
+      return made!.cert;
+    },
   };
 }

@@ -1,6 +1,6 @@
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../../src/apps/app.js';
 import { echoApp } from '../../../src/apps/echo/index.js';
 import { AppServer, DEFAULT_APP_MAX_MESSAGE_BYTES, type AppServerOptions } from '../../../src/apps/host/server.js';
@@ -9,7 +9,7 @@ import type { CloseInfo, Connection } from '../../../src/node/connection.js';
 import { HandshakeError } from '../../../src/node/errors.js';
 import { ManualClock } from '../../node/manual-clock.js';
 import { OP, RawClient, closePayload, deflateMessage, parseClose } from '../../node/raw-client.js';
-import { makeSelfSignedCertificate, type SelfSignedCertificate } from '../../node/test-certificates.js';
+import { useSelfSignedCertificate } from '../../node/test-certificates.js';
 import { settle, until } from '../../wait.js';
 
 /**
@@ -271,21 +271,10 @@ async function silentTcp(port: number): Promise<Socket> {
 const BOUND = 5000;
 
 describe('https://: the TLS handshake is under the handshake deadline', () => {
-  let tls: SelfSignedCertificate | undefined;
-  let key = '';
-  let cert = '';
-
-  beforeAll(() => {
-    tls = makeSelfSignedCertificate();
-    ({ key, cert } = tls);
-  });
-
-  afterAll(() => {
-    tls?.remove();
-  });
+  const tls = useSelfSignedCertificate();
 
   it("closes a TCP connection that never starts TLS at the 500 ms deadline, not after node:tls's 120 s", async () => {
-    const { port } = await start({ tls: { key, cert }, handshakeTimeout: 500 });
+    const { port } = await start({ tls: { key: tls.key, cert: tls.cert }, handshakeTimeout: 500 });
     // Taken before connecting: the server's deadline cannot start earlier.
     const started = performance.now();
     const socket = await silentTcp(port);
@@ -297,12 +286,16 @@ describe('https://: the TLS handshake is under the handshake deadline', () => {
   it('answers 408 to a client that completes TLS late and sends no request, on the deadline from TCP accept', async () => {
     const clock = new ManualClock();
     // node:http and node:tls keep a long real-time deadline; the WebSocket side's, from accept, runs on the manual clock.
-    const { port, server } = await start({ tls: { key, cert }, handshakeTimeout: 60_000, websocket: { handshakeTimeout: 500, timers: clock } });
+    const { port, server } = await start({
+      tls: { key: tls.key, cert: tls.cert },
+      handshakeTimeout: 60_000,
+      websocket: { handshakeTimeout: 500, timers: clock },
+    });
     const tcp = await silentTcp(port);
     await until(() => clock.pending > 0, 'the server to take the TCP connection');
     // All but a millisecond of the deadline goes by before TLS even starts.
     clock.advance(499);
-    const socket = connectTls({ socket: tcp, servername: 'localhost', ca: cert, ALPNProtocols: ['http/1.1'] });
+    const socket = connectTls({ socket: tcp, servername: 'localhost', ca: tls.cert, ALPNProtocols: ['http/1.1'] });
     tcpSockets.push(socket);
     socket.on('error', () => {});
     let received = '';
@@ -319,7 +312,7 @@ describe('https://: the TLS handshake is under the handshake deadline', () => {
   });
 
   it('maxHandshakes counts TCP connections still before TLS: over the cap one is closed at once', async () => {
-    const { port, server } = await start({ tls: { key, cert }, handshakeTimeout: 30_000, websocket: { maxHandshakes: 2 } });
+    const { port, server } = await start({ tls: { key: tls.key, cert: tls.cert }, handshakeTimeout: 30_000, websocket: { maxHandshakes: 2 } });
     const held = [await silentTcp(port), await silentTcp(port)];
     const third = await silentTcp(port);
     // Closed long before the 30 s deadline; the two before it stay.
