@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+
 /**
  * The tests' one way to wait for something that happens by itself: poll a
  * condition until it holds, failing with what was awaited after a bound.
@@ -23,4 +25,23 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
  */
 export async function settle(turns = 3): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Resolves when `socket` closes; rejects past `bound` ms. For a close the
+ * code under test has already decided on: the bound only tells "never"
+ * from "eventually".
+ */
+export function closesWithin(socket: Socket, bound: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.closed) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => reject(new Error(`the socket was still open after ${bound} ms`)), bound);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect, WebSocketServer, type Route, type ServerOptions } from '../../src/index.js';
 import { RawClient, upgradeRequest } from './raw-client.js';
 import { ManualClock } from './manual-clock.js';
-import { settle, until } from '../wait.js';
+import { closesWithin, settle, until } from '../wait.js';
 import { useSelfSignedCertificate } from './test-certificates.js';
 
 /**
@@ -41,21 +41,6 @@ afterEach(async () => {
 function track<T extends Socket>(socket: T): T {
   sockets.push(socket);
   return socket;
-}
-
-/** Resolves when `socket` closes; rejects past `bound` real ms. */
-function closesWithin(socket: Socket, bound: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (socket.closed) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(() => reject(new Error(`the socket was still open after ${bound} ms`)), bound);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }
 
 function makeServer(route: Route<unknown>, options: ServerOptions = {}, clock = new ManualClock()): WebSocketServer {

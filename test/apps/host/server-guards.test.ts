@@ -10,7 +10,7 @@ import { HandshakeError } from '../../../src/node/errors.js';
 import { ManualClock } from '../../node/manual-clock.js';
 import { OP, RawClient, closePayload, deflateMessage, parseClose } from '../../node/raw-client.js';
 import { useSelfSignedCertificate } from '../../node/test-certificates.js';
-import { settle, until } from '../../wait.js';
+import { closesWithin, settle, until } from '../../wait.js';
 
 /**
  * The apps host's own guards, over real sockets: which pages may open its
@@ -242,21 +242,6 @@ describe('requests node:http cannot read, and requests that never arrive', () =>
     expect(await echoed).toBe('alive');
   });
 });
-
-/** Resolves when `socket` closes; rejects past `bound` ms, which only tells "never" from "eventually". */
-function closesWithin(socket: Socket, bound: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (socket.closed) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(() => reject(new Error(`the socket was still open after ${bound} ms`)), bound);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
 /** A TCP connection that sends nothing (no TLS, no request). */
 async function silentTcp(port: number): Promise<Socket> {
