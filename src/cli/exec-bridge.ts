@@ -28,19 +28,32 @@ export interface BridgeExit {
 /** How long a program has to exit after SIGTERM before it gets SIGKILL. */
 const KILL_GRACE_MS = 2000;
 
+/**
+ * The program leads a process group of its own where there are process
+ * groups, so that stopping it reaches what it started too: with `--shell`,
+ * the program is /bin/sh, and a signal to the shell alone would leave a
+ * pipeline's other commands or a background job running after the client
+ * has gone.
+ */
+const OWN_GROUP = process.platform !== 'win32';
+
 export class ProcessBridge {
   readonly pid: number | undefined;
   /** Resolves once the program has ended and everything it printed was handed to the connection. */
   readonly exited: Promise<BridgeExit>;
   private readonly child: ReturnType<typeof spawn>;
   private ended = false;
+  private stopping = false;
 
   constructor(
     argv: readonly string[],
     private readonly connection: Connection<unknown>,
     private readonly options: BridgeOptions,
   ) {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', options.stderr === 'inherit' ? 'inherit' : 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ['pipe', 'pipe', options.stderr === 'inherit' ? 'inherit' : 'pipe'],
+      detached: OWN_GROUP,
+    });
     this.child = child;
     this.pid = child.pid;
     // Writing to a program that exited (EPIPE) is the end of the bridge, not a crash.
@@ -76,16 +89,38 @@ export class ProcessBridge {
     if (!more) this.connection.pause();
   }
 
-  /** The connection is gone: close the program's input, ask it to stop, and make sure it does. */
+  /**
+   * The connection is gone: close the program's input, ask it and what it
+   * started to stop, and make sure they do. The group is killed even when
+   * the program itself obeyed at once: what it started may not have.
+   */
   stop(): void {
-    if (this.ended) return;
+    if (this.ended || this.stopping) return;
+    this.stopping = true;
     this.child.stdin!.end();
-    this.child.kill('SIGTERM');
-    const force = setTimeout(() => {
-      if (!this.ended) this.child.kill('SIGKILL');
-    }, KILL_GRACE_MS);
+    this.signal('SIGTERM');
+    const force = setTimeout(() => this.signal('SIGKILL'), KILL_GRACE_MS);
     force.unref();
-    void this.exited.then(() => clearTimeout(force));
+  }
+
+  /**
+   * Signal the program's process group, or the program alone where it has
+   * none. The kernel keeps a group's number while any member lives and
+   * hands out new process IDs in sequence, so within the grace period the
+   * number of a group that has ended finds nothing (ESRCH), not a stranger.
+   */
+  private signal(name: NodeJS.Signals): void {
+    const pid = this.child.pid;
+    if (pid === undefined) return;
+    if (OWN_GROUP) {
+      try {
+        process.kill(-pid, name);
+      } catch {
+        // The whole group has ended already.
+      }
+      return;
+    }
+    if (!this.ended) this.child.kill(name);
   }
 
   private forwardChunks(): Promise<void> {

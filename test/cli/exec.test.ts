@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { commandVector, splitCommand } from '../../src/cli/command-line.js';
 import { MAX_LINE_BYTES } from '../../src/cli/exec-bridge.js';
@@ -5,6 +6,7 @@ import { connect } from '../../src/node/client.js';
 import type { CloseInfo, Connection } from '../../src/node/connection.js';
 import { HandshakeError } from '../../src/node/errors.js';
 import { WebSocketServer, type Route } from '../../src/node/server.js';
+import { until } from '../wait.js';
 import { assertBuilt, killAll, runCli, type CliRun } from './cli-process.js';
 
 /**
@@ -143,10 +145,17 @@ function closeOf(socket: Connection<undefined>): Promise<CloseInfo> {
   return new Promise((resolve) => socket.once('close', resolve));
 }
 
+/** Alive and not a zombie: an orphan's exit status waits for whichever process adopted it, which may never collect it. */
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    // The state is the first field after the command name in parentheses (proc(5)).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -201,6 +210,19 @@ describe('sockeye serve exec', () => {
     expect((await closeOf(other)).code).toBe(1011);
     await failing.waitFor(/\[#1 127\.0\.0\.1:\d+\] stderr: oops\n/);
     await failing.waitFor(/exited with status 2\n/);
+  });
+
+  it('with --shell, stops what the shell started too when the client leaves', async () => {
+    // The shell starts a background job and waits for it: a signal to the
+    // shell alone would leave the job running.
+    const server = await serveExec(['--shell', 'sleep 300 & echo $!; wait']);
+    const socket = await open(server.port);
+    const job = Number(await nextMessage(socket));
+    const shell = Number((await server.waitFor(/started \/bin\/sh \(pid (\d+)\)/))[1]);
+    expect(isRunning(job)).toBe(true);
+    socket.close(1000);
+    await server.waitFor(new RegExp(`pid ${shell} (exited|ended)`));
+    await until(() => !isRunning(job), `the background job (pid ${job}) to end`);
   });
 
   it('stops every process when the server is stopped with SIGTERM', async () => {
