@@ -5,7 +5,6 @@ import { WebSocket } from '../../src/index.js';
 import {
   BINARY,
   TEXT,
-  delay,
   onClientData,
   rawServer,
   recordEvents,
@@ -18,7 +17,7 @@ import {
   type UpgradeInfo,
   type WhatwgSocket,
 } from './websocket-peers.js';
-import { until } from '../wait.js';
+import { closesWithin, settle, until } from '../wait.js';
 
 /**
  * Our WebSocket next to undici's (the one later Node versions ship as the
@@ -334,21 +333,25 @@ describe('where undici and the standard differ, and we follow the standard', () 
     // connection is closed ... queue a task"), after which readyState is
     // CLOSED. undici runs its close steps synchronously inside close(), then
     // sets CLOSING over the CLOSED it had just reported.
-    let asked = 0;
-    const peer = await raw(() => {
+    const asked: Socket[] = [];
+    const peer = await raw((socket) => {
       // Never answers.
-      asked++;
+      asked.push(socket);
     });
     const observed: Record<string, { duringClose: EventRecord[]; after: EventRecord[]; finalState: number }> = {};
     for (const [index, implementation] of IMPLEMENTATIONS.entries()) {
       const ws = create(implementation, peer.url());
       const recording = recordEvents(ws);
       // Close once the request is out and unanswered: mid-handshake, still CONNECTING.
-      await until(() => asked === index + 1, `${implementation}'s upgrade request at the peer`);
+      await until(() => asked.length === index + 1, `${implementation}'s upgrade request at the peer`);
       ws.close();
       const duringClose = [...recording.log];
       await recording.closed;
-      await delay(10);
+      // Nothing may follow the close event: once the peer sees the TCP
+      // connection gone, the client has torn it down, and whatever that set
+      // off has had its turn after settle().
+      await closesWithin(asked[index]!, 5000);
+      await settle();
       observed[implementation] = { duringClose, after: recording.log, finalState: ws.readyState };
     }
     expect(observed.sockeye).toEqual({ duringClose: [], after: FAILED, finalState: 3 });
@@ -408,9 +411,13 @@ describe('where undici and the standard differ, and we follow the standard', () 
       const connections = server.received.length;
       ws.send(new Blob(['blob bytes']));
       ws.send('then text');
-      ws.close(1000);
+      // A reason of its own, to tell this close among the server's.
+      const reason = `${implementation} is done`;
+      ws.close(1000, reason);
       await recording.closed;
-      await delay(50);
+      // The server reports the close after every message it will ever take
+      // from the connection: what it received is final from then on.
+      await until(() => server.closes.some((close) => close.reason === reason), `the server to see ${implementation}'s close`);
       received[implementation] = server.received[connections - 1] ?? [];
     }
     expect(received.sockeye).toEqual([`binary:${Buffer.from('blob bytes').toString('hex')}`, 'text:then text']);

@@ -5,7 +5,6 @@ import {
   BINARY,
   CLOSE,
   TEXT,
-  delay,
   onClientData,
   parseClientFrame,
   rawServer,
@@ -17,7 +16,7 @@ import {
   type ScriptedServer,
   type UpgradeInfo,
 } from './websocket-peers.js';
-import { until } from '../wait.js';
+import { settle, until } from '../wait.js';
 
 /**
  * The WHATWG WebSocket interface (WebSockets Standard) on Node: constructor
@@ -146,17 +145,22 @@ describe('constructor', () => {
   });
 
   it('starts connecting only after the constructing script finished', async () => {
-    let connections = 0;
-    const peer = await raw((socket) => {
-      connections++;
+    // What reached the peer, by the subprotocols offered.
+    const arrived: string[] = [];
+    const peer = await raw((socket, request) => {
+      arrived.push(request.protocols.join(','));
       socket.destroy();
     });
     const ws = new WebSocket(peer.url());
     const recording = recordEvents(ws);
     ws.close();
     await recording.closed;
-    await delay(50);
-    expect(connections).toBe(0);
+    // A later connection as the barrier: connections reach the peer in the
+    // order they were started, so once it has arrived, one this WebSocket
+    // had started would be there too.
+    open(peer.url(), 'marker');
+    await until(() => arrived.includes('marker'), 'the marker connection at the peer');
+    expect(arrived).toEqual(['marker']);
     expect(recording.log).toEqual(FAILED);
   });
 
@@ -403,7 +407,9 @@ describe('send()', () => {
     const size = 16 * 1024 * 1024;
     ws.send(new Uint8Array(size));
     expect(ws.bufferedAmount).toBe(size);
-    await delay(100);
+    // Only the write's completion, which needs the peer to read, may lower
+    // it: a drop queued when the data was handed over would have run by now.
+    await settle();
     expect(ws.bufferedAmount).toBe(size);
     peerSocket!.on('data', () => {});
     peerSocket!.resume();
@@ -416,13 +422,17 @@ describe('send()', () => {
     await recording.next('open');
     ws.send('before');
     await until(() => ws.bufferedAmount === 0, 'the first message to leave', 3000);
-    ws.close(1000);
+    // A reason of its own, to tell this close among the server's.
+    ws.close(1000, 'discarding after close');
     ws.send('during closing');
     expect(ws.bufferedAmount).toBe(14);
     await recording.closed;
     ws.send(new ArrayBuffer(5));
     expect(ws.bufferedAmount).toBe(19);
-    await delay(50);
+    // The server reports the close after every message it will ever take
+    // from the connection; by then a drop queued by the send has run too.
+    await until(() => server.closes.some((c) => c.reason === 'discarding after close'), 'the server to see the close', 3000);
+    await settle();
     expect(ws.bufferedAmount).toBe(19);
     expect(server.received.at(-1)).toEqual(['text:before']);
   });
@@ -512,7 +522,9 @@ describe('close()', () => {
     ws.close(3002);
     await recording.closed;
     ws.close(3003);
-    await delay(30);
+    // A second close event would be a task queued by one of the close()
+    // calls: it has run after settle().
+    await settle();
     expect(recording.log.filter((e) => e.type === 'close')).toEqual([{ type: 'close', readyState: 3, code: 3001, reason: '', wasClean: true }]);
   });
 
@@ -642,7 +654,9 @@ describe('failures', () => {
       const peer = await raw((socket) => socket.destroy());
       const cases = [open(peer.url()), open(server.url('/refuse')), open('ws://127.0.0.1:1/')];
       await Promise.all(cases.map((ws) => recordEvents(ws).closed));
-      await delay(20);
+      // An exception thrown or a rejection left behind while failing has
+      // been reported once the event loop has turned a few more times.
+      await settle();
     } finally {
       process.off('uncaughtException', note);
       process.off('unhandledRejection', note);
