@@ -619,10 +619,6 @@ function nextEvent<K extends keyof ReconnectingWebSocketEventMap>(
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 describe('ReconnectingWebSocket against a real server (undici WebSocket)', () => {
   it('sends what was queued while the server was down exactly once, in order, after it restarts on the same port', async () => {
     const firstReceived: string[] = [];
@@ -644,40 +640,67 @@ describe('ReconnectingWebSocket against a real server (undici WebSocket)', () =>
     expect(client.state).toBe('reconnecting');
 
     const secondReceived: string[] = [];
-    await serve({ message: (_c, data) => secondReceived.push(String(data)) }, first.port);
+    const second = await serve({ message: (_c, data) => secondReceived.push(String(data)) }, first.port);
     const reopened = await nextEvent(client, 'open');
     expect(reopened.reconnected).toBe(true);
     client.send('after');
     await until(() => secondReceived.length >= 6, 'the queued messages');
-    await sleep(50);
+    // The client answers a ping at once (RFC 6455 §5.5.2), on the same
+    // ordered stream as its messages: once the pong is back, whatever it
+    // sent before, a duplicate included, has been received.
+    const [connection] = [...second.server.connections];
+    await connection!.ping();
     expect(secondReceived).toEqual(['queued 1', 'queued 2', 'queued 3', 'queued 4', 'queued 5', 'after']);
     expect(firstReceived).toEqual(['before']);
   });
 
   it('notices a peer that stops answering without closing TCP, and reconnects', async () => {
+    // The heartbeat and the back-off run on a manual clock: a deadline
+    // passes when the test says so, never because the machine was slow.
+    const clock = new ManualClock();
     const frozen = new Set<Connection<unknown>>();
+    let probes = 0;
     const { server, port } = await serve({
       message(connection, data) {
-        if (!frozen.has(connection) && data === 'ping') connection.send('pong');
+        if (data !== 'ping') return;
+        probes++;
+        if (!frozen.has(connection)) connection.send('pong');
       },
     });
-    const client = connectReal(port, { heartbeat: { interval: 50, timeout: 250, message: 'ping', reply: 'pong' } });
+    const client = connectReal(port, {
+      heartbeat: { interval: 50, timeout: 250, message: 'ping', reply: 'pong' },
+      timers: clock,
+      now: clock.now,
+    });
     const messages: string[] = [];
     client.on('message', (event) => messages.push(String(event.data)));
     await nextEvent(client, 'open');
-    await sleep(300); // several probes, all answered
-    expect(client.state).toBe('open');
+    const [stuck] = [...server.connections];
+
+    // Several probes, all answered.
+    clock.advance(50); // the interval's silence: the first probe goes out
+    for (let probe = 1; probe <= 3; probe++) {
+      await until(() => probes === probe, `probe ${probe} at the server`);
+      // The server's ping follows its "pong" on the stream and the client
+      // answers it once read (RFC 6455 §5.5.2): once the pong is back, the
+      // client has taken the reply.
+      await stuck!.ping();
+      clock.advance(250); // the probe's deadline, answered: the next probe goes out
+      expect(client.state).toBe('open');
+    }
     expect(messages).toEqual([]);
 
-    const [stuck] = [...server.connections];
+    // The peer stops reading before it sees the probe that just went out.
     frozen.add(stuck!);
     stuck!.pause();
-    const error = await nextEvent(client, 'error');
-    expect(error.error.code).toBe('WS_ERR_HEARTBEAT_TIMEOUT');
+    const error = nextEvent(client, 'error');
+    clock.advance(250);
+    expect((await error).error.code).toBe('WS_ERR_HEARTBEAT_TIMEOUT');
     // The dead connection's TCP connection is still there: only the heartbeat could tell.
     expect(server.connections.has(stuck!)).toBe(true);
-    const reopened = await nextEvent(client, 'open');
-    expect(reopened.reconnected).toBe(true);
+    const reopened = nextEvent(client, 'open');
+    clock.advance(100); // past the longest back-off delay
+    expect((await reopened).reconnected).toBe(true);
     stuck!.terminate();
   });
 
@@ -689,10 +712,22 @@ describe('ReconnectingWebSocket against a real server (undici WebSocket)', () =>
         connection.close(1008, 'not allowed');
       },
     });
-    const client = connectReal(port);
+    // Attempts are counted as sockets made, and the back-off runs on a
+    // manual clock: a reconnect would make a socket inside advance().
+    const clock = new ManualClock();
+    let sockets = 0;
+    class CountedWebSocket extends UndiciWebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        sockets++;
+      }
+    }
+    const client = connectReal(port, { WebSocket: CountedWebSocket, timers: clock, now: clock.now });
     const closed = await nextEvent(client, 'close');
     expect(closed).toMatchObject({ code: 1008, reason: 'not allowed', willReconnect: false });
-    await sleep(200);
+    expect(clock.pending).toBe(0);
+    clock.advance(60_000); // far past the longest back-off delay and the connect timeout
+    expect(sockets).toBe(1);
     expect(accepted).toBe(1);
     expect(client.state).toBe('closed');
   });
