@@ -25,6 +25,7 @@ import { MemoryBroker } from '../../src/pubsub/memory-broker.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import type { Connection } from '../../src/node/connection.js';
 import { OP, RawClient, frame } from '../node/raw-client.js';
+import { until } from '../wait.js';
 
 /** The shared canvas over real sockets on 127.0.0.1: `ws` clients, and a raw TCP client for the slow reader. */
 
@@ -257,12 +258,13 @@ describe('canvas: pointers and strokes', () => {
     const bob = await CanvasClient.join(port, 'Bob');
     const from = bob.received.length;
     const started = performance.now();
-    // 150 moves over about 300 ms: five times the rate a page sends.
+    // 150 moves in bursts of ten, each burst sent once the one before has
+    // reached Bob: ten moves a tick, several times the rate a page sends,
+    // and the moves spread over fifteen ticks at least however slow the machine.
     for (let round = 0; round < 15; round++) {
       for (let i = 0; i < 10; i++) ann.send({ type: 'move', x: round * 10 + i, y: 500 });
-      await sleep(20);
+      await bob.pointerAt(ann.id, round * 10 + 9, 500);
     }
-    await bob.pointerAt(ann.id, 149, 500);
     const elapsed = performance.now() - started;
     const updates = bob.received.slice(from).flatMap((m) => (m.type === 'pointers' ? m.pointers.filter((p) => p.id === ann.id) : []));
     expect(updates.length).toBeGreaterThan(1);
@@ -278,14 +280,17 @@ describe('canvas: pointers and strokes', () => {
     const ann = await CanvasClient.join(port, 'Ann');
     const bob = await CanvasClient.join(port, 'Bob');
     const sent = [500, 600];
+    // Points Bob has of the stroke, read from all he received (his cursor stays for collectStroke).
+    const pointsAtBob = (): number => bob.received.reduce((sum, m) => sum + (m.type === 'stroke-points' && m.id === 1 ? m.points.length / 2 : 0), 0);
+    const from = bob.received.length;
     ann.send({ type: 'stroke-begin', colour: 0xff8800, width: 3, x: 500, y: 600 });
     for (let i = 1; i <= 60; i++) {
       ann.send({ type: 'stroke-points', points: [500 + i, 600 + i * 2] });
       sent.push(500 + i, 600 + i * 2);
-      if (i % 20 === 0) await sleep(40);
+      // Three bursts of twenty, each sent once the one before has reached Bob: the stroke spans several ticks.
+      if (i % 20 === 0) await until(() => pointsAtBob() === i, `Bob to have the stroke's first ${i} points`, WAIT_MS);
     }
     ann.send({ type: 'stroke-end' });
-    const from = bob.received.length;
     expect(await collectStroke(bob, 1)).toEqual(sent);
     const pointMessages = bob.received.slice(from).filter((m) => m.type === 'stroke-points').length;
     expect(pointMessages).toBeLessThan(20);
@@ -570,7 +575,10 @@ describe('canvas: a client that stops reading', () => {
     const port = await start({ tickMs: 10 });
     const ann = await CanvasClient.join(port, 'Ann');
     const others = [await CanvasClient.join(port, 'B'), await CanvasClient.join(port, 'C')];
-    await sleep(30);
+    // The last frames the joins set off: C's join, announced to Ann and B.
+    for (const client of [ann, others[0]!]) {
+      await client.nextWhere((m) => m.type === 'join' && m.id === others[1]!.id, "C's join");
+    }
     const before = app!.stats.frames;
     ann.send({ type: 'move', x: 5, y: 5 });
     for (const client of [ann, ...others]) await client.pointerAt(ann.id, 5, 5);
