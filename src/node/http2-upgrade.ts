@@ -195,8 +195,8 @@ export class Http2Acceptor {
     this.server.on('stream', onStream);
   }
 
-  /** Speak HTTP/2 on this TLS socket (ALPN chose `h2`). */
-  adopt(socket: Socket): void {
+  /** Speak HTTP/2 on this TLS socket (ALPN chose `h2`); the session made for it. */
+  adopt(socket: Socket): ServerHttp2Session | undefined {
     let adopted: ServerHttp2Session | undefined;
     const take = (session: ServerHttp2Session): void => {
       adopted = session;
@@ -213,6 +213,7 @@ export class Http2Acceptor {
     socket.once('end', () => {
       if (adopted !== undefined && !adopted.destroyed) adopted.destroy();
     });
+    return adopted;
   }
 
   /** Sessions open now (each one TLS connection). */

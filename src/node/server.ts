@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { constants as http2Constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { constants as http2Constants, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
@@ -165,7 +165,9 @@ export interface ServerOptions {
    * For `handleUpgrade` it runs from the call, or from TCP accept for a
    * socket given to `admitConnection`. A request head not in by then is
    * answered 408, a pipeline not done 503; a TLS handshake not done is cut
-   * (no HTTP can be spoken yet). Checked on a sweep every quarter of the
+   * (no HTTP can be spoken yet). With the `http2` option, an HTTP/2 session
+   * that has opened no stream by then gets GOAWAY and is closed, and each
+   * extended CONNECT has the timeout again for its hooks. Checked on a sweep every quarter of the
    * timeout (at least 10 ms, at most 1 s): a connection is cut at most that
    * late. Default 10 s.
    */
@@ -352,6 +354,13 @@ export class WebSocketServer {
   private readonly handshaking = new Map<Duplex, PendingHandshake>();
   /** wss:// only: TCP connections whose TLS handshake is not done, by remote address and port. */
   private readonly tlsPending = new Map<string, { socket: Socket; deadline: number }>();
+  /**
+   * HTTP/2 sessions (the `http2` option) that have not opened a stream yet,
+   * with the deadline from their TCP accept: the handshake timeout covers
+   * TLS and the first extended CONNECT together, as it covers TLS and the
+   * request head over HTTP/1.1.
+   */
+  private readonly sessionsWaiting = new Map<ServerHttp2Session, number>();
   private handshakeSweep: TimerHandle | null = null;
   private readonly options: ServerOptions;
   private readonly deflate: ServerDeflateOptions | null;
@@ -552,7 +561,8 @@ export class WebSocketServer {
           return;
         }
         socket.setNoDelay(true);
-        acceptor.adopt(socket);
+        const session = acceptor.adopt(socket);
+        if (session !== undefined) this.awaitFirstStream(session, acceptedAt);
       });
       server.on('connection', (socket: Socket) => this.acceptTls(socket));
       server.on('tlsClientError', (_error, socket) => socket.destroy());
@@ -749,6 +759,7 @@ export class WebSocketServer {
     this.handshakeSweep = null;
     this.handshaking.clear();
     this.tlsPending.clear();
+    this.sessionsWaiting.clear();
     const timeout = options.timeout ?? this.options.closeTimeout ?? 5000;
     const closing = [...this.connectionSet].map(
       (connection) =>
@@ -797,6 +808,21 @@ export class WebSocketServer {
     socket.once('close', () => {
       if (this.tlsPending.get(key)?.socket === socket) this.tlsPending.delete(key);
     });
+    this.sweepHandshakes();
+  }
+
+  /**
+   * An HTTP/2 session must open its first stream by the deadline from TCP
+   * accept; from then on its idle timer (see `closeWhenIdle`) and each
+   * stream's own deadline take over.
+   */
+  private awaitFirstStream(session: ServerHttp2Session, acceptedAt: number): void {
+    this.sessionsWaiting.set(session, acceptedAt + this.handshakeTimeout);
+    const settled = (): void => {
+      this.sessionsWaiting.delete(session);
+    };
+    session.once('stream', settled);
+    session.once('close', settled);
     this.sweepHandshakes();
   }
 
@@ -872,7 +898,13 @@ export class WebSocketServer {
           this.tlsPending.delete(key);
           pending.socket.destroy();
         }
-        if (this.handshaking.size === 0 && this.tlsPending.size === 0 && this.handshakeSweep !== null) {
+        for (const [session, deadline] of this.sessionsWaiting) {
+          if (now < deadline) continue;
+          this.sessionsWaiting.delete(session);
+          // GOAWAY; with no stream open the session then ends at once.
+          session.close();
+        }
+        if (this.handshaking.size === 0 && this.tlsPending.size === 0 && this.sessionsWaiting.size === 0 && this.handshakeSweep !== null) {
           this.timers.clearInterval(this.handshakeSweep);
           this.handshakeSweep = null;
         }

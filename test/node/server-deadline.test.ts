@@ -1,4 +1,5 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { connect as connectHttp2 } from 'node:http2';
 import { connect as connectTcp, type AddressInfo, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -178,6 +179,32 @@ describe('wss://: the deadline starts at TCP accept', () => {
     expect(server.counters().refused).toEqual({ 408: 1 });
     await closesWithin(socket, BOUND);
     expect(received).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('with http2, closes a session that opens no stream by the deadline from TCP accept, not a timeout after TLS', async () => {
+    // A long timeout on the manual clock: node:http2's own timers run on real time, and must not be what closes the session.
+    const timeout = 60_000;
+    const clock = new ManualClock();
+    const server = makeServer({}, { tls: { key: tls.key, cert: tls.cert }, http2: true, handshakeTimeout: timeout }, clock);
+    const { port } = await server.listen(0);
+    const tcp = await tcpAccepted(port, clock);
+    // All but a millisecond of the deadline goes by before TLS starts; the session is still made.
+    clock.advance(timeout - 1);
+    const session = connectHttp2(`https://127.0.0.1:${port}`, {
+      createConnection: () => track(connectTls({ socket: tcp, servername: 'localhost', ca: tls.cert, ALPNProtocols: ['h2'] })),
+    });
+    session.on('error', () => {});
+    const closed = new Promise((resolve) => session.once('close', resolve));
+    await new Promise((resolve) => session.once('remoteSettings', resolve));
+    await settle();
+    expect(session.closed).toBe(false);
+    // No stream by the deadline from accept: the sweep's lateness later, the session is closed.
+    clock.advance(timeout / 4 + 1);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      closed,
+      new Promise((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`the session was still open after ${BOUND} ms`)), BOUND))),
+    ]).finally(() => clearTimeout(timer));
   });
 
   it('maxHandshakes counts TCP connections still before TLS: one more is closed at once', async () => {
