@@ -214,10 +214,7 @@ export class FrameReader {
               this.advancePartial();
               return;
             }
-            const payload = this.take(this.length);
-            const done = this.done;
-            this.done = 0;
-            if (this.masked && payload.length > done) this.unmask(done === 0 ? payload : payload.subarray(done), done);
+            const payload = this.takePayload();
             this.state = ReadState.Header;
             this.sink.framePayload(payload);
             break;
@@ -430,18 +427,37 @@ export class FrameReader {
     return ((this.readByte() << 24) | (this.readByte() << 16) | (this.readByte() << 8) | this.readByte()) >>> 0;
   }
 
-  /** The next `n` bytes: a view when they lie in one chunk, else one copy. */
-  private take(n: number): Uint8Array {
+  /**
+   * The whole payload of the current frame, all of which has arrived,
+   * unmasked (§5.3). One that lies inside the first chunk is unmasked where
+   * it lies and handed on as a view. One spread over several chunks is
+   * copied into a new buffer, each piece unmasked on its way in: one pass
+   * over the bytes, not a copy and then a second pass to unmask the copy.
+   * Either way the first `done` bytes were already unmasked in place and
+   * shown to the sink (`advancePartial`): they are taken as they are, since
+   * XORing them again would mask them anew.
+   */
+  private takePayload(): Uint8Array {
+    const length = this.length;
+    const done = this.done;
+    this.done = 0;
     const first = this.chunks[0];
     if (first === undefined) return EMPTY;
-    if (n <= first.length - this.offset) return this.takeFromFirst(n);
-    const out = this.allocate(n);
-    for (let filled = 0; filled < n;) {
-      const piece = this.takeFromFirst(n - filled);
-      out.set(piece, filled);
+    if (length <= first.length - this.offset) {
+      const payload = this.takeFromFirst(length);
+      if (this.masked && length > done) this.unmask(done === 0 ? payload : payload.subarray(done), done);
+      return payload;
+    }
+    const payload = this.allocate(length);
+    for (let filled = 0; filled < length;) {
+      // A piece never straddles `done`: shown bytes are copied, the rest unmasked into place.
+      const shown = filled < done;
+      const piece = this.takeFromFirst((shown ? done : length) - filled);
+      if (this.masked && !shown) this.unmask(piece, filled, payload.subarray(filled, filled + piece.length));
+      else payload.set(piece, filled);
       filled += piece.length;
     }
-    return out;
+    return payload;
   }
 }
 

@@ -578,3 +578,145 @@ describe('FrameReader: payloads that arrive over many reads', () => {
     );
   });
 });
+
+describe('FrameReader: payloads under 64 KiB split across reads', () => {
+  /** The payloads delivered, as Buffers for byte-for-byte comparison. */
+  function deliveredPayloads(sink: RecordingSink): Buffer[] {
+    return sink.calls.flatMap((c) => (c.kind === 'payload' ? [Buffer.from(c.payload)] : []));
+  }
+
+  const roles: [string, FrameReaderOptions][] = [
+    ['masked (server side)', SERVER],
+    ['unmasked (client side)', CLIENT],
+  ];
+
+  it.each(roles)('delivers a payload, %s, cut into two reads at every offset, inside header and key too', (_, options) => {
+    // 1,001 bytes: pieces of every length, so both sides of the mask's 128- and 256-byte paths, at every offset modulo 4.
+    const payload = patternBytes(1001, 21);
+    const mask = options.expectMasked ? KEY : null;
+    const bytes = concat(frame({ opcode: 2, payload, mask }), frame({ opcode: 9, payload: 'next', mask }));
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const sink = new PartSink();
+      const r = new FrameReader(sink, options);
+      let partsBefore = -1;
+      sink.onPayload = () => {
+        if (partsBefore < 0) partsBefore = sink.parts.length;
+      };
+      r.push(bytes.slice(0, cut));
+      r.push(bytes.slice(cut));
+      expect(sink.errors, `cut at ${cut}`).toEqual([]);
+      const [whole, next] = deliveredPayloads(sink);
+      expect(whole?.equals(payload), `cut at ${cut}`).toBe(true);
+      expect(next?.toString(), `cut at ${cut}`).toBe('next');
+      // What the sink was shown before the payload was complete is its prefix, already unmasked.
+      const shown = Buffer.from(concat(...sink.parts.slice(0, partsBefore)));
+      expect(shown.equals(payload.subarray(0, shown.length)), `cut at ${cut}`).toBe(true);
+      expect(r.bufferedBytes).toBe(0);
+    }
+  });
+
+  it.each(roles)('delivers a payload, %s, cut into three reads at every pair of offsets', (_, options) => {
+    // 130 bytes: a 16-bit length, and a payload just over the mask's 128-byte word path.
+    const payload = patternBytes(130, 22);
+    const bytes = frame({ opcode: 2, payload, mask: options.expectMasked ? KEY : null });
+    let checked = 0;
+    for (let a = 1; a < bytes.length - 1; a++) {
+      for (let b = a + 1; b < bytes.length; b++) {
+        const sink = new RecordingSink();
+        const r = new FrameReader(sink, options);
+        r.push(bytes.slice(0, a));
+        r.push(bytes.slice(a, b));
+        r.push(bytes.slice(b));
+        const delivered = deliveredPayloads(sink);
+        if (delivered.length !== 1 || !delivered[0]!.equals(payload))
+          expect.fail(`cuts at ${a} and ${b}: ${toHex(delivered[0] ?? new Uint8Array(0))}`);
+        checked++;
+      }
+    }
+    expect(checked).toBe(((bytes.length - 2) * (bytes.length - 1)) / 2);
+  });
+
+  it('delivers payloads up to 65,535 bytes over many reads of any size the same as whole (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 65_535 }), { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 12 }),
+        fc.boolean(),
+        (lengths, masked, key, sizes, pauseOnParts) => {
+          const payloads = lengths.map((n, i) => patternBytes(n, i + 31));
+          const stream = concat(...payloads.map((p) => frame({ opcode: 2, payload: p, mask: masked ? key : null })));
+          const sink = new PartSink();
+          const r = new FrameReader(sink, { expectMasked: masked, allowRsv1: false });
+          // Like a sink that checks UTF-8 or inflates: it may wait on a part while more reads arrive.
+          const show = sink.framePayloadPart.bind(sink);
+          sink.framePayloadPart = (part) => {
+            if (pauseOnParts) r.pause();
+            return show(part);
+          };
+          let at = 0;
+          for (let i = 0; at < stream.length; i++) {
+            const end = Math.min(stream.length, at + sizes[i % sizes.length]!);
+            r.push(stream.subarray(at, end));
+            at = end;
+            if (i % 2 === 1) r.resume();
+          }
+          for (let i = 0; i < 10_000 && deliveredPayloads(sink).length < payloads.length; i++) r.resume();
+          expect(sink.errors).toEqual([]);
+          const delivered = deliveredPayloads(sink);
+          expect(delivered.map((p) => p.length)).toEqual(lengths);
+          delivered.forEach((p, i) => expect(p.equals(payloads[i]!)).toBe(true));
+          expect(r.bufferedBytes).toBe(0);
+        },
+      ),
+      { numRuns: 800 },
+    );
+  });
+
+  it('delivers a text payload whose first parts were shown unmasked before it was complete without unmasking them twice', () => {
+    const text = 'Grüße, señor ✓ — 日本語 '.repeat(20);
+    const payload = new TextEncoder().encode(text);
+    const bytes = frame({ opcode: 1, payload, mask: KEY });
+    // Header and key are 8 bytes; parts end at payload offsets 1, 6 and 303 (none a multiple of 4).
+    const pieces = splitAt(bytes, [9, 14, 311]);
+    const sink = new PartSink();
+    const r = new FrameReader(sink, SERVER);
+    for (const piece of pieces) r.push(piece);
+    expect(sink.parts.map((p) => p.length)).toEqual([1, 5, 297]);
+    expect(new TextDecoder().decode(concat(...sink.parts))).toBe(new TextDecoder().decode(payload.subarray(0, 303)));
+    expect(sink.errors).toEqual([]);
+    expect(new TextDecoder().decode(deliveredPayloads(sink)[0])).toBe(text);
+  });
+
+  it('delivers a payload whose sink paused on its first part while the rest arrived', () => {
+    const payload = patternBytes(5000, 23);
+    const sink = new PartSink();
+    const r = new FrameReader(sink, SERVER);
+    const show = sink.framePayloadPart.bind(sink);
+    sink.framePayloadPart = (part) => {
+      r.pause();
+      return show(part);
+    };
+    for (const piece of splitAt(frame({ opcode: 1, payload, mask: KEY }), [11, 1003, 2222])) r.push(piece);
+    expect(sink.parts.map((p) => p.length)).toEqual([3]);
+    r.resume();
+    expect(sink.parts.map((p) => p.length)).toEqual([3]);
+    expect(deliveredPayloads(sink)[0]?.equals(payload)).toBe(true);
+  });
+
+  it('copies the bytes already shown as they are and unmasks the rest, when both lie in one staged read', () => {
+    const payload = patternBytes(300, 24);
+    const bytes = frame({ opcode: 2, payload, mask: KEY });
+    const sink = new PartSink();
+    const r = new FrameReader(sink, SERVER);
+    // Header and key, then 20 one-byte reads: after eight kept as they are,
+    // the rest go into a staging block, which the last read (the other 280
+    // bytes) joins too, behind the twelve bytes already shown from it.
+    r.push(bytes.subarray(0, 8));
+    for (let i = 8; i < 28; i++) r.push(bytes.slice(i, i + 1));
+    expect(concat(...sink.parts).length).toBe(20);
+    r.push(bytes.slice(28));
+    expect(deliveredPayloads(sink)[0]?.equals(payload)).toBe(true);
+  });
+});
