@@ -682,6 +682,22 @@ export class WebSocketServer {
   }
 
   /**
+   * An HTTP/2 session of your own node:http2 server, whose TCP connections
+   * go to `admitConnection(socket, { tls: true })`: call it from the
+   * server's 'session' event. The session must open its first stream by
+   * the deadline from TCP accept, or it gets GOAWAY and is closed, as the
+   * `http2` option's own sessions are; its TLS socket stops counting as a
+   * handshake (each extended CONNECT counts on its own in
+   * `handleHttp2Stream`).
+   */
+  admitHttp2Session(session: ServerHttp2Session): void {
+    if (session.closed || session.destroyed) return;
+    const socket = session.socket as Socket;
+    const acceptedAt = this.tlsPending.has(pendingKey(socket)) ? this.tlsDone(socket) : this.timers.now();
+    this.awaitFirstStream(session, acceptedAt);
+  }
+
+  /**
    * Take a WebSocket over HTTP/2 (RFC 8441) from an existing node:http2
    * server, created with `settings: { enableConnectProtocol: true }` (the
    * client may not send an extended CONNECT otherwise, RFC 8441 §3):

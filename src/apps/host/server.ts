@@ -244,14 +244,19 @@ export class AppServer {
     server.on('secureConnection', (socket: TLSSocket) => {
       this.tlsSockets.add(socket);
       socket.once('close', () => this.tlsSockets.delete(socket));
-      // h2: each WebSocket stream counts on its own (handleHttp2Stream), the session has closeWhenIdle.
+      // h2: each WebSocket stream counts on its own (handleHttp2Stream); the session, made
+      // just before this, is already on its first-stream deadline (admitHttp2Session).
       if (socket.alpnProtocol === 'h2') this.websockets.releaseConnection(socket);
       else this.websockets.admitConnection(socket);
     });
     // A session's protocol error ends that session only.
     server.on('sessionError', () => undefined);
-    // An h2 connection that carries nothing is closed after the handshake deadline, as an HTTP/1.1 one would be.
-    server.on('session', (session: ServerHttp2Session) => closeWhenIdle(session, httpOptions.headersTimeout));
+    // An h2 connection must open a stream by the handshake deadline from TCP accept, as an HTTP/1.1 one must
+    // send its request; once its streams have all closed, its idle timer closes it after the same time.
+    server.on('session', (session: ServerHttp2Session) => {
+      this.websockets.admitHttp2Session(session);
+      closeWhenIdle(session, httpOptions.headersTimeout);
+    });
     return server;
   }
 

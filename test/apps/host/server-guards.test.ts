@@ -1,3 +1,4 @@
+import { connect as connectHttp2 } from 'node:http2';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -294,6 +295,39 @@ describe('https://: the TLS handshake is under the handshake deadline', () => {
     expect(server.websockets.counters().refused).toEqual({ 408: 1 });
     await closesWithin(socket, BOUND);
     expect(received).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('closes an HTTP/2 session that opens no stream by the deadline from TCP accept, not a timeout after TLS', async () => {
+    const clock = new ManualClock();
+    // node:http2's idle timer keeps the long real-time deadline; the one from accept runs on the manual clock.
+    const { port } = await start({
+      tls: { key: tls.key, cert: tls.cert },
+      handshakeTimeout: 60_000,
+      websocket: { handshakeTimeout: 500, timers: clock },
+    });
+    const tcp = await silentTcp(port);
+    await until(() => clock.pending > 0, 'the server to take the TCP connection');
+    // All but a millisecond of the deadline goes by before TLS even starts; the session is still made.
+    clock.advance(499);
+    const session = connectHttp2(`https://127.0.0.1:${port}`, {
+      createConnection: () => {
+        const socket = connectTls({ socket: tcp, servername: 'localhost', ca: tls.cert, ALPNProtocols: ['h2'] });
+        tcpSockets.push(socket);
+        return socket;
+      },
+    });
+    session.on('error', () => {});
+    const closed = new Promise((resolve) => session.once('close', resolve));
+    await new Promise((resolve) => session.once('remoteSettings', resolve));
+    await settle();
+    expect(session.closed).toBe(false);
+    // No stream by the deadline from accept: past it by the sweep's lateness (a quarter), the session is closed.
+    clock.advance(126);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      closed,
+      new Promise((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`the session was still open after ${BOUND} ms`)), BOUND))),
+    ]).finally(() => clearTimeout(timer));
   });
 
   it('maxHandshakes counts TCP connections still before TLS: over the cap one is closed at once', async () => {
