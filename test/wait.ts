@@ -1,4 +1,5 @@
-import type { Socket } from 'node:net';
+import type { ClientHttp2Session } from 'node:http2';
+import { Socket as NetSocket, type Socket } from 'node:net';
 
 /**
  * The tests' one way to wait for something that happens by itself: poll a
@@ -28,18 +29,19 @@ export async function settle(turns = 3): Promise<void> {
 }
 
 /**
- * Resolves when `socket` closes; rejects past `bound` ms. For a close the
- * code under test has already decided on: the bound only tells "never"
- * from "eventually".
+ * Resolves when `target` (a socket, or an HTTP/2 session) has closed;
+ * rejects past `bound` ms. For a close the code under test has already
+ * decided on: the bound only tells "never" from "eventually".
  */
-export function closesWithin(socket: Socket, bound: number): Promise<void> {
+export function closesWithin(target: Socket | ClientHttp2Session, bound: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (socket.closed) {
+    if (target instanceof NetSocket ? target.closed : target.destroyed) {
       resolve();
       return;
     }
-    const timer = setTimeout(() => reject(new Error(`the socket was still open after ${bound} ms`)), bound);
-    socket.once('close', () => {
+    const what = target instanceof NetSocket ? 'socket' : 'HTTP/2 session';
+    const timer = setTimeout(() => reject(new Error(`the ${what} was still open after ${bound} ms`)), bound);
+    target.once('close', () => {
       clearTimeout(timer);
       resolve();
     });

@@ -269,9 +269,14 @@ describe('https://: the TLS handshake is under the handshake deadline', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(490);
   });
 
-  it('answers 408 to a client that completes TLS late and sends no request, on the deadline from TCP accept', async () => {
-    const clock = new ManualClock();
-    // node:http and node:tls keep a long real-time deadline; the WebSocket side's, from accept, runs on the manual clock.
+  /**
+   * A TLS server whose WebSocket deadline (500 ms from TCP accept) runs on
+   * `clock`, and a TCP connection to it that the server has taken, with all
+   * but a millisecond of that deadline gone before TLS even starts. node:http,
+   * node:tls and node:http2 keep a long real-time deadline (60 s), so only the
+   * one from accept can act within a test.
+   */
+  async function acceptedNearDeadline(clock: ManualClock): Promise<{ port: number; server: AppServer; tcp: Socket }> {
     const { port, server } = await start({
       tls: { key: tls.key, cert: tls.cert },
       handshakeTimeout: 60_000,
@@ -279,8 +284,13 @@ describe('https://: the TLS handshake is under the handshake deadline', () => {
     });
     const tcp = await silentTcp(port);
     await until(() => clock.pending > 0, 'the server to take the TCP connection');
-    // All but a millisecond of the deadline goes by before TLS even starts.
     clock.advance(499);
+    return { port, server, tcp };
+  }
+
+  it('answers 408 to a client that completes TLS late and sends no request, on the deadline from TCP accept', async () => {
+    const clock = new ManualClock();
+    const { server, tcp } = await acceptedNearDeadline(clock);
     const socket = connectTls({ socket: tcp, servername: 'localhost', ca: tls.cert, ALPNProtocols: ['http/1.1'] });
     tcpSockets.push(socket);
     socket.on('error', () => {});
@@ -299,16 +309,8 @@ describe('https://: the TLS handshake is under the handshake deadline', () => {
 
   it('closes an HTTP/2 session that opens no stream by the deadline from TCP accept, not a timeout after TLS', async () => {
     const clock = new ManualClock();
-    // node:http2's idle timer keeps the long real-time deadline; the one from accept runs on the manual clock.
-    const { port } = await start({
-      tls: { key: tls.key, cert: tls.cert },
-      handshakeTimeout: 60_000,
-      websocket: { handshakeTimeout: 500, timers: clock },
-    });
-    const tcp = await silentTcp(port);
-    await until(() => clock.pending > 0, 'the server to take the TCP connection');
-    // All but a millisecond of the deadline goes by before TLS even starts; the session is still made.
-    clock.advance(499);
+    const { port, tcp } = await acceptedNearDeadline(clock);
+    // The session is still made.
     const session = connectHttp2(`https://127.0.0.1:${port}`, {
       createConnection: () => {
         const socket = connectTls({ socket: tcp, servername: 'localhost', ca: tls.cert, ALPNProtocols: ['h2'] });
@@ -317,17 +319,12 @@ describe('https://: the TLS handshake is under the handshake deadline', () => {
       },
     });
     session.on('error', () => {});
-    const closed = new Promise((resolve) => session.once('close', resolve));
     await new Promise((resolve) => session.once('remoteSettings', resolve));
     await settle();
     expect(session.closed).toBe(false);
     // No stream by the deadline from accept: past it by the sweep's lateness (a quarter), the session is closed.
     clock.advance(126);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      closed,
-      new Promise((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`the session was still open after ${BOUND} ms`)), BOUND))),
-    ]).finally(() => clearTimeout(timer));
+    await closesWithin(session, BOUND);
   });
 
   it('maxHandshakes counts TCP connections still before TLS: over the cap one is closed at once', async () => {
