@@ -144,8 +144,7 @@ function coalesce(chunks: Uint8Array[]): Uint8Array[] {
       pieces.push(writable(chunks[i]!));
     } else if (end - i === 2 && adjacent(chunks[i]!, chunks[i + 1]!)) {
       // A header and payload framed together (prepareFrame): one view, no copy.
-      const first = chunks[i]!;
-      pieces.push(Buffer.from(first.buffer, first.byteOffset, bytes));
+      pieces.push(joinedView(chunks[i]!, bytes));
     } else {
       const merged = Buffer.allocUnsafe(bytes);
       let offset = 0;
@@ -171,6 +170,24 @@ function writable(chunk: Uint8Array): Uint8Array {
   const copy = Buffer.allocUnsafe(chunk.length);
   copy.set(chunk);
   return copy;
+}
+
+/**
+ * The last view made over a prepared frame, by the header it starts with:
+ * a fan-out writes the same frame to every subscriber in a row, so one
+ * Buffer object serves them all rather than one each. Keeps one small
+ * frame alive at most.
+ */
+let joinedHeader: Uint8Array | null = null;
+let joined: Buffer = Buffer.alloc(0);
+
+/** A Buffer over `header` and the `bytes - header.length` bytes after it. */
+function joinedView(header: Uint8Array, bytes: number): Buffer {
+  if (header !== joinedHeader || joined.length !== bytes) {
+    joinedHeader = header;
+    joined = Buffer.from(header.buffer, header.byteOffset, bytes);
+  }
+  return joined;
 }
 
 /** `b` starts in the same memory right where `a` ends. */

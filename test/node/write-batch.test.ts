@@ -55,6 +55,25 @@ describe('WriteBatch', () => {
     expect([...writes[0]!]).toEqual([0x81, 5, 0x68, 0x65, 0x6c, 0x6c, 0x6f]);
   });
 
+  it('hands every subscriber of a fan-out the same Buffer for the same prepared frame, and a new one for the next frame', async () => {
+    const recorded = [recordingSocket(), recordingSocket(), recordingSocket()];
+    const batches = recorded.map(({ socket }) => new WriteBatch(socket, core, owner));
+    const first = prepareFrame(new TextEncoder().encode('one'), false);
+    for (const batch of batches) batch.add(first.header, first.payload);
+    await new Promise((resolve) => process.nextTick(resolve));
+    const second = prepareFrame(new TextEncoder().encode('two'), false);
+    for (const batch of batches) batch.add(second.header, second.payload);
+    await new Promise((resolve) => process.nextTick(resolve));
+    const [a, b, c] = recorded.map(({ writes }) => writes);
+    expect(a!.map((w) => Buffer.from(w).toString('latin1'))).toEqual(['\x81\x03one', '\x81\x03two']);
+    // One object per frame, shared: no view made per subscriber.
+    expect(b![0]).toBe(a![0]);
+    expect(c![0]).toBe(a![0]);
+    expect(b![1]).toBe(a![1]);
+    expect(c![1]).toBe(a![1]);
+    expect(a![1]).not.toBe(a![0]);
+  });
+
   it('copies a header and payload that are not side by side into one piece, and several frames of a turn together', async () => {
     const { socket, writes } = recordingSocket();
     const batch = new WriteBatch(socket, core, owner);
