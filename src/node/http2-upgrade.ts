@@ -154,10 +154,12 @@ export function remoteAddressOf(transport: Duplex): string | undefined {
 
 /**
  * End (GOAWAY, RFC 9113 §6.8) a session that has carried no stream for
- * `ms`: the HTTP/2 counterpart of the HTTP/1.1 handshake deadline, so a
- * peer cannot hold a TLS connection open by opening nothing on it. A
- * session with a WebSocket on it stays, however quiet (the WebSocket has
- * its own heartbeat and idle timeout).
+ * `ms`, so a peer cannot hold a TLS connection open by opening nothing
+ * on it: once its streams have all closed, and as a backstop before the
+ * first (the server's handshake sweep holds that first stream to the
+ * deadline from TCP accept, see `admitHttp2Session`). A session with a
+ * WebSocket on it stays, however quiet (the WebSocket has its own
+ * heartbeat and idle timeout).
  */
 export function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
   let open = 0;
