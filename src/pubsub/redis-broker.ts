@@ -201,7 +201,7 @@ export class RedisBroker implements Broker {
         this.settle(item, new BrokerError('WS_ERR_BROKER_UNAVAILABLE', `Redis did not store the message within ${this.publishTimeoutMs} ms`));
       }, this.publishTimeoutMs);
       item.timer.unref();
-      if (this.cmd?.status === 'ready' && this.waiting.length === 0) this.send(item);
+      if (this.canSend() && this.waiting.length === 0) this.send(item);
       else this.waiting.push(item);
       this.updateDepth();
     });
@@ -580,8 +580,20 @@ export class RedisBroker implements Broker {
       );
   }
 
+  /**
+   * A command written now reaches Redis: the client is ready and its socket
+   * still takes writes. Between the server's FIN and the client's 'close'
+   * the status still says ready while a write would be refused (the client
+   * queues nothing offline), and a publish refused there was never sent: it
+   * waits for the next 'ready' instead of failing.
+   */
+  private canSend(): boolean {
+    const cmd = this.cmd;
+    return cmd !== null && cmd.status === 'ready' && cmd.stream.writable;
+  }
+
   private flushWaiting(): void {
-    while (this.waiting.length > 0 && this.cmd?.status === 'ready') {
+    while (this.waiting.length > 0 && this.canSend()) {
       const item = this.waiting.shift()!;
       if (!item.settled) this.send(item);
     }
